@@ -1,0 +1,347 @@
+"""The simulation: state, the step as a fixed sequence of phases, metrics and endpoints.
+
+A step (MODEL.md section 10):
+1. systemic: doses, blood pool, extravasation of CAR-T cells from vessels;
+2. fields: oxygen, glucose (quasi-steady), chemokine (backward Euler);
+3. tissue cells: apoptosis, necrosis, division with antigen loss, clearance, vessel collapse;
+4. CAR-T cells: engagement and killing, exhaustion, death and proliferation, migration.
+Each phase reads the state as it was when the phase began.  A replicate's trajectory depends only
+on (scenario, seed, global replicate index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .model import car_t as car_t_mod
+from .model.car_t import CarTParams, car_t_phase
+from .model.environment import FieldsPhase
+from .model.lattice import Kind, TState, neighbours
+from .model.systemic import SystemicParams, systemic_phase
+from .model.tissue import initial_tissue
+from .model.tumour import TumourParams, tumour_phase
+from .scenario import Scenario
+
+LATTICE = ("kind", "antigen_a", "antigen_b", "ecm", "o2", "glucose", "chemokine")
+AGENTS = car_t_mod.AGENT_FIELDS
+COUNTERS = ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths",
+            "tumour_initial", "healthy_antigen_initial", "car_t_peak", "tumour_min",
+            "cleared_step", "last_car_t_step")
+STATE_ARRAYS = LATTICE + AGENTS + ("t_count", "blood") + COUNTERS
+
+
+class State:
+    """All state arrays of a batch (structure of arrays, leading replicate axis R).
+
+    Lattice arrays (R, Z, Y, X): ``kind`` uint8 (:class:`Kind`), ``antigen_a``/``antigen_b`` uint8
+    (level × 100), ``ecm`` float32 (density 0..1), ``o2`` float32 (mmHg), ``glucose`` float32
+    (mM), ``chemokine`` float32 (0..1).  Agent table (R, C), live cells in slots < ``t_count``:
+    ``t_state`` uint8 (:class:`TState`), ``t_pos`` int32 (voxel), ``t_exh`` float32 (0..1),
+    ``t_div`` uint8 (divisions left), ``t_kills`` int32, ``t_dir`` int8 (last move, -1 none),
+    ``t_act`` int16 (steps of activation left).  Per replicate: ``t_count`` int32, ``blood``
+    float64 (circulating CAR-T cells) and int64 counters.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], replicates: np.ndarray, step: int):
+        for k in STATE_ARRAYS:
+            setattr(self, k, arrays[k])
+        self.replicates = np.asarray(replicates, dtype=np.int64)
+        self.step = int(step)
+        self.nvox = int(np.prod(self.kind.shape[1:]))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in STATE_ARRAYS}
+
+    def tcell_map(self) -> np.ndarray:
+        """uint8 (R, Z, Y, X): 0 no CAR-T cell, 1 effector, 2 exhausted."""
+        R = self.kind.shape[0]
+        m = np.zeros((R, self.nvox), dtype=np.uint8)
+        r, s = live_slots(self)
+        m[r, self.t_pos[r, s]] = self.t_state[r, s]
+        return m.reshape(self.kind.shape)
+
+    def digest(self, replicate: int | None = None) -> dict[str, str]:
+        """SHA-256 of every state array (of one batch row if given): for bitwise comparisons."""
+        out = {}
+        for k in STATE_ARRAYS:
+            a = getattr(self, k)
+            if replicate is not None:
+                a = a[replicate]
+            out[k] = hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+        return out
+
+
+def live_slots(st) -> tuple[np.ndarray, np.ndarray]:
+    nmax = int(st.t_count.max(initial=0))
+    return np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
+
+
+@dataclass
+class Metric:
+    units: str
+    description: str
+
+
+METRICS: dict[str, Metric] = {
+    "tumour_cells": Metric("cells", "live tumour cells"),
+    "tumour_a_pos_b_pos": Metric("cells", "tumour cells expressing A and B"),
+    "tumour_a_pos_b_neg": Metric("cells", "tumour cells expressing A only"),
+    "tumour_a_neg_b_pos": Metric("cells", "tumour cells expressing B only"),
+    "tumour_a_neg_b_neg": Metric("cells", "tumour cells expressing neither A nor B"),
+    "tumour_invisible": Metric("cells", "tumour cells the CAR cannot recognise"),
+    "tumour_hypoxic": Metric("cells", "tumour cells below the hypoxic oxygen threshold"),
+    "necrotic_voxels": Metric("voxels", "voxels holding necrotic debris"),
+    "car_t_tissue": Metric("cells", "CAR-T cells in the domain"),
+    "car_t_tumour": Metric("cells", "CAR-T cells in or next to a tumour cell's voxel"),
+    "car_t_exhausted": Metric("cells", "exhausted CAR-T cells in the domain"),
+    "car_t_blood": Metric("cells", "CAR-T cells circulating in blood (whole body)"),
+    "infiltration": Metric("fraction", "fraction of tumour cells with a CAR-T cell within 2 voxels"),
+    "kills_tumour": Metric("cells", "cumulative tumour cells killed by CAR-T cells"),
+    "kills_healthy": Metric("cells", "cumulative healthy cells killed by CAR-T cells"),
+    "mean_exhaustion": Metric("fraction", "mean exhaustion of CAR-T cells in the domain"),
+    "mean_o2_tumour": Metric("mmHg", "mean oxygen over tumour cells"),
+    "mean_glucose_tumour": Metric("mM", "mean glucose over tumour cells"),
+}
+
+ENDPOINTS: dict[str, tuple[str, str, str]] = {
+    "cleared": ("int8", "1", "1 if no tumour cell is left at the end"),
+    "time_to_clearance_days": ("float64", "day", "first time no tumour cell was left (NaN: never)"),
+    "best_response": ("float64", "fraction", "smallest tumour size over the run / initial size"),
+    "final_tumour_ratio": ("float64", "fraction", "final tumour size / initial size"),
+    "antigen_escape": ("int8", "1", "1 if the tumour persists and most of it is invisible to the CAR"),
+    "car_t_peak": ("int64", "cells", "largest number of CAR-T cells in the domain"),
+    "car_t_persistence_days": ("float64", "day", "last time a CAR-T cell was in the domain"),
+    "healthy_damage": ("float64", "fraction", "healthy antigen+ cells killed / initial healthy antigen+ cells"),
+    "kills_tumour": ("int64", "cells", "tumour cells killed by CAR-T cells"),
+    "kills_healthy": ("int64", "cells", "healthy cells killed by CAR-T cells"),
+}
+
+SNAPSHOTS: dict[str, tuple[str, str, str]] = {
+    "kind": ("uint8", "1", "cell kind: 0 empty, 1 tumour, 2 healthy, 3 fibroblast, 4 apoptotic, 5 necrotic, 6 vessel"),
+    "antigen_class": ("uint8", "1", "tumour antigen class: 0 none, 1 A+B+, 2 A+B-, 3 A-B+, 4 A-B-"),
+    "car_t": ("uint8", "1", "CAR-T cell: 0 none, 1 effector, 2 exhausted"),
+    "o2": ("float32", "mmHg", "oxygen"),
+    "ecm": ("float32", "1", "ECM density"),
+}
+
+
+class Simulation:
+    """A batch of replicates of one scenario on the NumPy reference engine.
+
+    Args:
+        scenario: a validated :class:`Scenario`.
+        replicates: batch size (default ``run.replicates``).
+        first_replicate: global index of the first replicate (default ``run.first_replicate``).
+    """
+
+    def __init__(self, scenario: Scenario, replicates: int | None = None,
+                 first_replicate: int | None = None, *, state: State | None = None):
+        self.scenario = sc = scenario
+        R = int(replicates if replicates is not None else sc["run.replicates"])
+        first = int(first_replicate if first_replicate is not None else sc["run.first_replicate"])
+        self.seed = int(sc["run.seed"])
+        self.replicates = np.arange(first, first + R, dtype=np.int64)
+        self.shape = sc.shape
+        self.nvox = int(np.prod(self.shape))
+        cap = sc["car_t.capacity_per_replicate"] or self.nvox
+        self.capacity = int(cap)
+        self.tumour_params = TumourParams.from_scenario(sc)
+        self.car_t_params = CarTParams.from_scenario(sc)
+        self.systemic_params = SystemicParams.from_scenario(sc, self.nvox)
+        self.fields = FieldsPhase(sc, R)
+        self.dt_min = float(sc["run.dt_min"])
+        self.last_events: dict[str, np.ndarray] = {}
+        self.state = state if state is not None else self._initial_state(R)
+
+    # -- set-up --------------------------------------------------------------------------------
+    def _initial_state(self, R: int) -> State:
+        sc = self.scenario
+        tissues = [initial_tissue(sc, self.seed, int(r)) for r in self.replicates]
+        a = {k: np.stack([t[k] for t in tissues]) for k in ("kind", "antigen_a", "antigen_b", "ecm")}
+        a["o2"] = np.full((R,) + self.shape, sc["oxygen.vessel_mmHg"], dtype=np.float32)
+        a["glucose"] = np.full((R,) + self.shape, sc["glucose.vessel_mM"], dtype=np.float32)
+        a["chemokine"] = np.zeros((R,) + self.shape, dtype=np.float32)
+        C = self.capacity
+        a.update(t_state=np.zeros((R, C), np.uint8), t_pos=np.zeros((R, C), np.int32),
+                 t_exh=np.zeros((R, C), np.float32), t_div=np.zeros((R, C), np.uint8),
+                 t_kills=np.zeros((R, C), np.int32), t_dir=np.full((R, C), -1, np.int8),
+                 t_act=np.zeros((R, C), np.int16), t_count=np.zeros(R, np.int32),
+                 blood=np.zeros(R, np.float64))
+        for k in COUNTERS:
+            a[k] = np.zeros(R, np.int64)
+        kind = a["kind"].reshape(R, -1)
+        a["tumour_initial"] = (kind == Kind.TUMOUR).sum(axis=1).astype(np.int64)
+        a["tumour_min"] = a["tumour_initial"].copy()
+        hk = kind == Kind.HEALTHY
+        vis = self.car_t_params.rec_threshold[a["antigen_a"].reshape(R, -1).astype(np.int64) * 256
+                                              + a["antigen_b"].reshape(R, -1)] > 0
+        a["healthy_antigen_initial"] = (hk & vis).sum(axis=1).astype(np.int64)
+        a["cleared_step"] = np.full(R, -1, np.int64)
+        a["last_car_t_step"] = np.full(R, -1, np.int64)
+        st = State(a, self.replicates, 0)
+        # start from the fields' steady state of the initial tissue
+        self.fields.solve(st)
+        st.chemokine[:] = 0
+        return st
+
+    # -- stepping ------------------------------------------------------------------------------
+    def step(self, check: bool = False) -> None:
+        """Advance every replicate by one step; with ``check`` verify the conservation laws."""
+        st = self.state
+        before = self._tallies() if check else None
+        events: dict[str, np.ndarray] = {}
+        systemic_phase(st, self.systemic_params, self.seed, st.step, events)
+        self.fields.solve(st)
+        tumour_phase(st, self.tumour_params, self.seed, st.step, events)
+        car_t_phase(st, self.car_t_params, self.seed, st.step, events)
+        R = st.kind.shape[0]
+        ev = {k: np.broadcast_to(np.asarray(v, dtype=np.int64), (R,)) for k, v in events.items()}
+        for k in ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths"):
+            getattr(st, k)[:] += ev.get(k, 0)
+        st.step += 1
+        tum = (st.kind.reshape(R, -1) == Kind.TUMOUR).sum(axis=1)
+        np.minimum(st.tumour_min, tum, out=st.tumour_min)
+        st.cleared_step[(tum == 0) & (st.cleared_step < 0)] = st.step
+        np.maximum(st.car_t_peak, st.t_count, out=st.car_t_peak)
+        st.last_car_t_step[st.t_count > 0] = st.step
+        self.last_events = ev
+        if check:
+            self._check(before, ev)
+
+    def _tallies(self) -> dict[str, np.ndarray]:
+        st = self.state
+        R = st.kind.shape[0]
+        kind = st.kind.reshape(R, -1)
+        return {"tumour": (kind == Kind.TUMOUR).sum(axis=1), "t_count": st.t_count.copy(),
+                "healthy": (kind == Kind.HEALTHY).sum(axis=1)}
+
+    def _check(self, before: dict, ev: dict) -> None:
+        """Conservation laws and table consistency; raises AssertionError naming what broke."""
+        st = self.state
+        after = self._tallies()
+        z = np.zeros(st.kind.shape[0], np.int64)
+        g = lambda k: ev.get(k, z)
+        exp_t = before["tumour"] + g("tumour_divisions") - g("tumour_apoptosis") - g("tumour_necrosis") - g("kills_tumour")
+        assert np.array_equal(after["tumour"], exp_t), f"tumour cells not conserved: {after['tumour']} != {exp_t}"
+        exp_h = before["healthy"] - g("kills_healthy")
+        assert np.array_equal(after["healthy"], exp_h), "healthy cells not conserved"
+        exp_c = before["t_count"] + g("car_t_entered") + g("car_t_births") - g("car_t_deaths")
+        assert np.array_equal(after["t_count"], exp_c), f"CAR-T cells not conserved: {after['t_count']} != {exp_c}"
+        r, s = live_slots(st)
+        gpos = r.astype(np.int64) * st.nvox + st.t_pos[r, s]
+        assert np.unique(gpos).size == gpos.size, "two CAR-T cells share a voxel"
+        assert ((st.t_pos[r, s] >= 0) & (st.t_pos[r, s] < st.nvox)).all(), "CAR-T position out of range"
+        assert np.isin(st.t_state[r, s], (TState.EFFECTOR, TState.EXHAUSTED)).all(), "dead cell in table"
+        pad = np.arange(st.t_state.shape[1])[None, :] >= st.t_count[:, None]
+        assert (st.t_state[pad] == TState.NONE).all(), "padding slot holds a cell"
+
+    # -- observation ---------------------------------------------------------------------------
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Time-series metrics of the current state, each (R,)."""
+        st = self.state
+        R = st.kind.shape[0]
+        V = st.nvox
+        kind = st.kind.reshape(R, V)
+        tum = kind == Kind.TUMOUR
+        aa = st.antigen_a.reshape(R, V) > 0
+        ab = st.antigen_b.reshape(R, V) > 0
+        vis = self.car_t_params.rec_threshold[st.antigen_a.reshape(R, V).astype(np.int64) * 256
+                                              + st.antigen_b.reshape(R, V)] > 0
+        o2 = st.o2.reshape(R, V)
+        ntum = tum.sum(axis=1)
+        tmap = self.state.tcell_map()
+        near = _dilate(tmap > 0, 2).reshape(R, V)
+        r, s = live_slots(st)
+        nt = np.maximum(ntum, 1)
+        # CAR-T cells in or next to a tumour cell's voxel
+        if r.size:
+            pos = st.t_pos[r, s].astype(np.int64)
+            nb, valid = neighbours(pos, self.shape)
+            at = tum[r, pos] | (valid & tum[r[:, None], nb]).any(axis=1)
+            car_tumour = np.bincount(r[at], minlength=R)
+            exh = np.bincount(r, weights=st.t_exh[r, s].astype(np.float64), minlength=R)
+        else:
+            car_tumour = np.zeros(R, np.int64)
+            exh = np.zeros(R)
+        return {
+            "tumour_cells": ntum,
+            "tumour_a_pos_b_pos": (tum & aa & ab).sum(axis=1),
+            "tumour_a_pos_b_neg": (tum & aa & ~ab).sum(axis=1),
+            "tumour_a_neg_b_pos": (tum & ~aa & ab).sum(axis=1),
+            "tumour_a_neg_b_neg": (tum & ~aa & ~ab).sum(axis=1),
+            "tumour_invisible": (tum & ~vis).sum(axis=1),
+            "tumour_hypoxic": (tum & (o2 < self.tumour_params.o2_hypoxic)).sum(axis=1),
+            "necrotic_voxels": (kind == Kind.NECROTIC).sum(axis=1),
+            "car_t_tissue": st.t_count.astype(np.int64),
+            "car_t_tumour": car_tumour,
+            "car_t_exhausted": (tmap.reshape(R, V) == TState.EXHAUSTED).sum(axis=1),
+            "car_t_blood": st.blood.copy(),
+            "infiltration": (tum & near).sum(axis=1) / nt,
+            "kills_tumour": st.kills_tumour.copy(),
+            "kills_healthy": st.kills_healthy.copy(),
+            "mean_exhaustion": exh / np.maximum(st.t_count, 1),
+            "mean_o2_tumour": np.where(tum, o2, 0).sum(axis=1, dtype=np.float64) / nt,
+            "mean_glucose_tumour": np.where(tum, st.glucose.reshape(R, V), 0).sum(axis=1, dtype=np.float64) / nt,
+        }
+
+    def snapshot(self, n: int) -> dict[str, np.ndarray]:
+        st = self.state
+        aa = st.antigen_a[:n] > 0
+        ab = st.antigen_b[:n] > 0
+        cls = np.where(aa & ab, 1, np.where(aa, 2, np.where(ab, 3, 4))).astype(np.uint8)
+        cls[st.kind[:n] != Kind.TUMOUR] = 0
+        return {"kind": st.kind[:n].copy(), "antigen_class": cls,
+                "car_t": self.state.tcell_map()[:n], "o2": st.o2[:n].copy(), "ecm": st.ecm[:n].copy()}
+
+    def endpoints(self) -> dict[str, np.ndarray]:
+        st = self.state
+        R = st.kind.shape[0]
+        m = self.metrics()
+        init = np.maximum(st.tumour_initial, 1).astype(np.float64)
+        days = self.dt_min / 1440.0
+        cleared = m["tumour_cells"] == 0
+        ttc = np.where(st.cleared_step >= 0, st.cleared_step * days, np.nan)
+        invisible = m["tumour_invisible"] / np.maximum(m["tumour_cells"], 1)
+        return {
+            "cleared": cleared.astype(np.int8),
+            "time_to_clearance_days": ttc,
+            "best_response": st.tumour_min / init,
+            "final_tumour_ratio": m["tumour_cells"] / init,
+            "antigen_escape": (~cleared & (invisible > 0.5)).astype(np.int8),
+            "car_t_peak": st.car_t_peak.copy(),
+            "car_t_persistence_days": np.where(st.last_car_t_step >= 0, st.last_car_t_step * days, 0.0),
+            "healthy_damage": np.where(st.healthy_antigen_initial > 0,
+                                       st.kills_healthy / np.maximum(st.healthy_antigen_initial, 1), 0.0),
+            "kills_tumour": st.kills_tumour.copy(),
+            "kills_healthy": st.kills_healthy.copy(),
+        }
+
+    @property
+    def time_days(self) -> float:
+        return self.state.step * self.dt_min / 1440.0
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Boolean (R, Z, Y, X) dilation by a cube of half-width ``radius`` (Chebyshev distance)."""
+    out = mask.copy()
+    for axis in range(1 if mask.shape[1] == 1 else 0, 3):
+        ax = axis + 1
+        cur = out.copy()
+        for d in range(1, radius + 1):
+            n = mask.shape[ax]
+            if d >= n:
+                break
+            sl_a = [slice(None)] * 4
+            sl_b = [slice(None)] * 4
+            sl_a[ax], sl_b[ax] = slice(d, None), slice(None, n - d)
+            out[tuple(sl_a)] |= cur[tuple(sl_b)]
+            out[tuple(sl_b)] |= cur[tuple(sl_a)]
+    return out
+
+
+def steps_for(days: float, dt_min: float) -> int:
+    return int(math.floor(days * 1440.0 / dt_min + 1e-9))

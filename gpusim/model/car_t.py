@@ -1,0 +1,323 @@
+"""CAR-T phase: recognition and killing, exhaustion, proliferation, death, migration.
+MODEL.md section 5.
+
+The agent table is padded per replicate: arrays (R, C) with the live cells in slots
+``0 .. count[r]-1``.  The phase gathers the live cells into flat arrays ordered by (replicate,
+slot), works on those, and writes them back compacted: survivors keep their order, daughters
+follow in their parents' order.  Random words are addressed by the slot a cell holds at the start
+of the sub-phase (``entity``), so nothing depends on thread or batch order.
+
+Sub-phases, each reading the state as it was when it began:
+1. engagement: each effector picks one candidate target (own voxel or Moore neighbour holding a
+   tumour or healthy cell that the CAR's logic can see), claims it (one T cell per target and
+   step, lowest claim wins), is stimulated with the recognition probability and kills with the
+   kill probability;
+2. exhaustion: + per kill; - recovery when not stimulated; + under hypoxia; e >= 1 exhausts;
+3. fate: death (base, exhausted, starving) and division of activated effectors into a free
+   neighbour (claims); then compaction;
+4. migration: ``n_sub`` sub-moves, each: move with probability p_move; direction kept with
+   probability ``persistence``, else up the chemokine gradient with probability
+   ``chemotaxis_bias`` (when a neighbour has more chemokine than the cell's voxel), else uniform
+   over the Moore neighbourhood; entry into a T-cell-free voxel succeeds with probability
+   (1 - ρ(1 - permeability)) × (crowding factor if it holds a tumour cell); conflicts by claims.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import rng
+from ..errors import CapacityError
+from ..rng import Stream
+from .lattice import ANTIGEN_SCALE, Kind, TState, moore_offsets, neighbours
+
+F32 = np.float32
+U64_MAX = np.iinfo(np.uint64).max
+SHIFT = np.uint64(32)
+
+
+def recognition_table(targets: str, k_a: float, k_b: float) -> np.ndarray:
+    """uint64 thresholds (65536,) indexed by ``antigen_a * 256 + antigen_b``: the probability that
+    a CAR of the given logic recognises a cell with those levels, p = level/(level + K) per
+    antigen; 0 where the logic cannot see the cell."""
+    lv = np.arange(256, dtype=np.float64) / ANTIGEN_SCALE
+    pa = np.where(lv > 0, lv / (lv + k_a), 0.0)[:, None] * np.ones((1, 256))
+    pb = np.where(lv > 0, lv / (lv + k_b), 0.0)[None, :] * np.ones((256, 1))
+    if targets == "A":
+        p = pa
+    elif targets == "B":
+        p = pb
+    elif targets == "A|B":
+        p = 1.0 - (1.0 - pa) * (1.0 - pb)
+    elif targets == "A&B":
+        p = pa * pb
+    else:  # validated by the scenario
+        raise ValueError(targets)
+    return rng.threshold(p.astype(np.float32).ravel())
+
+
+@dataclass(frozen=True)
+class CarTParams:
+    rec_threshold: np.ndarray  # (65536,) uint64
+    p_kill: np.float32
+    exh_per_kill: np.float32
+    exh_recovery: np.float32  # per step
+    exh_hypoxia: np.float32  # per step
+    o2_hypoxic: np.float32
+    activation_steps: int
+    p_division: np.float32
+    max_divisions: int
+    daughter_exh: np.float32
+    p_death: np.ndarray  # (2 exhausted?, 2 starving?) float32
+    starvation_glucose: np.float32
+    n_sub: int
+    p_move: np.float32
+    p_persist: np.float32
+    p_chemotaxis: np.float32
+    one_minus_perm: np.float32
+    crowding: np.float32
+
+    @classmethod
+    def from_scenario(cls, sc) -> "CarTParams":
+        dt = sc["run.dt_min"]
+        life = sc["car_t.lifespan_days"] * 1440.0
+        mult = sc["car_t.exhausted_death_multiplier"]
+        starve = sc["car_t.starvation_death_rate_per_min"]
+        rates = np.array([[1.0 / life, 1.0 / life + starve],
+                          [mult / life, mult / life + starve]])
+        step_um = sc["car_t.speed_um_per_min"] * dt / sc["domain.voxel_um"]
+        n_sub = max(1, math.ceil(step_um))
+        return cls(
+            rec_threshold=recognition_table(sc["car_t.targets"], sc["car_t.affinity_a"],
+                                            sc["car_t.affinity_b"]),
+            p_kill=F32(-np.expm1(-sc["car_t.kill_rate_per_min"] * dt)),
+            exh_per_kill=F32(sc["car_t.exhaustion_per_kill"]),
+            exh_recovery=F32(sc["car_t.exhaustion_recovery_per_day"] * dt / 1440.0),
+            exh_hypoxia=F32(sc["car_t.exhaustion_hypoxia_per_day"] * dt / 1440.0),
+            o2_hypoxic=F32(sc["tumour.o2_hypoxic_mmHg"]),
+            activation_steps=min(32767, round(sc["car_t.activation_hours"] * 60.0 / dt)),
+            p_division=F32(-np.expm1(-sc["car_t.division_rate_per_min"] * dt)),
+            max_divisions=int(sc["car_t.max_divisions"]),
+            daughter_exh=F32(sc["car_t.daughter_exhaustion_fraction"]),
+            p_death=(-np.expm1(-rates * dt)).astype(F32),
+            starvation_glucose=F32(sc["car_t.starvation_glucose_mM"]),
+            n_sub=n_sub,
+            p_move=F32(step_um / n_sub),
+            p_persist=F32(sc["car_t.persistence"]),
+            p_chemotaxis=F32(sc["car_t.chemotaxis_bias"]),
+            one_minus_perm=F32(1.0 - sc["stroma.permeability"]),
+            crowding=F32(sc["car_t.crowding_factor"]),
+        )
+
+
+AGENT_FIELDS = ("t_state", "t_pos", "t_exh", "t_div", "t_kills", "t_dir", "t_act")
+
+
+def gather(st) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Live agents as flat arrays ordered by (replicate, slot): (rep, slot, fields)."""
+    nmax = int(st.t_count.max()) if st.t_count.size else 0
+    r, s = np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
+    return r, s, {f: getattr(st, f)[r, s] for f in AGENT_FIELDS}
+
+
+def scatter(st, r: np.ndarray, a: dict[str, np.ndarray]) -> None:
+    """Write flat agents (ordered by replicate) back into the padded table, compacted."""
+    R, C = st.t_state.shape
+    count = np.bincount(r, minlength=R)
+    if count.max(initial=0) > C:
+        worst = int(np.argmax(count))
+        raise CapacityError(
+            f"replicate {int(st.replicates[worst])} needs {int(count[worst])} CAR-T slots but "
+            f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
+    start = np.concatenate(([0], np.cumsum(count)[:-1]))
+    slot = np.arange(r.size) - start[r]
+    nmax = int(max(count.max(initial=0), st.t_count.max(initial=0)))
+    for f in AGENT_FIELDS:
+        arr = getattr(st, f)
+        arr[:, :nmax] = 0 if f != "t_dir" else -1
+        arr[r, slot] = a[f]
+    st.t_count[:] = count
+
+
+def _engage(st, cp, seed, step, r, slot, a, events):
+    R = st.kind.shape[0]
+    V = st.nvox
+    shape = st.kind.shape[1:]
+    kind = st.kind.reshape(R, V)
+    aa = st.antigen_a.reshape(R, V)
+    ab = st.antigen_b.reshape(R, V)
+    n = r.size
+    stimulated = np.zeros(n, dtype=bool)
+    killed = np.zeros(n, dtype=bool)
+    act = np.flatnonzero(a["t_state"] == TState.EFFECTOR)
+    if act.size == 0:
+        return stimulated, killed
+    ra, pos = r[act], a["t_pos"][act].astype(np.int64)
+    nb, valid = neighbours(pos, shape)
+    cand_v = np.concatenate([pos[:, None], nb], axis=1)
+    cand_ok = np.concatenate([np.ones((act.size, 1), bool), valid], axis=1)
+    k = kind[ra[:, None], cand_v]
+    thr = cp.rec_threshold[aa[ra[:, None], cand_v].astype(np.int64) * 256 + ab[ra[:, None], cand_v]]
+    cand = cand_ok & ((k == Kind.TUMOUR) | (k == Kind.HEALTHY)) & (thr > 0)
+    ncand = cand.sum(axis=1)
+    has = np.flatnonzero(ncand > 0)
+    if has.size == 0:
+        return stimulated, killed
+    b = rng.blocks(seed, st.replicates[ra[has]], step, Stream.CAR_T_ENGAGE, slot[act[has]])
+    choice = rng.choose(b[:, 0], ncand[has])
+    rank = np.cumsum(cand[has], axis=1) - 1
+    col = np.argmax(cand[has] & (rank == choice[:, None]), axis=1)
+    tv = cand_v[has, col]
+    rh = ra[has]
+    key = (b[:, 1].astype(np.uint64) << SHIFT) | slot[act[has]].astype(np.uint64)
+    gidx = rh.astype(np.int64) * V + tv
+    claim = np.full(R * V, U64_MAX, dtype=np.uint64)
+    np.minimum.at(claim, gidx, key)
+    win = claim[gidx] == key
+    recog = win & (b[:, 2].astype(np.uint64) < thr[has, col])
+    kill = recog & rng.below(b[:, 3], cp.p_kill)
+    who = act[has]
+    stimulated[who[recog]] = True
+    killed[who[kill]] = True
+    kr, kv = rh[kill], tv[kill]
+    was_tumour = kind[kr, kv] == Kind.TUMOUR
+    kind[kr, kv] = Kind.APOPTOTIC
+    events["kills_tumour"] = events.get("kills_tumour", 0) + np.bincount(kr[was_tumour], minlength=R)
+    events["kills_healthy"] = events.get("kills_healthy", 0) + np.bincount(kr[~was_tumour], minlength=R)
+    events["engagements"] = events.get("engagements", 0) + np.bincount(rh[recog], minlength=R)
+    return stimulated, killed
+
+
+def _exhaustion(st, cp, r, a, stimulated, killed):
+    R = st.kind.shape[0]
+    o2 = st.o2.reshape(R, -1)[r, a["t_pos"]]
+    e = a["t_exh"]
+    e = np.where(killed, e + cp.exh_per_kill, e)
+    e = np.where(stimulated, e, np.maximum(e - cp.exh_recovery, F32(0)))
+    e = np.where(o2 < cp.o2_hypoxic, e + cp.exh_hypoxia, e).astype(F32)
+    a["t_exh"] = e
+    exhausted = (a["t_state"] == TState.EFFECTOR) & (e >= F32(1))
+    a["t_state"] = np.where(exhausted, np.uint8(TState.EXHAUSTED), a["t_state"]).astype(np.uint8)
+    a["t_kills"] = a["t_kills"] + killed.astype(np.int32)
+    a["t_act"] = np.where(stimulated, np.int16(cp.activation_steps),
+                          np.maximum(a["t_act"] - 1, 0)).astype(np.int16)
+
+
+def _fate(st, cp, seed, step, r, slot, a, occ, events):
+    """Death and division; returns the new flat agent list (r, a) with births appended."""
+    R = st.kind.shape[0]
+    V = st.nvox
+    shape = st.kind.shape[1:]
+    n = r.size
+    b = rng.blocks(seed, st.replicates[r], step, Stream.CAR_T_FATE, slot)
+    glu = st.glucose.reshape(R, V)[r, a["t_pos"]]
+    ex = (a["t_state"] == TState.EXHAUSTED).astype(np.int64)
+    starving = (glu < cp.starvation_glucose).astype(np.int64)
+    died = rng.below(b[:, 0], cp.p_death[ex, starving])
+    can = (~died & (a["t_state"] == TState.EFFECTOR) & (a["t_act"] > 0) & (a["t_div"] > 0)
+           & rng.below(b[:, 1], cp.p_division))
+    idx = np.flatnonzero(can)
+    born = np.zeros(0, dtype=np.int64)
+    born_v = np.zeros(0, dtype=np.int64)
+    if idx.size:
+        pos = a["t_pos"][idx].astype(np.int64)
+        nb, valid = neighbours(pos, shape)
+        free = valid & (occ[r[idx][:, None] * V + nb] < 0)
+        nfree = free.sum(axis=1)
+        k = rng.choose(b[idx, 2], nfree)
+        rank = np.cumsum(free, axis=1) - 1
+        col = np.argmax(free & (rank == k[:, None]), axis=1)
+        tv = nb[np.arange(idx.size), col]
+        ok = nfree > 0
+        idx, tv = idx[ok], tv[ok]
+        key = (b[idx, 3].astype(np.uint64) << SHIFT) | slot[idx].astype(np.uint64)
+        gidx = r[idx].astype(np.int64) * V + tv
+        claim = np.full(R * V, U64_MAX, dtype=np.uint64)
+        np.minimum.at(claim, gidx, key)
+        win = claim[gidx] == key
+        born, born_v = idx[win], tv[win]
+    a["t_div"] = a["t_div"].copy()
+    a["t_div"][born] -= 1
+    events["car_t_deaths"] = events.get("car_t_deaths", 0) + np.bincount(r[died], minlength=R)
+    events["car_t_births"] = events.get("car_t_births", 0) + np.bincount(r[born], minlength=R)
+    # survivors in order, then daughters in their parents' order; stable sort by replicate
+    d = {f: a[f][born] for f in AGENT_FIELDS}
+    d["t_pos"] = born_v.astype(np.int32)
+    d["t_exh"] = (a["t_exh"][born] * cp.daughter_exh).astype(F32)
+    d["t_kills"] = np.zeros(born.size, dtype=np.int32)
+    d["t_dir"] = np.full(born.size, -1, dtype=np.int8)
+    keep = ~died
+    r_all = np.concatenate([r[keep], r[born]])
+    order = np.argsort(r_all, kind="stable")
+    out = {f: np.concatenate([a[f][keep], d[f]])[order] for f in AGENT_FIELDS}
+    return r_all[order], out
+
+
+def _migrate(st, cp, seed, step, r, a):
+    R = st.kind.shape[0]
+    V = st.nvox
+    shape = st.kind.shape[1:]
+    n = r.size
+    if n == 0:
+        return
+    count = np.bincount(r, minlength=R)
+    slot = np.arange(n) - np.concatenate(([0], np.cumsum(count)[:-1]))[r]
+    kind = st.kind.reshape(R, V)
+    ecm = st.ecm.reshape(R, V)
+    chem = st.chemokine.reshape(R, V)
+    occ = np.full(R * V, -1, dtype=np.int64)
+    pos = a["t_pos"].astype(np.int64)
+    dirs = a["t_dir"].astype(np.int64)
+    occ[r * V + pos] = np.arange(n)
+    K = moore_offsets(shape[0]).shape[0]
+    reps = st.replicates[r]
+    for m in range(cp.n_sub):
+        b = rng.blocks(seed, reps, step, Stream.CAR_T_MOVE, slot, draw=2 * m)
+        b2 = rng.blocks(seed, reps, step, Stream.CAR_T_MOVE, slot, draw=2 * m + 1)
+        moving = rng.below(b[:, 0], cp.p_move)
+        nb, valid = neighbours(pos, shape)
+        persist = (dirs >= 0) & rng.below(b[:, 1], cp.p_persist)
+        cn = np.where(valid, chem[r[:, None], nb], F32(-np.inf))
+        best = np.argmax(cn, axis=1)  # ties: lowest neighbour index
+        up = cn[np.arange(n), best] > chem[r, pos]
+        chemo = ~persist & up & rng.below(b[:, 2], cp.p_chemotaxis)
+        rand = rng.choose(b[:, 3], K)
+        d = np.where(persist, dirs, np.where(chemo, best, rand))
+        d = np.clip(d, 0, K - 1)
+        tv = nb[np.arange(n), d]
+        ok = valid[np.arange(n), d] & moving & (occ[r * V + tv] < 0)
+        p_enter = (F32(1) - ecm[r, tv] * cp.one_minus_perm)
+        p_enter = np.where(kind[r, tv] == Kind.TUMOUR, p_enter * cp.crowding, p_enter).astype(F32)
+        ok &= rng.below(b2[:, 0], p_enter)
+        i = np.flatnonzero(ok)
+        if i.size:
+            key = (b2[i, 1].astype(np.uint64) << SHIFT) | slot[i].astype(np.uint64)
+            gidx = r[i] * V + tv[i]
+            claim = np.full(R * V, U64_MAX, dtype=np.uint64)
+            np.minimum.at(claim, gidx, key)
+            w = i[claim[gidx] == key]
+            occ[r[w] * V + pos[w]] = -1
+            occ[r[w] * V + tv[w]] = w
+            pos[w] = tv[w]
+            dirs[w] = d[w]
+    a["t_pos"] = pos.astype(np.int32)
+    a["t_dir"] = dirs.astype(np.int8)
+
+
+def car_t_phase(st, cp: CarTParams, seed: int, step: int, events: dict) -> None:
+    """Advance the CAR-T cells of every replicate by one step (in place on ``st``)."""
+    r, slot, a = gather(st)
+    if r.size == 0:
+        return
+    R = st.kind.shape[0]
+    V = st.nvox
+    occ = np.full(R * V, -1, dtype=np.int64)
+    occ[r * V + a["t_pos"]] = np.arange(r.size)
+    stimulated, killed = _engage(st, cp, seed, step, r, slot, a, events)
+    _exhaustion(st, cp, r, a, stimulated, killed)
+    r, a = _fate(st, cp, seed, step, r, slot, a, occ, events)
+    _migrate(st, cp, seed, step, r, a)
+    scatter(st, r, a)

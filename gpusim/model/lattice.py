@@ -1,0 +1,77 @@
+"""The lattice: cell kinds, voxel indexing and the Moore neighbourhood.
+
+A voxel is addressed within its replicate by the flat index ``v = (z * Y + y) * X + x``; across a
+batch by ``r * V + v``.  Neighbour offsets are listed in one fixed order (lexicographic in
+(dz, dy, dx), the centre left out), which every phase and the CUDA kernels share.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+
+class Kind(IntEnum):
+    """What a voxel's tissue slot holds (uint8)."""
+
+    EMPTY = 0
+    TUMOUR = 1
+    HEALTHY = 2
+    FIBROBLAST = 3
+    APOPTOTIC = 4  #: dying cell (also a cell killed by CAR-T); frees the voxel after clearance
+    NECROTIC = 5  #: necrotic debris; cleared slowly
+    VESSEL = 6  #: a vessel voxel: supplies oxygen and glucose, entry point of CAR-T cells
+
+
+class TState(IntEnum):
+    """CAR-T agent state (uint8)."""
+
+    NONE = 0  #: empty slot
+    EFFECTOR = 1
+    EXHAUSTED = 2
+
+
+#: antigen level = stored uint8 / ANTIGEN_SCALE (0 = antigen-negative; 255 -> 2.55)
+ANTIGEN_SCALE = 100.0
+
+
+def moore_offsets(nz: int) -> np.ndarray:
+    """(K, 3) int offsets (dz, dy, dx) of the Moore neighbourhood: K = 8 in 2D, 26 in 3D."""
+    dzs = (0,) if nz == 1 else (-1, 0, 1)
+    return np.array([(dz, dy, dx) for dz in dzs for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                     if (dz, dy, dx) != (0, 0, 0)], dtype=np.int64)
+
+
+def coords(v: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z, y, x) of flat voxel indices ``v`` within a replicate."""
+    _, ny, nx = shape
+    x = v % nx
+    t = v // nx
+    return t // ny, t % ny, x
+
+
+def neighbours(v: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Moore neighbours of voxels ``v`` (1-D int64).
+
+    Returns ``(nb, valid)``, both (n, K): flat indices (arbitrary where not valid) and whether the
+    neighbour lies inside the domain.
+    """
+    nz, ny, nx = shape
+    off = moore_offsets(nz)
+    z, y, x = coords(v, shape)
+    zz = z[:, None] + off[:, 0]
+    yy = y[:, None] + off[:, 1]
+    xx = x[:, None] + off[:, 2]
+    valid = (zz >= 0) & (zz < nz) & (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+    nb = (zz * ny + yy) * nx + xx
+    return np.where(valid, nb, v[:, None]), valid
+
+
+def voxel_centres_um(shape: tuple[int, int, int], voxel_um: float):
+    """Broadcastable (Z,1,1), (1,Y,1), (1,1,X) voxel-centre coordinates in µm."""
+    nz, ny, nx = shape
+    z = (np.arange(nz, dtype=np.float64) + 0.5) * voxel_um
+    y = (np.arange(ny, dtype=np.float64) + 0.5) * voxel_um
+    x = (np.arange(nx, dtype=np.float64) + 0.5) * voxel_um
+    return z[:, None, None], y[None, :, None], x[None, None, :]

@@ -1,0 +1,172 @@
+"""Tissue-cell phase: tumour apoptosis, necrosis, division (claims) with antigen loss; clearance of
+dead cells; vessel collapse.  MODEL.md section 4.
+
+Reads the state as it was at the phase start and writes the new state; nothing depends on the
+order in which cells are visited.  Probabilities are float32 computed in the order written here,
+decisions are ``word < threshold(p)`` (see :mod:`gpusim.rng`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import rng
+from ..rng import Stream
+from .lattice import Kind, neighbours
+
+F32 = np.float32
+U64_MAX = np.iinfo(np.uint64).max
+
+
+@dataclass(frozen=True)
+class TumourParams:
+    """Per-step constants, float32 as the kernels use them."""
+
+    p_apoptosis: np.float32  # 1 - exp(-rate dt)
+    p_division_max: np.float32
+    p_necrosis_max: np.float32
+    p_clear_apoptotic: np.float32
+    p_clear_necrotic: np.float32
+    p_antigen_loss: np.float32
+    o2_full: np.float32
+    o2_zero: np.float32
+    o2_hypoxic: np.float32
+    o2_nec_onset: np.float32
+    o2_nec_max: np.float32
+    glucose_half: np.float32
+    block_density: np.float32
+    collapse_neighbours: int
+
+    @classmethod
+    def from_scenario(cls, sc) -> "TumourParams":
+        dt = sc["run.dt_min"]
+        return cls(
+            p_apoptosis=F32(-np.expm1(-sc["tumour.apoptosis_rate_per_min"] * dt)),
+            p_division_max=F32(-np.expm1(-sc["tumour.division_rate_per_min"] * dt)),
+            p_necrosis_max=F32(-np.expm1(-sc["tumour.necrosis_max_rate_per_min"] * dt)),
+            p_clear_apoptotic=F32(-np.expm1(-dt / sc["tumour.apoptotic_clearance_min"])),
+            p_clear_necrotic=F32(-np.expm1(-dt / (sc["tumour.necrotic_clearance_days"] * 1440.0))),
+            p_antigen_loss=F32(sc["tumour.antigen_loss_per_division"]),
+            o2_full=F32(sc["tumour.o2_proliferation_full_mmHg"]),
+            o2_zero=F32(sc["tumour.o2_proliferation_zero_mmHg"]),
+            o2_hypoxic=F32(sc["tumour.o2_hypoxic_mmHg"]),
+            o2_nec_onset=F32(sc["tumour.o2_necrosis_onset_mmHg"]),
+            o2_nec_max=F32(sc["tumour.o2_necrosis_max_mmHg"]),
+            glucose_half=F32(sc["tumour.glucose_half_mM"]),
+            block_density=F32(sc["stroma.block_density"]),
+            collapse_neighbours=int(sc["vessels.collapse_necrotic_neighbours"]),
+        )
+
+
+def event_probabilities(tp: TumourParams, o2: np.ndarray, glucose: np.ndarray):
+    """Per-step apoptosis, necrosis and division probabilities (float32) of tumour cells at the
+    given oxygen (mmHg) and glucose (mM).
+
+    division = p_div_max * ramp * g/(g + K), ramp = clip((o2 - zero)/(full - zero), 0, 1), and 0
+    below the hypoxic threshold (quiescence); necrosis = p_nec_max * clip((onset - o2)/(onset -
+    max), 0, 1).
+    """
+    ramp = np.clip((o2 - tp.o2_zero) / (tp.o2_full - tp.o2_zero), F32(0), F32(1))
+    gf = glucose / (glucose + tp.glucose_half) if tp.glucose_half > 0 else np.ones_like(glucose)
+    p_div = (tp.p_division_max * ramp) * gf
+    p_div = np.where(o2 < tp.o2_hypoxic, F32(0), p_div).astype(F32)
+    nec = np.clip((tp.o2_nec_onset - o2) / (tp.o2_nec_onset - tp.o2_nec_max), F32(0), F32(1))
+    p_nec = (tp.p_necrosis_max * nec).astype(F32)
+    p_apo = np.full(o2.shape, tp.p_apoptosis, dtype=F32)
+    return p_apo, p_nec, p_div
+
+
+def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> None:
+    """Advance the tissue cells of every replicate by one step (in place on ``st``)."""
+    R = st.kind.shape[0]
+    shape = st.kind.shape[1:]
+    V = st.nvox
+    kind = st.kind.reshape(R, V)
+    o2 = st.o2.reshape(R, V)
+    glu = st.glucose.reshape(R, V)
+    ecm = st.ecm.reshape(R, V)
+    reps = st.replicates  # global replicate indices (R,)
+
+    # --- tumour cell events: one word each -------------------------------------------------
+    r_idx, v_idx = np.nonzero(kind == Kind.TUMOUR)
+    u = rng.words(seed, reps[r_idx], step, Stream.TUMOUR_EVENT, v_idx).astype(np.uint64)
+    p_apo, p_nec, p_div = event_probabilities(tp, o2[r_idx, v_idx], glu[r_idx, v_idx])
+    t_apo = rng.threshold(p_apo)
+    t_nec = t_apo + rng.threshold(p_nec)
+    t_div = t_nec + rng.threshold(p_div)
+    apo = u < t_apo
+    nec = (u >= t_apo) & (u < t_nec)
+    div = (u >= t_nec) & (u < t_div)
+
+    # --- dead-cell clearance: one word each ----------------------------------------------
+    dead_r, dead_v = np.nonzero((kind == Kind.APOPTOTIC) | (kind == Kind.NECROTIC))
+    if dead_r.size:
+        ud = rng.words(seed, reps[dead_r], step, Stream.CLEARANCE, dead_v)
+        p_clear = np.where(kind[dead_r, dead_v] == Kind.APOPTOTIC, tp.p_clear_apoptotic,
+                           tp.p_clear_necrotic).astype(F32)
+        cleared = rng.below(ud, p_clear)
+    else:
+        cleared = np.zeros(0, dtype=bool)
+
+    # --- division: claims on free neighbours -----------------------------------------------
+    dr, dv = r_idx[div], v_idx[div]
+    born_r = born_v = parent_v = np.zeros(0, dtype=np.int64)
+    lose_a = lose_b = np.zeros(0, dtype=bool)
+    if dr.size:
+        b = rng.blocks(seed, reps[dr], step, Stream.TUMOUR_DIVISION, dv)  # (n, 4)
+        nb, valid = neighbours(dv, shape)
+        free = valid & (kind[dr[:, None], nb] == Kind.EMPTY) & (ecm[dr[:, None], nb] <= tp.block_density)
+        nfree = free.sum(axis=1)
+        has = nfree > 0
+        k = rng.choose(b[:, 0], nfree)  # k-th free neighbour
+        rank = np.cumsum(free, axis=1) - 1
+        pick = np.argmax(free & (rank == k[:, None]), axis=1)
+        target = nb[np.arange(dv.size), pick]
+        dr, dv, target, b = dr[has], dv[has], target[has], b[has]
+        key = (b[:, 1].astype(np.uint64) << np.uint64(32)) | dv.astype(np.uint64)
+        gidx = dr.astype(np.int64) * V + target
+        claim = np.full(R * V, U64_MAX, dtype=np.uint64)
+        np.minimum.at(claim, gidx, key)
+        win = claim[gidx] == key
+        born_r, born_v, parent_v = dr[win], target[win], dv[win]
+        lose_a = rng.below(b[win, 2], tp.p_antigen_loss)
+        lose_b = rng.below(b[win, 3], tp.p_antigen_loss)
+
+    # --- vessel collapse: a vessel with enough necrotic neighbours ---------------------------
+    vr, vv = np.nonzero(kind == Kind.VESSEL)
+    if vr.size:
+        nb, valid = neighbours(vv, shape)
+        n_nec = (valid & (kind[vr[:, None], nb] == Kind.NECROTIC)).sum(axis=1)
+        col = n_nec >= tp.collapse_neighbours
+        collapse_r, collapse_v = vr[col], vv[col]
+    else:
+        collapse_r = collapse_v = np.zeros(0, dtype=np.int64)
+
+    # --- write the new state ---------------------------------------------------------------
+    kind[r_idx[apo], v_idx[apo]] = Kind.APOPTOTIC
+    kind[r_idx[nec], v_idx[nec]] = Kind.NECROTIC
+    cr, cv = dead_r[cleared], dead_v[cleared]
+    kind[cr, cv] = Kind.EMPTY
+    st.antigen_a.reshape(R, V)[cr, cv] = 0
+    st.antigen_b.reshape(R, V)[cr, cv] = 0
+    kind[collapse_r, collapse_v] = Kind.NECROTIC
+    if born_r.size:
+        aa = st.antigen_a.reshape(R, V)
+        ab = st.antigen_b.reshape(R, V)
+        kind[born_r, born_v] = Kind.TUMOUR
+        aa[born_r, born_v] = np.where(lose_a, 0, aa[born_r, parent_v])
+        ab[born_r, born_v] = np.where(lose_b, 0, ab[born_r, parent_v])
+
+    _count(events, "tumour_apoptosis", r_idx[apo], R)
+    _count(events, "tumour_necrosis", r_idx[nec], R)
+    _count(events, "tumour_divisions", born_r, R)
+    _count(events, "antigen_a_loss", born_r[lose_a], R)
+    _count(events, "antigen_b_loss", born_r[lose_b], R)
+    _count(events, "cleared", cr, R)
+    _count(events, "vessel_collapse", collapse_r, R)
+
+
+def _count(events: dict, name: str, r: np.ndarray, R: int) -> None:
+    events[name] = events.get(name, 0) + np.bincount(r, minlength=R).astype(np.int64)

@@ -1,0 +1,188 @@
+"""Run a scenario: build the simulation, step it, stream metrics, snapshots and checkpoints to
+HDF5, write endpoints.  The CLI and the Python API both come through :func:`run`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .backends import select
+from .engine import ENDPOINTS, METRICS, SNAPSHOTS, Simulation, steps_for
+from .errors import BackendError
+from .io import ResultWriter, Results, open_results
+from .scenario import Scenario, load_scenario
+
+Progress = Callable[[int, int], None]
+
+
+def resolve(scenario: Scenario | str, *, replicates=None, first_replicate=None, seed=None,
+            days=None, backend=None, overrides=()) -> Scenario:
+    """Apply run options to a scenario so that the stored scenario re-runs the same run."""
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, overrides)
+    if isinstance(scenario, Scenario) and overrides:
+        raise TypeError("pass overrides to load_scenario, not with a Scenario object")
+    upd = {}
+    for key, val in (("run__replicates", replicates), ("run__first_replicate", first_replicate),
+                     ("run__seed", seed), ("run__days", days), ("run__backend", backend)):
+        if val is not None:
+            upd[key] = val
+    return sc.replace(**upd) if upd else sc
+
+
+def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, *,
+        replicates: int | None = None, first_replicate: int | None = None, seed: int | None = None,
+        days: float | None = None, backend: str | None = None, force: bool = False,
+        overrides=(), progress: Progress | None = None, log: Callable[[str], None] | None = None,
+        ) -> Results:
+    """Run a scenario and return its results.
+
+    Args:
+        scenario: a :class:`Scenario`, a bundled name or a TOML path.
+        out: HDF5 file to stream to (``None``: keep the results in memory only).
+        replicates, first_replicate, seed, days, backend: override the scenario's ``run.*``.
+        force: replace an existing output file.
+        overrides: ``"section.key=value"`` strings, when ``scenario`` is a name or path.
+        progress: called as ``progress(steps_done, steps_total)`` after every output interval.
+        log: called with one-line messages (backend choice).
+
+    Raises:
+        ScenarioError, OutputError, BackendError, CapacityError (all :class:`GpusimError`).
+    """
+    sc = resolve(scenario, replicates=replicates, first_replicate=first_replicate, seed=seed,
+                 days=days, backend=backend, overrides=overrides)
+    be = select(sc["run.backend"])
+    if log:
+        log(f"backend: {be.name} on {be.device}" + (f" ({be.reason})" if be.reason else ""))
+    if be.name != "numpy":  # pragma: no cover - guarded by select()
+        raise BackendError(f"backend '{be.name}' has no engine in this build")
+    if out is not None:
+        _precheck_output(Path(out), force)
+    t0 = time.perf_counter()
+    sim = Simulation(sc)
+    setup_s = time.perf_counter() - t0
+    R = len(sim.replicates)
+    dt = sc["run.dt_min"]
+    n_steps = steps_for(sc["run.days"], dt)
+    every = lambda hours: max(1, round(hours * 60.0 / dt)) if hours > 0 else 0
+    out_every = every(sc["run.output_interval_hours"])
+    snap_every = every(sc["run.snapshot_interval_hours"])
+    ckpt_every = every(sc["run.checkpoint_interval_hours"])
+    n_snap = min(sc["run.snapshot_replicates"], R)
+    attrs = {"gpusim_version": __version__, "backend": be.name, "device": be.device,
+             "seed": sc["run.seed"], "first_replicate": int(sim.replicates[0]),
+             "scenario_name": sc.name, "dt_min": dt, "steps_total": n_steps,
+             "setup_seconds": setup_s}
+    sink = _Writer(out, sc, sim, attrs, n_snap, force) if out is not None else _Memory(sc, sim, attrs)
+    with sink:
+        sink.append(sim)
+        if snap_every and n_snap:
+            sink.snapshot(sim, n_snap)
+        for s in range(1, n_steps + 1):
+            sim.step()
+            if s % out_every == 0 or s == n_steps:
+                sink.append(sim)
+                if progress:
+                    progress(s, n_steps)
+            if snap_every and n_snap and s % snap_every == 0:
+                sink.snapshot(sim, n_snap)
+            if ckpt_every and s % ckpt_every == 0 and s != n_steps:
+                sink.checkpoint(sim)
+        sink.finish(sim)
+    return sink.results()
+
+
+def _precheck_output(path: Path, force: bool) -> None:
+    """Fail on an unusable output path before any work (the writer checks again when it opens)."""
+    from .errors import OutputError
+    import os
+
+    if path.exists() and not force:
+        raise OutputError(f"output file '{path}' exists; pass --force to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output directory '{parent}' does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory '{parent}' is not writable")
+
+
+class _Writer:
+    def __init__(self, out, sc: Scenario, sim: Simulation, attrs, n_snap: int, force: bool):
+        self.path = Path(out)
+        spec = {k: (v.shape, v.dtype.str) for k, v in sim.state.arrays().items()}
+        spec["step"] = ((), "<i8")
+        self.w = ResultWriter(
+            self.path, replicates=len(sim.replicates), attrs=attrs, scenario_toml=sc.to_toml(),
+            metrics={k: (m.units, m.description) for k, m in METRICS.items()},
+            endpoints=ENDPOINTS,
+            snapshot_fields=SNAPSHOTS if n_snap else {},
+            snapshot_shape=(n_snap,) + sim.shape if n_snap else None,
+            checkpoint_spec={k: v for k, v in spec.items() if k != "step"},
+            force=force)
+
+    def __enter__(self):
+        self.w.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.w.__exit__(*exc)
+
+    def append(self, sim):
+        self.w.append(sim.time_days, {k: np.asarray(v, dtype=np.float64) for k, v in sim.metrics().items()})
+
+    def snapshot(self, sim, n):
+        self.w.snapshot(sim.time_days, sim.snapshot(n))
+
+    def checkpoint(self, sim):
+        self.w.checkpoint(sim.state.step, sim.time_days, sim.state.arrays())
+
+    def finish(self, sim):
+        self.w.finish(sim.endpoints())
+
+    def results(self) -> Results:
+        return open_results(self.path)
+
+
+class _Memory:
+    def __init__(self, sc: Scenario, sim: Simulation, attrs):
+        self.sc = sc
+        self.attrs = dict(attrs, schema="gpusim/1", status="running", replicates=len(sim.replicates))
+        self.times: list[float] = []
+        self.rows: list[dict] = []
+        self.snap_t: list[float] = []
+        self.snaps: list[dict] = []
+        self.ep: dict = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, *exc):
+        if et is not None:
+            self.attrs["status"] = "interrupted" if et is KeyboardInterrupt else "failed"
+        return False
+
+    def append(self, sim):
+        self.times.append(sim.time_days)
+        self.rows.append(sim.metrics())
+
+    def snapshot(self, sim, n):
+        self.snap_t.append(sim.time_days)
+        self.snaps.append(sim.snapshot(n))
+
+    def checkpoint(self, sim):
+        pass
+
+    def finish(self, sim):
+        self.ep = sim.endpoints()
+        self.attrs["status"] = "complete"
+
+    def results(self) -> Results:
+        ts = {k: np.stack([np.asarray(r[k], dtype=np.float64) for r in self.rows], axis=1) for k in METRICS}
+        snaps = {k: np.stack([s[k] for s in self.snaps]) for k in SNAPSHOTS} if self.snaps else {}
+        return Results(path=None, attrs=self.attrs, status=self.attrs["status"], schema="gpusim/1",
+                       scenario_toml=self.sc.to_toml(), time_days=np.array(self.times),
+                       timeseries=ts, snapshot_times=np.array(self.snap_t), snapshots=snaps,
+                       endpoints=self.ep)
