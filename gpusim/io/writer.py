@@ -1,0 +1,529 @@
+"""Streaming HDF5 writer for gpusim result files (schema ``gpusim/1``).
+
+A :class:`ResultWriter` creates one result file, declares every dataset up front, switches the
+file to HDF5 SWMR ("single writer, multiple readers") mode and then only resizes and writes,
+flushing after every output interval.  This gives two guarantees:
+
+* a reader (:func:`gpusim.io.open_results`, or plain ``h5py.File(path, "r", swmr=True)``) can
+  open the file while the run is still going and sees every flushed interval;
+* a writer killed outright (``SIGKILL``, out-of-memory killer) leaves a file that still opens
+  and holds every interval flushed before the kill, with ``status`` still ``"running"``.
+
+Root attributes cannot be changed safely under SWMR, so the final ``status`` (``complete``,
+``failed``, ``interrupted``) is written after closing the SWMR handle and reopening the file
+in ordinary read-write mode.  The layout is documented in ``docs/io_format.md``.
+
+Usage::
+
+    with ResultWriter("run.h5", replicates=R, attrs={...}, scenario_toml=text,
+                      metrics={"tumor_cells": ("cells", "live tumour cells")},
+                      endpoints={"cleared": ("bool", "", "tumour cleared by the end")}) as w:
+        for t in output_times:
+            w.append(t, {"tumor_cells": counts})          # counts: shape (R,)
+        w.finish({"cleared": cleared})                     # cleared: shape (R,)
+
+Leaving the ``with`` block with an exception records ``status="failed"`` (``"interrupted"``
+for ``KeyboardInterrupt``/``SystemExit``) and keeps everything already flushed.  Nothing is
+ever written from ``__del__``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import time
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from gpusim.errors import OutputError
+
+SCHEMA = "gpusim/1"
+"""Value of the root ``schema`` attribute of every file this module writes."""
+
+STATUSES = ("running", "complete", "failed", "interrupted")
+"""Possible values of the root ``status`` attribute."""
+
+#: Root attributes set by the writer itself; ``attrs`` passed by the caller may not use them.
+RESERVED_ATTRS = frozenset({"schema", "status", "created_utc", "ended_utc", "error", "replicates"})
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED_NAMES = frozenset({"time_days"})
+
+# Target size of one timeseries / snapshot chunk (bytes).  Small files, frequent appends.
+_CHUNK_BYTES = 1 << 20
+# How long finish()/close() keep retrying to reopen the file read-write while another
+# process (a live reader) holds a lock on it, before opening it without file locking.
+_REOPEN_WAIT_S = 2.0
+
+
+def _utc_now() -> str:
+    """Current UTC time as ISO 8601 with seconds, e.g. ``2026-01-31T12:00:00+00:00``."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_name(kind: str, name: Any) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise OutputError(f"{kind} name {name!r} is not a valid dataset name (use snake_case)")
+    if name in _RESERVED_NAMES:
+        raise OutputError(f"{kind} name {name!r} is reserved")
+    return name
+
+
+def _check_dtype(kind: str, name: str, dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise OutputError(f"{kind} {name!r}: {dtype!r} is not a numpy dtype") from exc
+    if dt.kind not in "biuf":
+        raise OutputError(f"{kind} {name!r}: dtype {dt} is not a bool, integer or float dtype")
+    return dt
+
+
+def _fill_value(dt: np.dtype) -> Any:
+    """Fill value of a not-yet-written endpoint: NaN (float), -1 (signed), max (unsigned), False."""
+    if dt.kind == "f":
+        return dt.type(np.nan)
+    if dt.kind == "i":
+        return dt.type(-1)
+    if dt.kind == "u":
+        return np.iinfo(dt).max
+    return np.False_
+
+
+def _check_attr_value(name: str, value: Any) -> Any:
+    """Return ``value`` in a form h5py stores as an attribute, or raise OutputError."""
+    if isinstance(value, (str, bool, int, float, np.generic)):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    arr = np.asarray(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+    if arr is None or arr.dtype.kind not in "biufU":
+        raise OutputError(f"root attribute {name!r}: cannot store {type(value).__name__} {value!r}")
+    return arr
+
+
+def _set_common(ds: h5py.Dataset, units: str, description: str) -> None:
+    ds.attrs["units"] = str(units)
+    ds.attrs["description"] = str(description)
+
+
+class ResultWriter:
+    """Write one gpusim result file, streaming, in SWMR mode.  Use as a context manager.
+
+    Parameters
+    ----------
+    path:
+        Output file.  Must not exist unless ``force``; its directory must exist and be writable.
+    replicates:
+        Number of replicates ``R`` (>= 1).
+    attrs:
+        Extra root attributes (``gpusim_version``, ``backend``, ``device``, ``seed``,
+        ``first_replicate``, ...): str, bool, int, float, or a list/array of those.
+    scenario_toml:
+        The fully resolved scenario as TOML text; stored as the scalar string ``/scenario``.
+    metrics:
+        ``name -> (units, description)``.  Each becomes ``/timeseries/<name>``, float64, shape
+        ``(R, T)``, one column per :meth:`append`.
+    endpoints:
+        ``name -> (dtype, units, description)``.  Each becomes ``/endpoints/<name>``, shape
+        ``(R,)``, pre-filled with NaN (floats), -1 (signed ints), the maximum (unsigned ints)
+        or False (bool) until :meth:`finish` writes it.
+    snapshot_fields:
+        ``name -> (dtype, units, description)``.  Each becomes ``/snapshots/<name>``, shape
+        ``(S, Rs, Z, Y, X)``, gzip-compressed, one entry per :meth:`snapshot`.
+    snapshot_shape:
+        ``(Rs, Z, Y, X)``: replicates kept in snapshots and lattice size in voxels.  Required
+        when ``snapshot_fields`` is not empty.
+    checkpoint_spec:
+        ``name -> (shape, dtype)`` or ``name -> (shape, dtype, units, description)`` of every
+        array of the engine state; each becomes ``/checkpoint/state/<name>``, overwritten by
+        every :meth:`checkpoint`.
+    force:
+        Replace an existing file at ``path``.  Nothing else is ever overwritten.
+
+    Raises
+    ------
+    OutputError
+        If the file exists (and not ``force``), the directory is missing or not writable, a
+        declaration is invalid, or HDF5 fails.  No file is left behind in that case, and an
+        existing file is left untouched.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        replicates: int,
+        attrs: Mapping[str, Any],
+        scenario_toml: str,
+        metrics: Mapping[str, tuple[str, str]],
+        endpoints: Mapping[str, tuple[str, str, str]],
+        snapshot_fields: Mapping[str, tuple[str, str, str]] | None = None,
+        snapshot_shape: tuple[int, int, int, int] | None = None,
+        checkpoint_spec: Mapping[str, tuple] | None = None,
+        force: bool = False,
+    ) -> None:
+        self._file: h5py.File | None = None
+        self._closed = True
+        self.path = Path(path)
+        self.status = "running"
+
+        # ---- validate everything before touching the file system ------------------------
+        if self.path.exists() and not force:
+            raise OutputError(f"output file '{self.path}' exists; pass --force to overwrite it")
+        if self.path.is_dir():
+            raise OutputError(f"output path '{self.path}' is a directory")
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        if not parent.is_dir():
+            raise OutputError(f"output directory '{parent}' does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputError(f"output directory '{parent}' is not writable")
+
+        if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 1:
+            raise OutputError(f"replicates must be a positive integer, got {replicates!r}")
+        self.replicates = R = int(replicates)
+
+        root_attrs: dict[str, Any] = {}
+        for key, value in attrs.items():
+            if not isinstance(key, str) or not key:
+                raise OutputError(f"root attribute name {key!r} is not a non-empty string")
+            if key in RESERVED_ATTRS:
+                if key == "replicates" and value == R:
+                    continue
+                raise OutputError(f"root attribute {key!r} is set by the writer itself")
+            root_attrs[key] = _check_attr_value(key, value)
+        if not isinstance(scenario_toml, str):
+            raise OutputError("scenario_toml must be a str")
+
+        self._metrics = {}
+        for name, (units, description) in metrics.items():
+            self._metrics[_check_name("metric", name)] = (str(units), str(description))
+        self._endpoints = {}
+        for name, (dtype, units, description) in endpoints.items():
+            _check_name("endpoint", name)
+            self._endpoints[name] = (_check_dtype("endpoint", name, dtype), str(units), str(description))
+        self._snap_fields = {}
+        for name, (dtype, units, description) in (snapshot_fields or {}).items():
+            _check_name("snapshot field", name)
+            self._snap_fields[name] = (_check_dtype("snapshot field", name, dtype), str(units), str(description))
+        self._snap_shape: tuple[int, int, int, int] | None = None
+        if self._snap_fields:
+            if snapshot_shape is None:
+                raise OutputError("snapshot_fields given without snapshot_shape (Rs, Z, Y, X)")
+            shape = tuple(int(n) for n in snapshot_shape)
+            if len(shape) != 4 or min(shape) < 1 or shape[0] > R:
+                raise OutputError(f"snapshot_shape must be (Rs, Z, Y, X) with 1 <= Rs <= {R}, got {snapshot_shape!r}")
+            self._snap_shape = shape  # type: ignore[assignment]
+        self._ckpt_spec: dict[str, tuple[tuple[int, ...], np.dtype, str, str]] = {}
+        for name, spec in (checkpoint_spec or {}).items():
+            _check_name("checkpoint array", name)
+            if len(spec) == 2:
+                (shape, dtype), units, description = spec, "", f"engine state array {name!r}"
+            elif len(spec) == 4:
+                shape, dtype, units, description = spec
+            else:
+                raise OutputError(f"checkpoint array {name!r}: spec must be (shape, dtype[, units, description])")
+            shape = tuple(int(n) for n in shape)
+            self._ckpt_spec[name] = (shape, _check_dtype("checkpoint array", name, dtype), str(units), str(description))
+
+        # ---- build the file under a temporary name, then move it into place -------------
+        # The temporary file sits next to the target (same file system), so the final step is
+        # an atomic link/rename and an existing target is never touched before it succeeds.
+        tmp = parent / f".{self.path.name}.{secrets.token_hex(4)}.partial"
+        try:
+            f = h5py.File(tmp, "x", libver="latest")
+        except OSError as exc:
+            raise OutputError(f"cannot create a file in output directory '{parent}': {exc}") from exc
+        try:
+            self._build(f, R, root_attrs, scenario_toml)
+            f.swmr_mode = True  # = H5Fstart_swmr_write: from here on only resize and write
+            f.flush()
+            self._move_into_place(tmp, force)
+        except BaseException as exc:
+            try:
+                f.close()
+            finally:
+                tmp.unlink(missing_ok=True)
+            if isinstance(exc, OutputError) or not isinstance(exc, Exception):
+                raise
+            raise OutputError(f"cannot create output file '{self.path}': {exc}") from exc
+
+        self._file = f
+        self._closed = False
+        self._T = 0  # number of timeseries intervals written
+        self._S = 0  # number of snapshots written
+        self._last_t = -np.inf
+        self._last_snap_t = -np.inf
+
+    # ------------------------------------------------------------------------------------
+    def _build(self, f: h5py.File, R: int, root_attrs: dict[str, Any], scenario_toml: str) -> None:
+        """Create every group and dataset (SWMR forbids creating them later)."""
+        f.attrs["schema"] = SCHEMA
+        f.attrs["status"] = "running"
+        f.attrs["created_utc"] = _utc_now()
+        f.attrs["replicates"] = np.int64(R)
+        for key, value in root_attrs.items():
+            try:
+                f.attrs[key] = value
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise OutputError(f"root attribute {key!r}: cannot store {value!r} ({exc})") from exc
+
+        ds = f.create_dataset("scenario", data=scenario_toml, dtype=h5py.string_dtype("utf-8"))
+        _set_common(ds, "", "fully resolved scenario as TOML (re-runnable as is)")
+
+        ct = max(1, min(1024, _CHUNK_BYTES // (8 * R)))
+        g = f.create_group("timeseries")
+        ds = g.create_dataset("time_days", shape=(0,), maxshape=(None,), chunks=(ct,), dtype="f8")
+        _set_common(ds, "day", "simulated time of each output interval")
+        for name, (units, description) in self._metrics.items():
+            ds = g.create_dataset(name, shape=(R, 0), maxshape=(R, None), chunks=(R, ct),
+                                  dtype="f8", fillvalue=np.nan)
+            _set_common(ds, units, description)
+
+        g = f.create_group("snapshots")
+        ds = g.create_dataset("time_days", shape=(0,), maxshape=(None,), chunks=(64,), dtype="f8")
+        _set_common(ds, "day", "simulated time of each lattice snapshot")
+        if self._snap_shape is not None:
+            rs, z, y, x = self._snap_shape
+            for name, (dt, units, description) in self._snap_fields.items():
+                cz = max(1, min(z, _CHUNK_BYTES // max(1, y * x * dt.itemsize)))
+                ds = g.create_dataset(name, shape=(0, rs, z, y, x), maxshape=(None, rs, z, y, x),
+                                      chunks=(1, 1, cz, y, x), dtype=dt, compression="gzip",
+                                      compression_opts=4, shuffle=True)
+                _set_common(ds, units, description)
+            g.attrs["replicates"] = np.int64(rs)
+
+        g = f.create_group("endpoints")
+        for name, (dt, units, description) in self._endpoints.items():
+            ds = g.create_dataset(name, shape=(R,), dtype=dt, fillvalue=_fill_value(dt))
+            _set_common(ds, units, description)
+
+        g = f.create_group("checkpoint")
+        ds = g.create_dataset("valid", data=np.int8(0))
+        _set_common(ds, "", "1 when /checkpoint holds a complete state, 0 while it is being written or if never written")
+        ds = g.create_dataset("step", data=np.int64(-1))
+        _set_common(ds, "step", "engine step of the checkpointed state (-1: none)")
+        ds = g.create_dataset("time_days", data=np.float64(np.nan))
+        _set_common(ds, "day", "simulated time of the checkpointed state")
+        s = g.create_group("state")
+        for name, (shape, dt, units, description) in self._ckpt_spec.items():
+            # Allocate the storage now: under SWMR the file layout should only grow by resizes.
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            ds = s.create_dataset(name, shape=shape, dtype=dt, dcpl=dcpl)
+            _set_common(ds, units, description)
+
+    def _move_into_place(self, tmp: Path, force: bool) -> None:
+        if force:
+            os.replace(tmp, self.path)
+            return
+        try:
+            os.link(tmp, self.path)  # atomic, fails if the target appeared meanwhile
+        except FileExistsError:
+            raise OutputError(f"output file '{self.path}' exists; pass --force to overwrite it") from None
+        except OSError:
+            # File system without hard links: check-then-rename.
+            if self.path.exists():
+                raise OutputError(f"output file '{self.path}' exists; pass --force to overwrite it") from None
+            os.replace(tmp, self.path)
+        else:
+            tmp.unlink()
+
+    # ------------------------------------------------------------------------------------
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._closed:
+            return
+        if exc_type is None:
+            self.close("failed", "writer closed without finish()")
+        else:
+            status = "interrupted" if issubclass(exc_type, (KeyboardInterrupt, SystemExit)) else "failed"
+            message = f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__
+            self._close_quietly(status, message)
+
+    def _close_quietly(self, status: str, error: str) -> None:
+        # Never let recording the status hide the exception that is propagating.
+        try:
+            self.close(status, error)
+        except Exception as exc:  # pragma: no cover - depends on the file system failing
+            warnings.warn(f"could not record status {status!r} in '{self.path}': {exc}", stacklevel=3)
+
+    def _require_open(self) -> h5py.File:
+        if self._closed or self._file is None:
+            raise OutputError(f"result writer for '{self.path}' is closed")
+        return self._file
+
+    def _check_arrays(self, what: str, arrays: Mapping[str, Any], declared, shape: tuple) -> dict[str, np.ndarray]:
+        missing = sorted(set(declared) - set(arrays))
+        unknown = sorted(set(arrays) - set(declared))
+        if missing or unknown:
+            raise OutputError(f"{what}: missing {missing}, undeclared {unknown}")
+        out = {}
+        for name, value in arrays.items():
+            arr = np.asarray(value)
+            if arr.shape != shape:
+                raise OutputError(f"{what} {name!r}: shape {arr.shape}, expected {shape}")
+            out[name] = arr
+        return out
+
+    @staticmethod
+    def _check_time(what: str, time_days: float, last: float) -> float:
+        t = float(time_days)
+        if not np.isfinite(t) or t <= last:
+            raise OutputError(f"{what} time {t} day is not finite and after the previous one ({last} day)")
+        return t
+
+    # ------------------------------------------------------------------------------------
+    def append(self, time_days: float, metrics: Mapping[str, np.ndarray]) -> None:
+        """Append one output interval and flush.
+
+        ``time_days``: simulated time (day), strictly increasing.  ``metrics``: every declared
+        metric, each shape ``(R,)``, stored as float64.  The metric columns are written and
+        flushed first, then ``/timeseries/time_days`` grows and is flushed: a reader (or a
+        file left by a kill) never counts an interval whose metrics were not flushed.
+        """
+        f = self._require_open()
+        t = self._check_time("append", time_days, self._last_t)
+        cols = self._check_arrays("append", metrics, self._metrics, (self.replicates,))
+        T = self._T + 1
+        g = f["timeseries"]
+        for name, col in cols.items():
+            ds = g[name]
+            ds.resize((self.replicates, T))
+            ds[:, T - 1] = col.astype(np.float64, copy=False)
+        f.flush()
+        ds = g["time_days"]
+        ds.resize((T,))
+        ds[T - 1] = t
+        f.flush()
+        self._T, self._last_t = T, t
+
+    def snapshot(self, time_days: float, arrays: Mapping[str, np.ndarray]) -> None:
+        """Append one lattice snapshot and flush.
+
+        ``arrays``: every declared snapshot field, each shape ``(Rs, Z, Y, X)`` (cast to the
+        declared dtype).  As in :meth:`append`, ``/snapshots/time_days`` grows last.
+        """
+        f = self._require_open()
+        if self._snap_shape is None:
+            raise OutputError("snapshot(): no snapshot_fields were declared")
+        t = self._check_time("snapshot", time_days, self._last_snap_t)
+        arrs = self._check_arrays("snapshot", arrays, self._snap_fields, self._snap_shape)
+        S = self._S + 1
+        g = f["snapshots"]
+        for name, arr in arrs.items():
+            ds = g[name]
+            ds.resize((S, *self._snap_shape))
+            ds[S - 1] = arr.astype(ds.dtype, copy=False)
+        f.flush()
+        ds = g["time_days"]
+        ds.resize((S,))
+        ds[S - 1] = t
+        f.flush()
+        self._S, self._last_snap_t = S, t
+
+    def checkpoint(self, step: int, time_days: float, state: Mapping[str, np.ndarray]) -> None:
+        """Overwrite ``/checkpoint`` with the full engine state and flush.
+
+        ``state``: every array declared in ``checkpoint_spec``, with its declared shape (cast
+        to its dtype).  Order, with a flush after each stage: ``valid=0``; state arrays;
+        ``step`` and ``time_days``; ``valid=1``.  A reader therefore trusts ``/checkpoint``
+        only when ``valid == 1``, and a kill mid-checkpoint leaves ``valid == 0``.
+        """
+        f = self._require_open()
+        missing = sorted(set(self._ckpt_spec) - set(state))
+        unknown = sorted(set(state) - set(self._ckpt_spec))
+        if missing or unknown:
+            raise OutputError(f"checkpoint: missing {missing}, undeclared {unknown}")
+        arrs = {}
+        for name, value in state.items():
+            shape, dt, _, _ = self._ckpt_spec[name]
+            arr = np.asarray(value)
+            if arr.shape != shape:
+                raise OutputError(f"checkpoint {name!r}: shape {arr.shape}, expected {shape}")
+            arrs[name] = arr.astype(dt, copy=False)
+        g = f["checkpoint"]
+        g["valid"][()] = np.int8(0)
+        f.flush()
+        for name, arr in arrs.items():
+            if arr.size:
+                g["state"][name][...] = arr
+        f.flush()
+        g["step"][()] = np.int64(step)
+        g["time_days"][()] = np.float64(time_days)
+        f.flush()
+        g["valid"][()] = np.int8(1)
+        f.flush()
+
+    def finish(self, endpoints: Mapping[str, np.ndarray]) -> None:
+        """Write every declared endpoint (each shape ``(R,)``), set ``status="complete"``, close.
+
+        The endpoint data are written and flushed under SWMR; then the SWMR handle is closed
+        and the file reopened read-write to set the root attributes.
+        """
+        f = self._require_open()
+        arrs = self._check_arrays("finish", endpoints, self._endpoints, (self.replicates,))
+        g = f["endpoints"]
+        for name, arr in arrs.items():
+            g[name][...] = arr.astype(self._endpoints[name][0], copy=False)
+        f.flush()
+        self._set_final_status("complete", None)
+
+    def close(self, status: str = "failed", error: str | None = None) -> None:
+        """Close a writer that was not finished, recording ``status`` (``failed``/``interrupted``).
+
+        No-op if already closed (after :meth:`finish` or a previous :meth:`close`).  ``error``
+        is stored as the root attribute ``error``.  Use :meth:`finish` for a normal end.
+        """
+        if self._closed:
+            return
+        if status not in ("failed", "interrupted"):
+            raise OutputError(f"close(): status must be 'failed' or 'interrupted', not {status!r}")
+        self._set_final_status(status, error)
+
+    def _set_final_status(self, status: str, error: str | None) -> None:
+        f, self._file, self._closed = self._file, None, True
+        assert f is not None
+        try:
+            f.flush()
+        finally:
+            f.close()
+        g = self._reopen_rw()
+        try:
+            g.attrs["status"] = status
+            g.attrs["ended_utc"] = _utc_now()
+            if error:
+                g.attrs["error"] = error
+        finally:
+            g.close()
+        self.status = status
+
+    def _reopen_rw(self) -> h5py.File:
+        """Reopen the (closed) file read-write, waiting briefly for readers holding a lock."""
+        deadline = time.monotonic() + _REOPEN_WAIT_S
+        while True:
+            try:
+                return h5py.File(self.path, "r+")
+            except OSError as exc:
+                locked = getattr(exc, "errno", None) in (errno.EAGAIN, errno.EACCES) or "lock" in str(exc)
+                if not locked:
+                    raise OutputError(f"cannot reopen '{self.path}' to record its status: {exc}") from exc
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        # A reader keeps the file open (and locked); its SWMR view is read-only, so write the
+        # final attributes without taking the lock.
+        try:
+            return h5py.File(self.path, "r+", locking=False)
+        except OSError as exc:
+            raise OutputError(f"cannot reopen '{self.path}' to record its status: {exc}") from exc
