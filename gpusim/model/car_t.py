@@ -32,10 +32,9 @@ import numpy as np
 from .. import rng
 from ..errors import CapacityError
 from ..rng import Stream
-from .lattice import ANTIGEN_SCALE, Kind, TState, moore_offsets, neighbours
+from .lattice import ANTIGEN_SCALE, Kind, TState, moore_offsets, neighbours, resolve_claims
 
 F32 = np.float32
-U64_MAX = np.iinfo(np.uint64).max
 SHIFT = np.uint64(32)
 
 
@@ -174,9 +173,7 @@ def _engage(st, cp, seed, step, r, slot, a, events):
     rh = ra[has]
     key = (b[:, 1].astype(np.uint64) << SHIFT) | slot[act[has]].astype(np.uint64)
     gidx = rh.astype(np.int64) * V + tv
-    claim = np.full(R * V, U64_MAX, dtype=np.uint64)
-    np.minimum.at(claim, gidx, key)
-    win = claim[gidx] == key
+    win = resolve_claims(gidx, key)
     recog = win & (b[:, 2].astype(np.uint64) < thr[has, col])
     kill = recog & rng.below(b[:, 3], cp.p_kill)
     who = act[has]
@@ -235,9 +232,7 @@ def _fate(st, cp, seed, step, r, slot, a, occ, events):
         idx, tv = idx[ok], tv[ok]
         key = (b[idx, 3].astype(np.uint64) << SHIFT) | slot[idx].astype(np.uint64)
         gidx = r[idx].astype(np.int64) * V + tv
-        claim = np.full(R * V, U64_MAX, dtype=np.uint64)
-        np.minimum.at(claim, gidx, key)
-        win = claim[gidx] == key
+        win = resolve_claims(gidx, key)
         born, born_v = idx[win], tv[win]
     a["t_div"] = a["t_div"].copy()
     a["t_div"][born] -= 1
@@ -296,9 +291,7 @@ def _migrate(st, cp, seed, step, r, a):
         if i.size:
             key = (b2[i, 1].astype(np.uint64) << SHIFT) | slot[i].astype(np.uint64)
             gidx = r[i] * V + tv[i]
-            claim = np.full(R * V, U64_MAX, dtype=np.uint64)
-            np.minimum.at(claim, gidx, key)
-            w = i[claim[gidx] == key]
+            w = i[resolve_claims(gidx, key)]
             occ[r[w] * V + pos[w]] = -1
             occ[r[w] * V + tv[w]] = w
             pos[w] = tv[w]

@@ -75,3 +75,24 @@ def voxel_centres_um(shape: tuple[int, int, int], voxel_um: float):
     y = (np.arange(ny, dtype=np.float64) + 0.5) * voxel_um
     x = (np.arange(nx, dtype=np.float64) + 0.5) * voxel_um
     return z[:, None, None], y[None, :, None], x[None, None, :]
+
+
+def resolve_claims(target: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Claims: several claimants may want the same voxel; the smallest 64-bit key wins.
+
+    ``target`` (int64, global voxel index ``r * V + v``) and ``key`` (uint64, ``priority << 32 |
+    claimant index``, unique per target) are 1-D and aligned.  Returns the boolean winner mask.
+    Equivalent to ``atomicMin`` on a lattice of claims (the CUDA kernels) or ``np.minimum.at``,
+    but costs O(n log n) in the claimants only.
+    """
+    n = target.size
+    win = np.zeros(n, dtype=bool)
+    if n == 0:
+        return win
+    order = np.lexsort((key, target))
+    t = target[order]
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    np.not_equal(t[1:], t[:-1], out=first[1:])
+    win[order[first]] = True
+    return win

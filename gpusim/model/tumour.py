@@ -14,10 +14,9 @@ import numpy as np
 
 from .. import rng
 from ..rng import Stream
-from .lattice import Kind, neighbours
+from .lattice import Kind, neighbours, resolve_claims
 
 F32 = np.float32
-U64_MAX = np.iinfo(np.uint64).max
 
 
 @dataclass(frozen=True)
@@ -127,9 +126,7 @@ def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> No
         dr, dv, target, b = dr[has], dv[has], target[has], b[has]
         key = (b[:, 1].astype(np.uint64) << np.uint64(32)) | dv.astype(np.uint64)
         gidx = dr.astype(np.int64) * V + target
-        claim = np.full(R * V, U64_MAX, dtype=np.uint64)
-        np.minimum.at(claim, gidx, key)
-        win = claim[gidx] == key
+        win = resolve_claims(gidx, key)
         born_r, born_v, parent_v = dr[win], target[win], dv[win]
         lose_a = rng.below(b[win, 2], tp.p_antigen_loss)
         lose_b = rng.below(b[win, 3], tp.p_antigen_loss)

@@ -1,0 +1,339 @@
+"""The one diffusion-reaction solver for every field: deterministic red-black SOR.
+
+Every field c (float32, shape ``(R, Z, Y, X)``; 2D is ``Z == 1`` and then has no z-direction at
+all) satisfies, at every voxel not held fixed::
+
+    D/h^2 * sum_nb (c_nb - c) - a * c + s = 0
+
+``a`` (1/min) is the total linear sink (uptake + decay, plus 1/dt for a backward-Euler step) and
+``s`` (conc/min) the source (plus c_old/dt for backward Euler). Voxels in ``fixed_mask`` (vessels)
+are held at ``fixed_value``. The domain boundary is per field: ``"dirichlet"`` (a neighbour
+outside the domain has the value ``boundary_value``) or ``"neumann"`` (no flux: a neighbour
+outside the domain has the voxel's own current value).
+
+Arithmetic contract (the CUDA twin must follow it to the bit)
+-------------------------------------------------------------
+All arithmetic is IEEE float32, round-to-nearest, no fused multiply-add (the kernel is compiled
+with ``--fmad=false``). Host constants, each computed once:
+
+* ``dh    = float32(D / (h * h))``            (D/(h*h) in float64, then rounded to float32)
+* ``n_nb  = 4`` in 2D, ``6`` in 3D (always, also at the domain boundary)
+* ``den0  = dh * float32(n_nb)``              (float32 product)
+* ``omega = float32(omega)``, ``tol = float32(tol)``
+
+Once per ``solve``, per voxel: ``den = den0 + a`` (float32), and every fixed voxel is set to
+``fixed_value`` (float32).
+
+One *sweep* = colour 0, then colour 1, where ``colour = (x + y + z) % 2`` (z = 0 in 2D). Within a
+colour the voxel order is irrelevant: a voxel of one colour reads only voxels of the other colour,
+and its own value. Colour 0 reads the values from the end of the previous sweep, colour 1 reads
+the colour-0 values just written. For each voxel of the colour that is not fixed::
+
+    nb  = c[x-1]                       # neighbour values; out-of-domain ones are
+    nb  = nb + c[x+1]                  #   float32(boundary_value) (dirichlet) or c (neumann)
+    nb  = nb + c[y-1]
+    nb  = nb + c[y+1]
+    nb  = nb + c[z-1]                  # 3D only
+    nb  = nb + c[z+1]                  # 3D only
+    t   = dh * nb
+    t   = t + s
+    gs  = t / den                      # Gauss-Seidel value
+    t   = gs - c
+    t   = omega * t
+    cn  = c + t                        # the new value (omega == 1 is plain Gauss-Seidel)
+    change = |cn - c|
+    c   = cn
+
+Fixed voxels are never written (their change is 0). After every sweep, per replicate,
+``max_change = max over the replicate's voxels of change`` (a max is exact, so its order does not
+matter). A replicate whose ``max_change <= tol`` has converged: it is not swept again and its values
+stay bitwise frozen. The solve stops when every replicate has converged or after ``max_iter``
+sweeps; it returns the number of sweeps each replicate received (``max_iter`` for one that did
+not converge; nothing is raised, the caller decides). Convergence is decided per replicate and
+never across replicates, so a replicate's result does not depend on which other replicates share
+its batch.
+
+Choosing tol: in float32 an over-relaxed sweep does not settle on a fixed point but keeps cycling
+in the last few ulps (max change ~8 ulp of the field's largest value for omega = 1.8; exactly 0
+is typical only for omega = 1). tol must sit above that (e.g. 1e-4 for oxygen at ~38 mmHg),
+otherwise the replicate runs to max_iter.
+
+NumPy realisation (free to differ, as long as every voxel sees the operations above): the
+lattice is split into its 4 (2D) or 8 (3D) parity sub-lattices (x % 2, y % 2, z % 2), each stored
+as its own padded, contiguous block per replicate, so that every neighbour of a sub-lattice is
+another sub-lattice shifted by a constant flat offset and each operation above is one contiguous
+NumPy call over all active replicates. A colour is 2 (2D) or 4 (3D) sub-lattices. Padding
+positions ("ghosts") hold ``boundary_value`` (dirichlet) or, refreshed at the start of every
+sweep, a copy of the boundary voxel they mirror (neumann: a voxel is written once per sweep, after
+it has been read through its ghost, so the start-of-sweep copy is exactly "its own current
+value"). Ghosts and fixed voxels are computed along with the rest and then reset to their held
+value, so they never change. Converged replicates are compacted out of the working set, so later
+sweeps cost only the active ones.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+
+__all__ = ["FieldSolver"]
+
+_F32 = np.float32
+
+
+class FieldSolver:
+    """Red-black SOR for one field on one lattice shape; preallocates its work buffers.
+
+    The arithmetic order is the module docstring's contract. ``solve`` may be called any number
+    of times (warm starts: pass the previous solution as ``c``).
+    """
+
+    def __init__(self, shape, *, diffusion_um2_per_min: float, voxel_um: float,
+                 boundary: str = "neumann", boundary_value: float = 0.0,
+                 omega: float = 1.5, tol: float = 1e-4, max_iter: int = 10_000):
+        shape = tuple(int(v) for v in shape)
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError(f"shape must be (R, Z, Y, X) with every extent >= 1, got {shape}")
+        if boundary not in ("neumann", "dirichlet"):
+            raise ValueError(f"boundary must be 'neumann' or 'dirichlet', got {boundary!r}")
+        if not (diffusion_um2_per_min > 0 and voxel_um > 0):
+            raise ValueError("diffusion_um2_per_min and voxel_um must be > 0")
+        if not 0.0 < omega < 2.0:
+            raise ValueError(f"omega must lie in (0, 2), got {omega}")
+        if not tol >= 0.0:
+            raise ValueError(f"tol must be >= 0, got {tol}")
+        if not np.isfinite(boundary_value):
+            raise ValueError(f"boundary_value must be finite, got {boundary_value}")
+        if int(max_iter) < 0:
+            raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+
+        self.shape = shape
+        self.boundary = boundary
+        self.boundary_value = float(boundary_value)
+        self.omega = float(omega)
+        self.tol = float(tol)
+        self.max_iter = int(max_iter)
+        self.diffusion_um2_per_min = float(diffusion_um2_per_min)
+        self.voxel_um = float(voxel_um)
+
+        R, Z, Y, X = shape
+        self.three_d = Z > 1
+        self.n_nb = 6 if self.three_d else 4
+        self._dh = _F32(self.diffusion_um2_per_min / (self.voxel_um * self.voxel_um))
+        self._den0 = _F32(self._dh * _F32(self.n_nb))
+        self._omega = _F32(self.omega)
+        self._tol = _F32(self.tol)
+
+        # --- sub-lattice geometry: axes (z, y, x); z is split only in 3D
+        lengths = (Z, Y, X)
+        split = (self.three_d, True, True)
+        qshape = tuple((L + 1) // 2 + 2 if sp else 1 for L, sp in zip(lengths, split))
+        B = qshape[0] * qshape[1] * qshape[2]
+        strides = (qshape[1] * qshape[2], qshape[2], 1)
+        margin = strides[0] if self.three_d else strides[1]
+        self._qshape, self._B, self._margin = qshape, B, margin
+        parities = list(product((0, 1) if self.three_d else (0,), (0, 1), (0, 1)))
+        self._parities = parities
+
+        self._real = {}   # slices of the real voxels inside a padded block
+        self._dom = {}    # the matching slices of the (Z, Y, X) lattice
+        self._ghost = {}  # bool (Zq, Yq, Xq): padding positions
+        active = []
+        for p in parities:
+            real, dom, count = [], [], 1
+            for ax in range(3):
+                if split[ax]:
+                    k = len(range(p[ax], lengths[ax], 2))
+                    real.append(slice(1, 1 + k))
+                    dom.append(slice(p[ax], None, 2))
+                    count *= k
+                else:
+                    real.append(slice(0, 1))
+                    dom.append(slice(None))
+            self._real[p], self._dom[p] = tuple(real), tuple(dom)
+            g = np.ones(qshape, dtype=bool)
+            g[self._real[p]] = False
+            self._ghost[p] = g
+            if count:
+                active.append(p)
+
+        # neighbours of each sub-lattice, in the contract's order x-, x+, y-, y+, (z-, z+):
+        # (other parity, flat offset)
+        def flip(p, ax):
+            q = list(p)
+            q[ax] ^= 1
+            return tuple(q)
+
+        axes = (2, 1, 0) if self.three_d else (2, 1)
+        self._nbspec = {
+            p: [(flip(p, ax), off) for ax in axes
+                for off in ((p[ax] - 1) * strides[ax], p[ax] * strides[ax])]
+            for p in active
+        }
+        # colour 0 first, then colour 1
+        self._sweep_order = sorted(active, key=lambda p: sum(p) % 2)
+
+        # neumann ghost copies: (dst parity, dst index, src parity, src index) in a block
+        self._ghost_copies = []
+        for ax in range(3):
+            if not split[ax]:
+                continue
+            L = lengths[ax]
+            for p in parities:
+                if p[ax] == 1:  # low ghost (coordinate -1) mirrors coordinate 0
+                    self._ghost_copies.append((p, ax, 0, flip(p, ax), 1))
+                if p[ax] == L % 2:  # high ghost (coordinate L) mirrors coordinate L - 1
+                    src = flip(p, ax)
+                    self._ghost_copies.append((p, ax, L // 2 + 1, src, (L - 1) // 2 + 1))
+
+        # --- buffers (flat; a block of B per replicate; c has a margin at both ends so that the
+        # shifted neighbour views stay inside it)
+        bv = _F32(self.boundary_value)
+        self._c = {p: np.full(2 * margin + R * B, bv, dtype=_F32) for p in parities}
+        self._s = {p: np.zeros(R * B, dtype=_F32) for p in active}
+        self._den = {p: np.ones(R * B, dtype=_F32) for p in active}
+        self._hold = {p: np.ones(R * B, dtype=bool) for p in active}
+        self._acc = np.empty(R * B, dtype=_F32)
+        self._chg = np.empty(R * B, dtype=_F32)
+        self._red = np.empty(R, dtype=_F32)
+        self._maxchg = np.empty(R, dtype=_F32)
+        self._views = None
+
+    # ------------------------------------------------------------------ internals
+    def _blocks(self, buf, n, has_margin=False):
+        """(n, Zq, Yq, Xq) view of the first n replicate blocks of a flat buffer."""
+        m = self._margin if has_margin else 0
+        return buf[m:m + n * self._B].reshape((n,) + self._qshape)
+
+    def _build_views(self, n: int) -> None:
+        """Views over the first n (active) replicates, rebuilt when n changes."""
+        m, size = self._margin, n * self._B
+        subs = []
+        for p in self._sweep_order:
+            nbs = [self._c[q][m + off:m + off + size] for q, off in self._nbspec[p]]
+            held = np.flatnonzero(self._hold[p][:size])   # ghosts and fixed voxels
+            subs.append((self._c[p][m:m + size], nbs, self._s[p][:size], self._den[p][:size],
+                         held))
+        ghosts = []
+        if self.boundary == "neumann":
+            for pd, ax, idst, ps, isrc in self._ghost_copies:
+                dst = [slice(None)] * 4
+                src = [slice(None)] * 4
+                dst[ax + 1], src[ax + 1] = idst, isrc
+                ghosts.append((self._blocks(self._c[pd], n, True)[tuple(dst)],
+                               self._blocks(self._c[ps], n, True)[tuple(src)]))
+        self._views = (subs, ghosts, self._acc[:size], self._chg[:size],
+                       self._chg[:size].reshape(n, self._B), self._red[:n], self._maxchg[:n])
+
+    def _sweep(self) -> np.ndarray:
+        """One red-black sweep over the active replicates; returns their max change."""
+        subs, ghosts, acc, chg, chg2, red, maxchg = self._views
+        dh, omega = self._dh, self._omega
+        for dst, src in ghosts:
+            np.copyto(dst, src)
+        maxchg.fill(0)
+        for c, nbs, s, den, held in subs:
+            np.add(nbs[0], nbs[1], out=acc)
+            for nb in nbs[2:]:
+                np.add(acc, nb, out=acc)
+            np.multiply(dh, acc, out=acc)
+            np.add(acc, s, out=acc)
+            np.divide(acc, den, out=acc)        # gs
+            np.subtract(acc, c, out=acc)
+            np.multiply(omega, acc, out=acc)
+            np.add(c, acc, out=acc)             # c_new
+            acc[held] = c[held]                 # ghosts and fixed voxels keep their value
+            np.subtract(acc, c, out=chg)
+            np.abs(chg, out=chg)
+            np.max(chg2, axis=1, out=red)
+            np.maximum(maxchg, red, out=maxchg)
+            np.copyto(c, acc)
+        return maxchg
+
+    def _move(self, src: int, dst: int) -> None:
+        """Move the working data of replicate slot src to slot dst."""
+        B, m = self._B, self._margin
+        for p in self._parities:
+            self._c[p][m + dst * B:m + (dst + 1) * B] = self._c[p][m + src * B:m + (src + 1) * B]
+        for bufs in (self._s, self._den, self._hold):
+            for buf in bufs.values():
+                buf[dst * B:(dst + 1) * B] = buf[src * B:(src + 1) * B]
+
+    def _gather(self, c, slot: int, replicate: int) -> None:
+        for p in self._parities:
+            blk = self._blocks(self._c[p], slot + 1, True)[slot]
+            c[(replicate,) + self._dom[p]] = blk[self._real[p]]
+
+    # ------------------------------------------------------------------ API
+    def solve(self, c, a, s, fixed_mask=None, fixed_value=0.0) -> np.ndarray:
+        """Update c (float32 (R,Z,Y,X)) in place to the discrete steady state.
+
+        ``a`` and ``s`` are float32 arrays of c's shape (other dtypes are converted);
+        ``fixed_mask`` is None or a bool array of c's shape; ``fixed_value`` a scalar or an array
+        broadcastable to c's shape. c is the initial guess (warm start). Returns the number of
+        sweeps each replicate received, int32 (R,): ``max_iter`` for one that did not converge.
+        """
+        if not isinstance(c, np.ndarray) or c.dtype != _F32 or c.shape != self.shape:
+            raise ValueError(f"c must be a float32 ndarray of shape {self.shape}")
+        a = np.asarray(a, dtype=_F32)
+        s = np.asarray(s, dtype=_F32)
+        if a.shape != self.shape or s.shape != self.shape:
+            raise ValueError(f"a and s must have shape {self.shape}")
+        has_fixed = False
+        if fixed_mask is not None:
+            fixed_mask = np.asarray(fixed_mask, dtype=bool)
+            if fixed_mask.shape != self.shape:
+                raise ValueError(f"fixed_mask must have shape {self.shape}")
+            has_fixed = bool(fixed_mask.any())
+        if has_fixed:
+            fv = np.asarray(fixed_value, dtype=_F32)
+            if fv.ndim:
+                fv = np.broadcast_to(fv, self.shape)
+        R = self.shape[0]
+        al = (slice(None),)
+
+        # scatter the problem into the sub-lattice blocks
+        for p in self._parities:
+            real, dom = al + self._real[p], al + self._dom[p]
+            cb = self._blocks(self._c[p], R, True)
+            cb[real] = c[dom]
+            if p not in self._s:
+                continue   # a sub-lattice without voxels (an extent of 1)
+            sb, db = self._blocks(self._s[p], R), self._blocks(self._den[p], R)
+            hb = self._blocks(self._hold[p], R)
+            sb[real] = s[dom]
+            np.add(self._den0, a[dom], out=db[real])
+            np.copyto(hb, self._ghost[p])
+            if has_fixed:
+                fm = fixed_mask[dom]
+                np.copyto(cb[real], fv[dom] if fv.ndim else fv, where=fm)
+                np.copyto(db[real], _F32(1), where=fm)   # keeps the (discarded) value finite
+                np.copyto(sb[real], _F32(0), where=fm)
+                np.logical_or(hb[real], fm, out=hb[real])
+
+        iters = np.zeros(R, dtype=np.int32)
+        slot_of = np.arange(R)          # original replicate held by each active slot
+        n = R
+        self._build_views(n)
+        for _ in range(self.max_iter):
+            maxchg = self._sweep()
+            iters[slot_of[:n]] += 1
+            done = maxchg <= self._tol
+            if not done.any():
+                continue
+            # copy converged replicates out, then compact the active ones to the front
+            for k in np.flatnonzero(done):
+                self._gather(c, k, slot_of[k])
+            keep = np.flatnonzero(~done)
+            for dst, src in enumerate(keep):
+                if dst != src:
+                    self._move(src, dst)
+                    slot_of[dst] = slot_of[src]
+            n = len(keep)
+            if n == 0:
+                break
+            self._build_views(n)
+        for k in range(n):              # not converged within max_iter (or max_iter == 0)
+            self._gather(c, k, slot_of[k])
+        return iters
