@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,6 +156,7 @@ class Simulation:
         self.fields = FieldsPhase(sc, R)
         self.dt_min = float(sc["run.dt_min"])
         self.last_events: dict[str, np.ndarray] = {}
+        self.phase_seconds: dict[str, float] = {}  #: wall time spent in each phase so far
         self.state = state if state is not None else self._initial_state(R)
 
     # -- set-up --------------------------------------------------------------------------------
@@ -194,10 +196,18 @@ class Simulation:
         st = self.state
         before = self._tallies() if check else None
         events: dict[str, np.ndarray] = {}
+        clock = time.perf_counter
+        t0 = clock()
         systemic_phase(st, self.systemic_params, self.seed, st.step, events)
+        t1 = clock()
         self.fields.solve(st)
+        t2 = clock()
         tumour_phase(st, self.tumour_params, self.seed, st.step, events)
+        t3 = clock()
         car_t_phase(st, self.car_t_params, self.seed, st.step, events)
+        t4 = clock()
+        for name, dt in (("systemic", t1 - t0), ("fields", t2 - t1), ("tumour", t3 - t2), ("car_t", t4 - t3)):
+            self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + dt
         R = st.kind.shape[0]
         ev = {k: np.broadcast_to(np.asarray(v, dtype=np.int64), (R,)) for k, v in events.items()}
         for k in ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths"):
