@@ -31,7 +31,7 @@ class Param:
 
     @property
     def unit(self) -> str:
-        name = self.key.rsplit(".", 1)[1]
+        name = "_" + self.key.rsplit(".", 1)[1]
         for suffix, unit in _UNITS:
             if name.endswith(suffix):
                 return unit
