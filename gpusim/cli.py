@@ -56,8 +56,10 @@ def info():
     from .backends import cpu_description, cupy_status
 
     click.echo(f"gpusim {__version__}")
+    from importlib.metadata import version
+
     click.echo(f"python {sys.version.split()[0]}, numpy {np.__version__}, h5py {h5py.__version__}, "
-               f"click {click.__version__ if hasattr(click, '__version__') else '?'}")
+               f"click {version('click')}")
     click.echo(f"backend numpy: available, {cpu_description()}")
     ok, desc = cupy_status()
     click.echo(f"backend cupy: {'available, ' if ok else 'not available: '}{desc}")
