@@ -226,3 +226,34 @@ def test_3d_runs_and_conserves():
     for _ in range(60):
         sim.step(check=True)
     assert (sim.state.car_t_entered > 0).all()
+
+
+@pytest.mark.parametrize("o2,divides", [(8.0, False), (12.0, True)])
+def test_hypoxic_cells_are_quiescent(o2, divides):
+    # uniform oxygen o2: the division ramp (o2 - 5)/(38 - 5) is positive at both levels, but below
+    # the 10 mmHg hypoxic threshold a cell must not divide at all
+    sim = Simulation(scenario(tumour__division_rate_per_min=100.0, tumour__radius_um=60.0,
+                              oxygen__boundary_mmHg=o2, oxygen__vessel_mmHg=o2))
+    assert np.allclose(sim.state.o2, o2)
+    n0 = counts(sim, Kind.TUMOUR).copy()
+    for _ in range(10):
+        sim.step(check=True)
+    grew = counts(sim, Kind.TUMOUR) > n0
+    assert grew.all() if divides else not grew.any()
+
+
+def test_antigen_a_and_b_are_lost_independently():
+    # 400 single A+B+ cells divide once with loss probability 1/2 per antigen: the daughter's
+    # class is one of 4 with probability 1/4 each (independent losses). Chi-square, 3 dof: the
+    # 1 - 1e-6 quantile is 30.7, so a correct engine fails with probability 1e-6; correlated
+    # losses (A+B+ and A-B- only) give a statistic near 400.
+    sim = Simulation(scenario(tumour__division_rate_per_min=100.0, tumour__antigen_loss_per_division=0.5,
+                              tumour__fraction_a_pos_b_pos=1.0, tumour__fraction_a_pos_b_neg=0.0,
+                              run__replicates=400))
+    sim.step(check=True)
+    m = sim.metrics()
+    obs = np.array([m[c].sum() for c in CLASSES], dtype=float)
+    obs[0] -= 400  # the parents stay A+B+
+    assert obs.sum() == 400
+    chi2 = ((obs - 100.0) ** 2 / 100.0).sum()
+    assert chi2 < 30.7, obs
