@@ -2,9 +2,14 @@
 
 A step (MODEL.md section 10):
 1. systemic: doses, blood pool, extravasation of CAR-T cells from vessels;
-2. fields: oxygen, glucose (quasi-steady), chemokine (backward Euler);
+   intratumoral injection and regional entry (model/systemic.py);
+2. fields: oxygen, glucose (quasi-steady), chemokine, TGF-β, IFN-γ, IL-12 (backward Euler);
 3. tissue cells: apoptosis, necrosis, division with antigen loss, clearance, vessel collapse;
-4. CAR-T cells: engagement and killing, exhaustion, death and proliferation, migration.
+4. microenvironment: PD-L1, antigen recovery after trogocytosis, stroma degradation
+   (model/microenv.py);
+5. CAR-T cells: engagement and killing (suppression, trogocytosis), exhaustion, death and
+   proliferation, migration;
+6. toxicity: plasma IL-6, its peak and AUC (model/systemic.toxicity_phase).
 Each phase reads the state as it was when the phase began.  A replicate's trajectory depends only
 on (scenario, seed, global replicate index).
 """
@@ -22,17 +27,20 @@ from .model import car_t as car_t_mod
 from .model.car_t import CarTParams, car_t_phase
 from .model.environment import FieldsPhase
 from .model.lattice import Kind, TState, neighbours
-from .model.systemic import SystemicParams, systemic_phase
+from .model.microenv import MicroenvParams, microenv_phase
+from .model.systemic import SystemicParams, systemic_phase, toxicity_phase
 from .model.tissue import initial_tissue
 from .model.tumour import TumourParams, tumour_phase
 from .scenario import Scenario
 
-LATTICE = ("kind", "antigen_a", "antigen_b", "ecm", "o2", "glucose", "chemokine")
+LATTICE = ("kind", "antigen_a", "antigen_b", "ecm", "o2", "glucose", "chemokine", "tgfb", "ifng",
+           "il12", "pdl1", "antigen_a_base", "antigen_b_base")
 AGENTS = car_t_mod.AGENT_FIELDS
+SYSTEMIC = ("blood", "csf", "il6", "il6_peak", "il6_auc", "csf_peak")
 COUNTERS = ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths",
             "tumour_initial", "healthy_antigen_initial", "car_t_peak", "tumour_min",
-            "cleared_step", "last_car_t_step")
-STATE_ARRAYS = LATTICE + AGENTS + ("t_count", "blood") + COUNTERS
+            "cleared_step", "last_car_t_step", "car_t_tumour_peak")
+STATE_ARRAYS = LATTICE + AGENTS + ("t_count",) + SYSTEMIC + COUNTERS
 
 
 class State:
@@ -40,11 +48,15 @@ class State:
 
     Lattice arrays (R, Z, Y, X): ``kind`` uint8 (:class:`Kind`), ``antigen_a``/``antigen_b`` uint8
     (level × 100), ``ecm`` float32 (density 0..1), ``o2`` float32 (mmHg), ``glucose`` float32
-    (mM), ``chemokine`` float32 (0..1).  Agent table (R, C), live cells in slots < ``t_count``:
+    (mM), ``chemokine`` float32 (0..1), ``tgfb``/``ifng``/``il12`` float32 (a.u.), ``pdl1``
+    float32 (0..1, tumour cells), ``antigen_a_base``/``antigen_b_base`` uint8 (the level a
+    trogocytosed antigen recovers to).  Agent table (R, C), live cells in slots < ``t_count``:
     ``t_state`` uint8 (:class:`TState`), ``t_pos`` int32 (voxel), ``t_exh`` float32 (0..1),
     ``t_div`` uint8 (divisions left), ``t_kills`` int32, ``t_dir`` int8 (last move, -1 none),
-    ``t_act`` int16 (steps of activation left).  Per replicate: ``t_count`` int32, ``blood``
-    float64 (circulating CAR-T cells) and int64 counters.
+    ``t_act`` int16 (steps of activation left), ``t_eng`` uint8 (1: engaged a target this step).
+    Per replicate: ``t_count`` int32, float64 ``blood`` (circulating CAR-T cells), ``csf``
+    (CAR-T cells in the CSF / cavity), ``il6`` (plasma IL-6, pg/mL), ``il6_peak``, ``il6_auc``
+    (pg/mL × day), ``csf_peak``, and int64 counters.
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], replicates: np.ndarray, step: int):
@@ -106,6 +118,12 @@ METRICS: dict[str, Metric] = {
     "mean_exhaustion": Metric("fraction", "mean exhaustion of CAR-T cells in the domain"),
     "mean_o2_tumour": Metric("mmHg", "mean oxygen over tumour cells"),
     "mean_glucose_tumour": Metric("mM", "mean glucose over tumour cells"),
+    "mean_tgfb_tumour": Metric("a.u.", "mean TGF-β over tumour cells"),
+    "mean_pdl1_tumour": Metric("fraction", "mean PD-L1 level of tumour cells"),
+    "mean_ecm_tumour": Metric("fraction", "mean ECM density over the tumour's bounding region (tumour, capsule and septa)"),
+    "car_t_engaged": Metric("cells", "CAR-T cells that engaged a target in the last step"),
+    "il6": Metric("pg/mL", "plasma IL-6"),
+    "car_t_csf": Metric("cells", "CAR-T cells in the CSF / cavity (regional delivery)"),
 }
 
 ENDPOINTS: dict[str, tuple[str, str, str]] = {
@@ -119,6 +137,10 @@ ENDPOINTS: dict[str, tuple[str, str, str]] = {
     "healthy_damage": ("float64", "fraction", "healthy antigen+ cells killed / initial healthy antigen+ cells"),
     "kills_tumour": ("int64", "cells", "tumour cells killed by CAR-T cells"),
     "kills_healthy": ("int64", "cells", "healthy cells killed by CAR-T cells"),
+    "car_t_tumour_peak": ("int64", "cells", "largest number of CAR-T cells in or next to tumour cells"),
+    "peak_il6": ("float64", "pg/mL", "peak plasma IL-6"),
+    "crs_grade": ("int8", "1", "CRS grade 0-4 from peak IL-6 and toxicity.crs_thresholds_pg_per_mL (assumed)"),
+    "icans_index": ("float64", "1", "IL-6 AUC / icans_il6_auc_ref + peak CSF CAR-T / icans_csf_ref (assumed)"),
 }
 
 SNAPSHOTS: dict[str, tuple[str, str, str]] = {
@@ -153,6 +175,10 @@ class Simulation:
         self.tumour_params = TumourParams.from_scenario(sc)
         self.car_t_params = CarTParams.from_scenario(sc)
         self.systemic_params = SystemicParams.from_scenario(sc, self.nvox)
+        self.microenv_params = MicroenvParams.from_scenario(sc)
+        self._crs = np.asarray(sorted(sc["toxicity.crs_thresholds_pg_per_mL"]), dtype=np.float64)
+        self._icans_ref = (sc["toxicity.icans_il6_auc_ref_pg_per_mL"], sc["toxicity.icans_csf_ref_cells"])
+        self._tumour_zone = None
         self.fields = FieldsPhase(sc, R)
         self.dt_min = float(sc["run.dt_min"])
         self.last_events: dict[str, np.ndarray] = {}
@@ -166,13 +192,18 @@ class Simulation:
         a = {k: np.stack([t[k] for t in tissues]) for k in ("kind", "antigen_a", "antigen_b", "ecm")}
         a["o2"] = np.full((R,) + self.shape, sc["oxygen.vessel_mmHg"], dtype=np.float32)
         a["glucose"] = np.full((R,) + self.shape, sc["glucose.vessel_mM"], dtype=np.float32)
-        a["chemokine"] = np.zeros((R,) + self.shape, dtype=np.float32)
+        for k in ("chemokine", "tgfb", "ifng", "il12", "pdl1"):
+            a[k] = np.zeros((R,) + self.shape, dtype=np.float32)
+        a["antigen_a_base"] = a["antigen_a"].copy()
+        a["antigen_b_base"] = a["antigen_b"].copy()
         C = self.capacity
         a.update(t_state=np.zeros((R, C), np.uint8), t_pos=np.zeros((R, C), np.int32),
                  t_exh=np.zeros((R, C), np.float32), t_div=np.zeros((R, C), np.uint8),
                  t_kills=np.zeros((R, C), np.int32), t_dir=np.full((R, C), -1, np.int8),
-                 t_act=np.zeros((R, C), np.int16), t_count=np.zeros(R, np.int32),
-                 blood=np.zeros(R, np.float64))
+                 t_act=np.zeros((R, C), np.int16), t_eng=np.zeros((R, C), np.uint8),
+                 t_count=np.zeros(R, np.int32))
+        for k in SYSTEMIC:
+            a[k] = np.zeros(R, np.float64)
         for k in COUNTERS:
             a[k] = np.zeros(R, np.int64)
         kind = a["kind"].reshape(R, -1)
@@ -188,6 +219,8 @@ class Simulation:
         # start from the fields' steady state of the initial tissue
         self.fields.solve(st)
         st.chemokine[:] = 0
+        st.tgfb[:] = 0
+        self.fields.steady_tgfb(st)
         return st
 
     # -- stepping ------------------------------------------------------------------------------
@@ -203,9 +236,11 @@ class Simulation:
         self.fields.solve(st)
         t2 = clock()
         tumour_phase(st, self.tumour_params, self.seed, st.step, events)
+        microenv_phase(st, self.microenv_params, self.seed, st.step, events)
         t3 = clock()
         car_t_phase(st, self.car_t_params, self.seed, st.step, events)
         t4 = clock()
+        toxicity_phase(st, self.systemic_params, events)
         for name, dt in (("systemic", t1 - t0), ("fields", t2 - t1), ("tumour", t3 - t2), ("car_t", t4 - t3)):
             self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + dt
         R = st.kind.shape[0]
@@ -217,6 +252,7 @@ class Simulation:
         np.minimum(st.tumour_min, tum, out=st.tumour_min)
         st.cleared_step[(tum == 0) & (st.cleared_step < 0)] = st.step
         np.maximum(st.car_t_peak, st.t_count, out=st.car_t_peak)
+        np.maximum(st.car_t_tumour_peak, self._car_t_tumour(), out=st.car_t_tumour_peak)
         st.last_car_t_step[st.t_count > 0] = st.step
         self.last_events = ev
         if check:
@@ -296,7 +332,36 @@ class Simulation:
             "mean_exhaustion": exh / np.maximum(st.t_count, 1),
             "mean_o2_tumour": np.where(tum, o2, 0).sum(axis=1, dtype=np.float64) / nt,
             "mean_glucose_tumour": np.where(tum, st.glucose.reshape(R, V), 0).sum(axis=1, dtype=np.float64) / nt,
+            "mean_tgfb_tumour": np.where(tum, st.tgfb.reshape(R, V), 0).sum(axis=1, dtype=np.float64) / nt,
+            "mean_pdl1_tumour": np.where(tum, st.pdl1.reshape(R, V), 0).sum(axis=1, dtype=np.float64) / nt,
+            "mean_ecm_tumour": st.ecm.reshape(R, V)[:, self._zone()].mean(axis=1, dtype=np.float64),
+            "car_t_engaged": st.t_eng.sum(axis=1, dtype=np.int64),
+            "il6": st.il6.copy(),
+            "car_t_csf": st.csf.copy(),
         }
+
+    def _zone(self) -> np.ndarray:
+        """Flat indices of the voxels within the initial tumour radius plus capsule."""
+        if self._tumour_zone is None:
+            from .model.tissue import tumour_geometry
+            d, _ = tumour_geometry(self.scenario)
+            lim = self.scenario["tumour.radius_um"] + self.scenario["stroma.capsule_thickness_um"]
+            z = np.flatnonzero(np.broadcast_to(d <= lim, self.shape).ravel())
+            self._tumour_zone = z if z.size else np.arange(self.nvox)
+        return self._tumour_zone
+
+    def _car_t_tumour(self) -> np.ndarray:
+        """CAR-T cells in or next to a tumour cell's voxel, per replicate."""
+        st = self.state
+        R = st.kind.shape[0]
+        r, s = live_slots(st)
+        if r.size == 0:
+            return np.zeros(R, np.int64)
+        tum = st.kind.reshape(R, -1) == Kind.TUMOUR
+        pos = st.t_pos[r, s].astype(np.int64)
+        nb, valid = neighbours(pos, self.shape)
+        at = tum[r, pos] | (valid & tum[r[:, None], nb]).any(axis=1)
+        return np.bincount(r[at], minlength=R).astype(np.int64)
 
     def snapshot(self, n: int) -> dict[str, np.ndarray]:
         st = self.state
@@ -328,6 +393,10 @@ class Simulation:
                                        st.kills_healthy / np.maximum(st.healthy_antigen_initial, 1), 0.0),
             "kills_tumour": st.kills_tumour.copy(),
             "kills_healthy": st.kills_healthy.copy(),
+            "car_t_tumour_peak": st.car_t_tumour_peak.copy(),
+            "peak_il6": st.il6_peak.copy(),
+            "crs_grade": np.searchsorted(self._crs, st.il6_peak, side="right").astype(np.int8),
+            "icans_index": st.il6_auc / self._icans_ref[0] + st.csf_peak / self._icans_ref[1],
         }
 
     @property

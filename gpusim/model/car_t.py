@@ -10,16 +10,37 @@ of the sub-phase (``entity``), so nothing depends on thread or batch order.
 Sub-phases, each reading the state as it was when it began:
 1. engagement: each effector picks one candidate target (own voxel or Moore neighbour holding a
    tumour or healthy cell that the CAR's logic can see), claims it (one T cell per target and
-   step, lowest claim wins), is stimulated with the recognition probability and kills with the
-   kill probability;
-2. exhaustion: + per kill; - recovery when not stimulated; + under hypoxia; e >= 1 exhausts;
-3. fate: death (base, exhausted, starving) and division of activated effectors into a free
-   neighbour (claims); then compaction;
+   step, lowest claim wins), is stimulated (engaged) with the recognition probability and kills
+   with the kill probability ``p_kill × S × f_pdl1 × boost`` (capped at 1).  A recognised tumour
+   cell that is not killed loses a fraction of its antigen levels (trogocytosis):
+   ``level − ((level × f256) >> 8)``, at least 1, integer arithmetic, ``f256 =
+   round(256 × trogocytosis_fraction)``;
+2. exhaustion: + per kill; + per step engaged × target PD-L1 × (1 − blockade); − recovery when not
+   stimulated; + under hypoxia; + TGF-β (``exh_tgfb × T/(T + K)``); e >= 1 exhausts;
+3. fate: death (base, exhausted, starving) and division of activated effectors (probability
+   ``p_division(step) × S``) into a free neighbour (claims); then compaction;
 4. migration: ``n_sub`` sub-moves, each: move with probability p_move; direction kept with
    probability ``persistence``, else up the chemokine gradient with probability
    ``chemotaxis_bias`` (when a neighbour has more chemokine than the cell's voxel), else uniform
    over the Moore neighbourhood; entry into a T-cell-free voxel succeeds with probability
    (1 - ρ(1 - permeability)) × (crowding factor if it holds a tumour cell); conflicts by claims.
+
+Suppression (MODEL.md section 5), float32 per CAR-T cell at its own voxel, in this order::
+
+    T   = tgfb / (1 + il12 * inv_il12_half)         # IL-12 relieves TGF-β (T = 0 with dnTGFbRII)
+    ft  = 1 / (1 + T * inv_tgfb_half)
+    fh  = hypoxia_factor if o2 < o2_hypoxic else 1
+    fg  = glucose / (glucose + glucose_half)          # 1 when glucose_half = 0
+    S   = (ft * fh) * fg
+    boost = 1 + kill_boost * (il12 / (il12 + il12_half))
+    f_pdl1 = 1 - pdl1_inhib(step) * pdl1[target]      # pdl1_inhib = inhibition × (1 − blockade)
+    p   = min(((p_kill * S) * f_pdl1) * boost, 1)
+
+Step-dependent host constants (float64 on the host, rounded once to float32): anti-PD-1 blockade
+``max_fraction × min(1, Σ_doses 2^(−(t − t_d)/half-life))`` and the division probability, which is
+raised by lymphodepletion within its window.  Costimulation (CD28 vs 4-1BB) and generation (5th:
+IL-2Rβ) multiply the rates before ``1 − exp(−rate dt)`` on the host, so they cost nothing per cell.
+RNG: CAR_T_ENGAGE, CAR_T_FATE, CAR_T_MOVE as listed above; no new draws.
 """
 
 from __future__ import annotations
@@ -63,6 +84,24 @@ class CarTParams:
     rec_threshold: np.ndarray  # (65536,) uint64
     p_kill: np.float32
     exh_per_kill: np.float32
+    dt_min: float
+    dnTGFbRII: bool
+    inv_tgfb_half: np.float32
+    tgfb_half: np.float32
+    inv_il12_half: np.float32
+    il12_half: np.float32
+    kill_boost: np.float32
+    hypoxia_factor: np.float32
+    glucose_half: np.float32
+    exh_tgfb: np.float32  # per step at saturating TGF-β
+    pdl1_inhibition: float
+    exh_pdl1: float
+    pd1_dose_steps: tuple
+    pd1_half_life_steps: float
+    pd1_max_blockade: float
+    p_division_lympho: np.float32
+    lympho_window: tuple  # (first step, end step) of the lymphodepletion window, or ()
+    trog256: int
     exh_recovery: np.float32  # per step
     exh_hypoxia: np.float32  # per step
     o2_hypoxic: np.float32
@@ -82,7 +121,15 @@ class CarTParams:
     @classmethod
     def from_scenario(cls, sc) -> "CarTParams":
         dt = sc["run.dt_min"]
-        life = sc["car_t.lifespan_days"] * 1440.0
+        cd28 = sc["car_t.costimulation"] == "CD28"
+        gen5 = sc["car_t.generation"] == "fifth"
+        kill_m = sc["car_t.cd28_kill_multiplier"] if cd28 else 1.0
+        div_m = (sc["car_t.cd28_division_multiplier"] if cd28 else 1.0) * (
+            sc["car_t.gen5_division_multiplier"] if gen5 else 1.0)
+        exh_m = sc["car_t.cd28_exhaustion_multiplier"] if cd28 else 1.0
+        life_m = (sc["car_t.cd28_lifespan_multiplier"] if cd28 else 1.0) * (
+            sc["car_t.gen5_lifespan_multiplier"] if gen5 else 1.0)
+        life = sc["car_t.lifespan_days"] * 1440.0 * life_m
         mult = sc["car_t.exhausted_death_multiplier"]
         starve = sc["car_t.starvation_death_rate_per_min"]
         rates = np.array([[1.0 / life, 1.0 / life + starve],
@@ -92,13 +139,34 @@ class CarTParams:
         return cls(
             rec_threshold=recognition_table(sc["car_t.targets"], sc["car_t.affinity_a"],
                                             sc["car_t.affinity_b"]),
-            p_kill=F32(-np.expm1(-sc["car_t.kill_rate_per_min"] * dt)),
-            exh_per_kill=F32(sc["car_t.exhaustion_per_kill"]),
+            p_kill=F32(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
+            exh_per_kill=F32(min(1.0, sc["car_t.exhaustion_per_kill"] * exh_m)),
+            dt_min=float(dt),
+            dnTGFbRII=sc["car_t.armour"] == "dnTGFbRII",
+            inv_tgfb_half=F32(1.0 / sc["car_t.tgfb_half"]),
+            tgfb_half=F32(sc["car_t.tgfb_half"]),
+            inv_il12_half=F32(1.0 / sc["il12.half"]),
+            il12_half=F32(sc["il12.half"]),
+            kill_boost=F32(sc["il12.kill_boost"]),
+            hypoxia_factor=F32(sc["car_t.hypoxia_factor"]),
+            glucose_half=F32(sc["car_t.glucose_half_mM"]),
+            exh_tgfb=F32(sc["car_t.exhaustion_tgfb_per_day"] * dt / 1440.0),
+            pdl1_inhibition=float(sc["car_t.pdl1_inhibition"]),
+            exh_pdl1=float(sc["car_t.exhaustion_pdl1_per_day"] * dt / 1440.0),
+            pd1_dose_steps=tuple(sorted(int(round(d * 1440.0 / dt)) for d in sc["pd1.dose_days"])),
+            pd1_half_life_steps=sc["pd1.half_life_days"] * 1440.0 / dt,
+            pd1_max_blockade=float(sc["pd1.max_blockade_fraction"]),
+            p_division_lympho=F32(-np.expm1(-sc["car_t.division_rate_per_min"] * div_m * dt
+                                             * sc["delivery.lymphodepletion_division_multiplier"])),
+            lympho_window=((int(round(min(sc["delivery.dose_days"]) * 1440.0 / dt)),
+                            int(round((min(sc["delivery.dose_days"]) + sc["delivery.lymphodepletion_days"]) * 1440.0 / dt)))
+                           if sc["delivery.lymphodepletion"] and sc["delivery.dose_days"] else ()),
+            trog256=int(round(256 * sc["tumour.trogocytosis_fraction"])),
             exh_recovery=F32(sc["car_t.exhaustion_recovery_per_day"] * dt / 1440.0),
             exh_hypoxia=F32(sc["car_t.exhaustion_hypoxia_per_day"] * dt / 1440.0),
             o2_hypoxic=F32(sc["tumour.o2_hypoxic_mmHg"]),
             activation_steps=min(32767, round(sc["car_t.activation_hours"] * 60.0 / dt)),
-            p_division=F32(-np.expm1(-sc["car_t.division_rate_per_min"] * dt)),
+            p_division=F32(-np.expm1(-sc["car_t.division_rate_per_min"] * div_m * dt)),
             max_divisions=int(sc["car_t.max_divisions"]),
             daughter_exh=F32(sc["car_t.daughter_exhaustion_fraction"]),
             p_death=(-np.expm1(-rates * dt)).astype(F32),
@@ -112,7 +180,40 @@ class CarTParams:
         )
 
 
-AGENT_FIELDS = ("t_state", "t_pos", "t_exh", "t_div", "t_kills", "t_dir", "t_act")
+    def blockade(self, step: int) -> float:
+        """Anti-PD-1 blockade fraction at ``step`` (host float64)."""
+        expo = 0.0
+        for s in self.pd1_dose_steps:
+            if s <= step:
+                expo += 2.0 ** (-(step - s) / self.pd1_half_life_steps)
+        return self.pd1_max_blockade * min(1.0, expo)
+
+    def pdl1_terms(self, step: int) -> tuple[np.float32, np.float32]:
+        """(kill inhibition per unit PD-L1, exhaustion per engagement per unit PD-L1) at ``step``."""
+        free = 1.0 - self.blockade(step)
+        return F32(self.pdl1_inhibition * free), F32(self.exh_pdl1 * free)
+
+    def p_division_at(self, step: int) -> np.float32:
+        w = self.lympho_window
+        return self.p_division_lympho if w and w[0] <= step < w[1] else self.p_division
+
+
+def suppression(cp: CarTParams, tgfb, il12, o2, glucose):
+    """Suppression factor S (float32) and the TGF-β a T cell feels, per cell (module docstring)."""
+    if cp.dnTGFbRII:
+        t = np.zeros_like(tgfb)
+    else:
+        t = (tgfb / (F32(1) + il12 * cp.inv_il12_half)).astype(F32)
+    ft = F32(1) / (F32(1) + t * cp.inv_tgfb_half)
+    fh = np.where(o2 < cp.o2_hypoxic, cp.hypoxia_factor, F32(1)).astype(F32)
+    if cp.glucose_half > 0:
+        fg = glucose / (glucose + cp.glucose_half)
+    else:
+        fg = np.ones_like(glucose)
+    return ((ft * fh) * fg).astype(F32), t
+
+
+AGENT_FIELDS = ("t_state", "t_pos", "t_exh", "t_div", "t_kills", "t_dir", "t_act", "t_eng")
 
 
 def gather(st) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -151,9 +252,10 @@ def _engage(st, cp, seed, step, r, slot, a, events):
     n = r.size
     stimulated = np.zeros(n, dtype=bool)
     killed = np.zeros(n, dtype=bool)
+    pd_seen = np.zeros(n, dtype=F32)
     act = np.flatnonzero(a["t_state"] == TState.EFFECTOR)
     if act.size == 0:
-        return stimulated, killed
+        return stimulated, killed, pd_seen
     ra, pos = r[act], a["t_pos"][act].astype(np.int64)
     nb, valid = neighbours(pos, shape)
     cand_v = np.concatenate([pos[:, None], nb], axis=1)
@@ -164,7 +266,7 @@ def _engage(st, cp, seed, step, r, slot, a, events):
     ncand = cand.sum(axis=1)
     has = np.flatnonzero(ncand > 0)
     if has.size == 0:
-        return stimulated, killed
+        return stimulated, killed, pd_seen
     b = rng.blocks(seed, st.replicates[ra[has]], step, Stream.CAR_T_ENGAGE, slot[act[has]])
     choice = rng.choose(b[:, 0], ncand[has])
     rank = np.cumsum(cand[has], axis=1) - 1
@@ -175,32 +277,62 @@ def _engage(st, cp, seed, step, r, slot, a, events):
     gidx = rh.astype(np.int64) * V + tv
     win = resolve_claims(gidx, key)
     recog = win & (b[:, 2].astype(np.uint64) < thr[has, col])
-    kill = recog & rng.below(b[:, 3], cp.p_kill)
     who = act[has]
+    pos_h = pos[has]
+    s_fac, _ = suppression(cp, st.tgfb.reshape(R, V)[rh, pos_h], st.il12.reshape(R, V)[rh, pos_h],
+                           st.o2.reshape(R, V)[rh, pos_h], st.glucose.reshape(R, V)[rh, pos_h])
+    il12 = st.il12.reshape(R, V)[rh, pos_h]
+    boost = F32(1) + cp.kill_boost * (il12 / (il12 + cp.il12_half))
+    pd = st.pdl1.reshape(R, V)[rh, tv]
+    inhib, _ = cp.pdl1_terms(step)
+    f_pd = F32(1) - inhib * pd
+    p = np.minimum(((cp.p_kill * s_fac) * f_pd) * boost, F32(1)).astype(F32)
+    kill = recog & rng.below(b[:, 3], p)
     stimulated[who[recog]] = True
     killed[who[kill]] = True
+    pd_seen[who[recog]] = pd[recog]
     kr, kv = rh[kill], tv[kill]
     was_tumour = kind[kr, kv] == Kind.TUMOUR
     kind[kr, kv] = Kind.APOPTOTIC
+    # trogocytosis: a recognised tumour cell that survives loses part of its antigen
+    trog = recog & ~kill & (kind[rh, tv] == Kind.TUMOUR)
+    if cp.trog256 and trog.any():
+        tr, tvv = rh[trog], tv[trog]
+        for arr in (aa, ab):
+            lv = arr[tr, tvv].astype(np.int32)
+            new = np.where(lv > 0, np.maximum(lv - ((lv * cp.trog256) >> 8), 1), 0)
+            arr[tr, tvv] = new.astype(np.uint8)
+        events["trogocytosis"] = events.get("trogocytosis", 0) + np.bincount(tr, minlength=R)
     events["kills_tumour"] = events.get("kills_tumour", 0) + np.bincount(kr[was_tumour], minlength=R)
     events["kills_healthy"] = events.get("kills_healthy", 0) + np.bincount(kr[~was_tumour], minlength=R)
     events["engagements"] = events.get("engagements", 0) + np.bincount(rh[recog], minlength=R)
-    return stimulated, killed
+    return stimulated, killed, pd_seen
 
 
-def _exhaustion(st, cp, r, a, stimulated, killed):
+def _exhaustion(st, cp, step, r, a, stimulated, killed, pd_seen):
+    """e' = e (+ exh_per_kill if killed) (+ exh_pdl1(step) × PD-L1 of the target if engaged,
+    else − recovery, floor 0) (+ exh_hypoxia if hypoxic) (+ exh_tgfb × T/(T + K)); float32 in
+    this order."""
     R = st.kind.shape[0]
-    o2 = st.o2.reshape(R, -1)[r, a["t_pos"]]
+    pos = a["t_pos"]
+    o2 = st.o2.reshape(R, -1)[r, pos]
     e = a["t_exh"]
+    _, exh_pd = cp.pdl1_terms(step)
     e = np.where(killed, e + cp.exh_per_kill, e)
-    e = np.where(stimulated, e, np.maximum(e - cp.exh_recovery, F32(0)))
+    e = np.where(stimulated, e + exh_pd * pd_seen, np.maximum(e - cp.exh_recovery, F32(0)))
     e = np.where(o2 < cp.o2_hypoxic, e + cp.exh_hypoxia, e).astype(F32)
+    if cp.exh_tgfb > 0 and not cp.dnTGFbRII:
+        tg = st.tgfb.reshape(R, -1)[r, pos]
+        il = st.il12.reshape(R, -1)[r, pos]
+        t = tg / (F32(1) + il * cp.inv_il12_half)
+        e = (e + cp.exh_tgfb * (t / (t + cp.tgfb_half))).astype(F32)
     a["t_exh"] = e
     exhausted = (a["t_state"] == TState.EFFECTOR) & (e >= F32(1))
     a["t_state"] = np.where(exhausted, np.uint8(TState.EXHAUSTED), a["t_state"]).astype(np.uint8)
     a["t_kills"] = a["t_kills"] + killed.astype(np.int32)
     a["t_act"] = np.where(stimulated, np.int16(cp.activation_steps),
                           np.maximum(a["t_act"] - 1, 0)).astype(np.int16)
+    a["t_eng"] = stimulated.astype(np.uint8)
 
 
 def _fate(st, cp, seed, step, r, slot, a, occ, events):
@@ -214,8 +346,12 @@ def _fate(st, cp, seed, step, r, slot, a, occ, events):
     ex = (a["t_state"] == TState.EXHAUSTED).astype(np.int64)
     starving = (glu < cp.starvation_glucose).astype(np.int64)
     died = rng.below(b[:, 0], cp.p_death[ex, starving])
+    pos0 = a["t_pos"]
+    s_fac, _ = suppression(cp, st.tgfb.reshape(R, V)[r, pos0], st.il12.reshape(R, V)[r, pos0],
+                           st.o2.reshape(R, V)[r, pos0], glu)
+    p_div = (cp.p_division_at(step) * s_fac).astype(F32)
     can = (~died & (a["t_state"] == TState.EFFECTOR) & (a["t_act"] > 0) & (a["t_div"] > 0)
-           & rng.below(b[:, 1], cp.p_division))
+           & rng.below(b[:, 1], p_div))
     idx = np.flatnonzero(can)
     born = np.zeros(0, dtype=np.int64)
     born_v = np.zeros(0, dtype=np.int64)
@@ -244,6 +380,7 @@ def _fate(st, cp, seed, step, r, slot, a, occ, events):
     d["t_exh"] = (a["t_exh"][born] * cp.daughter_exh).astype(F32)
     d["t_kills"] = np.zeros(born.size, dtype=np.int32)
     d["t_dir"] = np.full(born.size, -1, dtype=np.int8)
+    d["t_eng"] = np.zeros(born.size, dtype=np.uint8)
     keep = ~died
     r_all = np.concatenate([r[keep], r[born]])
     order = np.argsort(r_all, kind="stable")
@@ -309,8 +446,8 @@ def car_t_phase(st, cp: CarTParams, seed: int, step: int, events: dict) -> None:
     V = st.nvox
     occ = np.full(R * V, -1, dtype=np.int64)
     occ[r * V + a["t_pos"]] = np.arange(r.size)
-    stimulated, killed = _engage(st, cp, seed, step, r, slot, a, events)
-    _exhaustion(st, cp, r, a, stimulated, killed)
+    stimulated, killed, pd_seen = _engage(st, cp, seed, step, r, slot, a, events)
+    _exhaustion(st, cp, step, r, a, stimulated, killed, pd_seen)
     r, a = _fate(st, cp, seed, step, r, slot, a, occ, events)
     _migrate(st, cp, seed, step, r, a)
     scatter(st, r, a)

@@ -1,11 +1,28 @@
-"""Fields phase: oxygen and glucose to quasi-steady state, chemokine by one backward-Euler step.
-MODEL.md section 3.
+"""Fields phase: oxygen and glucose to quasi-steady state; chemokine, TGF-β, IFN-γ and IL-12 by one
+backward-Euler step each.  MODEL.md section 3.
+
+Order within the phase (each solve reads the fields as the earlier solves of this phase left them):
+oxygen, glucose, chemokine, TGF-β, IFN-γ, IL-12.
 
 Per voxel the sink ``a`` (1/min) is ``decay + uptake(cell kind) + uptake_T × (CAR-T present)``
-and the source ``s`` is zero except for secretion; vessel voxels are held at the vessel value.
-Chemokine secretion saturates at 1 (PhysiCell's form ``rate × (1 − c)``), so it adds
-``rate`` to the sink and ``rate`` to the source of tumour voxels; the backward-Euler step adds
-``1/dt`` to the sink and ``c_old/dt`` to the source.  Sums are float32 in the order written.
+and the source ``s`` is zero except for secretion; vessel voxels are held at the vessel value
+(oxygen, glucose only).  All sums below are float32, in the order written; the backward-Euler
+step adds ``1/dt`` to the sink and ``c_old/dt`` to the source (``s = secretion + c_old * inv_dt``).
+
+* chemokine: tumour cells secrete ``q = sec × (1 + boost × (I/(I + K_I)))`` towards saturation 1
+  (PhysiCell's ``q (1 − c)``), so a tumour voxel has ``a = (decay + inv_dt) + q`` and
+  ``s = q + c_old × inv_dt``; ``I`` is the IFN-γ of the previous step, ``K_I`` =
+  ``tumour.pdl1_ifng_half``.
+* TGF-β: source ``sec(kind)``, for a hypoxic tumour cell (``o2 < o2_hypoxic``, the oxygen just
+  solved) ``sec_tumour × hypoxic multiplier``; sink ``decay + inv_dt`` plus ``trap_uptake`` at
+  voxels holding a CAR-T cell armoured with a TGF-β trap.
+* IFN-γ: source ``secretion`` at voxels of CAR-T cells engaged this step (``t_eng``); sink
+  ``decay + inv_dt``.
+* IL-12: source ``secretion`` at voxels of activated (``t_act > 0``) 4th-generation CAR-T cells;
+  sink ``decay + inv_dt``.
+
+IFN-γ and IL-12 are not solved while the field is zero everywhere and nothing secretes it: the
+solver would return exactly zero then (``gs = (dh × 0 + 0)/den = 0``), so skipping is exact.
 """
 
 from __future__ import annotations
@@ -13,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .fields import FieldSolver
-from .lattice import Kind
+from .lattice import Kind, TState
 
 F32 = np.float32
 N_KINDS = len(Kind)
@@ -41,11 +58,28 @@ class FieldsPhase:
         self.glucose_sink = self._lut(sc, "glucose")
         self.o2_t = F32(sc["oxygen.uptake_car_t_per_min"])
         self.glucose_t = F32(sc["glucose.uptake_car_t_per_min"])
-        sec = F32(sc["chemokine.secretion_tumour_per_min"])
-        self.chem_sink = np.full(N_KINDS, F32(sc["chemokine.decay_per_min"]) + self.inv_dt, dtype=F32)
-        self.chem_sink[Kind.TUMOUR] = self.chem_sink[Kind.TUMOUR] + sec
-        self.chem_src = np.zeros(N_KINDS, dtype=F32)
-        self.chem_src[Kind.TUMOUR] = sec
+        self.chem_sec = F32(sc["chemokine.secretion_tumour_per_min"])
+        self.chem_base = F32(sc["chemokine.decay_per_min"]) + self.inv_dt
+        self.chem_boost = F32(sc["ifng.chemokine_boost"])
+        self.ifng_half = F32(sc["tumour.pdl1_ifng_half"])
+        # TGF-β
+        self.tgfb = solver("tgfb", 0.0, 1.0)
+        self.tgfb_decay = F32(sc["tgfb.decay_per_min"])
+        self.tgfb_base = self.tgfb_decay + self.inv_dt
+        self.tgfb_src = np.zeros(N_KINDS, dtype=F32)
+        self.tgfb_src[Kind.TUMOUR] = F32(sc["tgfb.secretion_tumour_per_min"])
+        self.tgfb_src[Kind.FIBROBLAST] = F32(sc["tgfb.secretion_fibroblast_per_min"])
+        self.tgfb_hyp_src = F32(sc["tgfb.secretion_tumour_per_min"]) * F32(sc["tgfb.hypoxic_secretion_multiplier"])
+        self.o2_hypoxic = F32(sc["tumour.o2_hypoxic_mmHg"])
+        self.trap = sc["car_t.armour"] == "TGFb_trap"
+        self.trap_uptake = F32(sc["tgfb.trap_uptake_per_min"])
+        # IFN-γ, IL-12
+        self.ifng = solver("ifng", 0.0, 1.0)
+        self.ifng_base = F32(sc["ifng.decay_per_min"]) + self.inv_dt
+        self.ifng_sec = F32(sc["ifng.secretion_car_t_per_min"])
+        self.il12 = solver("il12", 0.0, 1.0)
+        self.il12_base = F32(sc["il12.decay_per_min"]) + self.inv_dt
+        self.il12_sec = F32(sc["il12.secretion_car_t_per_min"]) if sc["car_t.generation"] == "fourth" else F32(0)
         self.iterations: dict[str, np.ndarray] = {}
 
     @staticmethod
@@ -58,9 +92,28 @@ class FieldsPhase:
         lut[Kind.FIBROBLAST] = decay + F32(sc[f"{name}.uptake_healthy_per_min"])
         return lut
 
+    def _agent_maps(self, st):
+        """Boolean (R, Z, Y, X) maps: any CAR-T cell, engaged this step, activated."""
+        R = st.kind.shape[0]
+        V = st.nvox
+        tcell = np.zeros((R, V), dtype=bool)
+        eng = np.zeros((R, V), dtype=bool)
+        act = np.zeros((R, V), dtype=bool)
+        nmax = int(st.t_count.max(initial=0))
+        if nmax:
+            r, s = np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
+            pos = st.t_pos[r, s]
+            tcell[r, pos] = True
+            e = st.t_eng[r, s] > 0
+            eng[r[e], pos[e]] = True
+            a = (st.t_act[r, s] > 0) & (st.t_state[r, s] == TState.EFFECTOR)
+            act[r[a], pos[a]] = True
+        shp = st.kind.shape
+        return tcell.reshape(shp), eng.reshape(shp), act.reshape(shp)
+
     def solve(self, st) -> None:
         vessel = st.kind == Kind.VESSEL
-        tcell = st.tcell_map() > 0
+        tcell, eng, act = self._agent_maps(st)
         zero = np.zeros(st.kind.shape, dtype=F32)
         a = self.o2_sink[st.kind]
         a = np.where(tcell, a + self.o2_t, a).astype(F32)
@@ -68,6 +121,39 @@ class FieldsPhase:
         a = self.glucose_sink[st.kind]
         a = np.where(tcell, a + self.glucose_t, a).astype(F32)
         self.iterations["glucose"] = self.glucose.solve(st.glucose, a, zero, vessel, self.glucose_vessel)
-        a = self.chem_sink[st.kind]
-        s = self.chem_src[st.kind] + st.chemokine * self.inv_dt
-        self.iterations["chemokine"] = self.chemokine.solve(st.chemokine, a, s.astype(F32))
+        # chemokine, boosted by last step's IFN-γ
+        tum = st.kind == Kind.TUMOUR
+        ifn = st.ifng
+        q = self.chem_sec * (F32(1) + self.chem_boost * (ifn / (ifn + self.ifng_half)))
+        q = np.where(tum, q, F32(0)).astype(F32)
+        a = (self.chem_base + q).astype(F32)
+        s = (q + st.chemokine * self.inv_dt).astype(F32)
+        self.iterations["chemokine"] = self.chemokine.solve(st.chemokine, a, s)
+        # TGF-β
+        src = self.tgfb_src[st.kind]
+        src = np.where(tum & (st.o2 < self.o2_hypoxic), self.tgfb_hyp_src, src).astype(F32)
+        a = np.full(st.kind.shape, self.tgfb_base, dtype=F32)
+        if self.trap:
+            a = np.where(tcell, a + self.trap_uptake, a).astype(F32)
+        s = (src + st.tgfb * self.inv_dt).astype(F32)
+        self.iterations["tgfb"] = self.tgfb.solve(st.tgfb, a, s)
+        # IFN-γ and IL-12 (skipped only when the result is exactly zero)
+        for name, solver, c, mask, sec, base in (("ifng", self.ifng, st.ifng, eng, self.ifng_sec, self.ifng_base),
+                                                 ("il12", self.il12, st.il12, act, self.il12_sec, self.il12_base)):
+            if (sec == 0 or not mask.any()) and not c.any():
+                self.iterations[name] = np.zeros(st.kind.shape[0], dtype=np.int32)
+                continue
+            src = np.where(mask, sec, F32(0)).astype(F32)
+            s = (src + c * self.inv_dt).astype(F32)
+            a = np.full(st.kind.shape, base, dtype=F32)
+            self.iterations[name] = solver.solve(c, a, s)
+
+    def steady_tgfb(self, st) -> None:
+        """Initial TGF-β: the steady state of the initial tissue (no backward-Euler term)."""
+        tum = st.kind == Kind.TUMOUR
+        src = self.tgfb_src[st.kind]
+        src = np.where(tum & (st.o2 < self.o2_hypoxic), self.tgfb_hyp_src, src).astype(F32)
+        if self.tgfb_decay <= 0:  # no decay: a steady state need not exist; start from zero
+            return
+        a = np.full(st.kind.shape, self.tgfb_decay, dtype=F32)
+        self.tgfb.solve(st.tgfb, a, src)

@@ -1,5 +1,7 @@
 """Tissue-cell phase: tumour apoptosis, necrosis, division (claims) with antigen loss; clearance of
-dead cells; vessel collapse.  MODEL.md section 4.
+dead cells; vessel collapse.  MODEL.md section 4.  A daughter inherits its parent's current
+antigen levels, baseline levels (``antigen_a_base``/``antigen_b_base``, set to 0 with a loss) and
+PD-L1; a cleared voxel has all of them reset to 0.
 
 Reads the state as it was at the phase start and writes the new state; nothing depends on the
 order in which cells are visited.  Probabilities are float32 computed in the order written here,
@@ -148,6 +150,10 @@ def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> No
     kind[cr, cv] = Kind.EMPTY
     st.antigen_a.reshape(R, V)[cr, cv] = 0
     st.antigen_b.reshape(R, V)[cr, cv] = 0
+    extra = [getattr(st, k, None) for k in ("antigen_a_base", "antigen_b_base", "pdl1")]
+    for arr in extra:
+        if arr is not None:
+            arr.reshape(R, V)[cr, cv] = 0
     kind[collapse_r, collapse_v] = Kind.NECROTIC
     if born_r.size:
         aa = st.antigen_a.reshape(R, V)
@@ -155,6 +161,13 @@ def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> No
         kind[born_r, born_v] = Kind.TUMOUR
         aa[born_r, born_v] = np.where(lose_a, 0, aa[born_r, parent_v])
         ab[born_r, born_v] = np.where(lose_b, 0, ab[born_r, parent_v])
+        # daughters inherit the baseline antigen levels (lost: 0) and the parent's PD-L1
+        ba, bb, pd = extra
+        if ba is not None:
+            ba.reshape(R, V)[born_r, born_v] = np.where(lose_a, 0, ba.reshape(R, V)[born_r, parent_v])
+            bb.reshape(R, V)[born_r, born_v] = np.where(lose_b, 0, bb.reshape(R, V)[born_r, parent_v])
+        if pd is not None:
+            pd.reshape(R, V)[born_r, born_v] = pd.reshape(R, V)[born_r, parent_v]
 
     _count(events, "tumour_apoptosis", r_idx[apo], R)
     _count(events, "tumour_necrosis", r_idx[nec], R)

@@ -1,0 +1,101 @@
+"""Microenvironment phase: PD-L1 of tumour cells, recovery of down-regulated antigen, stroma
+degradation.  MODEL.md sections 4 and 9.  Runs after the tissue-cell phase and before the CAR-T
+phase, reading the fields just solved and the CAR-T table as the step began.
+
+* PD-L1 ``L`` (float32 per voxel, 0..1, zero off tumour cells), per tumour voxel, in this order::
+
+      i  = ifng / (ifng + K_I)
+      up = (r_ifng * i + r_hyp * hyp) * (1 - L)          # hyp = 1 if o2 < o2_hypoxic else 0
+      L' = min(max((L + up) - r_dec * L, 0), 1)
+
+  with per-step rates ``r = 1 − exp(−rate × dt)`` computed on the host.  No random numbers.
+* Antigen recovery: a tumour cell whose level of antigen A (B) is below its baseline
+  (``antigen_a_base``; trogocytosis lowered it) returns to the baseline with probability
+  ``p_rec = 1 − exp(−antigen_recovery_per_day × dt)``: words 0 (A) and 1 (B) of block (v, draw 1)
+  of stream TUMOUR_EVENT (draw 0 of that stream is the per-voxel event word).
+* Stroma: at the voxel of every effector CAR-T cell (heparanase / FAP-directed products degrade
+  the matrix as they migrate), ``ecm ←
+  max(ecm − d_car, 0)`` (``d_car`` = car_t_degradation_per_day × dt / 1440, float32; two cells
+  never share a voxel); from the drug's start step, everywhere ``ecm ← ecm × (1 − d_drug)`` with
+  ``d_drug = 1 − exp(−drug_degradation_per_day × dt/1440)`` (float32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import rng
+from ..rng import Stream
+from .lattice import Kind, TState
+
+F32 = np.float32
+
+
+@dataclass(frozen=True)
+class MicroenvParams:
+    r_ifng: np.float32
+    r_hyp: np.float32
+    r_dec: np.float32
+    ifng_half: np.float32
+    o2_hypoxic: np.float32
+    p_recover: np.float32
+    d_car: np.float32
+    d_drug: np.float32
+    drug_start_step: int
+
+    @classmethod
+    def from_scenario(cls, sc) -> "MicroenvParams":
+        dt = sc["run.dt_min"]
+        step_rate = lambda per_day: F32(-np.expm1(-per_day * dt / 1440.0))
+        return cls(
+            r_ifng=step_rate(sc["tumour.pdl1_ifng_rate_per_day"]),
+            r_hyp=step_rate(sc["tumour.pdl1_hypoxia_rate_per_day"]),
+            r_dec=step_rate(sc["tumour.pdl1_decay_per_day"]),
+            ifng_half=F32(sc["tumour.pdl1_ifng_half"]),
+            o2_hypoxic=F32(sc["tumour.o2_hypoxic_mmHg"]),
+            p_recover=step_rate(sc["tumour.antigen_recovery_per_day"]),
+            d_car=F32(sc["stroma.car_t_degradation_per_day"] * dt / 1440.0),
+            d_drug=step_rate(sc["stroma.drug_degradation_per_day"]),
+            drug_start_step=int(round(sc["stroma.drug_start_day"] * 1440.0 / dt)),
+        )
+
+
+def microenv_phase(st, mp: MicroenvParams, seed: int, step: int, events: dict) -> None:
+    R = st.kind.shape[0]
+    V = st.nvox
+    kind = st.kind.reshape(R, V)
+    tum = kind == Kind.TUMOUR
+    # --- PD-L1 --------------------------------------------------------------------------------
+    L = st.pdl1.reshape(R, V)
+    if mp.r_ifng > 0 or mp.r_hyp > 0 or L.any():
+        ifn = st.ifng.reshape(R, V)
+        i = ifn / (ifn + mp.ifng_half)
+        hyp = (st.o2.reshape(R, V) < mp.o2_hypoxic).astype(F32)
+        up = (mp.r_ifng * i + mp.r_hyp * hyp) * (F32(1) - L)
+        new = np.minimum(np.maximum((L + up) - mp.r_dec * L, F32(0)), F32(1))
+        L[:] = np.where(tum, new, F32(0)).astype(F32)
+    # --- antigen recovery ---------------------------------------------------------------------
+    if mp.p_recover > 0:
+        aa, ab = st.antigen_a.reshape(R, V), st.antigen_b.reshape(R, V)
+        ba, bb = st.antigen_a_base.reshape(R, V), st.antigen_b_base.reshape(R, V)
+        r_idx, v_idx = np.nonzero(tum & ((aa < ba) | (ab < bb)))
+        if r_idx.size:
+            b = rng.blocks(seed, st.replicates[r_idx], step, Stream.TUMOUR_EVENT, v_idx, draw=1)
+            rec_a = (aa[r_idx, v_idx] < ba[r_idx, v_idx]) & rng.below(b[:, 0], mp.p_recover)
+            rec_b = (ab[r_idx, v_idx] < bb[r_idx, v_idx]) & rng.below(b[:, 1], mp.p_recover)
+            aa[r_idx[rec_a], v_idx[rec_a]] = ba[r_idx[rec_a], v_idx[rec_a]]
+            ab[r_idx[rec_b], v_idx[rec_b]] = bb[r_idx[rec_b], v_idx[rec_b]]
+            events["antigen_recovered"] = np.bincount(r_idx[rec_a | rec_b], minlength=R).astype(np.int64)
+    # --- stroma degradation -------------------------------------------------------------------
+    ecm = st.ecm.reshape(R, V)
+    if mp.d_car > 0:
+        nmax = int(st.t_count.max(initial=0))
+        if nmax:
+            r, s = np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
+            act = st.t_state[r, s] == TState.EFFECTOR
+            rr, pp = r[act], st.t_pos[r[act], s[act]]
+            ecm[rr, pp] = np.maximum(ecm[rr, pp] - mp.d_car, F32(0))
+    if mp.d_drug > 0 and step >= mp.drug_start_step:
+        ecm *= (F32(1) - mp.d_drug)
