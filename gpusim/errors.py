@@ -23,3 +23,11 @@ class BackendError(GpusimError):
 
 class CapacityError(GpusimError):
     """A fixed-capacity agent table would overflow; no agent is ever dropped silently."""
+
+
+class ClusterError(GpusimError):
+    """A distributed run cannot start: Dask missing, scheduler unreachable, bad worker count."""
+
+
+class MissingExtraError(GpusimError):
+    """A feature needs an optional extra that is not installed (gpusim[plot], gpusim[dask])."""

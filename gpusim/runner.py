@@ -1,5 +1,6 @@
 """Run a scenario: build the simulation, step it, stream metrics, snapshots and checkpoints to
-HDF5, write endpoints.  The CLI and the Python API both come through :func:`run`."""
+HDF5, write endpoints.  The CLI and the Python API both come through :func:`run`; :func:`resume`
+continues an unfinished file from its last checkpoint, in place, with the same results."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .backends import select
+from . import backends
+from .backends import make_simulation, select
 from .engine import ENDPOINTS, METRICS, SNAPSHOTS, Simulation, steps_for
-from .errors import BackendError
+from .errors import BackendError, OutputError
 from .io import ResultWriter, Results, open_results
 from .scenario import Scenario, load_scenario
 
@@ -37,7 +39,7 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
         replicates: int | None = None, first_replicate: int | None = None, seed: int | None = None,
         days: float | None = None, backend: str | None = None, force: bool = False,
         overrides=(), progress: Progress | None = None, log: Callable[[str], None] | None = None,
-        ) -> Results:
+        extra_attrs: dict | None = None) -> Results:
     """Run a scenario and return its results.
 
     Args:
@@ -48,6 +50,7 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
         overrides: ``"section.key=value"`` strings, when ``scenario`` is a name or path.
         progress: called as ``progress(steps_done, steps_total)`` after every output interval.
         log: called with one-line messages (backend choice).
+        extra_attrs: more root attributes for the result file (e.g. a sweep point's parameters).
 
     Raises:
         ScenarioError, OutputError, BackendError, CapacityError (all :class:`GpusimError`).
@@ -62,8 +65,26 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
     if out is not None:
         _precheck_output(Path(out), force)
     t0 = time.perf_counter()
-    sim = Simulation(sc)
+    sim = backends.make_simulation(be, sc)
     setup_s = time.perf_counter() - t0
+    n_snap = min(sc["run.snapshot_replicates"], len(sim.replicates))
+    attrs = {"gpusim_version": __version__, "backend": be.name, "device": be.device,
+             "seed": sc["run.seed"], "first_replicate": int(sim.replicates[0]),
+             "scenario_name": sc.name, "dt_min": sc["run.dt_min"],
+             "steps_total": steps_for(sc["run.days"], sc["run.dt_min"]), "setup_seconds": setup_s}
+    attrs.update(extra_attrs or {})
+    sink = _Writer(out, sc, sim, attrs, n_snap, force) if out is not None else _Memory(sc, sim, attrs)
+    with sink:
+        _loop(sc, sim, sink, progress)
+    return sink.results()
+
+
+def _loop(sc: Scenario, sim: Simulation, sink, progress: Progress | None) -> None:
+    """Step ``sim`` from its current step to the end, writing to ``sink`` as a straight run does.
+
+    A straight run starts at step 0 and writes the initial interval and snapshot; a resumed run
+    starts at its checkpoint's step, whose outputs are already in the file.
+    """
     R = len(sim.replicates)
     dt = sc["run.dt_min"]
     n_steps = steps_for(sc["run.days"], dt)
@@ -72,26 +93,81 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
     snap_every = every(sc["run.snapshot_interval_hours"])
     ckpt_every = every(sc["run.checkpoint_interval_hours"])
     n_snap = min(sc["run.snapshot_replicates"], R)
-    attrs = {"gpusim_version": __version__, "backend": be.name, "device": be.device,
-             "seed": sc["run.seed"], "first_replicate": int(sim.replicates[0]),
-             "scenario_name": sc.name, "dt_min": dt, "steps_total": n_steps,
-             "setup_seconds": setup_s}
-    sink = _Writer(out, sc, sim, attrs, n_snap, force) if out is not None else _Memory(sc, sim, attrs)
-    with sink:
+    start = sim.state.step
+    if start == 0:
         sink.append(sim)
         if snap_every and n_snap:
             sink.snapshot(sim, n_snap)
-        for s in range(1, n_steps + 1):
-            sim.step()
-            if s % out_every == 0 or s == n_steps:
-                sink.append(sim)
-                if progress:
-                    progress(s, n_steps)
-            if snap_every and n_snap and s % snap_every == 0:
-                sink.snapshot(sim, n_snap)
-            if ckpt_every and s % ckpt_every == 0 and s != n_steps:
-                sink.checkpoint(sim)
-        sink.finish(sim)
+    for s in range(start + 1, n_steps + 1):
+        sim.step()
+        if s % out_every == 0 or s == n_steps:
+            sink.append(sim)
+            if progress:
+                progress(s, n_steps)
+        if snap_every and n_snap and s % snap_every == 0:
+            sink.snapshot(sim, n_snap)
+        if ckpt_every and s % ckpt_every == 0 and s != n_steps:
+            sink.checkpoint(sim)
+    sink.finish(sim)
+
+
+def _checkpoints_expected(sc: Scenario) -> bool:
+    """Whether a run of ``sc`` writes at least one checkpoint (as :func:`_loop` decides)."""
+    dt = sc["run.dt_min"]
+    hours = sc["run.checkpoint_interval_hours"]
+    return hours > 0 and max(1, round(hours * 60.0 / dt)) < steps_for(sc["run.days"], dt)
+
+
+def resume(path: str | Path, *, progress: Progress | None = None,
+           log: Callable[[str], None] | None = None) -> Results:
+    """Continue an unfinished result file from its last checkpoint, in place.
+
+    The resumed file holds exactly the datasets a straight, uninterrupted run writes (bitwise;
+    only timing attributes such as ``created_utc``/``setup_seconds``/``resumed_utc`` differ).
+
+    Raises:
+        OutputError: the file is missing, of another schema, complete, or has no checkpoint.
+        ScenarioError: the stored scenario does not load in this gpusim.
+    """
+    import tomllib
+
+    from .engine import STATE_ARRAYS, State
+
+    path = Path(path)
+    res = open_results(path)  # schema check, clear errors on a bad file
+    if res.status == "complete":
+        raise OutputError(f"'{path}' is already complete; nothing to resume")
+    sc = load_scenario(tomllib.loads(res.scenario_toml))
+    be = select(sc["run.backend"])
+    if log:
+        log(f"backend: {be.name} on {be.device}" + (f" ({be.reason})" if be.reason else ""))
+    ckpt = res.checkpoint()
+    if ckpt is not None:  # no checkpoint: ResultWriter.resume says so
+        missing = sorted(set(STATE_ARRAYS) - set(ckpt[2]))
+        unknown = sorted(set(ckpt[2]) - set(STATE_ARRAYS))
+        if missing or unknown:
+            raise OutputError(f"the checkpoint in '{path}' does not match this gpusim's engine state "
+                              f"(missing {missing}, unknown {unknown}); it was written by another "
+                              "gpusim version and cannot be resumed")
+    w = ResultWriter.resume(path)  # rebuilds the file up to the checkpoint
+    try:
+        step, t_ck = w.resumed_from
+        if step != ckpt[0]:  # pragma: no cover - only if another process changed the file
+            raise OutputError(f"the checkpoint in '{path}' changed while resuming")
+        arrays = ckpt[2]
+        first = int(res.attrs.get("first_replicate", sc["run.first_replicate"]))
+        reps = np.arange(first, first + res.replicates, dtype=np.int64)
+        sim = make_simulation(be, sc, res.replicates, first,
+                              state=State({k: arrays[k] for k in STATE_ARRAYS}, reps, step))
+        if log:
+            log(f"resuming '{path}' at day {t_ck:g} (step {step})")
+    except BaseException:
+        w.close("failed", "resume could not rebuild the simulation")
+        raise
+    sink = _Writer.__new__(_Writer)
+    sink.path, sink.w = path, w
+    with sink:
+        _loop(sc, sim, sink, progress)
     return sink.results()
 
 
@@ -114,6 +190,8 @@ class _Writer:
         self.path = Path(out)
         spec = {k: (v.shape, v.dtype.str) for k, v in sim.state.arrays().items()}
         spec["step"] = ((), "<i8")
+        if not _checkpoints_expected(sc):  # no storage for a checkpoint that is never written
+            spec = {}
         self.w = ResultWriter(
             self.path, replicates=len(sim.replicates), attrs=attrs, scenario_toml=sc.to_toml(),
             metrics={k: (m.units, m.description) for k, m in METRICS.items()},
@@ -121,7 +199,7 @@ class _Writer:
             snapshot_fields=SNAPSHOTS if n_snap else {},
             snapshot_shape=(n_snap,) + sim.shape if n_snap else None,
             checkpoint_spec={k: v for k, v in spec.items() if k != "step"},
-            force=force)
+            force=force, checkpoint_backup=bool(spec))
 
     def __enter__(self):
         self.w.__enter__()

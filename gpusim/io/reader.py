@@ -149,9 +149,10 @@ class Results:
     def checkpoint(self) -> tuple[int, float, dict[str, np.ndarray]] | None:
         """The last valid checkpoint as ``(step, time_days, state)``, or None if there is none.
 
-        Reads ``/checkpoint`` from the file now.  ``state`` maps each engine-state name to its
-        array.  If a writer is still running and replaces the checkpoint while it is read, the
-        read is repeated; the header (valid, step, time) is re-read from a fresh open to check.
+        Reads ``/checkpoint`` from the file now, or ``/checkpoint/previous`` when a kill left
+        ``/checkpoint`` half written.  ``state`` maps each engine-state name to its array.  If a
+        writer is still running and replaces the checkpoint while it is read, the read is
+        repeated; the header (slot, valid, step, time) is re-read from a fresh open to check.
         """
         for _ in range(5):
             with _open_h5(self.path) as f:
@@ -159,21 +160,31 @@ class Results:
                 if head is None:
                     return None
                 swmr = f.swmr_mode
-                state = {name: _read(ds, swmr) for name, ds in f["checkpoint/state"].items()}
+                g = _checkpoint_slot(f, head)
+                state = {name: _read(ds, swmr) for name, ds in g["state"].items()}
             with _open_h5(self.path) as f:
                 if _checkpoint_head(f) == head:
                     return head[0], head[1], state
         raise OutputError(f"the checkpoint in '{self.path}' kept changing while being read")
 
 
-def _checkpoint_head(f: h5py.File) -> tuple[int, float] | None:
+def _checkpoint_slot(f: h5py.File, head) -> h5py.Group:
+    return f["checkpoint/previous"] if len(head) > 2 and head[2] else f["checkpoint"]
+
+
+def _checkpoint_head(f: h5py.File) -> tuple | None:
+    """``(step, time_days)`` of a valid ``/checkpoint``, else ``(step, time_days, "previous")``
+    of a valid ``/checkpoint/previous`` (files of older writers have none), else None."""
     g = f.get("checkpoint")
     if g is None:
         return None
     swmr = f.swmr_mode
-    if int(_read(g["valid"], swmr)) != 1:
-        return None
-    return int(_read(g["step"], swmr)), float(_read(g["time_days"], swmr))
+    if int(_read(g["valid"], swmr)) == 1:
+        return int(_read(g["step"], swmr)), float(_read(g["time_days"], swmr))
+    p = g.get("previous")
+    if p is not None and int(_read(p["valid"], swmr)) == 1:
+        return int(_read(p["step"], swmr)), float(_read(p["time_days"], swmr)), "previous"
+    return None
 
 
 def open_results(path: str | os.PathLike) -> Results:
@@ -218,7 +229,8 @@ def open_results(path: str | os.PathLike) -> Results:
         endpoints = {name: load(ds) for name, ds in f["endpoints"].items()}
 
         g = f["checkpoint"]
-        for ds in (g["valid"], g["step"], g["time_days"], *g["state"].values()):
+        slots = [g] + ([g["previous"]] if "previous" in g else [])
+        for ds in (d for s in slots for d in (s["valid"], s["step"], s["time_days"], *s["state"].values())):
             units[ds.name] = _py(ds.attrs.get("units", ""))
             descriptions[ds.name] = _py(ds.attrs.get("description", ""))
 

@@ -33,6 +33,7 @@ import errno
 import os
 import re
 import secrets
+import socket
 import time
 import warnings
 from collections.abc import Mapping
@@ -52,7 +53,8 @@ STATUSES = ("running", "complete", "failed", "interrupted")
 """Possible values of the root ``status`` attribute."""
 
 #: Root attributes set by the writer itself; ``attrs`` passed by the caller may not use them.
-RESERVED_ATTRS = frozenset({"schema", "status", "created_utc", "ended_utc", "error", "replicates"})
+RESERVED_ATTRS = frozenset({"schema", "status", "created_utc", "ended_utc", "error", "replicates",
+                            "writer_host", "writer_pid"})
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_NAMES = frozenset({"time_days"})
@@ -110,6 +112,25 @@ def _check_attr_value(name: str, value: Any) -> Any:
     return arr
 
 
+def _writer_alive(attrs: Mapping[str, Any]) -> bool:
+    """True if the process that created the file (root attrs writer_host/writer_pid) still runs
+    on this host.  A different host cannot be checked, and counts as not alive."""
+    pid = attrs.get("writer_pid")
+    if attrs.get("writer_host") != socket.gethostname() or pid is None or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _py_attr(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def _set_common(ds: h5py.Dataset, units: str, description: str) -> None:
     ds.attrs["units"] = str(units)
     ds.attrs["description"] = str(description)
@@ -148,6 +169,11 @@ class ResultWriter:
         every :meth:`checkpoint`.
     force:
         Replace an existing file at ``path``.  Nothing else is ever overwritten.
+    checkpoint_backup:
+        Also create ``/checkpoint/previous``, a second slot that holds a copy of the last
+        complete checkpoint while the next one is written (see :meth:`checkpoint`), so that a
+        kill during a checkpoint never leaves the file without one.  The runner always asks for
+        it; it doubles the checkpoint's disk space.
 
     Raises
     ------
@@ -170,9 +196,12 @@ class ResultWriter:
         snapshot_shape: tuple[int, int, int, int] | None = None,
         checkpoint_spec: Mapping[str, tuple] | None = None,
         force: bool = False,
+        checkpoint_backup: bool = False,
+        _prefill=None,
     ) -> None:
         self._file: h5py.File | None = None
         self._closed = True
+        self._ckpt_backup = bool(checkpoint_backup)
         self.path = Path(path)
         self.status = "running"
 
@@ -244,6 +273,8 @@ class ResultWriter:
             raise OutputError(f"cannot create a file in output directory '{parent}': {exc}") from exc
         try:
             self._build(f, R, root_attrs, scenario_toml)
+            if _prefill is not None:  # resume(): copy the kept data before SWMR and the move
+                _prefill(f)
             f.swmr_mode = True  # = H5Fstart_swmr_write: from here on only resize and write
             f.flush()
             self._move_into_place(tmp, force)
@@ -259,9 +290,98 @@ class ResultWriter:
         self._file = f
         self._closed = False
         self._T = 0  # number of timeseries intervals written
+        self._mirror_pending = False  # a checkpoint not yet copied to /checkpoint/previous
         self._S = 0  # number of snapshots written
         self._last_t = -np.inf
         self._last_snap_t = -np.inf
+        if _prefill is not None:
+            td, sd = f["timeseries/time_days"], f["snapshots/time_days"]
+            self._T, self._S = td.shape[0], sd.shape[0]
+            self._last_t = float(td[-1]) if self._T else -np.inf
+            self._last_snap_t = float(sd[-1]) if self._S else -np.inf
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike) -> "ResultWriter":
+        """Reopen a result file left unfinished, to continue it from its last checkpoint.
+
+        The file must hold a valid checkpoint (``/checkpoint/valid == 1``) and must not be
+        ``complete``.  Every declaration (metrics, endpoints, snapshot fields and shape,
+        checkpoint arrays, root attributes, scenario) is read back from the file.  The file is
+        rebuilt under a temporary name with the time series and snapshots up to the checkpoint's
+        time (later ones are dropped: the resumed run writes them again) and the checkpoint
+        itself, then atomically moved over the original: a kill at any moment leaves either the
+        old or the rebuilt file, both resumable.  ``created_utc`` is kept; ``resumed_utc`` and
+        ``resumes`` (count) record the resume.  Returns an open writer positioned after the
+        checkpoint.
+
+        Raises OutputError if the file cannot be read, is of another schema, is complete, or has
+        no valid checkpoint.
+        """
+        from gpusim.io.reader import open_results  # local: reader imports this module
+
+        path = Path(path)
+        res = open_results(path)
+        if res.status == "complete":
+            raise OutputError(f"'{path}' is already complete; nothing to resume")
+        if res.status == "running" and _writer_alive(res.attrs):
+            raise OutputError(f"'{path}' is still being written by process {res.attrs['writer_pid']} "
+                              "on this host; stop it first (a resume would replace the live file)")
+        ckpt = res.checkpoint()
+        if ckpt is None:
+            raise OutputError(f"'{path}' has no valid checkpoint to resume from "
+                              "(it was stopped before the first one); run it again with --force")
+        step, t_ck, state = ckpt
+        with h5py.File(path, "r", swmr=True) as f:
+            def meta(ds):
+                return str(_py_attr(ds.attrs.get("units", ""))), str(_py_attr(ds.attrs.get("description", "")))
+            metrics = {n: meta(ds) for n, ds in f["timeseries"].items() if n != "time_days"}
+            endpoints = {n: (ds.dtype.str, *meta(ds)) for n, ds in f["endpoints"].items()}
+            snap = {n: (ds.dtype.str, *meta(ds)) for n, ds in f["snapshots"].items() if n != "time_days"}
+            snap_shape = tuple(next(iter(f["snapshots"][n] for n in snap)).shape[1:]) if snap else None
+            ckspec = {n: (ds.shape, ds.dtype.str, *meta(ds)) for n, ds in f["checkpoint/state"].items()}
+            order = {g: list(f[g].keys()) for g in ("timeseries", "endpoints", "snapshots")}
+            backup = "previous" in f["checkpoint"]
+        attrs = {k: v for k, v in res.attrs.items() if k not in RESERVED_ATTRS}
+        attrs["resumes"] = int(attrs.get("resumes", 0)) + 1
+        attrs["resumed_utc"] = _utc_now()
+        created = res.attrs.get("created_utc")
+        keep_t = res.time_days <= t_ck
+        keep_s = res.snapshot_times <= t_ck
+
+        def prefill(f: h5py.File) -> None:
+            if created is not None:
+                f.attrs["created_utc"] = created
+            T = int(keep_t.sum())
+            g = f["timeseries"]
+            for name in metrics:
+                g[name].resize((res.replicates, T))
+                g[name][...] = res.timeseries[name][:, :T]
+            g["time_days"].resize((T,))
+            g["time_days"][...] = res.time_days[:T]
+            S = int(keep_s.sum())
+            g = f["snapshots"]
+            for name in snap:
+                g[name].resize((S, *snap_shape))
+                if S:
+                    g[name][...] = res.snapshots[name][:S]
+            g["time_days"].resize((S,))
+            g["time_days"][...] = res.snapshot_times[:S]
+            for g in (f["checkpoint"], *([f["checkpoint/previous"]] if backup else [])):
+                for name, arr in state.items():
+                    if arr.size:
+                        g["state"][name][...] = arr
+                g["step"][()] = np.int64(step)
+                g["time_days"][()] = np.float64(t_ck)
+                g["valid"][()] = np.int8(1)
+
+        w = cls(path, replicates=res.replicates, attrs=attrs, scenario_toml=res.scenario_toml,
+                metrics={n: metrics[n] for n in order["timeseries"] if n in metrics},
+                endpoints={n: endpoints[n] for n in order["endpoints"]},
+                snapshot_fields={n: snap[n] for n in order["snapshots"] if n in snap},
+                snapshot_shape=snap_shape, checkpoint_spec=ckspec, force=True,
+                checkpoint_backup=backup, _prefill=prefill)
+        w.resumed_from = (step, t_ck)
+        return w
 
     # ------------------------------------------------------------------------------------
     def _build(self, f: h5py.File, R: int, root_attrs: dict[str, Any], scenario_toml: str) -> None:
@@ -269,6 +389,8 @@ class ResultWriter:
         f.attrs["schema"] = SCHEMA
         f.attrs["status"] = "running"
         f.attrs["created_utc"] = _utc_now()
+        f.attrs["writer_host"] = socket.gethostname()
+        f.attrs["writer_pid"] = np.int64(os.getpid())
         f.attrs["replicates"] = np.int64(R)
         for key, value in root_attrs.items():
             try:
@@ -307,12 +429,17 @@ class ResultWriter:
             _set_common(ds, units, description)
 
         g = f.create_group("checkpoint")
+        self._build_checkpoint_slot(g, "")
+        if self._ckpt_backup:
+            self._build_checkpoint_slot(g.create_group("previous"), "copy of the last complete checkpoint; ")
+
+    def _build_checkpoint_slot(self, g: h5py.Group, what: str) -> None:
         ds = g.create_dataset("valid", data=np.int8(0))
-        _set_common(ds, "", "1 when /checkpoint holds a complete state, 0 while it is being written or if never written")
+        _set_common(ds, "", what + "1 when this slot holds a complete state, 0 while it is being written or if never written")
         ds = g.create_dataset("step", data=np.int64(-1))
-        _set_common(ds, "step", "engine step of the checkpointed state (-1: none)")
+        _set_common(ds, "step", what + "engine step of the checkpointed state (-1: none)")
         ds = g.create_dataset("time_days", data=np.float64(np.nan))
-        _set_common(ds, "day", "simulated time of the checkpointed state")
+        _set_common(ds, "day", what + "simulated time of the checkpointed state")
         s = g.create_group("state")
         for name, (shape, dt, units, description) in self._ckpt_spec.items():
             # Allocate the storage now: under SWMR the file layout should only grow by resizes.
@@ -395,6 +522,7 @@ class ResultWriter:
         f = self._require_open()
         t = self._check_time("append", time_days, self._last_t)
         cols = self._check_arrays("append", metrics, self._metrics, (self.replicates,))
+        self._mirror_checkpoint()
         T = self._T + 1
         g = f["timeseries"]
         for name, col in cols.items():
@@ -438,7 +566,9 @@ class ResultWriter:
         ``state``: every array declared in ``checkpoint_spec``, with its declared shape (cast
         to its dtype).  Order, with a flush after each stage: ``valid=0``; state arrays;
         ``step`` and ``time_days``; ``valid=1``.  A reader therefore trusts ``/checkpoint``
-        only when ``valid == 1``, and a kill mid-checkpoint leaves ``valid == 0``.
+        only when ``valid == 1``, and a kill mid-checkpoint leaves ``valid == 0``.  The next
+        :meth:`append` or :meth:`finish` copies the new checkpoint to ``/checkpoint/previous``
+        (the same way), so a kill during a checkpoint still leaves the one before it.
         """
         f = self._require_open()
         missing = sorted(set(self._ckpt_spec) - set(state))
@@ -464,6 +594,31 @@ class ResultWriter:
         f.flush()
         g["valid"][()] = np.int8(1)
         f.flush()
+        self._mirror_pending = True
+
+    def _mirror_checkpoint(self) -> None:
+        """Copy ``/checkpoint`` into ``/checkpoint/previous`` (same staged order, with flushes).
+
+        Runs at the first :meth:`append` (or :meth:`finish`) after a :meth:`checkpoint`, so that
+        while the next checkpoint overwrites ``/checkpoint`` the previous one stays complete
+        here: a kill at any moment leaves at least one valid checkpoint.
+        """
+        if not (self._ckpt_backup and self._mirror_pending):
+            return
+        f = self._require_open()
+        src, dst = f["checkpoint"], f["checkpoint/previous"]
+        dst["valid"][()] = np.int8(0)
+        f.flush()
+        for name in self._ckpt_spec:
+            if src["state"][name].size:
+                dst["state"][name][...] = src["state"][name][...]
+        f.flush()
+        dst["step"][()] = src["step"][()]
+        dst["time_days"][()] = src["time_days"][()]
+        f.flush()
+        dst["valid"][()] = np.int8(1)
+        f.flush()
+        self._mirror_pending = False
 
     def finish(self, endpoints: Mapping[str, np.ndarray]) -> None:
         """Write every declared endpoint (each shape ``(R,)``), set ``status="complete"``, close.
@@ -473,6 +628,7 @@ class ResultWriter:
         """
         f = self._require_open()
         arrs = self._check_arrays("finish", endpoints, self._endpoints, (self.replicates,))
+        self._mirror_checkpoint()
         g = f["endpoints"]
         for name, arr in arrs.items():
             g[name][...] = arr.astype(self._endpoints[name][0], copy=False)
