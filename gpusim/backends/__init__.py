@@ -64,3 +64,51 @@ def select(name: str = "auto") -> Backend:
     if ok:
         return Backend("cupy", info, reason="auto: CUDA device found")
     return Backend("numpy", cpu_description(), reason=f"auto: {info}; using numpy")
+
+
+def make_simulation(backend: "Backend | str", scenario, replicates: int | None = None,
+                    first_replicate: int | None = None, *, state=None):
+    """The simulation object of a backend: same interface on every backend (step, metrics,
+    snapshot, endpoints, state, time_days).
+
+    ``backend`` is a :class:`Backend` from :func:`select` or a name (resolved with :func:`select`,
+    so ``"cupy"`` where it cannot run raises :class:`~gpusim.errors.BackendError`).
+    """
+    be = backend if isinstance(backend, Backend) else select(backend)
+    if be.name == "numpy":
+        from ..engine import Simulation
+
+        return Simulation(scenario, replicates, first_replicate, state=state)
+    if be.name == "cupy":
+        from .cupy_backend import CupySimulation
+
+        return CupySimulation(scenario, replicates, first_replicate, state=state)
+    raise BackendError(f"backend '{be.name}' has no engine; allowed: numpy, cupy")
+
+
+def gpu_details() -> dict[str, str]:
+    """What ``gpusim info`` shows about the GPU side: CuPy and CUDA versions, the device and its
+    memory; a single ``"gpu"`` entry saying why when there is none."""
+    try:
+        import cupy
+    except Exception as e:
+        return {"gpu": f"none usable (CuPy is not importable: {type(e).__name__}: {e})"}
+    out = {"cupy": cupy.__version__}
+    try:
+        rt = cupy.cuda.runtime
+        v = rt.runtimeGetVersion()
+        d = rt.driverGetVersion()
+        out["cuda"] = f"runtime {v // 1000}.{v % 1000 // 10}, driver {d // 1000}.{d % 1000 // 10}"
+        n = rt.getDeviceCount()
+        for i in range(n):
+            p = rt.getDeviceProperties(i)
+            name = p["name"].decode() if isinstance(p["name"], bytes) else p["name"]
+            with cupy.cuda.Device(i):
+                free, total = rt.memGetInfo()
+            out[f"device {i}"] = (f"{name}, compute capability {p['major']}.{p['minor']}, "
+                                  f"{total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free)")
+        if n == 0:
+            out["gpu"] = "none (no CUDA device)"
+    except Exception as e:
+        out["gpu"] = f"CUDA query failed ({type(e).__name__}: {e})"
+    return out

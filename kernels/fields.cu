@@ -1,0 +1,35 @@
+// fields.cu — red-black SOR field solver, one launch per colour for all replicates.
+// NumPy twin: gpusim.model.fields.FieldSolver (arithmetic contract in its docstring); per-voxel
+// logic in fields_logic.cuh (also compiled by the host harness tests/harness/fields_harness.cpp).
+//
+// Arrays (device, C order): c, s, den, a float32 (R, Z, Y, X); fixed uint8 (R, Z, Y, X) or null;
+// active uint8 (R) (1 = still sweeping); iters int32 (R); maxchg uint32 (R) (float32 bits).
+// Units: as the field (mmHg, mM, 1); a, den 1/min; s unit/min.  RNG: none.
+// A solve: fields_prepare once, then per sweep fields_sor_colour(0), fields_sor_colour(1),
+// fields_after_sweep; the host polls `active` every few sweeps (a frozen replicate is a no-op,
+// so extra sweeps never change a result).
+#include "fields_logic.cuh"
+
+using namespace gpusim;
+
+extern "C" __global__ void fields_prepare(long long n, float den0, const float* a, float* den,
+                                          float* c, const unsigned char* fixed, float fixed_value) {
+    long long v = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (v < n) sor_prepare(v, den0, a, den, c, fixed, fixed_value);
+}
+
+extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int dirichlet,
+                                             float bv, float dh, float omega, float* c,
+                                             const float* s, const float* den,
+                                             const unsigned char* fixed,
+                                             const unsigned char* active, unsigned int* maxchg) {
+    FieldGeom g{R, Z, Y, X, dirichlet, bv, dh, omega};
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < sor_threads(g)) sor_voxel(t, colour, g, c, s, den, fixed, active, maxchg);
+}
+
+extern "C" __global__ void fields_after_sweep(int R, float tol, int max_iter, unsigned char* active,
+                                              int* iters, unsigned int* maxchg) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r < R) sor_after_sweep(r, tol, max_iter, active, iters, maxchg);
+}

@@ -1,0 +1,85 @@
+// fields_logic.cuh — per-voxel logic of the red-black SOR field solver (CUDA twin of
+// gpusim.model.fields.FieldSolver; the arithmetic contract is the one in that module's
+// docstring, followed here operation by operation).
+//
+// Shapes: every field array is float32 (R, Z, Y, X), flat index r * V + (z * Y + y) * X + x,
+// V = Z * Y * X; 2D is Z == 1 (no z-neighbours).  Units: c in the field's unit (mmHg, mM, 1),
+// den = den0 + a in 1/min, s in unit/min.  No random numbers.
+#pragma once
+#include "common.cuh"
+
+namespace gpusim {
+
+struct FieldGeom {
+    i32 R, Z, Y, X;
+    i32 dirichlet;  // 1: out-of-domain neighbours hold bv; 0 (neumann): the voxel's own value
+    float bv;       // float32(boundary_value)
+    float dh;       // float32(D / (h * h))
+    float omega;    // float32(omega)
+};
+
+// Number of threads of one colour pass: one per (replicate, z, y, pair of x).
+GPUSIM_HD i64 sor_threads(const FieldGeom& g) {
+    return (i64)g.R * g.Z * g.Y * ((g.X + 1) / 2);
+}
+
+// One voxel of one colour pass.  `t` is the thread index in 0 .. sor_threads(g) - 1.  Skips
+// replicates that are not active (converged), fixed voxels and threads past the row end.
+// Writes c in place (a voxel of one colour reads only the other colour and itself) and raises
+// maxchg_bits[r] to |c_new - c| (bit pattern of a non-negative float32).
+GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const float* s,
+                         const float* den, const u8* fixed, const u8* active, u32* maxchg_bits) {
+    const i32 Xh = (g.X + 1) / 2;
+    i32 xi = (i32)(t % Xh);
+    i64 q = t / Xh;
+    i32 y = (i32)(q % g.Y);
+    q /= g.Y;
+    i32 z = (i32)(q % g.Z);
+    i32 r = (i32)(q / g.Z);
+    if (!active[r]) return;
+    i32 x = 2 * xi + ((colour + y + z) & 1);
+    if (x >= g.X) return;
+    const i64 V = (i64)g.Z * g.Y * g.X;
+    const i64 v = (i64)r * V + ((i64)z * g.Y + y) * g.X + x;
+    if (fixed && fixed[v]) return;
+    const float own = c[v];
+    const float out = g.dirichlet ? g.bv : own;
+    float nb = x > 0 ? c[v - 1] : out;
+    nb = nb + (x < g.X - 1 ? c[v + 1] : out);
+    nb = nb + (y > 0 ? c[v - g.X] : out);
+    nb = nb + (y < g.Y - 1 ? c[v + g.X] : out);
+    if (g.Z > 1) {
+        const i64 XY = (i64)g.X * g.Y;
+        nb = nb + (z > 0 ? c[v - XY] : out);
+        nb = nb + (z < g.Z - 1 ? c[v + XY] : out);
+    }
+    float tt = g.dh * nb;
+    tt = tt + s[v];
+    float gs = tt / den[v];
+    tt = gs - own;
+    tt = g.omega * tt;
+    float cn = own + tt;
+    float change = abs_f32(cn - own);
+    c[v] = cn;
+    max_nonneg_f32(&maxchg_bits[r], change);
+}
+
+// After a sweep, per replicate r: count the sweep, freeze the replicate when it converged
+// (max change <= tol) or reached max_iter, and reset its max change.
+GPUSIM_HD void sor_after_sweep(i32 r, float tol, i32 max_iter, u8* active, i32* iters,
+                               u32* maxchg_bits) {
+    if (active[r]) {
+        iters[r] += 1;
+        if (f32_from_bits(maxchg_bits[r]) <= tol || iters[r] >= max_iter) active[r] = 0;
+    }
+    maxchg_bits[r] = 0;
+}
+
+// Per voxel, once per solve: den = den0 + a (float32) and fixed voxels set to their value.
+GPUSIM_HD void sor_prepare(i64 v, float den0, const float* a, float* den, float* c,
+                           const u8* fixed, float fixed_value) {
+    den[v] = den0 + a[v];
+    if (fixed && fixed[v]) c[v] = fixed_value;
+}
+
+}  // namespace gpusim

@@ -1,0 +1,25 @@
+// harness_io.h — binary stdin/stdout helpers of the host test harnesses (tests/harness/*.cpp).
+// The Python side (tests/test_kernels.py) writes raw little-endian arrays in a fixed order per
+// harness and reads raw arrays back.  Host-only code: it may include system headers.
+#pragma once
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+template <class T>
+std::vector<T> read_array(size_t n) {
+    std::vector<T> v(n);
+    if (n && std::fread(v.data(), sizeof(T), n, stdin) != n) {
+        std::fprintf(stderr, "harness: short read (%zu items)\n", n);
+        std::exit(3);
+    }
+    return v;
+}
+
+template <class T>
+T read_one() { return read_array<T>(1)[0]; }
+
+template <class T>
+void write_array(const std::vector<T>& v) {
+    if (!v.empty()) std::fwrite(v.data(), sizeof(T), v.size(), stdout);
+}

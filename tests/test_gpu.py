@@ -1,0 +1,268 @@
+"""The CuPy backend, end to end, against the NumPy engine (bitwise).
+
+Tests marked ``gpu`` need CuPy and a CUDA device; elsewhere they skip, saying why, unless
+``GPUSIM_REQUIRE_GPU=1`` (tests/conftest.py), which makes the skip a failure.  The tests without
+the marker check what must hold on every machine: backend selection and its errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gpusim.backends import make_simulation, select
+from gpusim.errors import BackendError
+from gpusim.scenario import bundled, load_scenario
+
+F32 = np.float32
+
+
+def _gpu_reason() -> str | None:
+    """None when CuPy and a CUDA device are usable, else why not."""
+    try:
+        import cupy
+    except Exception as e:
+        return f"CuPy is not importable ({type(e).__name__}: {e})"
+    try:
+        if not cupy.cuda.is_available():
+            return "CuPy imports but no CUDA device is available"
+    except Exception as e:
+        return f"CUDA device query failed ({type(e).__name__}: {e})"
+    return None
+
+
+@pytest.fixture
+def cp():
+    reason = _gpu_reason()
+    if reason:
+        pytest.skip(reason)
+    import cupy
+
+    return cupy
+
+
+# ----------------------------------------------------------------------------- any machine
+def test_numpy_backend_always_selectable():
+    assert select("numpy").name == "numpy"
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(BackendError, match="allowed: auto, numpy, cupy"):
+        select("cuda")
+
+
+def test_auto_says_what_it_took():
+    be = select("auto")
+    assert be.name in ("numpy", "cupy") and be.reason.startswith("auto:")
+
+
+def test_cupy_where_it_cannot_run_is_an_error_and_exit_2(tmp_path):
+    from gpusim.backends import cupy_status
+    from gpusim.cli import main
+
+    ok, why = cupy_status()
+    if ok:
+        pytest.skip("the CuPy backend can run here")
+    with pytest.raises(BackendError, match="cannot run here"):
+        make_simulation("cupy", load_scenario("quickstart"))
+    out = tmp_path / "x.h5"
+    res = CliRunner().invoke(main, ["run", "quickstart", "--backend", "cupy", "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "cupy" in res.output and not out.exists()
+
+
+def test_make_simulation_numpy_is_the_engine():
+    from gpusim.engine import Simulation
+
+    sim = make_simulation("numpy", load_scenario("quickstart", ["domain.x_voxels=20", "domain.y_voxels=20"]),
+                          replicates=1)
+    assert type(sim) is Simulation
+
+
+# ----------------------------------------------------------------------------- GPU
+def reduced(name: str):
+    """A bundled scenario at test size (the lattice capped at 48 x 48 (x 8 in 3D))."""
+    sc = load_scenario(name)
+    Z, Y, X = sc.shape
+    sets = [f"domain.x_voxels={min(X, 48)}", f"domain.y_voxels={min(Y, 48)}"]
+    if Z > 1:
+        sets.append(f"domain.z_voxels={min(Z, 8)}")
+    return load_scenario(name, sets)
+
+
+def first_difference(a: dict, b: dict) -> str | None:
+    for k in a:
+        if a[k] != b[k]:
+            return k
+    return None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(bundled()))
+def test_cupy_backend_bitwise_every_step(cp, name):
+    """Every state array hashed after every step on both backends; names the first array and step
+    that differ."""
+    from gpusim.backends.cupy_backend import CupySimulation
+    from gpusim.engine import Simulation
+
+    sc = reduced(name)
+    steps = 300
+    ref = Simulation(sc, replicates=2, first_replicate=3)
+    dev = CupySimulation(sc, replicates=2, first_replicate=3)
+    assert first_difference(ref.state.digest(), dev.state.digest()) is None, "initial state differs"
+    for s in range(1, steps + 1):
+        ref.step()
+        dev.step()
+        k = first_difference(ref.state.digest(), dev.state.digest())
+        assert k is None, f"{name}: array '{k}' differs first at step {s} (device mode {dev.mode})"
+    for k, v in ref.metrics().items():
+        np.testing.assert_array_equal(dev.metrics()[k], v, err_msg=k)
+
+
+@pytest.mark.gpu
+def test_device_step_mirrors_the_current_engine(cp):
+    """Fails while the kernels mirror an older engine (the backend then steps on the host)."""
+    from gpusim.backends import cupy_backend
+
+    assert cupy_backend.twin_fingerprint() == cupy_backend.TWIN_FINGERPRINT, (
+        "the NumPy engine changed after the CUDA kernels were written: update the kernels of "
+        f"{cupy_backend.DEVICE_PHASES} and TWIN_FINGERPRINT together")
+
+
+@pytest.mark.gpu
+def test_every_kernel_compiles_with_nvrtc(cp):
+    from gpusim.backends.cupy_backend import module
+    from gpusim.backends.sources import kernel_files
+
+    for f in kernel_files():
+        mod = module(f.name)
+        assert mod is module(f.name), "modules are cached per device"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape,boundary", [((3, 1, 33, 32), "neumann"), ((2, 6, 7, 9), "dirichlet")])
+def test_field_solver_on_device_bitwise(cp, shape, boundary):
+    from types import SimpleNamespace
+
+    from gpusim.backends.cupy_backend import CupySimulation
+    from gpusim.model.fields import FieldSolver
+
+    g = np.random.default_rng(1)
+    c0 = g.uniform(0, 1, shape).astype(F32)
+    a = g.uniform(0.01, 0.5, shape).astype(F32)
+    s = g.uniform(0, 0.2, shape).astype(F32)
+    fixed = g.random(shape) < 0.05
+    fs = FieldSolver(shape, diffusion_um2_per_min=2000.0, voxel_um=20.0, boundary=boundary,
+                     boundary_value=0.3, omega=1.6, tol=1e-5, max_iter=500)
+    c_np = c0.copy()
+    it_np = fs.solve(c_np, a, s, fixed, 0.75)
+    fake = SimpleNamespace(cp=cp)
+    c_dev = cp.asarray(c0)
+    it_dev = CupySimulation._solve(fake, fs, c_dev, cp.asarray(a), cp.asarray(s),
+                                   cp.asarray(fixed.astype(np.uint8)), F32(0.75))
+    np.testing.assert_array_equal(it_dev.get(), it_np)
+    assert hashlib.sha256(c_dev.get().tobytes()).hexdigest() == hashlib.sha256(c_np.tobytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- bench
+def test_bench_numpy_record_and_cli(tmp_path):
+    import json
+
+    from gpusim.bench import run_bench
+    from gpusim.cli import main
+
+    rec = run_bench(("quickstart",), (24,), ("numpy",), replicates=2, steps=3, warmup=1)
+    (row,) = rec["results"]
+    assert row["shape"] == [1, 24, 24] and row["steps"] == 3 and row["backend"] == "numpy"
+    assert row["voxel_steps_per_s"] == pytest.approx(row["steps_per_s"] * 24 * 24 * 2)
+    # the phases are timed inside the step loop, so together they cannot exceed it
+    assert set(row["phase_s"]) >= {"fields", "tumour", "car_t", "systemic"}
+    assert sum(row["phase_s"].values()) <= row["step_s"]
+    assert rec["commit"] and rec["date_utc"].endswith("Z")
+    out = tmp_path / "b.json"
+    args = ["bench", "quickstart", "--size", "20", "-r", "1", "--steps", "1", "--warmup", "0",
+            "--backend", "numpy", "--json", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "steps/s" in res.output and json.loads(out.read_text())["results"][0]["voxels"] == 400
+    before = out.read_text()
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and out.read_text() == before, "overwrote without --force"
+
+
+# ----------------------------------------------------------------------------- compaction
+def test_compaction_order_equals_the_numpy_phase():
+    """Survivors in slot order, then daughters in their parents' order, per replicate: the order
+    car_t._fate + scatter produce (rebuilt here from their flat-list recipe)."""
+    from gpusim.backends.compaction import append_slots, compact
+
+    g = np.random.default_rng(5)
+    R, C = 4, 20
+    count = np.array([12, 0, 7, 10])
+    live = np.arange(C)[None, :] < count[:, None]
+    val = g.integers(0, 1000, (R, C)).astype(np.int32)
+    keep = live & (g.random((R, C)) < 0.7)
+    born = keep & (g.random((R, C)) < 0.4)
+    new, n = compact(np, {"v": val}, keep, born, {"v": -val}, {"v": -1})
+    r, s = np.nonzero(live)
+    k, b = keep[r, s], born[r, s]
+    r_all = np.concatenate([r[k], r[b]])
+    v_all = np.concatenate([val[r, s][k], -val[r, s][b]])
+    order = np.argsort(r_all, kind="stable")
+    for rr in range(R):
+        want = v_all[order][r_all[order] == rr]
+        assert n[rr] == want.size
+        np.testing.assert_array_equal(new["v"][rr, :want.size], want)
+        assert (new["v"][rr, want.size:] == -1).all()
+    small = {"v": val[:, :8]}
+    none, overflow = compact(np, small, keep[:, :8], born[:, :8], small, {})
+    need = keep[:, :8].sum(1) + born[:, :8].sum(1)
+    assert none is None and overflow.tolist() == (need > 8).tolist() and overflow.any()
+    enter = g.random((R, 9)) < 0.3
+    slots, n2 = append_slots(np, count, enter)
+    for rr in range(R):
+        np.testing.assert_array_equal(slots[rr][enter[rr]], count[rr] + np.arange(enter[rr].sum()))
+    np.testing.assert_array_equal(n2, count + enter.sum(1))
+
+
+# ----------------------------------------------------------------------------- backend plumbing
+def test_cupy_simulation_plumbing_with_numpy_stand_in(monkeypatch):
+    """CupySimulation's state transfers, host-fallback stepping and observation, run with a NumPy
+    stand-in for the cupy module (no kernel is launched: the twin fingerprint of the current engine
+    is checked, and a stale one must select host stepping).  Bitwise equal to the engine."""
+    import sys
+    import types
+    import warnings
+
+    from gpusim.backends import cupy_backend
+    from gpusim.engine import Simulation
+
+    fake = types.ModuleType("cupy")
+    fake.asarray = lambda a: np.array(a, copy=True)
+    fake.asnumpy = lambda a: np.array(a, copy=True)
+    fake.full, fake.uint64 = np.full, np.uint64
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(cupy_backend, "TWIN_FINGERPRINT", "stale")
+    sc = load_scenario("quickstart", ["domain.x_voxels=24", "domain.y_voxels=24"])
+    ref = Simulation(sc, replicates=2, first_replicate=1)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        dev = cupy_backend.CupySimulation(sc, replicates=2, first_replicate=1)
+    assert dev.mode == "host" and any("older version" in str(x.message) for x in w)
+    for s in range(1, 6):
+        ref.step()
+        dev.step()
+        k = first_difference(ref.state.digest(), dev.state.digest())
+        assert k is None, f"array {k} differs at step {s}"
+    assert dev.time_days == ref.time_days
+    for name, fn in (("metrics", lambda x: x.metrics()), ("endpoints", lambda x: x.endpoints()),
+                     ("snapshot", lambda x: x.snapshot(1))):
+        a, b = fn(ref), fn(dev)
+        assert a.keys() == b.keys(), name
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}.{key}")
+    assert {k: v.tolist() for k, v in dev.last_events.items()} == \
+           {k: np.asarray(v).tolist() for k, v in ref.last_events.items()}
