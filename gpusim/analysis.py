@@ -212,8 +212,9 @@ class Comparison:
 
 
 def _is_proportion(name: str, v: np.ndarray) -> bool:
-    return name in PROPORTIONS or (v.dtype.kind in "biu" and v.dtype.itemsize == 1
-                                   and np.isin(v, (0, 1)).all())
+    """Yes/no endpoints get Wilson intervals; a grade (e.g. ``crs_grade``, 0-4) is not one even
+    when every replicate happens to have 0 or 1.  Bool arrays are always proportions."""
+    return name in PROPORTIONS or v.dtype.kind == "b"
 
 
 def endpoint_table(arms: Sequence[tuple[str, object]]) -> Comparison:

@@ -154,6 +154,14 @@ def test_endpoint_table_methods_and_values():
     assert "3/4 75%" in text and "log-rank" in text
 
 
+
+def test_a_grade_is_not_a_proportion_even_when_all_values_are_0_or_1():
+    a = _arm([1, 0, 1, 0], [2.0, np.nan, 3.0, np.nan], [0.0, 0.5, 0.0, 0.4])
+    a.endpoints["crs_grade"] = np.array([0, 1, 1, 0], np.int8)
+    rows = {(r.arm, r.endpoint): r for r in an.endpoint_table([("A", a)]).rows}
+    assert rows[("A", "crs_grade")].method == "bootstrap median"
+    assert rows[("A", "cleared")].method == "Wilson"
+
 # ---- CLI ---------------------------------------------------------------------------------------
 EP = {"cleared": ("int8", "1", "x"), "time_to_clearance_days": ("float64", "day", "x"),
       "antigen_escape": ("int8", "1", "x"), "best_response": ("float64", "fraction", "x")}
