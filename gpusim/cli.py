@@ -64,6 +64,11 @@ def info():
     ok, desc = cupy_status()
     click.echo(f"backend cupy: {'available, ' if ok else 'not available: '}{desc}")
     click.echo(f"backend auto: would use {'cupy' if ok else 'numpy'}")
+    # ---- GPU details (backends) ----
+    from .backends import gpu_details
+
+    for k, v in gpu_details().items():
+        click.echo(f"{k}: {v}")
 
 
 @main.command()
@@ -117,8 +122,13 @@ def params(markdown):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--workers", type=int, default=None, metavar="N",
+              help="Split the replicates over N local Dask worker processes (needs gpusim[dask]).")
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+              help="Split the replicates over the Dask cluster at ADDRESS (tcp://host:8786).")
 @_errors
-def run(scenario, out, replicates, first_replicate, days, seed, backend, sets, force, quiet):
+def run(scenario, out, replicates, first_replicate, days, seed, backend, sets, force, quiet,
+        workers, dask_address):
     """Run SCENARIO (a bundled name or a .toml path) and stream the results to HDF5."""
     from .runner import resolve, run as run_api
 
@@ -138,7 +148,10 @@ def run(scenario, out, replicates, first_replicate, days, seed, backend, sets, f
             bar.update(done - bar.pos)
 
     try:
-        res = run_api(sc, out, force=force, progress=progress, log=log)
+        if workers is not None or dask_address is not None:
+            res = _run_dask(sc, out, force, workers, dask_address, log)
+        else:
+            res = run_api(sc, out, force=force, progress=progress, log=log)
     finally:
         if bar is not None:
             bar.render_finish()
@@ -193,16 +206,191 @@ def _print_summary(res) -> None:
         click.echo(f"  endpoints: not yet written (status {res.status})")
 
 
-def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval for a proportion k/n."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
+from .analysis import wilson as _wilson  # noqa: E402  (one implementation, in analysis.py)
+
+
+# ---- ensembles: sweep, compare, report, resume, Dask (begin) ---------------------------------
+def _run_dask(sc, out, force, workers, address, log):
+    from .ensemble import Cluster, run_distributed
+    from .runner import _precheck_output
+
+    _precheck_output(Path(out), force)  # before starting or reaching any cluster
+    with Cluster(workers=workers, address=address) as cl:
+        return run_distributed(sc, out, cl, force=force, log=log)
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("-g", "--grid", "grids", multiple=True, required=True, metavar="KEY=V1,V2,...",
+              help="A swept parameter and its values (repeatable; the points are the Cartesian product).")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+              help="Sweep directory (one result file per point + index.json) [default: results/<scenario>_sweep].")
+@click.option("-r", "--replicates", type=int, default=None, help="Replicates per point.")
+@click.option("--days", type=float, default=None, help="Simulated days.")
+@click.option("--seed", type=int, default=None, help="Random seed (0 .. 2**32-1).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--force", is_flag=True, help="Replace a different sweep found in the directory.")
+@click.option("--workers", type=int, default=None, metavar="N", help="Run each point on N local Dask workers.")
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS", help="Run on the Dask cluster at ADDRESS.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@_errors
+def sweep(scenario, grids, out, replicates, days, seed, sets, force, workers, dask_address, quiet):
+    """Run SCENARIO over a parameter grid; run it again to continue an interrupted sweep."""
+    import contextlib
+
+    from .ensemble import Cluster, parse_grid, plan_sweep, sweep as sweep_api
+
+    grid = parse_grid(grids)
+    base, points = plan_sweep(scenario, grid, replicates=replicates, days=days, seed=seed, overrides=sets)
+    if out is None:
+        out = Path("results") / f"{base.name}_sweep"
+        out.parent.mkdir(exist_ok=True)
+    log = None if quiet else (lambda m: click.echo(m, err=True))
+    if log:
+        log(f"{len(points)} point(s) x {base['run.replicates']} replicate(s) -> {out}")
+    ctx = (Cluster(workers=workers, address=dask_address) if workers is not None or dask_address
+           else contextlib.nullcontext())
+    with ctx as cl:
+        sweep_api(base, out, grid, force=force, cluster=cl, log=log)
+    if not quiet:
+        click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the table as CSV (long format) to this file.")
+@_errors
+def compare(results, csv_path):
+    """Endpoints of arms side by side with 95 % confidence intervals.
+
+    RESULTS: result files, sweep directories (every point) or DIR:POINT (one point).
+    """
+    from .analysis import endpoint_table, format_table, write_csv
+    from .ensemble import expand_inputs
+    from .errors import OutputError
+    from .io import open_results
+
+    arms = []
+    for label, path in expand_inputs(results):
+        if not Path(path).exists() and Path(path).parent.joinpath("index.json").exists():
+            click.echo(f"note: skipping {label}: sweep point not run yet", err=True)
+            continue
+        res = open_results(path)
+        if res.status != "complete":
+            click.echo(f"note: skipping {label} ('{path}'): status {res.status}, endpoints not written", err=True)
+            continue
+        if label in [a for a, _ in arms]:
+            label = f"{label} ({path})"
+        arms.append((label, res))
+    if not arms:
+        raise OutputError("compare: none of the inputs is a complete result")
+    cmp = endpoint_table(arms)
+    click.echo(format_table(cmp))
+    if csv_path:
+        write_csv(cmp, csv_path)
+        click.echo(f"wrote {csv_path}")
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the figures (PNG, SVG) and index.html [default: <first input>_report].")
+@click.option("--force", is_flag=True, help="Write into an existing, non-empty directory.")
+@_errors
+def report(results, out_dir, force):
+    """Figures and an HTML page for result files (each an arm), sweep directories or DIR:POINT."""
+    from .report import report as report_api
+
+    if out_dir is None:
+        first = Path(results[0].rsplit(":", 1)[0] if not Path(results[0]).exists() else results[0])
+        out_dir = first.parent / f"{first.stem}_report"
+    page = report_api(results, out_dir, force=force)
+    click.echo(f"wrote {page}")
+
+
+@main.command()
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@_errors
+def resume(results, quiet):
+    """Continue an interrupted run from its last checkpoint (same results as a straight run)."""
+    from .runner import resume as resume_api
+
+    log = None if quiet else (lambda m: click.echo(m, err=True))
+    res = resume_api(results, log=log)
+    if not quiet:
+        click.echo(f"wrote {results}")
+        _print_summary(res)
+# ---- ensembles (end) ---------------------------------------------------------------------------
+
+
+# ---- validation (begin) ------------------------------------------------------------------------
+@main.command()
+@click.option("--quick", is_flag=True,
+              help="Reduced sample sizes (the CI set, under 2 minutes on 2 cores).")
+@click.option("--backend", type=click.Choice(["auto", "numpy", "cupy"]), default="auto",
+              help="Compute backend [default: auto].")
+@click.option("--case", "cases", multiple=True, metavar="NAME",
+              help="Run only this case (repeatable): rng, birth_death, antigen_loss, motility, "
+                   "fields, well_mixed.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@click.option("--figures", type=click.Path(file_okay=False), default=None,
+              help="Write one PNG per case into this directory (needs matplotlib).")
+@_errors
+def validate(quick, backend, cases, seed, figures):
+    """Run the validation cases against exact and published results; exit 1 if any fails.
+
+    Per case a table: expected value, measured value ± 95 % CI, tolerance, verdict.
+    Tolerances derive from the sample size and a false-failure budget of 1e-3 for the whole
+    suite (docs/validation.md).
+    """
+    from .validate import check_arguments, resolve_backend, run_validation
+
+    check_arguments(cases, seed)
+    be = resolve_backend(backend)
+    click.echo(f"gpusim validate: backend {be.name}{f' ({be.reason})' if be.reason else ''}, "
+               f"seed {seed}, {'quick' if quick else 'full'} sample sizes")
+    res = run_validation(cases or None, quick=quick, seed=seed, figures=figures,
+                         log=lambda m: click.echo(m))
+    failed = [r.name for r in res if not r.passed]
+    click.echo(f"{len(res) - len(failed)}/{len(res)} cases passed"
+               + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    sys.exit(1 if failed else 0)
+# ---- validation (end) --------------------------------------------------------------------------
 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# ---- performance harness: bench (begin) -----------------------------------------------------
+@main.command()
+@click.argument("scenarios", nargs=-1)
+@click.option("--size", "sizes", type=int, multiple=True, metavar="N",
+              help="Lattice edge in voxels (x and y; repeatable). Default: the scenario's own.")
+@click.option("-r", "--replicates", type=int, default=None, help="Batch size (default: the scenario's).")
+@click.option("--steps", type=int, default=20, show_default=True, help="Timed steps per row.")
+@click.option("--warmup", type=int, default=2, show_default=True, help="Untimed steps before timing.")
+@click.option("--backend", "backends", type=click.Choice(["numpy", "cupy"]), multiple=True,
+              help="Backend to time (repeatable). Default: every backend that can run here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the full record (device, commit, date, per-phase times) as JSON.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --json file.")
+@_errors
+def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, force):
+    """Time SCENARIOS (default: quickstart) on each backend, side by side: steps/s,
+    voxel-steps/s, set-up time apart from stepping, and the ratio between backends."""
+    from pathlib import Path as _P
+
+    from .bench import format_table, run_bench, write_json
+    from .errors import OutputError
+
+    if json_path and _P(json_path).exists() and not force:
+        raise OutputError(f"{json_path} exists; pass --force to overwrite it")
+    rec = run_bench(scenarios or ("quickstart",), sizes or (None,), backends or None, replicates,
+                    steps, warmup, log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None)
+    click.echo(format_table(rec))
+    if json_path:
+        click.echo(f"wrote {write_json(rec, json_path, force)}")
+# ---- performance harness: bench (end) -------------------------------------------------------
