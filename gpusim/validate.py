@@ -40,6 +40,7 @@ from typing import Callable
 import numpy as np
 
 from . import rng
+from .analysis import chi2_sf
 from .errors import GpusimError
 
 ALPHA_SUITE = 1e-3  #: probability that a correct engine fails any check of the full suite
@@ -97,46 +98,13 @@ class CaseResult:
         return all(c.passed for c in self.checks)
 
 
-def _gamma_q(a: float, x: float) -> float:
-    """Regularised upper incomplete gamma Q(a, x) (Numerical Recipes: series / continued
-    fraction), double precision."""
-    if x <= 0:
-        return 1.0
-    lg = a * math.log(x) - x - math.lgamma(a)
-    if x < a + 1:
-        term = total = 1.0 / a
-        ap = a
-        for _ in range(10_000):
-            ap += 1
-            term *= x / ap
-            total += term
-            if abs(term) < abs(total) * 1e-15:
-                break
-        return 1.0 - total * math.exp(lg)
-    b = x + 1 - a
-    c = 1e300
-    d = 1 / b
-    h = d
-    for i in range(1, 10_000):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = 1e-300 if abs(d) < 1e-300 else d
-        c = b + an / c
-        c = 1e-300 if abs(c) < 1e-300 else c
-        d = 1 / d
-        h *= d * c
-        if abs(d * c - 1) < 1e-15:
-            break
-    return math.exp(lg) * h
-
 
 def _chi2_quantile(df: int, alpha: float) -> float:
     """Upper (1 - alpha) quantile of chi-square(df): bisection on Q(df/2, x/2) = alpha."""
     lo, hi = 0.0, df + 10.0 * math.sqrt(2 * df) + 100.0
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        if _gamma_q(df / 2.0, mid / 2.0) > alpha:
+        if chi2_sf(mid, df) > alpha:
             lo = mid
         else:
             hi = mid

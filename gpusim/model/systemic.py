@@ -43,6 +43,7 @@ from .. import rng
 from ..errors import CapacityError
 from ..rng import Stream
 from .lattice import Kind, TState, coords, voxel_centres_um
+from .tissue import tumour_centre_um
 
 F32 = np.float32
 
@@ -114,10 +115,7 @@ def _site_distance2(sc) -> np.ndarray:
     shape = sc.shape
     h = sc["domain.voxel_um"]
     z, y, x = voxel_centres_um(shape, h)
-    nz, ny, nx = shape
-    cx = sc["tumour.centre_x_fraction"] * nx * h
-    cy = sc["tumour.centre_y_fraction"] * ny * h
-    cz = sc["tumour.centre_z_fraction"] * nz * h if nz > 1 else z[0, 0, 0]
+    cz, cy, cx = tumour_centre_um(sc)
     n = sc["delivery.injection_sites"]
     off = sc["delivery.injection_offset_fraction"] * sc["tumour.radius_um"] if n > 1 else 0.0
     best = None

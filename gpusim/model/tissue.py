@@ -37,15 +37,18 @@ def level_table(mean: float, sd: float) -> np.ndarray:
     return np.clip(np.rint(q * ANTIGEN_SCALE), 1, 255).astype(np.uint8)
 
 
+def tumour_centre_um(sc: Scenario) -> tuple[float, float, float]:
+    """(z, y, x) of the nodule centre in µm (in 2D, z is the centre of the single layer)."""
+    nz, ny, nx = sc.shape
+    h = sc["domain.voxel_um"]
+    cz = sc["tumour.centre_z_fraction"] * nz * h if nz > 1 else 0.5 * h
+    return cz, sc["tumour.centre_y_fraction"] * ny * h, sc["tumour.centre_x_fraction"] * nx * h
+
+
 def tumour_geometry(sc: Scenario):
     """Distance (µm) of every voxel centre from the nodule centre, shape (Z, Y, X), and the centre."""
-    shape = sc.shape
-    h = sc["domain.voxel_um"]
-    z, y, x = voxel_centres_um(shape, h)
-    nz, ny, nx = shape
-    cx = sc["tumour.centre_x_fraction"] * nx * h
-    cy = sc["tumour.centre_y_fraction"] * ny * h
-    cz = sc["tumour.centre_z_fraction"] * nz * h if nz > 1 else z[0, 0, 0]
+    z, y, x = voxel_centres_um(sc.shape, sc["domain.voxel_um"])
+    cz, cy, cx = tumour_centre_um(sc)
     d = np.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2)
     return d, (cz, cy, cx)
 
