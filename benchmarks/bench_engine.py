@@ -103,6 +103,7 @@ def main() -> None:
     q = bench_quickstart()
     print(json.dumps(q))
     record = {"benchmark": "engine_numpy", "backend": "numpy", "device": device(),
+              "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
               "commit": commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "numpy": np.__version__, "gpusim": gpusim.__version__,
               "sizes": rows, "quickstart": q}
