@@ -199,7 +199,12 @@ def _print_summary(res) -> None:
         for name, label in (("best_response", "best response (ratio)"),
                             ("final_tumour_ratio", "final tumour ratio"),
                             ("car_t_peak", "CAR-T peak in domain"),
-                            ("healthy_damage", "healthy antigen+ damage")):
+                            ("healthy_damage", "healthy antigen+ damage"),
+                            ("peak_il6", "peak IL-6 (pg/mL)"),
+                            ("crs_grade", "CRS grade"),
+                            ("icans_index", "ICANS index")):
+            if name not in ep:
+                continue
             v = np.asarray(ep[name], dtype=float)
             click.echo(f"  {label:<28} median {np.median(v):.3g}  (range {np.min(v):.3g}..{np.max(v):.3g})")
     elif res.status != "complete":
