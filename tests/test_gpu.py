@@ -266,3 +266,99 @@ def test_cupy_simulation_plumbing_with_numpy_stand_in(monkeypatch):
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}.{key}")
     assert {k: v.tolist() for k, v in dev.last_events.items()} == \
            {k: np.asarray(v).tolist() for k, v in ref.last_events.items()}
+
+
+# ----------------------------------------------------------------------------- launch signatures
+_C_TYPES = {"int": np.int32, "unsigned int": np.uint32, "long long": np.int64, "float": np.float32}
+_C_PTRS = {"unsigned char": np.uint8, "signed char": np.int8, "short": np.int16, "int": np.int32,
+           "unsigned int": np.uint32, "float": np.float32, "unsigned long long": np.uint64,
+           "long long": np.int64}
+
+
+def kernel_signatures() -> dict[str, list[tuple[str, bool]]]:
+    """name -> [(C base type, is pointer)] of every extern "C" __global__ kernel in kernels/*.cu
+    (the GPUSIM_TABLE_ARGS macro of car_t.cu expanded)."""
+    import re
+
+    from gpusim.backends.sources import kernel_files
+
+    table = ("unsigned char *a, int *b, float *c, unsigned char *d, int *e, signed char *f, "
+             "short *g, unsigned char *h")
+    sigs = {}
+    for p in kernel_files():
+        text = re.sub(r"GPUSIM_TABLE_ARGS\(\w+\)", table, p.read_text())
+        for name, params in re.findall(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\((.*?)\)\s*\{', text, re.S):
+            out = []
+            for prm in params.split(","):
+                prm = " ".join(prm.replace("const ", "").split())
+                ptr = "*" in prm
+                base = prm.split("*")[0].strip() if ptr else prm.rsplit(" ", 1)[0]
+                out.append((base, ptr))
+            sigs[name] = out
+    return sigs
+
+
+def test_device_step_launches_match_kernel_signatures(monkeypatch):
+    """CupySimulation._device_step run with a NumPy stand-in for cupy whose kernels check every
+    launch against the kernel's C signature (number of arguments, scalar types, pointer element
+    dtypes; struct pointers must be uint8 buffers of the record size) instead of running.  This
+    checks the launch code of the device step without a GPU; what the kernels compute is checked
+    by tests/test_kernels.py.  (The kernels do not run here, so the state is not compared.)"""
+    import sys
+    import types
+
+    from gpusim.backends import cupy_backend as cb
+
+    sigs = kernel_signatures()
+    structs = {"TumourK": cb.TUMOUR_K_DTYPE, "CarTK": cb.CART_K_DTYPE, "MoveK": cb.MOVE_K_DTYPE,
+               "MicroK": cb.MICRO_K_DTYPE, "FieldCoefK": cb.FIELD_COEF_K_DTYPE}
+    launched = []
+
+    class Arr(np.ndarray):
+        def get(self):
+            return np.asarray(self).copy()
+
+    def wrap(x):
+        return np.array(x, copy=True).view(Arr)
+
+    def check(name, args):
+        sig = sigs[name]
+        assert len(args) == len(sig), f"{name}: {len(args)} arguments, the kernel takes {len(sig)}"
+        for j, ((base, ptr), a) in enumerate(zip(sig, args)):
+            where = f"{name} argument {j} ({base}{' *' if ptr else ''})"
+            if ptr and base in structs:
+                assert isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.size == structs[base].itemsize, where
+            elif ptr:
+                assert isinstance(a, np.ndarray) and a.dtype == _C_PTRS[base], f"{where}: {getattr(a, 'dtype', type(a))}"
+            else:
+                assert type(a) is _C_TYPES[base], f"{where}: {type(a)}"
+        launched.append(name)
+        if name == "fields_after_sweep":
+            args[3][:] = 0  # active: every replicate converged, so the solver loop ends
+
+    class Module:
+        def get_function(self, name):
+            assert name in sigs, f"no kernel {name}"
+            return lambda grid, block, args: check(name, args)
+
+    fake = types.ModuleType("cupy")
+    for k in ("full", "zeros", "empty", "empty_like", "arange", "where", "minimum", "maximum"):
+        setattr(fake, k, lambda *a, _f=getattr(np, k), **kw: wrap(_f(*a, **kw)))
+    fake.argmax = np.argmax
+    fake.asarray, fake.asnumpy = wrap, lambda a: np.array(a, copy=True)
+    for t in ("uint8", "int8", "int16", "int32", "int64", "uint32", "uint64", "float32", "bool_"):
+        setattr(fake, t, getattr(np, t))
+    fake.cuda = types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=0))
+    fake.RawModule = lambda **kw: Module()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(cb, "_MODULES", {})
+    monkeypatch.setattr(cb, "TWIN_FINGERPRINT", cb.twin_fingerprint())
+    sc = load_scenario("intratumoral", ["domain.x_voxels=20", "domain.y_voxels=20", "tumour.radius_um=150",
+                                        "car_t.generation=fourth"])
+    dev = cb.CupySimulation(sc, replicates=2, first_replicate=0)
+    assert dev.mode == "device"
+    for _ in range(2):
+        dev.step()
+    want = {n for n in sigs if not n.startswith("fields_") or n in
+            ("fields_prepare", "fields_sor_colour", "fields_after_sweep")}
+    assert want <= set(launched), f"never launched: {sorted(want - set(launched))}"

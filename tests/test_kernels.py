@@ -6,7 +6,10 @@
   small harnesses of ``tests/harness/`` gives bitwise the NumPy engine's answers: Philox against
   the Random123 known-answer vectors and :mod:`gpusim.rng`, the field solver against
   :class:`~gpusim.model.fields.FieldSolver`, the tumour phase against
-  :func:`~gpusim.model.tumour.tumour_phase`;
+  :func:`~gpusim.model.tumour.tumour_phase`, the whole CAR-T phase against
+  :func:`~gpusim.model.car_t.car_t_phase`, the microenvironment phase against
+  :func:`~gpusim.model.microenv.microenv_phase` and the field coefficients against
+  :meth:`~gpusim.model.environment.FieldsPhase.solve`, on states of real (reduced) engine runs;
 * the wheel built from the repository contains the kernel sources.
 
 Harness binaries are compiled once per test session into a temporary directory.
@@ -26,6 +29,7 @@ import numpy as np
 import pytest
 
 from gpusim import rng
+from gpusim.backends.cupy_backend import CART_COUNTS  # order of CarTCount (car_t_logic.cuh)
 from gpusim.backends.sources import NVCC_OPTIONS, kernel_dir, kernel_files
 from gpusim.model.fields import FieldSolver
 
@@ -391,3 +395,346 @@ def test_car_t_migration_kernel_bitwise(harness, shape, C):
     assert moved > R * C // 4, f"only {moved} cells moved: the case does not exercise migration"
     np.testing.assert_array_equal(got_pos, want_pos)
     np.testing.assert_array_equal(got_dir, want_dir)
+
+
+# ----------------------------------------------------------------------------- CAR-T phase
+CART_TABLE = (("t_state", np.uint8), ("t_pos", np.int32), ("t_exh", F32), ("t_div", np.uint8),
+              ("t_kills", np.int32), ("t_dir", np.int8), ("t_act", np.int16), ("t_eng", np.uint8))
+CART_LATTICE_IN = ("kind", "antigen_a", "antigen_b", "o2", "glucose", "tgfb", "il12", "pdl1", "ecm",
+                   "chemokine")
+
+
+def kstruct(rec: np.ndarray) -> bytes:
+    """A parameter record of the CuPy backend as read_struct (harness_io.h) expects it."""
+    return pack(np.uint64(rec.dtype.itemsize), rec)
+
+
+def car_t_payload(st, cp, seed, step):
+    """The car_t_harness input for one phase; the parameter structs are the CuPy backend's own
+    records (cupy_backend.car_t_k / move_k), so their packing and layout are checked too."""
+    from gpusim.backends.cupy_backend import car_t_k, move_k
+
+    R, Z, Y, X = st.kind.shape
+    C = st.t_state.shape[1]
+    return pack(np.array([R, Z, Y, X, C, cp.n_sub], np.int32), np.array([seed, step], np.uint32),
+                kstruct(car_t_k(cp, step)), kstruct(move_k(cp)),
+                np.asarray(st.replicates).astype(np.uint32), cp.rec_threshold.astype(np.uint64),
+                st.t_count.astype(np.int32), *[getattr(st, k).astype(t) for k, t in CART_TABLE],
+                *[getattr(st, k) for k in CART_LATTICE_IN])
+
+
+def car_t_both(harness, st, cp, seed, step):
+    """car_t_phase (NumPy, on a copy) and the harness on the same state: (numpy ns, events,
+    harness arrays, harness counts)."""
+    from types import SimpleNamespace
+
+    from gpusim.model.car_t import car_t_phase
+
+    R = st.kind.shape[0]
+    C = st.t_state.shape[1]
+    names = CART_LATTICE_IN + tuple(k for k, _ in CART_TABLE) + ("t_count",)
+    ns = SimpleNamespace(**{k: getattr(st, k).copy() for k in names})
+    ns.replicates, ns.nvox = np.asarray(st.replicates, np.int64), int(np.prod(st.kind.shape[1:]))
+    events: dict = {}
+    car_t_phase(ns, cp, seed, step, events)
+    out = run_harness(harness("car_t_harness"), car_t_payload(st, cp, seed, step))
+    got, off = {}, 0
+    layout = [("t_count", np.int32, (R,))] + [(k, t, (R, C)) for k, t in CART_TABLE] + \
+             [(k, np.uint8, st.kind.shape) for k in ("kind", "antigen_a", "antigen_b")]
+    for k, t, shp in layout:
+        nb = int(np.prod(shp)) * np.dtype(t).itemsize
+        got[k] = np.frombuffer(out[off:off + nb], t).reshape(shp)
+        off += nb
+    counts = np.frombuffer(out[off:], np.uint64).reshape(R, len(CART_COUNTS)).astype(np.int64)
+    want_ev = {k: np.broadcast_to(np.asarray(events.get(k, 0), np.int64), (R,)) for k in CART_COUNTS}
+    return ns, want_ev, got, {k: counts[:, i] for i, k in enumerate(CART_COUNTS)}
+
+
+def assert_car_t_equal(ns, want_ev, got, got_ev):
+    for k, arr in got.items():
+        want = getattr(ns, k)
+        assert arr.dtype == want.dtype, (k, arr.dtype, want.dtype)
+        diff = np.argwhere(arr.view(np.uint8) != want.view(np.uint8))
+        assert diff.size == 0, f"{k} differs at {len(diff)} bytes, first {diff[0].tolist()}"
+    for k in CART_COUNTS:
+        np.testing.assert_array_equal(got_ev[k], want_ev[k], err_msg=k)
+
+
+@pytest.mark.parametrize("shape", [(1, 30, 30), (5, 12, 12)])
+def test_car_t_phase_kernel_bitwise_on_engine_states(harness, shape):
+    """States of a real reduced intratumoral run (CAR-T cells in the tissue, TGF-β, PD-L1,
+    hypoxia), several steps apart; the whole CAR-T phase (engagement with suppression, kills,
+    trogocytosis, exhaustion, death, division claims, compaction, migration) must equal
+    car_t_phase bitwise.  The phase is run with death, division, exhaustion per kill and PD-L1
+    terms raised (dataclasses.replace on the scenario's CarTParams) so that every branch fires on
+    a few sampled steps; the state itself is the engine's."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from gpusim.engine import Simulation
+    from gpusim.scenario import load_scenario
+
+    STATE_NAMES = CART_LATTICE_IN + tuple(k for k, _ in CART_TABLE) + ("t_count",)
+    Z, Y, X = shape
+    sc = load_scenario("intratumoral", [f"domain.z_voxels={Z}", f"domain.y_voxels={Y}",
+                                         f"domain.x_voxels={X}", "tumour.radius_um=180",
+                                         "car_t.capacity_per_replicate=400"])
+    sim = Simulation(sc, replicates=2, first_replicate=4)
+    cp = replace(sim.car_t_params, p_death=np.array([[0.05, 0.1], [0.3, 0.4]], F32),
+                 p_division=F32(0.6), p_division_lympho=F32(0.7), exh_per_kill=F32(0.95), exh_hypoxia=F32(0.2),
+                 exh_pdl1=0.2, pdl1_inhibition=0.5, p_kill=F32(0.5), activation_steps=3,
+                 hypoxia_factor=F32(0.7), o2_hypoxic=F32(19.0))  # about half the voxels hypoxic
+    seen = dict.fromkeys(CART_COUNTS, 0)
+    exhausted = 0
+    g = np.random.default_rng(Z)
+    for step in range(24):
+        st = sim.state
+        if step % 4 == 3:
+            ns, want_ev, got, got_ev = car_t_both(harness, st, cp, sim.seed, st.step)
+            assert_car_t_equal(ns, want_ev, got, got_ev)
+            for k in CART_COUNTS:
+                seen[k] += int(want_ev[k].sum())
+            exhausted += int((ns.t_state == 2).sum())
+            # the same state with an IL-12 field (this run secretes none), and with dnTGFbRII
+            st12 = SimpleNamespace(**{k: getattr(st, k) for k in STATE_NAMES}, replicates=st.replicates)
+            st12.il12 = g.uniform(0, 0.3, st.il12.shape).astype(F32)
+            for cpx in (cp, replace(cp, dnTGFbRII=True)):
+                assert_car_t_equal(*car_t_both(harness, st12, cpx, sim.seed, st.step))
+        sim.step()
+    missing = [k for k in ("kills_tumour", "engagements", "trogocytosis", "car_t_deaths",
+                           "car_t_births") if seen[k] == 0]
+    assert not missing and exhausted > 0, (seen, exhausted)
+
+
+@pytest.mark.parametrize("dn,glucose_half", [(False, 0.05), (True, 0.05), (False, 0.0)])
+def test_car_t_suppression_bitwise(harness, dn, glucose_half):
+    """car_t_suppression gives car_t.suppression's S and T bitwise (every float32 operation in
+    its order), over random inputs spanning the hypoxic threshold, glucose 0 and IL-12 0."""
+    from dataclasses import replace
+
+    from gpusim.model.car_t import CarTParams, suppression
+    from gpusim.scenario import load_scenario
+
+    cp = replace(CarTParams.from_scenario(load_scenario("quickstart")), dnTGFbRII=dn,
+                 glucose_half=F32(glucose_half), hypoxia_factor=F32(0.37))
+    g = np.random.default_rng(11)
+    n = 5000
+    tg = g.uniform(0, 3, n).astype(F32)
+    il = np.where(g.random(n) < 0.2, 0, g.uniform(0, 1, n)).astype(F32)
+    o2 = g.uniform(0, 2 * float(cp.o2_hypoxic), n).astype(F32)
+    gl = np.where(g.random(n) < 0.1, 0, g.uniform(0, 5, n)).astype(F32)
+    s_np, t_np = suppression(cp, tg, il, o2, gl)
+    from gpusim.backends.cupy_backend import car_t_k
+
+    out = run_harness(harness("car_t_suppression_harness"),
+                      pack(np.array([n], np.int32), kstruct(car_t_k(cp, 0)), tg, il, o2, gl))
+    s_cu = np.frombuffer(out[:4 * n], F32)
+    t_cu = np.frombuffer(out[4 * n:], F32)
+    np.testing.assert_array_equal(s_cu.view(np.uint32), np.asarray(s_np, F32).view(np.uint32))
+    np.testing.assert_array_equal(t_cu.view(np.uint32), np.asarray(t_np, F32).view(np.uint32))
+
+
+# ----------------------------------------------------------------------------- microenvironment
+def microenv_both(harness, st, mp, seed, step):
+    """microenv_phase (NumPy, on a copy) and the harness on the same state."""
+    from types import SimpleNamespace
+
+    from gpusim.model.microenv import microenv_phase
+
+    R, Z, Y, X = st.kind.shape
+    C = st.t_state.shape[1]
+    lat = ("kind", "pdl1", "ifng", "o2", "antigen_a", "antigen_b", "antigen_a_base", "antigen_b_base", "ecm")
+    ns = SimpleNamespace(**{k: getattr(st, k).copy() for k in lat + ("t_count", "t_state", "t_pos")})
+    ns.replicates, ns.nvox = np.asarray(st.replicates, np.int64), Z * Y * X
+    events: dict = {}
+    microenv_phase(ns, mp, seed, step, events)
+    from gpusim.backends.cupy_backend import microenv_k
+
+    out = run_harness(harness("microenv_harness"), pack(
+        np.array([R, Z, Y, X, C], np.int32), np.array([seed, step], np.uint32),
+        kstruct(microenv_k(mp, step)), np.asarray(st.replicates).astype(np.uint32),
+        st.t_count.astype(np.int32), st.t_state, st.t_pos, *[getattr(st, k) for k in lat]))
+    n = st.kind.size
+    got, off = {}, 0
+    for k, t in (("pdl1", F32), ("antigen_a", np.uint8), ("antigen_b", np.uint8), ("ecm", F32)):
+        nb = n * np.dtype(t).itemsize
+        got[k] = np.frombuffer(out[off:off + nb], t).reshape(st.kind.shape)
+        off += nb
+    rec = np.frombuffer(out[off:], np.uint64).astype(np.int64)
+    want = np.broadcast_to(np.asarray(events.get("antigen_recovered", 0), np.int64), (R,))
+    for k, arr in got.items():
+        diff = np.argwhere(arr.view(np.uint8) != getattr(ns, k).view(np.uint8))
+        assert diff.size == 0, f"{k} differs at {len(diff)} bytes, first {diff[0].tolist()}"
+    np.testing.assert_array_equal(rec, want)
+    return ns, got, want
+
+
+@pytest.mark.parametrize("shape", [(1, 30, 30), (5, 12, 12)])
+def test_microenv_kernel_bitwise_on_engine_states(harness, shape):
+    """States of a reduced intratumoral run with CAR-T and drug ECM degradation (PD-L1 induced by
+    IFN-γ and hypoxia, antigens trogocytosed); the phase with antigen recovery made frequent and
+    the drug both off (before its start) and on must equal microenv_phase bitwise."""
+    from dataclasses import replace
+
+    from gpusim.engine import Simulation
+    from gpusim.scenario import load_scenario
+
+    Z, Y, X = shape
+    sc = load_scenario("intratumoral", [f"domain.z_voxels={Z}", f"domain.y_voxels={Y}",
+                                         f"domain.x_voxels={X}", "tumour.radius_um=180",
+                                         "car_t.capacity_per_replicate=400",
+                                         "stroma.car_t_degradation_per_day=2.0",
+                                         "stroma.drug_degradation_per_day=0.5",
+                                         "tumour.pdl1_hypoxia_rate_per_day=20.0"])
+    sim = Simulation(sc, replicates=2, first_replicate=1)
+    mp = replace(sim.microenv_params, p_recover=F32(0.3))
+    recovered = pdl1_on = 0
+    for step in range(16):
+        st = sim.state
+        if step % 4 == 3:
+            for drug_start in (st.step + 1, st.step):  # drug off, then on
+                ns, got, want = microenv_both(harness, st, replace(mp, drug_start_step=drug_start),
+                                              sim.seed, st.step)
+                recovered += int(want.sum())
+                pdl1_on += int((ns.pdl1 > 0).sum())
+        sim.step()
+    assert recovered > 0 and pdl1_on > 0, (recovered, pdl1_on)
+
+
+# ----------------------------------------------------------------------------- field coefficients
+FIELD_ORDER = ("o2", "glucose", "chemokine", "tgfb", "ifng", "il12")  # FieldId order
+
+
+def field_coeffs_both(harness, st, fp):
+    """(a, s) of every field as FieldsPhase.solve assembles them (its solvers replaced by
+    recorders that leave the fields unchanged, so every coefficient sees the input state) and as
+    the harness computes them."""
+    from types import SimpleNamespace
+
+    rec = {}
+    names = ("kind", "t_count", "t_pos", "t_eng", "t_act", "t_state") + FIELD_ORDER
+    ns = SimpleNamespace(**{k: getattr(st, k).copy() for k in names})
+    ns.nvox = int(np.prod(st.kind.shape[1:]))
+    for name, attr in zip(FIELD_ORDER, ("o2", "glucose", "chemokine", "tgfb", "ifng", "il12")):
+        def record(c, a, s, fixed=None, fixed_value=0.0, _n=name):
+            rec[_n] = (np.array(a, F32), np.array(s, F32), fixed)
+            return np.zeros(c.shape[0], np.int32)
+        setattr(fp, attr, SimpleNamespace(solve=record))
+    fp.solve(ns)
+    R, Z, Y, X = st.kind.shape
+    C = st.t_state.shape[1]
+    from gpusim.backends.cupy_backend import field_coef_k
+
+    out = run_harness(harness("field_coeffs_harness"), pack(
+        np.array([R, Z, Y, X, C], np.int32), kstruct(field_coef_k(fp)), st.t_count.astype(np.int32), st.t_pos,
+        st.t_eng, st.t_act, st.t_state, st.kind, *[getattr(st, k) for k in FIELD_ORDER]))
+    got = np.frombuffer(out, F32).reshape(6, 2, *st.kind.shape)
+    return rec, got
+
+
+@pytest.mark.parametrize("shape,armour", [((1, 30, 30), "TGFb_trap"), ((5, 12, 12), "none")])
+def test_field_coeffs_kernel_bitwise_on_engine_states(harness, shape, armour):
+    """Engine states of a reduced intratumoral run (CAR-T cells engaged and activated, hypoxic
+    tumour, IFN-γ on); IL-12 secretion switched on (as a 4th-generation product) so every field is
+    assembled; a and s of all six fields must equal FieldsPhase.solve's bitwise."""
+    from types import SimpleNamespace
+
+    from gpusim.engine import Simulation
+    from gpusim.model.environment import FieldsPhase
+    from gpusim.model.lattice import Kind
+    from gpusim.scenario import load_scenario
+
+    Z, Y, X = shape
+    sc = load_scenario("intratumoral", [f"domain.z_voxels={Z}", f"domain.y_voxels={Y}",
+                                         f"domain.x_voxels={X}", "tumour.radius_um=180",
+                                         "car_t.capacity_per_replicate=400", f"car_t.armour={armour}",
+                                         "car_t.generation=fourth"])
+    sim = Simulation(sc, replicates=2, first_replicate=2)
+    hyp = 0
+    for step in range(10):
+        sim.step()
+        if step % 4 == 1:
+            st = sim.state
+            # the engine's state, and a copy with every third cell exhausted (activated but no
+            # longer an effector: no IL-12)
+            ex = SimpleNamespace(**{k: getattr(st, k) for k in ("kind", "t_count", "t_pos", "t_eng",
+                                                                 "t_act") + FIELD_ORDER})
+            ex.t_state = st.t_state.copy()
+            ex.t_state[:, ::3] = np.where(ex.t_state[:, ::3] > 0, 2, 0)
+            for s_ in (st, ex):
+                fp = FieldsPhase(sc, 2)
+                rec, got = field_coeffs_both(harness, s_, fp)
+                assert set(rec) == set(FIELD_ORDER), sorted(rec)
+                for f, name in enumerate(FIELD_ORDER):
+                    for j, what in enumerate("as"):
+                        np.testing.assert_array_equal(
+                            got[f, j].view(np.uint32),
+                            np.broadcast_to(rec[name][j], st.kind.shape).view(np.uint32),
+                            err_msg=f"{name}.{what}")
+                np.testing.assert_array_equal(rec["o2"][2], st.kind == Kind.VESSEL)
+            hyp += int(((st.kind == Kind.TUMOUR) & (st.o2 < fp.o2_hypoxic)).sum())
+            assert (st.t_eng > 0).any() and (st.t_act > 0).any() and st.ifng.any()
+    assert hyp > 0, "no hypoxic tumour voxel: the hypoxic TGF-β branch is not tested"
+
+
+# ----------------------------------------------------------------------------- extravasation
+@pytest.mark.parametrize("shape", [(1, 32, 32), (6, 16, 16)])
+def test_extravasation_kernel_bitwise_on_engine_states(harness, shape):
+    """Intravenous runs (reduced iv_baseline, homing raised so that many cells enter per step):
+    on steps without a dose, the vessel entry of the systemic phase (chemokine weights, exact
+    integer sums, float32 probabilities, EXTRAVASATION words, append in voxel order) must equal
+    systemic_phase bitwise: table, counts and car_t_entered."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from gpusim.engine import Simulation
+    from gpusim.model.systemic import systemic_phase
+    from gpusim.scenario import load_scenario
+
+    Z, Y, X = shape
+    sc = load_scenario("iv_baseline", [f"domain.z_voxels={Z}", f"domain.y_voxels={Y}",
+                                        f"domain.x_voxels={X}", "tumour.radius_um=200",
+                                        "delivery.tumour_homing_fraction_per_day=0.5",
+                                        "car_t.capacity_per_replicate=600"])
+    sim = Simulation(sc, replicates=2, first_replicate=6)
+    assert sim.systemic_params.route == "intravenous"
+    entered = 0
+    for step in range(12):
+        st = sim.state
+        if step % 3 == 2:
+            # homing chosen so that about 60 % of the free vessel voxels admit a cell
+            n_ves = int((st.kind == 6).sum())
+            sp = replace(sim.systemic_params, weight256=F32(256 * 3.0),
+                         homing_per_step=0.6 * n_ves / st.kind.shape[0] / float(st.blood.mean())
+                         / sim.systemic_params.domain_share)
+            assert sp.dose_steps.get(st.step, 0.0) == 0.0
+            names = ("kind", "chemokine", "t_count", "blood", "csf") + tuple(k for k, _ in CART_TABLE)
+            ns = SimpleNamespace(**{k: getattr(st, k).copy() for k in names})
+            ns.replicates, ns.nvox = np.asarray(st.replicates, np.int64), Z * Y * X
+            events: dict = {}
+            systemic_phase(ns, sp, sim.seed, st.step, events)
+            lam = st.blood * sp.homing_per_step * sp.domain_share  # the host part (float64)
+            R, C = st.t_state.shape
+            out = run_harness(harness("systemic_harness"), pack(
+                np.array([R, Z, Y, X, C, sp.max_divisions], np.int32),
+                np.array([sim.seed, st.step], np.uint32), F32(sp.weight256), lam.astype(np.float64),
+                np.asarray(st.replicates).astype(np.uint32), st.t_count.astype(np.int32),
+                *[getattr(st, k).astype(t) for k, t in CART_TABLE], st.kind, st.chemokine))
+            off = 4 * R
+            np.testing.assert_array_equal(np.frombuffer(out[:off], np.int32), ns.t_count)
+            for k, t in CART_TABLE:
+                nb = R * C * np.dtype(t).itemsize
+                got = np.frombuffer(out[off:off + nb], t).reshape(R, C)
+                off += nb
+                np.testing.assert_array_equal(got.view(np.uint8), getattr(ns, k).view(np.uint8), err_msg=k)
+            got_e = np.frombuffer(out[off:off + 8 * R], np.uint64).astype(np.int64)
+            np.testing.assert_array_equal(got_e, events["car_t_entered"])
+            # the exact integer weight sums, against the documented rule (MODEL.md section 7:
+            # w = 256 + floor(256 × weight × c) over free vessel voxels)
+            free = (st.kind.reshape(R, -1) == 6) & (st.tcell_map().reshape(R, -1) == 0)
+            w = 256 + np.floor(sp.weight256 * st.chemokine.reshape(R, -1)).astype(np.int64)
+            np.testing.assert_array_equal(np.frombuffer(out[off + 8 * R:], np.uint64).astype(np.int64),
+                                          np.where(free, w, 0).sum(axis=1))
+            entered += int(got_e.sum())
+        sim.step()
+    assert entered > 25, f"only {entered} cells entered: the case does not exercise extravasation"

@@ -6,18 +6,28 @@ array of a batch is a device array with the leading replicate axis; every replic
 is served by one launch per kernel.  Output (metrics, snapshots, endpoints, checkpoints) copies the
 state to the host and uses the NumPy engine's own code, so reported numbers cannot drift.
 
-Which phases run on the device (``DEVICE_PHASES``):
+Phases of the device step (``_device_step``, engine order):
 
-* fields — the red-black SOR solver (``kernels/fields.cu``); the per-voxel sink/source coefficients
-  are CuPy element-wise operations in the order of ``environment.FieldsPhase.solve``;
+* fields — coefficients of all six fields by ``kernels/field_coeffs.cu``, solves by the red-black
+  SOR kernels of ``kernels/fields.cu``;
 * tumour — ``kernels/tumour.cu`` (decide + claims by ``atomicMin`` + births);
-* systemic and CAR-T still run the NumPy phase on a host copy of the state (copy out, run, copy
-  back) — correct, but a host round trip inside the step.  The CAR-T migration kernels
-  (``kernels/car_t_move.cu``, host-harness verified against ``car_t._migrate``) and the
-  prefix-sum compaction (``backends/compaction.py``) are ready for a device CAR-T phase but not
-  wired in, because the NumPy CAR-T phase is one function.  ``AVAILABLE`` is therefore False: the
-  backend is not offered to users (``auto`` takes NumPy, ``--backend cupy`` is refused) until every
-  phase has its kernel.
+* microenvironment — ``kernels/microenv.cu``;
+* CAR-T — ``kernels/car_t.cu`` (engagement, exhaustion, fate, per-replicate compaction) and
+  ``kernels/car_t_move.cu`` (migration);
+* systemic — the blood pool per-replicate float64 on the host, the vessel entry by
+  ``kernels/systemic.cu``; on dose steps of the intratumoral / regional routes and during a
+  regional infusion the NumPy phase runs on a host copy of the state (those entries have no
+  kernel); toxicity is per-replicate float64 on the host, reading back only per-replicate arrays
+  (and the t_eng column).
+
+Every kernel's arithmetic is host-harness verified bitwise against its NumPy phase
+(tests/test_kernels.py); the launch code is checked against the kernels' C signatures with a
+NumPy stand-in for CuPy (tests/test_gpu.py).  The device step as a whole has NOT yet run on a GPU,
+so ``TWIN_FINGERPRINT`` is left stale (the backend steps on the host, bitwise the NumPy engine)
+and ``AVAILABLE`` is False: the backend is not offered to users (``auto`` takes NumPy,
+``--backend cupy`` is refused).  To enable it on a GPU machine: set ``TWIN_FINGERPRINT`` to
+:func:`twin_fingerprint`, run tests/test_gpu.py (``test_cupy_backend_bitwise_every_step`` on
+every bundled scenario), and only when it passes keep the value and set ``AVAILABLE``.
 
 Twin guard: the device step mirrors one exact version of the NumPy engine.  ``TWIN_FINGERPRINT``
 is a hash of the Python sources it mirrors (:func:`twin_fingerprint`); when the engine's sources
@@ -43,11 +53,15 @@ from .sources import NVCC_OPTIONS, kernel_dir, kernel_source
 
 #: True only when every phase of the current engine runs on the device (see the module docstring)
 AVAILABLE = False
-DEVICE_PHASES = ("fields", "tumour")
-HOST_PHASES = ("systemic", "car_t")
+#: phases _device_step launches kernels for (its launch code has not run on a GPU yet)
+DEVICE_PHASES = ("systemic (vessel entry)", "fields", "tumour", "microenv", "car_t")
+HOST_PHASES = ("systemic (intratumoral / regional entry)", "toxicity")
 
 #: sha256 of the NumPy sources the device step mirrors (engine at commit 2db17b5); see
-#: twin_fingerprint().  Update together with the kernels, never alone.
+#: twin_fingerprint().  Update together with the kernels, never alone — and only after
+#: tests/test_gpu.py::test_cupy_backend_bitwise_every_step passed on a GPU with the new value
+#: (the device step wired for the current engine has not run on a GPU yet, so this stays stale
+#: and CupySimulation steps on the host).
 TWIN_FINGERPRINT = "934977e87e4abf1a5468b2e1a7e9f890fb63cd2231d40688a6b35ef88b855f62"
 
 THREADS = 256
@@ -58,12 +72,13 @@ _MODULES: dict[tuple[int, str], object] = {}
 
 def twin_fingerprint() -> str:
     """Hash of the Python sources the device step mirrors (step order, fields coefficients,
-    tumour phase, state layout)."""
+    tumour, microenvironment and CAR-T phases, state layout)."""
     from .. import engine
-    from ..model import environment, tumour
+    from ..model import car_t, environment, microenv, tumour
 
     parts = [inspect.getsource(engine.Simulation.step), inspect.getsource(environment.FieldsPhase),
-             inspect.getsource(tumour), repr(engine.STATE_ARRAYS)]
+             inspect.getsource(tumour), repr(engine.STATE_ARRAYS), inspect.getsource(microenv),
+             inspect.getsource(car_t)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -97,6 +112,76 @@ TUMOUR_K_DTYPE = np.dtype([(f, np.float32) for f in (
     "glucose_half", "block_density")] + [("collapse_neighbours", np.int32)])
 TUMOUR_COUNTS = ("tumour_apoptosis", "tumour_necrosis", "tumour_divisions", "antigen_a_loss",
                  "antigen_b_loss", "cleared", "vessel_collapse")
+
+# --- parameter structs of the newer kernels, byte for byte (the host harnesses of
+# tests/test_kernels.py read these very bytes into the C structs, checking size and layout) -------
+_F4, _I4 = np.float32, np.int32
+
+#: kernels/car_t_logic.cuh struct CarTK
+CART_K_DTYPE = np.dtype(
+    [(f, _F4) for f in ("p_kill", "exh_per_kill", "inv_tgfb_half", "tgfb_half", "inv_il12_half",
+                        "il12_half", "kill_boost", "hypoxia_factor", "glucose_half", "exh_tgfb",
+                        "exh_recovery", "exh_hypoxia", "o2_hypoxic", "daughter_exh",
+                        "starvation_glucose")]
+    + [("p_death", _F4, (4,)), ("inhib", _F4), ("exh_pd", _F4), ("p_div_step", _F4)]
+    + [(f, _I4) for f in ("dnTGFbRII", "tgfb_exh_on", "trog256", "activation_steps")])
+CART_COUNTS = ("kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
+               "car_t_births")  # order of CarTCount
+#: the agent table in the pointer order of car_t.cu's GPUSIM_TABLE_ARGS (struct AgentTable)
+TABLE_FIELDS = ("t_state", "t_pos", "t_exh", "t_div", "t_kills", "t_dir", "t_act", "t_eng")
+#: kernels/car_t_move_logic.cuh struct MoveK
+MOVE_K_DTYPE = np.dtype([(f, _F4) for f in ("p_move", "p_persist", "p_chemotaxis", "one_minus_perm",
+                                            "crowding")])
+#: kernels/microenv_logic.cuh struct MicroK
+MICRO_K_DTYPE = np.dtype([(f, _F4) for f in ("r_ifng", "r_hyp", "r_dec", "ifng_half", "o2_hypoxic",
+                                             "p_recover", "d_car", "d_drug")] + [("drug_on", _I4)])
+#: kernels/field_coeffs_logic.cuh struct FieldCoefK
+FIELD_COEF_K_DTYPE = np.dtype(
+    [(f, _F4, (7,)) for f in ("o2_sink", "glucose_sink", "tgfb_src")]
+    + [(f, _F4) for f in ("o2_t", "glucose_t", "chem_sec", "chem_base", "chem_boost", "ifng_half",
+                          "tgfb_base", "tgfb_hyp_src", "o2_hypoxic", "trap_uptake", "ifng_base",
+                          "ifng_sec", "il12_base", "il12_sec", "inv_dt")] + [("trap", _I4)])
+
+
+def car_t_k(cp, step: int) -> np.ndarray:
+    """CarTK of ``step`` from :class:`~gpusim.model.car_t.CarTParams` (the step-dependent members
+    from ``pdl1_terms`` and ``p_division_at``, host float64 rounded once to float32)."""
+    k = np.zeros((), CART_K_DTYPE)
+    for f in CART_K_DTYPE.names[:15]:
+        k[f] = getattr(cp, f)
+    k["p_death"] = np.asarray(cp.p_death, np.float32).ravel()
+    k["inhib"], k["exh_pd"] = cp.pdl1_terms(step)
+    k["p_div_step"] = cp.p_division_at(step)
+    k["dnTGFbRII"] = bool(cp.dnTGFbRII)
+    k["tgfb_exh_on"] = bool(cp.exh_tgfb > 0 and not cp.dnTGFbRII)
+    k["trog256"] = cp.trog256
+    k["activation_steps"] = cp.activation_steps
+    return k
+
+
+def move_k(cp) -> np.ndarray:
+    k = np.zeros((), MOVE_K_DTYPE)
+    for f in MOVE_K_DTYPE.names:
+        k[f] = getattr(cp, f)
+    return k
+
+
+def microenv_k(mp, step: int) -> np.ndarray:
+    """MicroK of ``step`` from :class:`~gpusim.model.microenv.MicroenvParams`."""
+    k = np.zeros((), MICRO_K_DTYPE)
+    for f in MICRO_K_DTYPE.names[:-1]:
+        k[f] = getattr(mp, f)
+    k["drug_on"] = bool(mp.d_drug > 0 and step >= mp.drug_start_step)
+    return k
+
+
+def field_coef_k(fp) -> np.ndarray:
+    """FieldCoefK from :class:`~gpusim.model.environment.FieldsPhase` (its float32 attributes)."""
+    k = np.zeros((), FIELD_COEF_K_DTYPE)
+    for f in FIELD_COEF_K_DTYPE.names[:-1]:
+        k[f] = getattr(fp, f)
+    k["trap"] = bool(fp.trap)
+    return k
 
 
 class CupySimulation:
@@ -133,9 +218,7 @@ class CupySimulation:
             for f in TUMOUR_K_DTYPE.names:
                 rec[f] = getattr(tp, f)
             self._tumour_k = cp.asarray(np.frombuffer(rec.tobytes(), np.uint8))
-            f = h.fields
-            self._luts = {k: cp.asarray(getattr(f, k)) for k in
-                          ("o2_sink", "glucose_sink", "chem_sink", "chem_src")}
+            self._rec = cp.asarray(h.car_t_params.rec_threshold.astype(np.uint64))
 
     # -- transfers -----------------------------------------------------------------------------
     def _upload(self, st) -> None:
@@ -177,19 +260,32 @@ class CupySimulation:
         return events
 
     def _device_step(self) -> None:
-        from ..model.car_t import car_t_phase
+        """One step in the engine's order (engine.Simulation.step).  NOT YET RUN ON A GPU: only
+        reachable when TWIN_FINGERPRINT matches, which it does not; every kernel it launches is
+        host-harness verified, the launch code itself is not."""
         from ..model.lattice import Kind
-        from ..model.systemic import systemic_phase
+        from ..model.systemic import toxicity_phase
 
-        cp, d, h = self.cp, self.d, self._host
+        cp, h = self.cp, self._host
         R = len(self.replicates)
-        events = self._host_phase(systemic_phase, h.systemic_params)
+        events = self._systemic()
         self._fields()
-        events.update(self._tumour())
-        ev = self._host_phase(car_t_phase, h.car_t_params)
-        for k, v in ev.items():
+        for k, v in self._tumour().items():
+            events[k] = v
+        events.update(self._microenv())
+        for k, v in self._car_t().items():
             events[k] = events.get(k, 0) + np.asarray(v, np.int64)
         d = self.d
+        # toxicity: per-replicate float64 on the host (engine order), reading t_eng/t_count
+        from types import SimpleNamespace
+
+        from ..engine import SYSTEMIC
+
+        tox = SimpleNamespace(kind=np.zeros(R), t_count=d["t_count"].get(), t_eng=d["t_eng"].get(),
+                              **{k: d[k].get() for k in SYSTEMIC})
+        toxicity_phase(tox, h.systemic_params, events)
+        for k in SYSTEMIC:
+            d[k] = cp.asarray(getattr(tox, k))
         evd = {k: cp.asarray(np.broadcast_to(np.asarray(v, np.int64), (R,))) for k, v in events.items()}
         for k in ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths"):
             if k in evd:
@@ -200,37 +296,225 @@ class CupySimulation:
         d["cleared_step"] = cp.where((tum == 0) & (d["cleared_step"] < 0), self.step_index,
                                      d["cleared_step"])
         cp.maximum(d["car_t_peak"], d["t_count"], out=d["car_t_peak"])
+        self._host_view = None
+        h.state = self._download()  # the engine's own car_t_tumour count (host copy; exact)
+        d["car_t_tumour_peak"] = cp.maximum(d["car_t_tumour_peak"], cp.asarray(h._car_t_tumour()))
         d["last_car_t_step"] = cp.where(d["t_count"] > 0, self.step_index, d["last_car_t_step"])
         self._events = evd
         self._host_view = None
 
-    def _tcell_mask(self):
+    def _systemic(self) -> dict:
+        """systemic.systemic_phase: on dose steps of the intratumoral / regional routes and over a
+        regional infusion, the NumPy phase on a host copy (their entries are host-only); otherwise
+        the blood pool on the host (per-replicate float64, the NumPy phase's own expressions) and
+        the vessel entry on the device (kernels/systemic.cu)."""
+        from ..errors import CapacityError
+        from ..model.systemic import systemic_phase
+
         cp, d = self.cp, self.d
+        sp = self._host.systemic_params
+        step = self.step_index
+        dose = sp.dose_steps.get(step, 0.0)
+        infusing = sp.route == "regional" and any(s0 <= step < s0 + sp.infusion_steps
+                                                  for s0 in sp.dose_steps)
+        if (sp.route != "intravenous" and dose > 0) or infusing:
+            return self._host_phase(systemic_phase, sp)
         R, C = d["t_state"].shape
-        live = cp.arange(C)[None, :] < d["t_count"][:, None]
-        n = R * self.nvox
-        gpos = cp.where(live, cp.arange(R)[:, None] * self.nvox + d["t_pos"].astype(cp.int64), n)
-        m = cp.zeros(n + 1, dtype=cp.bool_)  # slot n takes the padding (no data-dependent size)
-        m[gpos.ravel()] = True
-        return m[:n].reshape(d["kind"].shape)
+        n = d["kind"].size
+        V = self.nvox
+        blood = d["blood"].get()
+        csf = d["csf"].get()
+        if sp.route == "intravenous":
+            blood += dose
+        lam = blood * sp.homing_per_step * sp.domain_share  # float64 (R,)
+        occ = cp.full(n, -1, cp.int32)
+        module("car_t_move.cu").get_function("car_t_move_occ")(
+            _grid(R * C), (THREADS,), self._geo() + (d["t_count"], d["t_pos"], occ))
+        mod = module("systemic.cu")
+        w = cp.empty(n, cp.int64)
+        wsum = cp.zeros(R, cp.uint64)
+        mod.get_function("extravasation_weights_kernel")(
+            _grid(n), (THREADS,), (np.int64(n), np.int64(V), np.float32(sp.weight256), d["kind"],
+                                   d["chemokine"], occ, w, wsum))
+        ws = wsum.get().astype(np.int64)
+        scale = np.zeros(R, dtype=np.float32)
+        nz = ws > 0
+        scale[nz] = (lam[nz] / ws[nz]).astype(np.float32)
+        enter = cp.empty(n, cp.uint8)
+        counts = cp.zeros(R, cp.uint64)
+        mod.get_function("extravasation_decide_kernel")(
+            _grid(n), (THREADS,), self._geo(False) + (np.uint32(self.seed), np.uint32(step), self._reps,
+                                                      cp.asarray(scale), w, enter, counts))
+        entered = counts.get().astype(np.int64)
+        new = d["t_count"].get().astype(np.int64) + entered
+        if new.max(initial=0) > C:
+            worst = int(np.argmax(new))
+            raise CapacityError(
+                f"replicate {int(self.replicates[worst])} needs {int(new[worst])} CAR-T slots but "
+                f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
+        overflow = cp.zeros(R, cp.int32)
+        mod.get_function("extravasation_append_kernel")(
+            _grid(R), (THREADS,), (np.int32(R), np.int64(V), np.int32(C), np.int32(sp.max_divisions),
+                                   d["t_count"], *[d[f] for f in TABLE_FIELDS], enter, overflow))
+        blood -= entered
+        blood -= blood * sp.homing_per_step
+        blood *= sp.clearance_factor
+        np.maximum(blood, 0.0, out=blood)
+        csf *= sp.clearance_factor
+        d["blood"], d["csf"] = cp.asarray(blood), cp.asarray(csf)
+        self._host_view = None
+        return {"car_t_entered": entered + np.zeros(R, dtype=np.int64)}
+
+    def _geo(self, with_c: bool = True) -> tuple:
+        R = len(self.replicates)
+        Z, Y, X = self.shape
+        g = (np.int32(R), np.int32(Z), np.int32(Y), np.int32(X))
+        return g + ((np.int32(self.d["t_state"].shape[1]),) if with_c else ())
+
+    def _k(self, rec: np.ndarray):
+        """A parameter record as the device bytes a kernel reads through a struct pointer."""
+        return self.cp.asarray(np.frombuffer(rec.tobytes(), np.uint8))
 
     def _fields(self) -> None:
-        """environment.FieldsPhase.solve on the device (same coefficient order)."""
-        cp, d, f, lut = self.cp, self.d, self._host.fields, self._luts
+        """environment.FieldsPhase.solve on the device: coefficients by kernels/field_coeffs.cu
+        (agent map once, then a and s right before each solve, in the phase order)."""
+        cp, d, f = self.cp, self.d, self._host.fields
+        R = len(self.replicates)
+        C = d["t_state"].shape[1]
         kind = d["kind"]
+        n = kind.size
+        mod = module("field_coeffs.cu")
+        amap = cp.zeros(n, cp.uint8)
+        mod.get_function("field_agent_map_kernel")(
+            _grid(R * C), (THREADS,), self._geo() + (d["t_count"], d["t_pos"], d["t_eng"], d["t_act"],
+                                                      d["t_state"], amap))
+        coef = mod.get_function("field_coeffs_kernel")
+        k = self._k(field_coef_k(f))
+        a = cp.empty(kind.shape, cp.float32)
+        s = cp.empty(kind.shape, cp.float32)
         vessel = (kind == 6).astype(cp.uint8)
-        tcell = self._tcell_mask()
-        zero = cp.zeros(kind.shape, cp.float32)
         nofix = cp.zeros(kind.shape, cp.uint8)
-        a = lut["o2_sink"][kind]
-        a = cp.where(tcell, a + f.o2_t, a).astype(cp.float32)
-        self._solve(f.o2, d["o2"], a, zero, vessel, f.o2_vessel)
-        a = lut["glucose_sink"][kind]
-        a = cp.where(tcell, a + f.glucose_t, a).astype(cp.float32)
-        self._solve(f.glucose, d["glucose"], a, zero, vessel, f.glucose_vessel)
-        a = lut["chem_sink"][kind]
-        s = (lut["chem_src"][kind] + d["chemokine"] * f.inv_dt).astype(cp.float32)
+
+        def coeffs(fid: int, c_old) -> None:
+            coef(_grid(n), (THREADS,), (np.int64(n), np.int32(fid), k, kind, amap, c_old, d["ifng"],
+                                        d["o2"], a, s))
+
+        coeffs(0, d["o2"])
+        self._solve(f.o2, d["o2"], a, s, vessel, f.o2_vessel)
+        coeffs(1, d["glucose"])
+        self._solve(f.glucose, d["glucose"], a, s, vessel, f.glucose_vessel)
+        coeffs(2, d["chemokine"])  # reads the previous step's IFN-γ: before the IFN-γ solve
         self._solve(f.chemokine, d["chemokine"], a, s, nofix, np.float32(0))
+        coeffs(3, d["tgfb"])  # reads the oxygen just solved
+        self._solve(f.tgfb, d["tgfb"], a, s, nofix, np.float32(0))
+        for fid, name, solver, sec, bit in ((4, "ifng", f.ifng, f.ifng_sec, 2), (5, "il12", f.il12, f.il12_sec, 4)):
+            # skipped exactly when the NumPy phase skips it (the result would be exactly zero)
+            if (sec == 0 or not bool(((amap & bit) != 0).any())) and not bool(d[name].any()):
+                continue
+            coeffs(fid, d[name])
+            self._solve(solver, d[name], a, s, nofix, np.float32(0))
+
+    def _microenv(self) -> dict:
+        """microenv.microenv_phase on the device (kernels/microenv.cu)."""
+        cp, d = self.cp, self.d
+        mp = self._host.microenv_params
+        R = len(self.replicates)
+        C = d["t_state"].shape[1]
+        n = d["kind"].size
+        mod = module("microenv.cu")
+        k = self._k(microenv_k(mp, self.step_index))
+        counts = cp.zeros(R, cp.uint64)
+        tum = d["kind"] == 1
+        # the NumPy phase reports antigen_recovered only when some tumour cell is below baseline
+        report = mp.p_recover > 0 and bool((tum & ((d["antigen_a"] < d["antigen_a_base"])
+                                                   | (d["antigen_b"] < d["antigen_b_base"]))).any())
+        mod.get_function("microenv_agents_kernel")(
+            _grid(R * C), (THREADS,), self._geo() + (k, d["t_count"], d["t_state"], d["t_pos"], d["ecm"]))
+        mod.get_function("microenv_voxel_kernel")(
+            _grid(n), (THREADS,), self._geo(False) + (k, np.uint32(self.seed), np.uint32(self.step_index),
+                                                      self._reps, d["kind"], d["pdl1"], d["ifng"], d["o2"],
+                                                      d["antigen_a"], d["antigen_b"], d["antigen_a_base"],
+                                                      d["antigen_b_base"], d["ecm"], counts))
+        self._host_view = None
+        return {"antigen_recovered": counts.astype(cp.int64).get()} if report else {}
+
+    def _car_t(self) -> dict:
+        """car_t.car_t_phase on the device (kernels/car_t.cu, then kernels/car_t_move.cu), in the
+        launch order of tests/harness/car_t_harness.cpp."""
+        from ..errors import CapacityError
+
+        cp, d = self.cp, self.d
+        ctp = self._host.car_t_params
+        R, C = d["t_state"].shape
+        if int(d["t_count"].max()) == 0:
+            return {}
+        n = d["kind"].size
+        RC = R * C
+        geo = self._geo()
+        k = self._k(car_t_k(ctp, self.step_index))
+        mk = self._k(move_k(ctp))
+        seed, step = np.uint32(self.seed), np.uint32(self.step_index)
+        mod, mv = module("car_t.cu"), module("car_t_move.cu")
+        fn = lambda name: mod.get_function(name)  # noqa: E731
+        table = [d[f] for f in TABLE_FIELDS]
+        tgt = cp.full(RC, -1, cp.int32)
+        stim, killed, died, born = (cp.zeros(RC, cp.uint8) for _ in range(4))
+        pd_seen = cp.zeros(RC, cp.float32)
+        occ = cp.full(n, -1, cp.int32)
+        counts = cp.zeros((R, len(CART_COUNTS)), cp.uint64)
+        g = _grid(RC)
+        mv.get_function("car_t_move_occ")(g, (THREADS,), geo + (d["t_count"], d["t_pos"], occ))
+        fn("car_t_engage_claim")(g, (THREADS,), geo + (seed, step, self._reps, d["t_count"], *table,
+                                                       d["kind"], d["antigen_a"], d["antigen_b"],
+                                                       self._rec, self._claims, tgt, stim, killed, pd_seen))
+        engaged_any = bool((tgt >= 0).any())  # the NumPy phase reports engagements only then
+        fn("car_t_engage_resolve")(g, (THREADS,), geo + (k, seed, step, self._reps, d["t_count"], *table,
+                                                         d["kind"], d["antigen_a"], d["antigen_b"], d["o2"],
+                                                         d["glucose"], d["tgfb"], d["il12"], d["pdl1"],
+                                                         self._rec, self._claims, tgt, stim, killed,
+                                                         pd_seen, counts))
+        fn("car_t_claim_reset")(g, (THREADS,), geo + (d["t_count"], self._claims, tgt))
+        fn("car_t_exhaustion")(g, (THREADS,), geo + (k, d["t_count"], *table, d["o2"], d["tgfb"], d["il12"],
+                                                     stim, killed, pd_seen))
+        fn("car_t_fate_claim")(g, (THREADS,), geo + (k, seed, step, self._reps, d["t_count"], *table,
+                                                     d["o2"], d["glucose"], d["tgfb"], d["il12"], occ,
+                                                     self._claims, tgt, died, born, counts))
+        fn("car_t_fate_resolve")(g, (THREADS,), geo + (d["t_count"], *table, self._claims, tgt, born, counts))
+        fn("car_t_claim_reset")(g, (THREADS,), geo + (d["t_count"], self._claims, tgt))
+        live = cp.arange(C)[None, :] < d["t_count"][:, None]
+        need = (live & (died.reshape(R, C) == 0)).sum(axis=1) + (live & (born.reshape(R, C) != 0)).sum(axis=1)
+        if bool((need > C).any()):
+            worst = int(cp.argmax(need))
+            raise CapacityError(
+                f"replicate {int(self.replicates[worst])} needs {int(need[worst])} CAR-T slots but "
+                f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
+        out = [t.copy() for t in table]
+        overflow = cp.zeros(R, cp.int32)
+        fn("car_t_compact")(_grid(R), (THREADS,), (np.int32(R), np.int32(C), k, d["t_count"], *table, *out,
+                                                   died, born, tgt, overflow))
+        for f, arr in zip(TABLE_FIELDS, out):
+            d[f] = arr
+        # migration on the new table
+        occ.fill(-1)
+        tgt.fill(-1)
+        dsel = cp.zeros(RC, cp.int8)
+        mv.get_function("car_t_move_occ")(g, (THREADS,), geo + (d["t_count"], d["t_pos"], occ))
+        for m in range(ctp.n_sub):
+            mv.get_function("car_t_move_decide")(
+                g, (THREADS,), geo + (np.int32(m), mk, seed, step, self._reps, d["t_count"], d["t_pos"],
+                                      d["t_dir"], d["kind"], d["ecm"], d["chemokine"], occ,
+                                      self._claims, tgt, dsel))
+            mv.get_function("car_t_move_apply")(
+                g, (THREADS,), geo + (d["t_count"], d["t_pos"], d["t_dir"], occ, self._claims, tgt, dsel))
+            mv.get_function("car_t_move_reset")(g, (THREADS,), geo + (d["t_count"], self._claims, tgt))
+        self._host_view = None
+        c = counts.astype(cp.int64).get()
+        ev = {"car_t_deaths": c[:, 4], "car_t_births": c[:, 5]}
+        if engaged_any:
+            ev.update(kills_tumour=c[:, 0], kills_healthy=c[:, 1], engagements=c[:, 2])
+            if ctp.trog256 and c[:, 3].any():
+                ev["trogocytosis"] = c[:, 3]
+        return ev
 
     def _solve(self, fs, c, a, s, fixed, fixed_value):
         """FieldSolver.solve on the device: returns the sweeps per replicate (device int32)."""

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 template <class T>
@@ -22,4 +23,19 @@ T read_one() { return read_array<T>(1)[0]; }
 template <class T>
 void write_array(const std::vector<T>& v) {
     if (!v.empty()) std::fwrite(v.data(), sizeof(T), v.size(), stdout);
+}
+
+// A parameter struct sent as raw bytes (a NumPy structured record of the CuPy backend), preceded
+// by its u64 byte size, which must equal sizeof(T): checks the backend's dtype layout.
+template <class T>
+T read_struct() {
+    const unsigned long long n = read_one<unsigned long long>();
+    if (n != sizeof(T)) {
+        std::fprintf(stderr, "harness: struct of %llu bytes sent, sizeof is %zu\n", n, sizeof(T));
+        std::exit(6);
+    }
+    auto b = read_array<unsigned char>(n);
+    T t;
+    std::memcpy(&t, b.data(), n);
+    return t;
 }

@@ -1,0 +1,92 @@
+// field_coeffs_logic.cuh — per-voxel sink / source coefficients of the six fields (CUDA twin of
+// the coefficient assembly in gpusim.model.environment.FieldsPhase.solve, MODEL.md section 3);
+// the solves themselves are fields_logic.cuh.
+//
+// Arrays (flat, replicate-major, g = r * V + v): kind uint8 (Kind); c_old float32 (the field
+// before its solve: chemokine, tgfb, ifng or il12, a.u.); ifng float32 (previous step's IFN-γ,
+// for the chemokine boost); o2 float32 (mmHg, the oxygen just solved, for hypoxic TGF-β);
+// amap uint8 (R * V) agent map bits AMAP_TCELL (any CAR-T cell), AMAP_ENG (t_eng > 0), AMAP_ACT
+// (t_act > 0 and effector), built by field_agent_map over the table (t_count int32 (R); t_pos
+// int32, t_eng uint8, t_act int16, t_state uint8 (R, C)); amap zeroed beforehand.
+// Outputs a (sink, 1/min) and s (source, a.u./min) float32 (R * V).  No random numbers.
+// Float32 order per field (environment.py):
+//   oxygen/glucose: a = sink[kind] (+ uptake_T if a CAR-T cell is there); s = 0; vessel voxels
+//     fixed at the vessel value (the solver's fixed mask is kind == VESSEL)
+//   chemokine: q = tumour ? sec * (1 + boost * (I / (I + K_I))) : 0; a = base + q;
+//     s = q + c_old * inv_dt
+//   TGF-β: src = src[kind], hypoxic tumour (o2 < o2_hypoxic): hyp_src; a = base (+ trap_uptake
+//     at CAR-T voxels with the trap armour); s = src + c_old * inv_dt
+//   IFN-γ / IL-12: a = base; s = (mask ? sec : 0) + c_old * inv_dt (mask: ENG / ACT)
+#pragma once
+#include "lattice.cuh"
+
+namespace gpusim {
+
+enum FieldId : i32 { FIELD_O2 = 0, FIELD_GLUCOSE = 1, FIELD_CHEMOKINE = 2, FIELD_TGFB = 3, FIELD_IFNG = 4, FIELD_IL12 = 5 };
+enum AgentMapBits : u8 { AMAP_TCELL = 1, AMAP_ENG = 2, AMAP_ACT = 4 };
+static constexpr i32 N_KINDS = 7;
+
+struct FieldCoefK {
+    float o2_sink[N_KINDS], glucose_sink[N_KINDS], tgfb_src[N_KINDS];
+    float o2_t, glucose_t, chem_sec, chem_base, chem_boost, ifng_half;
+    float tgfb_base, tgfb_hyp_src, o2_hypoxic, trap_uptake;
+    float ifng_base, ifng_sec, il12_base, il12_sec, inv_dt;
+    i32 trap;
+};
+
+// One thread per table entry i = r * C + s.  Distinct cells hold distinct voxels, so the plain
+// stores do not race.
+GPUSIM_HD void field_agent_map(i64 i, const Geom& geo, i32 C, const i32* t_count, const i32* t_pos,
+                               const u8* t_eng, const i16* t_act, const u8* t_state, u8* amap) {
+    const i32 r = (i32)(i / C), s = (i32)(i % C);
+    if (s >= t_count[r]) return;
+    u8 m = AMAP_TCELL;
+    if (t_eng[i] > 0) m |= AMAP_ENG;
+    if (t_act[i] > 0 && t_state[i] == TSTATE_EFFECTOR) m |= AMAP_ACT;
+    amap[(i64)r * geo_nvox(geo) + t_pos[i]] = m;
+}
+
+// One thread per voxel g: a[g], s[g] of field `f`.
+GPUSIM_HD void field_coeffs(i64 g, i32 f, const FieldCoefK& p, const u8* kind, const u8* amap,
+                            const float* c_old, const float* ifng, const float* o2, float* a,
+                            float* s) {
+    const u8 k = kind[g];
+    const u8 m = amap[g];
+    const bool tc = (m & AMAP_TCELL) != 0;
+    switch (f) {
+        case FIELD_O2:
+        case FIELD_GLUCOSE: {
+            const float base = f == FIELD_O2 ? p.o2_sink[k] : p.glucose_sink[k];
+            a[g] = tc ? base + (f == FIELD_O2 ? p.o2_t : p.glucose_t) : base;
+            s[g] = 0.0f;
+            break;
+        }
+        case FIELD_CHEMOKINE: {
+            float q = 0.0f;
+            if (k == KIND_TUMOUR) {
+                const float in = ifng[g];
+                q = p.chem_sec * (1.0f + p.chem_boost * (in / (in + p.ifng_half)));
+            }
+            a[g] = p.chem_base + q;
+            s[g] = q + c_old[g] * p.inv_dt;
+            break;
+        }
+        case FIELD_TGFB: {
+            float src = p.tgfb_src[k];
+            if (k == KIND_TUMOUR && o2[g] < p.o2_hypoxic) src = p.tgfb_hyp_src;
+            a[g] = (p.trap && tc) ? p.tgfb_base + p.trap_uptake : p.tgfb_base;
+            s[g] = src + c_old[g] * p.inv_dt;
+            break;
+        }
+        default: {  // FIELD_IFNG, FIELD_IL12
+            const bool ifn = f == FIELD_IFNG;
+            const bool on = (m & (ifn ? AMAP_ENG : AMAP_ACT)) != 0;
+            const float src = on ? (ifn ? p.ifng_sec : p.il12_sec) : 0.0f;
+            a[g] = ifn ? p.ifng_base : p.il12_base;
+            s[g] = src + c_old[g] * p.inv_dt;
+            break;
+        }
+    }
+}
+
+}  // namespace gpusim

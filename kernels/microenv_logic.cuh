@@ -1,0 +1,74 @@
+// microenv_logic.cuh — per-voxel / per-agent logic of the microenvironment phase (CUDA twin of
+// gpusim.model.microenv.microenv_phase, MODEL.md sections 4 and 9): PD-L1 of tumour cells,
+// recovery of trogocytosed antigen, stroma (ECM) degradation.  Runs after the tumour phase and
+// before the CAR-T phase.
+//
+// Arrays (flat, replicate-major, g = r * V + v): kind uint8 (Kind), pdl1 float32 (0..1, 0 off
+// tumour cells), ifng float32 (a.u.), o2 float32 (mmHg), antigen_a/b and antigen_a/b_base uint8
+// (level × 100), ecm float32 (0..1).  Agent table (R, C): t_count int32 (R), t_state uint8,
+// t_pos int32.  counts uint64 (R): tumour cells with a recovered antigen (events
+// "antigen_recovered").  reps uint32 (R): global replicate indices.
+// RNG: TUMOUR_EVENT block (v, draw 1), word 0 antigen A, word 1 antigen B (draw 0 of that stream
+// is the tumour phase's per-voxel word).
+// Float32 order (microenv.py):
+//   i = ifng / (ifng + ifng_half);  up = (r_ifng * i + r_hyp * hyp) * (1 - L)   (hyp = o2 < o2_hypoxic)
+//   L' = min(max((L + up) - r_dec * L, 0), 1) on tumour voxels, 0 elsewhere
+//   ecm' = max(ecm - d_car, 0) at every effector's voxel (agent pass, before the voxel pass);
+//   then, from drug_start_step on, ecm' = ecm * (1 - d_drug) everywhere.
+// The NumPy phase skips the PD-L1 update when r_ifng = r_hyp = 0 and every L is 0; the update
+// then gives 0 everywhere as well, so the kernel always applies it.
+#pragma once
+#include "lattice.cuh"
+#include "philox.cuh"
+
+namespace gpusim {
+
+struct MicroK {
+    float r_ifng, r_hyp, r_dec, ifng_half, o2_hypoxic, p_recover, d_car, d_drug;
+    i32 drug_on;  // d_drug > 0 and step >= drug_start_step (host)
+};
+
+// Agent pass, one thread per table entry i = r * C + s (two cells never share a voxel).
+GPUSIM_HD void microenv_agents(i64 i, const Geom& geo, i32 C, const MicroK& p, const i32* t_count,
+                               const u8* t_state, const i32* t_pos, float* ecm) {
+    const i32 r = (i32)(i / C), s = (i32)(i % C);
+    if (!(p.d_car > 0.0f) || s >= t_count[r] || t_state[i] != TSTATE_EFFECTOR) return;
+    const i64 g = (i64)r * geo_nvox(geo) + t_pos[i];
+    const float e = ecm[g] - p.d_car;
+    ecm[g] = e > 0.0f ? e : 0.0f;
+}
+
+// Voxel pass, one thread per voxel g (after microenv_agents).
+GPUSIM_HD void microenv_voxel(i64 g, const Geom& geo, const MicroK& p, u32 seed, u32 step,
+                              const u32* reps, const u8* kind, float* pdl1, const float* ifng,
+                              const float* o2, u8* antigen_a, u8* antigen_b,
+                              const u8* antigen_a_base, const u8* antigen_b_base, float* ecm,
+                              u64* counts) {
+    const i64 V = geo_nvox(geo);
+    const i32 r = (i32)(g / V);
+    const u32 v = (u32)(g - (i64)r * V);
+    const bool tum = kind[g] == KIND_TUMOUR;
+    if (tum) {
+        const float L = pdl1[g];
+        const float f = ifng[g];
+        const float i = f / (f + p.ifng_half);
+        const float hyp = o2[g] < p.o2_hypoxic ? 1.0f : 0.0f;
+        const float up = (p.r_ifng * i + p.r_hyp * hyp) * (1.0f - L);
+        float n = (L + up) - p.r_dec * L;
+        n = n > 0.0f ? n : 0.0f;
+        pdl1[g] = n < 1.0f ? n : 1.0f;
+        if (p.p_recover > 0.0f && (antigen_a[g] < antigen_a_base[g] || antigen_b[g] < antigen_b_base[g])) {
+            const Block4 b = block(seed, reps[r], step, TUMOUR_EVENT, v, 1);
+            const bool ra = antigen_a[g] < antigen_a_base[g] && below(b.w[0], p.p_recover);
+            const bool rb = antigen_b[g] < antigen_b_base[g] && below(b.w[1], p.p_recover);
+            if (ra) antigen_a[g] = antigen_a_base[g];
+            if (rb) antigen_b[g] = antigen_b_base[g];
+            if (ra || rb) count_add(&counts[r], 1);
+        }
+    } else {
+        pdl1[g] = 0.0f;
+    }
+    if (p.drug_on) ecm[g] = ecm[g] * (1.0f - p.d_drug);
+}
+
+}  // namespace gpusim
