@@ -77,6 +77,11 @@ PHASE_BYTES = {
 }
 
 
+#: CupySimulation phase methods timed by CUDA events, and their labels in the record
+PHASE_METHODS = {"_systemic": "systemic", "_fields": "fields", "_tumour": "tumour",
+                 "_microenv": "microenv", "_car_t": "car_t"}
+
+
 @contextlib.contextmanager
 def cupy_phase_events(sim):
     """CUDA-event timing of each phase method of a CupySimulation (ms, accumulated)."""
@@ -85,7 +90,7 @@ def cupy_phase_events(sim):
     times: dict[str, float] = {}
     sweeps = {"n": 0}
     pairs = []
-    names = {"_fields": "fields", "_tumour": "tumour", "_host_phase": "host_phases"}
+    names = PHASE_METHODS
     originals = {}
     for meth, label in names.items():
         fn = getattr(sim, meth)

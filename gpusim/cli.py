@@ -181,6 +181,9 @@ def _print_summary(res) -> None:
         rows = [("tumour cells (start -> now)", ts["tumour_cells"][:, 0], ts["tumour_cells"][:, -1]),
                 ("CAR-T in tissue (now)", None, ts["car_t_tissue"][:, -1]),
                 ("tumour cells killed", None, ts["kills_tumour"][:, -1])]
+        # memory CAR-T (car_t.memory_*): shown only when the run formed any
+        if "car_t_memory" in ts and np.any(ts["car_t_memory"]):
+            rows.append(("CAR-T memory cells (now)", None, ts["car_t_memory"][:, -1]))
         for label, a0, a1 in rows:
             s = f"  {label:<28} mean {np.mean(a1):10.1f}  median {np.median(a1):10.1f}  range {np.min(a1):g}..{np.max(a1):g}"
             if a0 is not None:
@@ -333,7 +336,7 @@ def resume(results, quiet):
 # ---- validation (begin) ------------------------------------------------------------------------
 @main.command()
 @click.option("--quick", is_flag=True,
-              help="Reduced sample sizes (the CI set, under 2 minutes on 2 cores).")
+              help="Reduced sample sizes (the CI set, about a minute on 2 cores).")
 @click.option("--backend", type=click.Choice(["auto", "numpy", "cupy"]), default="auto",
               help="Compute backend [default: auto].")
 @click.option("--case", "cases", multiple=True, metavar="NAME",

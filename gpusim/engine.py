@@ -70,7 +70,7 @@ class State:
         return {k: getattr(self, k) for k in STATE_ARRAYS}
 
     def tcell_map(self) -> np.ndarray:
-        """uint8 (R, Z, Y, X): 0 no CAR-T cell, 1 effector, 2 exhausted."""
+        """uint8 (R, Z, Y, X): 0 no CAR-T cell, 1 effector, 2 exhausted, 3 memory (TState)."""
         R = self.kind.shape[0]
         m = np.zeros((R, self.nvox), dtype=np.uint8)
         r, s = live_slots(self)
@@ -111,6 +111,7 @@ METRICS: dict[str, Metric] = {
     "car_t_tissue": Metric("cells", "CAR-T cells in the domain"),
     "car_t_tumour": Metric("cells", "CAR-T cells in or next to a tumour cell's voxel"),
     "car_t_exhausted": Metric("cells", "exhausted CAR-T cells in the domain"),
+    "car_t_memory": Metric("cells", "memory CAR-T cells in the domain"),
     "car_t_blood": Metric("cells", "CAR-T cells circulating in blood (whole body)"),
     "infiltration": Metric("fraction", "fraction of tumour cells with a CAR-T cell within 2 voxels"),
     "kills_tumour": Metric("cells", "cumulative tumour cells killed by CAR-T cells"),
@@ -146,7 +147,7 @@ ENDPOINTS: dict[str, tuple[str, str, str]] = {
 SNAPSHOTS: dict[str, tuple[str, str, str]] = {
     "kind": ("uint8", "1", "cell kind: 0 empty, 1 tumour, 2 healthy, 3 fibroblast, 4 apoptotic, 5 necrotic, 6 vessel"),
     "antigen_class": ("uint8", "1", "tumour antigen class: 0 none, 1 A+B+, 2 A+B-, 3 A-B+, 4 A-B-"),
-    "car_t": ("uint8", "1", "CAR-T cell: 0 none, 1 effector, 2 exhausted"),
+    "car_t": ("uint8", "1", "CAR-T cell: 0 none, 1 effector, 2 exhausted, 3 memory"),
     "o2": ("float32", "mmHg", "oxygen"),
     "ecm": ("float32", "1", "ECM density"),
 }
@@ -281,7 +282,10 @@ class Simulation:
         gpos = r.astype(np.int64) * st.nvox + st.t_pos[r, s]
         assert np.unique(gpos).size == gpos.size, "two CAR-T cells share a voxel"
         assert ((st.t_pos[r, s] >= 0) & (st.t_pos[r, s] < st.nvox)).all(), "CAR-T position out of range"
-        assert np.isin(st.t_state[r, s], (TState.EFFECTOR, TState.EXHAUSTED)).all(), "dead cell in table"
+        assert np.isin(st.t_state[r, s], (TState.EFFECTOR, TState.EXHAUSTED, TState.MEMORY)).all(), \
+            "dead cell in table"
+        mem = st.t_state[r, s] == TState.MEMORY
+        assert (st.t_act[r, s][mem] == 0).all(), "an activated memory cell"
         pad = np.arange(st.t_state.shape[1])[None, :] >= st.t_count[:, None]
         assert (st.t_state[pad] == TState.NONE).all(), "padding slot holds a cell"
 
@@ -325,6 +329,7 @@ class Simulation:
             "car_t_tissue": st.t_count.astype(np.int64),
             "car_t_tumour": car_tumour,
             "car_t_exhausted": (tmap.reshape(R, V) == TState.EXHAUSTED).sum(axis=1),
+            "car_t_memory": (tmap.reshape(R, V) == TState.MEMORY).sum(axis=1),
             "car_t_blood": st.blood.copy(),
             "infiltration": (tum & near).sum(axis=1) / nt,
             "kills_tumour": st.kills_tumour.copy(),

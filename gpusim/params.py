@@ -39,7 +39,8 @@ class Param:
 
 
 _UNITS = [
-    ("_um2_per_min", "µm²/min"), ("_um_per_min", "µm/min"), ("_per_min", "1/min"),
+    ("_um2_per_min", "µm²/min"), ("_um_per_min", "µm/min"), ("_mmHg_per_min", "mmHg/min"),
+    ("_per_min", "1/min"),
     ("_per_day", "1/day"), ("_per_hour", "1/h"), ("_um", "µm"), ("_min", "min"),
     ("_hours", "h"), ("_days", "day"), ("_mmHg", "mmHg"), ("_mM", "mM"), ("_cm3", "cm³"),
     ("_voxels", "voxels"), ("_cells", "cells"), ("_fraction", "fraction"),
@@ -133,6 +134,8 @@ PARAMS: tuple[Param, ...] = (
     P("oxygen.uptake_tumour_per_min", float, 10.0, "Oxygen uptake by a tumour cell.", "PhysiCell cancer_immune", 0.0, 1e4),
     P("oxygen.uptake_healthy_per_min", float, 5.0, "Oxygen uptake by a healthy cell or fibroblast.", ASSUMED, 0.0, 1e4),
     P("oxygen.uptake_car_t_per_min", float, 1.0, "Oxygen uptake by a CAR-T cell.", "PhysiCell cancer_immune", 0.0, 1e4),
+    P("oxygen.consumption_tumour_mmHg_per_min", float, 0.0, "Zero-order oxygen consumption by a tumour cell, wherever oxygen is left (Greenspan 1972; the oxygen solve is then projected onto O2 >= 0); 0: first-order uptake only, as PhysiCell.", ASSUMED, 0.0, 1e6),
+    P("oxygen.consumption_healthy_mmHg_per_min", float, 0.0, "Zero-order oxygen consumption by a healthy cell or fibroblast, wherever oxygen is left (0: first-order uptake only).", ASSUMED, 0.0, 1e6),
     P("oxygen.boundary", str, "neumann", "Domain boundary: no flux, or held at boundary_mmHg.", ASSUMED, choices=("neumann", "dirichlet")),
     P("oxygen.boundary_mmHg", float, 38.0, "Oxygen on a dirichlet boundary.", ASSUMED, 0.0, 760.0),
     # --- glucose ------------------------------------------------------------------------------
@@ -190,6 +193,9 @@ PARAMS: tuple[Param, ...] = (
     P("car_t.exhausted_death_multiplier", float, 5.0, "Death rate multiplier of exhausted cells.", ASSUMED, 1.0, 1e4),
     P("car_t.starvation_glucose_mM", float, 0.1, "Below this glucose a CAR-T cell starves.", ASSUMED, 0.0, 100.0),
     P("car_t.starvation_death_rate_per_min", float, 1.0 / 1440.0, "Death rate of a starving CAR-T cell.", ASSUMED, 0.0, 1e3),
+    P("car_t.memory_conversion_rate_per_day", float, 0.0, "Rate at which an effector that is not stimulated becomes a memory cell (CARTmath ε; 0: no memory formation).", ASSUMED, 0.0, 1e4),
+    P("car_t.memory_death_rate_per_day", float, 0.002, "Death rate of a memory CAR-T cell (CARTmath μ; memory cells persist for years).", ASSUMED, 0.0, 1e4),
+    P("car_t.memory_reactivation_probability", float, 0.5, "Probability that a memory cell recognising a target becomes an effector again, per step (CARTmath θ).", ASSUMED, 0.0, 1.0),
     P("car_t.costimulation", str, "4-1BB", "Costimulatory domain of a 2nd-generation CAR: 4-1BB (the reference, persistence) or CD28 (the cd28_* multipliers).", "Long 2015; Kawalekar 2016", choices=("4-1BB", "CD28")),
     P("car_t.cd28_kill_multiplier", float, 1.25, "CD28 vs 4-1BB: killing rate multiplier.", "Zhao 2015, Kawalekar 2016 (CD28: faster effector function); value assumed", 0.0, 100.0),
     P("car_t.cd28_division_multiplier", float, 1.5, "CD28 vs 4-1BB: division rate multiplier (faster expansion).", "Kawalekar 2016 (CD28: glycolytic, rapid expansion); value assumed", 0.0, 100.0),

@@ -4,7 +4,7 @@
 // car_t_logic.cuh (compiled with car_t_move_logic.cuh by the host harness
 // tests/harness/car_t_harness.cpp, bitwise against car_t_phase).
 // Agent table (R, C) int32/uint8/... as in car_t_logic.cuh, passed as eight pointers; CarTK as a
-// device pointer to the struct (15 + 4 + 3 float32, then 4 int32; step-dependent members filled
+// device pointer to the struct (17 + 6 + 3 float32, then 4 int32; step-dependent members filled
 // by the host each step from CarTParams.pdl1_terms / p_division_at).  rec: uint64 (65536).
 // Launch order per step (per-entry kernels over R*C threads):
 //   car_t_occ (car_t_move.cu's move_occ, occ filled with -1), car_t_engage_claim,
@@ -24,19 +24,19 @@ using namespace gpusim;
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;                            \
     if (i >= (long long)R * C) return;
 
-extern "C" __global__ void car_t_engage_claim(int R, int Z, int Y, int X, int C, unsigned int seed,
-                                              unsigned int step, const unsigned int* reps,
-                                              const int* t_count, GPUSIM_TABLE_ARGS(t),
-                                              const unsigned char* kind,
+extern "C" __global__ void car_t_engage_claim(int R, int Z, int Y, int X, int C, const CarTK* pp,
+                                              unsigned int seed, unsigned int step,
+                                              const unsigned int* reps, const int* t_count,
+                                              GPUSIM_TABLE_ARGS(t), const unsigned char* kind,
                                               const unsigned char* antigen_a,
-                                              const unsigned char* antigen_b,
+                                              const unsigned char* antigen_b, const float* pdl1,
                                               const unsigned long long* rec,
                                               unsigned long long* claims, int* tgt,
                                               unsigned char* stim, unsigned char* killed,
-                                              float* pd_seen) {
+                                              float* pd_seen, unsigned long long* counts) {
     GPUSIM_ENTRY
-    engage_claim(i, geo, C, seed, step, reps, t_count, GPUSIM_TABLE(t), kind, antigen_a, antigen_b,
-                 rec, claims, tgt, stim, killed, pd_seen);
+    engage_claim(i, geo, C, *pp, seed, step, reps, t_count, GPUSIM_TABLE(t), kind, antigen_a,
+                 antigen_b, pdl1, rec, claims, tgt, stim, killed, pd_seen, counts);
 }
 
 extern "C" __global__ void car_t_engage_resolve(int R, int Z, int Y, int X, int C, const CarTK* pp,

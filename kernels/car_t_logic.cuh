@@ -13,8 +13,16 @@
 //   slot of the CAR-T cell in a voxel at the phase start, or -1.
 // Scratch per entry: tgt int32 (claimed voxel or -1), stim/killed/died/born uint8, pd_seen
 //   float32.  counts uint64 (R, CART_NCOUNT).
-// RNG: CAR_T_ENGAGE block (slot) words 0 target choice, 1 claim priority, 2 recognition, 3 kill;
-//   CAR_T_FATE block (slot) words 0 death, 1 division, 2 neighbour, 3 claim priority.
+// RNG: CAR_T_ENGAGE block (slot) words 0 target choice, 1 claim priority, 2 recognition, 3 kill
+//   (memory cell: reactivation); CAR_T_FATE block (slot, draw 0) words 0 death, 1 division,
+//   2 neighbour, 3 claim priority; CAR_T_FATE block (slot, draw 1) word 0 memory conversion
+//   (drawn only when p_mem > 0).
+// Memory cells (TSTATE_MEMORY): engage_claim picks their candidate like an effector's and sets
+//   tgt, but they never claim (so engage_resolve, which needs the claim, skips them); in the same
+//   pass, reading the lattice as at the phase start, a memory cell whose candidate is recognised
+//   (word 2) reactivates with p_react (word 3): state EFFECTOR, stim 1, pd_seen = target PD-L1,
+//   no kill.  fate_claim: death row 0 effector / 1 exhausted / 2 memory; then an effector that
+//   survived with eng 0 becomes MEMORY (act 0, no division) with p_mem.
 // Float32 order (car_t.suppression / _engage / _exhaustion / _fate):
 //   T = tgfb / (1 + il12 * inv_il12_half)  (0 with dnTGFbRII);  ft = 1 / (1 + T * inv_tgfb_half)
 //   fh = o2 < o2_hypoxic ? hypoxia_factor : 1;  fg = glucose / (glucose + glucose_half) (1 if K = 0)
@@ -38,15 +46,17 @@ enum CarTCount : u32 {
     CC_TROGOCYTOSIS = 3,
     CC_DEATHS = 4,
     CC_BIRTHS = 5,
-    CART_NCOUNT = 6,
+    CC_MEM_CONVERSIONS = 6,
+    CC_MEM_REACTIVATIONS = 7,
+    CART_NCOUNT = 8,
 };
 
 struct CarTK {
     // constants of the scenario (CarTParams), float32
     float p_kill, exh_per_kill, inv_tgfb_half, tgfb_half, inv_il12_half, il12_half, kill_boost;
     float hypoxia_factor, glucose_half, exh_tgfb, exh_recovery, exh_hypoxia, o2_hypoxic;
-    float daughter_exh, starvation_glucose;
-    float p_death[4];  // [exhausted * 2 + starving]
+    float daughter_exh, starvation_glucose, p_mem, p_react;
+    float p_death[6];  // [row * 2 + starving], row 0 effector, 1 exhausted, 2 memory
     // step-dependent host constants: CarTParams.pdl1_terms(step), p_division_at(step)
     float inhib, exh_pd, p_div_step;
     i32 dnTGFbRII, tgfb_exh_on, trog256, activation_steps;
@@ -76,18 +86,22 @@ GPUSIM_HD float car_t_suppression(const CarTK& p, float tgfb, float il12, float 
 
 GPUSIM_HD bool engage_candidate(u8 k, u64 thr) { return (k == KIND_TUMOUR || k == KIND_HEALTHY) && thr > 0; }
 
-// Pass 1: an effector picks one visible target (own voxel, then Moore neighbours) and claims it.
-GPUSIM_HD void engage_claim(i64 i, const Geom& geo, i32 C, u32 seed, u32 step, const u32* reps,
-                            const i32* t_count, const AgentTable& t, const u8* kind,
-                            const u8* antigen_a, const u8* antigen_b, const u64* rec, u64* claims,
-                            i32* tgt, u8* stim, u8* killed, float* pd_seen) {
+// Pass 1: an effector picks one visible target (own voxel, then Moore neighbours) and claims it;
+// a memory cell picks one the same way, claims nothing, and may reactivate (see the header).
+// Nothing in this pass writes the lattice, so every cell sees it as at the phase start.
+GPUSIM_HD void engage_claim(i64 i, const Geom& geo, i32 C, const CarTK& p, u32 seed, u32 step,
+                            const u32* reps, const i32* t_count, const AgentTable& t,
+                            const u8* kind, const u8* antigen_a, const u8* antigen_b,
+                            const float* pdl1, const u64* rec, u64* claims, i32* tgt, u8* stim,
+                            u8* killed, float* pd_seen, u64* counts) {
     const i32 r = (i32)(i / C), s = (i32)(i % C);
     if (s >= t_count[r]) return;
     tgt[i] = -1;
     stim[i] = 0;
     killed[i] = 0;
     pd_seen[i] = 0.0f;
-    if (t.state[i] != TSTATE_EFFECTOR) return;
+    const bool memory = t.state[i] == TSTATE_MEMORY;
+    if (t.state[i] != TSTATE_EFFECTOR && !memory) return;
     const i64 base = (i64)r * geo_nvox(geo);
     const u32 pos = (u32)t.pos[i];
     i64 cv[MAX_NB + 1];
@@ -103,8 +117,17 @@ GPUSIM_HD void engage_claim(i64 i, const Geom& geo, i32 C, u32 seed, u32 step, c
     for (i32 j = 0; j < K; ++j) {
         if (cv[j] >= 0 && engage_candidate(kind[base + cv[j]], rec[(u32)antigen_a[base + cv[j]] * 256u + antigen_b[base + cv[j]]])) {
             if (pick == 0) {
-                claim_min(&claims[base + cv[j]], ((u64)b.w[1] << 32) | (u64)(u32)s);
+                const i64 g = base + cv[j];
                 tgt[i] = (i32)cv[j];
+                if (!memory) {
+                    claim_min(&claims[g], ((u64)b.w[1] << 32) | (u64)(u32)s);
+                } else if ((u64)b.w[2] < rec[(u32)antigen_a[g] * 256u + antigen_b[g]] &&
+                           below(b.w[3], p.p_react)) {
+                    t.state[i] = TSTATE_EFFECTOR;
+                    stim[i] = 1;
+                    pd_seen[i] = pdl1[g];
+                    count_add(&counts[r * CART_NCOUNT + CC_MEM_REACTIVATIONS], 1);
+                }
                 return;
             }
             --pick;
@@ -192,7 +215,8 @@ GPUSIM_HD void exhaustion(i64 i, const Geom& geo, i32 C, const CarTK& p, const i
     t.eng[i] = stim[i];
 }
 
-// Pass 4: death, and division claims on a neighbour free of CAR-T cells at the phase start.
+// Pass 4: death, memory conversion, and division claims on a neighbour free of CAR-T cells at the
+// phase start.
 GPUSIM_HD void fate_claim(i64 i, const Geom& geo, i32 C, const CarTK& p, u32 seed, u32 step,
                           const u32* reps, const i32* t_count, const AgentTable& t,
                           const float* o2, const float* glucose, const float* tgfb,
@@ -206,13 +230,23 @@ GPUSIM_HD void fate_claim(i64 i, const Geom& geo, i32 C, const CarTK& p, u32 see
     const i64 pg = base + t.pos[i];
     const Block4 b = block(seed, reps[r], step, CAR_T_FATE, (u32)s);
     const float glu = glucose[pg];
-    const i32 ex = t.state[i] == TSTATE_EXHAUSTED ? 1 : 0;
+    const u8 state = t.state[i];
+    const i32 row = state == TSTATE_EXHAUSTED ? 1 : (state == TSTATE_MEMORY ? 2 : 0);
     const i32 starving = glu < p.starvation_glucose ? 1 : 0;
-    const bool d = below(b.w[0], p.p_death[ex * 2 + starving]);
+    const bool d = below(b.w[0], p.p_death[row * 2 + starving]);
     died[i] = d ? 1 : 0;
     if (d) {
         count_add(&counts[r * CART_NCOUNT + CC_DEATHS], 1);
         return;
+    }
+    if (p.p_mem > 0.0f && state == TSTATE_EFFECTOR && !t.eng[i]) {
+        const Block4 b1 = block(seed, reps[r], step, CAR_T_FATE, (u32)s, 1u);
+        if (below(b1.w[0], p.p_mem)) {
+            t.state[i] = TSTATE_MEMORY;
+            t.act[i] = 0;
+            count_add(&counts[r * CART_NCOUNT + CC_MEM_CONVERSIONS], 1);
+            return;
+        }
     }
     const float S = car_t_suppression(p, tgfb[pg], il12[pg], o2[pg], glu, nullptr);
     const float p_div = p.p_div_step * S;

@@ -2,7 +2,7 @@
 // launch.  NumPy twin: the coefficient assembly in gpusim.model.environment.FieldsPhase.solve.
 // Shapes, dtypes, units and order: field_coeffs_logic.cuh (also compiled by the host harness
 // tests/harness/field_coeffs_harness.cpp).  No random numbers.  FieldCoefK is a device pointer
-// to the struct (3 × 7 + 19 float32, 1 int32), filled once per scenario on the host from
+// to the struct (4 × 7 + 19 float32, 1 int32), filled once per scenario on the host from
 // FieldsPhase's attributes.
 // Launch order per step: field_agent_map_kernel (R*C threads, amap zeroed first) once; then for
 // each field in the phase order (oxygen, glucose, chemokine, TGF-β, IFN-γ, IL-12)

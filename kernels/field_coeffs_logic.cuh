@@ -10,8 +10,10 @@
 // int32, t_eng uint8, t_act int16, t_state uint8 (R, C)); amap zeroed beforehand.
 // Outputs a (sink, 1/min) and s (source, a.u./min) float32 (R * V).  No random numbers.
 // Float32 order per field (environment.py):
-//   oxygen/glucose: a = sink[kind] (+ uptake_T if a CAR-T cell is there); s = 0; vessel voxels
-//     fixed at the vessel value (the solver's fixed mask is kind == VESSEL)
+//   oxygen/glucose: a = sink[kind] (+ uptake_T if a CAR-T cell is there); s = o2_src[kind]
+//     (oxygen: minus the zero-order consumption, +0.0 for kinds without; the solve is projected
+//     onto O2 >= 0 when some consumption is on) or 0 (glucose); vessel voxels fixed at the
+//     vessel value (the solver's fixed mask is kind == VESSEL)
 //   chemokine: q = tumour ? sec * (1 + boost * (I / (I + K_I))) : 0; a = base + q;
 //     s = q + c_old * inv_dt
 //   TGF-β: src = src[kind], hypoxic tumour (o2 < o2_hypoxic): hyp_src; a = base (+ trap_uptake
@@ -28,6 +30,7 @@ static constexpr i32 N_KINDS = 7;
 
 struct FieldCoefK {
     float o2_sink[N_KINDS], glucose_sink[N_KINDS], tgfb_src[N_KINDS];
+    float o2_src[N_KINDS];  // 0 - zero-order O2 consumption (mmHg/min) by kind (+0.0 where off)
     float o2_t, glucose_t, chem_sec, chem_base, chem_boost, ifng_half;
     float tgfb_base, tgfb_hyp_src, o2_hypoxic, trap_uptake;
     float ifng_base, ifng_sec, il12_base, il12_sec, inv_dt;
@@ -58,7 +61,7 @@ GPUSIM_HD void field_coeffs(i64 g, i32 f, const FieldCoefK& p, const u8* kind, c
         case FIELD_GLUCOSE: {
             const float base = f == FIELD_O2 ? p.o2_sink[k] : p.glucose_sink[k];
             a[g] = tc ? base + (f == FIELD_O2 ? p.o2_t : p.glucose_t) : base;
-            s[g] = 0.0f;
+            s[g] = f == FIELD_O2 ? p.o2_src[k] : 0.0f;
             break;
         }
         case FIELD_CHEMOKINE: {

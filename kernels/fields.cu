@@ -5,6 +5,8 @@
 // Arrays (device, C order): c, s, den, a float32 (R, Z, Y, X); fixed uint8 (R, Z, Y, X) or null;
 // active uint8 (R) (1 = still sweeping); iters int32 (R); maxchg uint32 (R) (float32 bits).
 // Units: as the field (mmHg, mM, 1); a, den 1/min; s unit/min.  RNG: none.
+// floor_on / floor: projected SOR (FieldSolver(floor=...)): new values below floor are raised
+// to it; floor_on = 0 is plain SOR.
 // A solve: fields_prepare once, then per sweep fields_sor_colour(0), fields_sor_colour(1),
 // fields_after_sweep; the host polls `active` every few sweeps (a frozen replicate is a no-op,
 // so extra sweeps never change a result).
@@ -19,11 +21,11 @@ extern "C" __global__ void fields_prepare(long long n, float den0, const float* 
 }
 
 extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int dirichlet,
-                                             float bv, float dh, float omega, float* c,
-                                             const float* s, const float* den,
-                                             const unsigned char* fixed,
+                                             float bv, float dh, float omega, int floor_on,
+                                             float floor, float* c, const float* s,
+                                             const float* den, const unsigned char* fixed,
                                              const unsigned char* active, unsigned int* maxchg) {
-    FieldGeom g{R, Z, Y, X, dirichlet, bv, dh, omega};
+    FieldGeom g{R, Z, Y, X, dirichlet, bv, dh, omega, floor_on, floor};
     long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (t < sor_threads(g)) sor_voxel(t, colour, g, c, s, den, fixed, active, maxchg);
 }

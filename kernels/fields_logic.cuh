@@ -16,6 +16,8 @@ struct FieldGeom {
     float bv;       // float32(boundary_value)
     float dh;       // float32(D / (h * h))
     float omega;    // float32(omega)
+    i32 floor_on;   // 1: projected SOR, new values below `floor` are raised to it; 0: plain SOR
+    float floor;    // float32(floor) (read only when floor_on)
 };
 
 // Number of threads of one colour pass: one per (replicate, z, y, pair of x).
@@ -59,6 +61,7 @@ GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const 
     tt = gs - own;
     tt = g.omega * tt;
     float cn = own + tt;
+    if (g.floor_on && cn < g.floor) cn = g.floor;  // exactly this comparison (NaN, -0.0 kept)
     float change = abs_f32(cn - own);
     c[v] = cn;
     max_nonneg_f32(&maxchg_bits[r], change);

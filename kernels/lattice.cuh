@@ -17,7 +17,7 @@ enum KindCode : u8 {
     KIND_NECROTIC = 5,
     KIND_VESSEL = 6,
 };
-enum TStateCode : u8 { TSTATE_NONE = 0, TSTATE_EFFECTOR = 1, TSTATE_EXHAUSTED = 2 };
+enum TStateCode : u8 { TSTATE_NONE = 0, TSTATE_EFFECTOR = 1, TSTATE_EXHAUSTED = 2, TSTATE_MEMORY = 3 };
 
 static constexpr i32 MAX_NB = 26;
 

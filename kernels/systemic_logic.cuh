@@ -1,7 +1,7 @@
 // systemic_logic.cuh — per-voxel logic of intravenous extravasation, step 2 of the systemic phase
 // (CUDA twin of the vessel part of gpusim.model.systemic.systemic_phase and of _append, MODEL.md
-// section 7).  The dose bookkeeping, the intratumoral and regional entries (dose / infusion steps
-// only) and the blood-pool arithmetic are per-replicate float64 on the host.
+// section 7).  The dose bookkeeping and the blood-pool arithmetic are per-replicate float64 on the
+// host; the intratumoral and regional entries (dose / infusion steps) are entry_logic.cuh.
 //
 // Arrays (flat, replicate-major, g = r * V + v): kind uint8 (Kind), chemokine float32 (0..1),
 // occ int32 (R * V): slot of a CAR-T cell or -1 (car_t_move_logic.cuh move_occ).  w int64 (R * V):

@@ -38,8 +38,10 @@ def neighbours(z, y, x, Z, Y, X):
     return nbs
 
 
-def reference_solve(c, a, s, fixed, fixed_value, *, D, h, boundary, bv, omega, tol, max_iter):
-    """Scalar, per-voxel transcription of the arithmetic contract in gpusim.model.fields."""
+def reference_solve(c, a, s, fixed, fixed_value, *, D, h, boundary, bv, omega, tol, max_iter,
+                    floor=None):
+    """Scalar, per-voxel transcription of the arithmetic contract in gpusim.model.fields
+    (``floor``: the projected sweep, as FieldSolver(floor=...))."""
     c = c.copy()
     R, Z, Y, X = c.shape
     dh = F32(D / (h * h))
@@ -75,6 +77,8 @@ def reference_solve(c, a, s, fixed, fixed_value, *, D, h, boundary, bv, omega, t
                             t = F32(gs - cc)
                             t = F32(om * t)
                             cn = F32(cc + t)
+                            if floor is not None and cn < F32(floor):
+                                cn = F32(floor)
                             maxchg = max(maxchg, F32(abs(F32(cn - cc))))
                             cr[z, y, x] = cn
             iters[r] += 1

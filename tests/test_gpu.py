@@ -269,7 +269,8 @@ def test_cupy_simulation_plumbing_with_numpy_stand_in(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- launch signatures
-_C_TYPES = {"int": np.int32, "unsigned int": np.uint32, "long long": np.int64, "float": np.float32}
+_C_TYPES = {"int": np.int32, "unsigned int": np.uint32, "long long": np.int64, "float": np.float32,
+            "double": np.float64}
 _C_PTRS = {"unsigned char": np.uint8, "signed char": np.int8, "short": np.int16, "int": np.int32,
            "unsigned int": np.uint32, "float": np.float32, "unsigned long long": np.uint64,
            "long long": np.int64}
@@ -335,6 +336,8 @@ def test_device_step_launches_match_kernel_signatures(monkeypatch):
         launched.append(name)
         if name == "fields_after_sweep":
             args[3][:] = 0  # active: every replicate converged, so the solver loop ends
+        if name == "inject_select_kernel":
+            args[-1][:] = 1  # counts: one entrant per replicate, so the append is launched
 
     class Module:
         def get_function(self, name):
@@ -345,6 +348,9 @@ def test_device_step_launches_match_kernel_signatures(monkeypatch):
     for k in ("full", "zeros", "empty", "empty_like", "arange", "where", "minimum", "maximum"):
         setattr(fake, k, lambda *a, _f=getattr(np, k), **kw: wrap(_f(*a, **kw)))
     fake.argmax = np.argmax
+    # "uninitialised" output arrays start as a copy of their template, so that a kernel output
+    # the stand-in does not compute (tumour_decide_kernel's kind) keeps the state's values
+    fake.empty_like = lambda a, *args, **kw: wrap(a)
     fake.asarray, fake.asnumpy = wrap, lambda a: np.array(a, copy=True)
     for t in ("uint8", "int8", "int16", "int32", "int64", "uint32", "uint64", "float32", "bool_"):
         setattr(fake, t, getattr(np, t))
@@ -353,12 +359,52 @@ def test_device_step_launches_match_kernel_signatures(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(cb, "_MODULES", {})
     monkeypatch.setattr(cb, "TWIN_FINGERPRINT", cb.twin_fingerprint())
+    downloads = []
+    download = cb.CupySimulation._download
+    monkeypatch.setattr(cb.CupySimulation, "_download", lambda self: downloads.append(1) or download(self))
     sc = load_scenario("intratumoral", ["domain.x_voxels=20", "domain.y_voxels=20", "tumour.radius_um=150",
                                         "car_t.generation=fourth"])
-    dev = cb.CupySimulation(sc, replicates=2, first_replicate=0)
-    assert dev.mode == "device"
-    for _ in range(2):
-        dev.step()
+    # intratumoral (dose at step 0: inject_select_kernel) and regional (infusion from step 0:
+    # regional_free/decide_kernel)
+    for scen in (sc, load_scenario("regional_gbm", ["domain.x_voxels=20", "domain.y_voxels=20"])):
+        dev = cb.CupySimulation(scen, replicates=2, first_replicate=0)
+        assert dev.mode == "device"
+        for _ in range(2):
+            dev.step()
+    assert not downloads, "the device step copied the whole state to the host"
+    # car_t_tumour_peak is computed on the device (cupy_backend.car_t_tumour_count, run here by
+    # the stand-in with NumPy): from a zeroed peak, one step (the kernels do not run, so the
+    # state keeps the engine's CAR-T cells and tumour) must give the engine's own count
+    from gpusim.engine import Simulation
+
+    small = load_scenario("intratumoral", ["domain.x_voxels=20", "domain.y_voxels=20",
+                                           "tumour.radius_um=60"])  # some cells away from tumour
+    ref = Simulation(small, replicates=2, first_replicate=0)
+    for _ in range(3):
+        ref.step()
+    dev = cb.CupySimulation(small, replicates=2, first_replicate=0, state=ref.state)
+    dev.d["car_t_tumour_peak"] = wrap(np.zeros(2, np.int64))
+    dev.step()
+    ref.state = dev.state
+    count = ref._car_t_tumour()
+    assert 0 < count.sum() < ref.state.t_count.sum(), count
+    np.testing.assert_array_equal(dev.d["car_t_tumour_peak"], count)
     want = {n for n in sigs if not n.startswith("fields_") or n in
             ("fields_prepare", "fields_sor_colour", "fields_after_sweep")}
     assert want <= set(launched), f"never launched: {sorted(want - set(launched))}"
+
+
+def test_bench_gpu_times_methods_the_backend_has():
+    """benchmarks/bench_gpu.py wraps CupySimulation phase methods by name; a renamed method would
+    otherwise only show on the GPU machine."""
+    import importlib.util
+    from pathlib import Path
+
+    from gpusim.backends.cupy_backend import CupySimulation
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for meth in list(mod.PHASE_METHODS) + ["_solve"]:
+        assert callable(getattr(CupySimulation, meth, None)), meth

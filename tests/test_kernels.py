@@ -154,14 +154,17 @@ def field_case(shape, boundary, seed, omega=1.6, tol=1e-5, max_iter=500):
 
 def solve_both(harness, case):
     shape = case["c"].shape
+    floor = case.get("floor")
     fs = FieldSolver(shape, diffusion_um2_per_min=case["D"], voxel_um=case["h"],
                      boundary=case["boundary"], boundary_value=case["bv"], omega=case["omega"],
-                     tol=case["tol"], max_iter=case["max_iter"])
+                     tol=case["tol"], max_iter=case["max_iter"], floor=floor)
     c_np = case["c"].copy()
     it_np = fs.solve(c_np, case["a"], case["s"], case["fixed"], case["fixed_value"])
     R, Z, Y, X = shape
-    gi = np.array([R, Z, Y, X, case["boundary"] == "dirichlet", case["max_iter"]], np.int32)
-    gf = np.array([case["bv"], fs._dh, fs._omega, fs._den0, fs._tol, case["fixed_value"]], F32)
+    gi = np.array([R, Z, Y, X, case["boundary"] == "dirichlet", case["max_iter"], floor is not None],
+                  np.int32)
+    gf = np.array([case["bv"], fs._dh, fs._omega, fs._den0, fs._tol, case["fixed_value"],
+                   0.0 if floor is None else floor], F32)
     out = run_harness(harness("fields_harness"),
                       pack(gi, gf, case["c"], case["a"], case["s"], case["fixed"].astype(np.uint8)))
     n = case["c"].size
@@ -480,7 +483,7 @@ def test_car_t_phase_kernel_bitwise_on_engine_states(harness, shape):
                                          f"domain.x_voxels={X}", "tumour.radius_um=180",
                                          "car_t.capacity_per_replicate=400"])
     sim = Simulation(sc, replicates=2, first_replicate=4)
-    cp = replace(sim.car_t_params, p_death=np.array([[0.05, 0.1], [0.3, 0.4]], F32),
+    cp = replace(sim.car_t_params, p_death=np.array([[0.05, 0.1], [0.3, 0.4], [0.2, 0.25]], F32),
                  p_division=F32(0.6), p_division_lympho=F32(0.7), exh_per_kill=F32(0.95), exh_hypoxia=F32(0.2),
                  exh_pdl1=0.2, pdl1_inhibition=0.5, p_kill=F32(0.5), activation_steps=3,
                  hypoxia_factor=F32(0.7), o2_hypoxic=F32(19.0))  # about half the voxels hypoxic

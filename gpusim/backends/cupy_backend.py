@@ -14,14 +14,21 @@ Phases of the device step (``_device_step``, engine order):
 * microenvironment — ``kernels/microenv.cu``;
 * CAR-T — ``kernels/car_t.cu`` (engagement, exhaustion, fate, per-replicate compaction) and
   ``kernels/car_t_move.cu`` (migration);
-* systemic — the blood pool per-replicate float64 on the host, the vessel entry by
-  ``kernels/systemic.cu``; on dose steps of the intratumoral / regional routes and during a
-  regional infusion the NumPy phase runs on a host copy of the state (those entries have no
-  kernel); toxicity is per-replicate float64 on the host, reading back only per-replicate arrays
-  (and the t_eng column).
+* systemic — the blood and CSF pools per-replicate float64 on the host (:func:`systemic_host_pre`,
+  :func:`regional_csf`, :func:`systemic_host_post`); the intratumoral placement (dose steps) and
+  the regional face entry (dose and infusion steps) by ``kernels/entry.cu``, the vessel entry by
+  ``kernels/systemic.cu``, entrants appended by ``extravasation_append_kernel`` after a host
+  capacity check on the per-replicate counts (:func:`check_capacity`, CapacityError as the NumPy
+  phase); only (R,) arrays are read back;
+* toxicity — per-replicate float64 on the host, reading back per-replicate arrays and the t_eng
+  column;
+* step bookkeeping — counters, tumour minimum, clearance, peaks on the device; the
+  ``car_t_tumour`` peak by :func:`car_t_tumour_count` (the engine's definition as CuPy array
+  operations).  No step copies the whole state to the host.
 
 Every kernel's arithmetic is host-harness verified bitwise against its NumPy phase
-(tests/test_kernels.py); the launch code is checked against the kernels' C signatures with a
+(tests/test_kernels.py, tests/test_kernels_entry.py: the entries together with the systemic host
+parts); the launch code is checked against the kernels' C signatures with a
 NumPy stand-in for CuPy (tests/test_gpu.py).  The device step as a whole has NOT yet run on a GPU,
 so ``TWIN_FINGERPRINT`` is left stale (the backend steps on the host, bitwise the NumPy engine)
 and ``AVAILABLE`` is False: the backend is not offered to users (``auto`` takes NumPy,
@@ -44,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import warnings
 
 import numpy as np
@@ -54,8 +62,9 @@ from .sources import NVCC_OPTIONS, kernel_dir, kernel_source
 #: True only when every phase of the current engine runs on the device (see the module docstring)
 AVAILABLE = False
 #: phases _device_step launches kernels for (its launch code has not run on a GPU yet)
-DEVICE_PHASES = ("systemic (vessel entry)", "fields", "tumour", "microenv", "car_t")
-HOST_PHASES = ("systemic (intratumoral / regional entry)", "toxicity")
+DEVICE_PHASES = ("systemic (vessel entry)", "systemic (intratumoral / regional entry)", "fields",
+                 "tumour", "microenv", "car_t")
+HOST_PHASES = ("toxicity",)
 
 #: sha256 of the NumPy sources the device step mirrors (engine at commit 2db17b5); see
 #: twin_fingerprint().  Update together with the kernels, never alone — and only after
@@ -71,14 +80,14 @@ _MODULES: dict[tuple[int, str], object] = {}
 
 
 def twin_fingerprint() -> str:
-    """Hash of the Python sources the device step mirrors (step order, fields coefficients,
-    tumour, microenvironment and CAR-T phases, state layout)."""
+    """Hash of the Python sources the device step mirrors (step order, field solver and
+    coefficients, tumour, microenvironment, CAR-T and systemic phases, state layout)."""
     from .. import engine
-    from ..model import car_t, environment, microenv, tumour
+    from ..model import car_t, environment, fields, microenv, systemic, tumour
 
     parts = [inspect.getsource(engine.Simulation.step), inspect.getsource(environment.FieldsPhase),
              inspect.getsource(tumour), repr(engine.STATE_ARRAYS), inspect.getsource(microenv),
-             inspect.getsource(car_t)]
+             inspect.getsource(car_t), inspect.getsource(systemic), inspect.getsource(fields)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -122,11 +131,11 @@ CART_K_DTYPE = np.dtype(
     [(f, _F4) for f in ("p_kill", "exh_per_kill", "inv_tgfb_half", "tgfb_half", "inv_il12_half",
                         "il12_half", "kill_boost", "hypoxia_factor", "glucose_half", "exh_tgfb",
                         "exh_recovery", "exh_hypoxia", "o2_hypoxic", "daughter_exh",
-                        "starvation_glucose")]
-    + [("p_death", _F4, (4,)), ("inhib", _F4), ("exh_pd", _F4), ("p_div_step", _F4)]
+                        "starvation_glucose", "p_mem", "p_react")]
+    + [("p_death", _F4, (6,)), ("inhib", _F4), ("exh_pd", _F4), ("p_div_step", _F4)]
     + [(f, _I4) for f in ("dnTGFbRII", "tgfb_exh_on", "trog256", "activation_steps")])
 CART_COUNTS = ("kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
-               "car_t_births")  # order of CarTCount
+               "car_t_births", "memory_conversions", "memory_reactivations")  # order of CarTCount
 #: the agent table in the pointer order of car_t.cu's GPUSIM_TABLE_ARGS (struct AgentTable)
 TABLE_FIELDS = ("t_state", "t_pos", "t_exh", "t_div", "t_kills", "t_dir", "t_act", "t_eng")
 #: kernels/car_t_move_logic.cuh struct MoveK
@@ -137,7 +146,7 @@ MICRO_K_DTYPE = np.dtype([(f, _F4) for f in ("r_ifng", "r_hyp", "r_dec", "ifng_h
                                              "p_recover", "d_car", "d_drug")] + [("drug_on", _I4)])
 #: kernels/field_coeffs_logic.cuh struct FieldCoefK
 FIELD_COEF_K_DTYPE = np.dtype(
-    [(f, _F4, (7,)) for f in ("o2_sink", "glucose_sink", "tgfb_src")]
+    [(f, _F4, (7,)) for f in ("o2_sink", "glucose_sink", "tgfb_src", "o2_src")]
     + [(f, _F4) for f in ("o2_t", "glucose_t", "chem_sec", "chem_base", "chem_boost", "ifng_half",
                           "tgfb_base", "tgfb_hyp_src", "o2_hypoxic", "trap_uptake", "ifng_base",
                           "ifng_sec", "il12_base", "il12_sec", "inv_dt")] + [("trap", _I4)])
@@ -147,9 +156,9 @@ def car_t_k(cp, step: int) -> np.ndarray:
     """CarTK of ``step`` from :class:`~gpusim.model.car_t.CarTParams` (the step-dependent members
     from ``pdl1_terms`` and ``p_division_at``, host float64 rounded once to float32)."""
     k = np.zeros((), CART_K_DTYPE)
-    for f in CART_K_DTYPE.names[:15]:
+    for f in CART_K_DTYPE.names[:17]:
         k[f] = getattr(cp, f)
-    k["p_death"] = np.asarray(cp.p_death, np.float32).ravel()
+    k["p_death"] = np.asarray(cp.p_death, np.float32).ravel()  # (3 rows, 2 starving) row-major
     k["inhib"], k["exh_pd"] = cp.pdl1_terms(step)
     k["p_div_step"] = cp.p_division_at(step)
     k["dnTGFbRII"] = bool(cp.dnTGFbRII)
@@ -250,15 +259,6 @@ class CupySimulation:
             return
         self._device_step()
 
-    def _host_phase(self, fn, *args) -> dict:
-        """Run a NumPy phase function on a host copy of the state and copy the result back."""
-        st = self._download()
-        events: dict = {}
-        fn(st, *args, self.seed, self.step_index, events)
-        self._upload(st)
-        self.step_index = st.step
-        return events
-
     def _device_step(self) -> None:
         """One step in the engine's order (engine.Simulation.step).  NOT YET RUN ON A GPU: only
         reachable when TWIN_FINGERPRINT matches, which it does not; every kernel it launches is
@@ -296,40 +296,59 @@ class CupySimulation:
         d["cleared_step"] = cp.where((tum == 0) & (d["cleared_step"] < 0), self.step_index,
                                      d["cleared_step"])
         cp.maximum(d["car_t_peak"], d["t_count"], out=d["car_t_peak"])
-        self._host_view = None
-        h.state = self._download()  # the engine's own car_t_tumour count (host copy; exact)
-        d["car_t_tumour_peak"] = cp.maximum(d["car_t_tumour_peak"], cp.asarray(h._car_t_tumour()))
+        # the engine's car_t_tumour count (Simulation._car_t_tumour) on the device: nothing read back
+        d["car_t_tumour_peak"] = cp.maximum(d["car_t_tumour_peak"],
+                                            car_t_tumour_count(cp, d["kind"], d["t_count"], d["t_pos"]))
         d["last_car_t_step"] = cp.where(d["t_count"] > 0, self.step_index, d["last_car_t_step"])
         self._events = evd
         self._host_view = None
 
     def _systemic(self) -> dict:
-        """systemic.systemic_phase: on dose steps of the intratumoral / regional routes and over a
-        regional infusion, the NumPy phase on a host copy (their entries are host-only); otherwise
-        the blood pool on the host (per-replicate float64, the NumPy phase's own expressions) and
-        the vessel entry on the device (kernels/systemic.cu)."""
-        from ..errors import CapacityError
-        from ..model.systemic import systemic_phase
-
+        """systemic.systemic_phase on the device.  The pools are per-replicate float64 on the host
+        (systemic_host_pre, regional_csf, systemic_host_post: the NumPy phase's own expressions,
+        reading back only (R,) arrays); the intratumoral placement (dose steps) and the regional
+        face entry (dose and infusion steps) by kernels/entry.cu, the vessel entry by
+        kernels/systemic.cu; entrants appended in the NumPy order (intratumoral or regional
+        first, then vessels, each in voxel order)."""
         cp, d = self.cp, self.d
         sp = self._host.systemic_params
         step = self.step_index
-        dose = sp.dose_steps.get(step, 0.0)
-        infusing = sp.route == "regional" and any(s0 <= step < s0 + sp.infusion_steps
-                                                  for s0 in sp.dose_steps)
-        if (sp.route != "intravenous" and dose > 0) or infusing:
-            return self._host_phase(systemic_phase, sp)
-        R, C = d["t_state"].shape
+        R = len(self.replicates)
         n = d["kind"].size
         V = self.nvox
+        seed, stp = np.uint32(self.seed), np.uint32(step)
         blood = d["blood"].get()
         csf = d["csf"].get()
-        if sp.route == "intravenous":
-            blood += dose
+        n_inject, lam_face = systemic_host_pre(sp, step, blood, csf)
+        entered_first = np.zeros(R, dtype=np.int64)
+        if n_inject > 0 or lam_face > 0:
+            emod = module("entry.cu")
+            occ = self._occ()
+            enter = cp.zeros(n, cp.uint8)
+            counts = cp.zeros(R, cp.uint64)
+            if n_inject > 0:
+                order, shell = self._inject_shells()
+                emod.get_function("inject_select_kernel")(
+                    _grid(R), (THREADS,), (np.int32(R), np.int64(V), seed, stp, self._reps,
+                                           np.int64(n_inject), np.int32(shell.size - 1), order, shell,
+                                           occ, cp.empty(n, cp.uint32), enter, counts))
+            else:
+                face = self._face()
+                F = int(face.size)
+                nfree = cp.zeros(R, cp.uint64)
+                emod.get_function("regional_free_kernel")(
+                    _grid(R * F), (THREADS,), (np.int32(R), np.int32(F), np.int64(V), face, occ, nfree))
+                emod.get_function("regional_decide_kernel")(
+                    _grid(R * F), (THREADS,), (np.int32(R), np.int32(F), np.int64(V), seed, stp,
+                                               self._reps, np.float64(lam_face), face, occ, nfree,
+                                               enter, counts))
+            entered_first = counts.get().astype(np.int64)
+            self._append_entrants(enter, entered_first)
+            if lam_face > 0:
+                regional_csf(sp, csf, entered_first)
+        # intravenous extravasation from the blood pool (every route)
         lam = blood * sp.homing_per_step * sp.domain_share  # float64 (R,)
-        occ = cp.full(n, -1, cp.int32)
-        module("car_t_move.cu").get_function("car_t_move_occ")(
-            _grid(R * C), (THREADS,), self._geo() + (d["t_count"], d["t_pos"], occ))
+        occ = self._occ()
         mod = module("systemic.cu")
         w = cp.empty(n, cp.int64)
         wsum = cp.zeros(R, cp.uint64)
@@ -343,27 +362,52 @@ class CupySimulation:
         enter = cp.empty(n, cp.uint8)
         counts = cp.zeros(R, cp.uint64)
         mod.get_function("extravasation_decide_kernel")(
-            _grid(n), (THREADS,), self._geo(False) + (np.uint32(self.seed), np.uint32(step), self._reps,
-                                                      cp.asarray(scale), w, enter, counts))
+            _grid(n), (THREADS,), self._geo(False) + (seed, stp, self._reps, cp.asarray(scale), w,
+                                                      enter, counts))
         entered = counts.get().astype(np.int64)
-        new = d["t_count"].get().astype(np.int64) + entered
-        if new.max(initial=0) > C:
-            worst = int(np.argmax(new))
-            raise CapacityError(
-                f"replicate {int(self.replicates[worst])} needs {int(new[worst])} CAR-T slots but "
-                f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
-        overflow = cp.zeros(R, cp.int32)
-        mod.get_function("extravasation_append_kernel")(
-            _grid(R), (THREADS,), (np.int32(R), np.int64(V), np.int32(C), np.int32(sp.max_divisions),
-                                   d["t_count"], *[d[f] for f in TABLE_FIELDS], enter, overflow))
-        blood -= entered
-        blood -= blood * sp.homing_per_step
-        blood *= sp.clearance_factor
-        np.maximum(blood, 0.0, out=blood)
-        csf *= sp.clearance_factor
+        self._append_entrants(enter, entered)
+        systemic_host_post(sp, blood, csf, entered)
         d["blood"], d["csf"] = cp.asarray(blood), cp.asarray(csf)
         self._host_view = None
-        return {"car_t_entered": entered + np.zeros(R, dtype=np.int64)}
+        return {"car_t_entered": entered + entered_first}
+
+    def _occ(self):
+        """int32 (R * V): slot of the CAR-T cell in each voxel or -1 (car_t_move_occ)."""
+        cp, d = self.cp, self.d
+        R, C = d["t_state"].shape
+        occ = cp.full(d["kind"].size, -1, cp.int32)
+        module("car_t_move.cu").get_function("car_t_move_occ")(
+            _grid(R * C), (THREADS,), self._geo() + (d["t_count"], d["t_pos"], occ))
+        return occ
+
+    def _append_entrants(self, enter, entered: np.ndarray) -> None:
+        """Appends the cells marked in ``enter`` (uint8 (R * V)) after the live cells, in voxel
+        order (extravasation_append_kernel); ``entered`` (host (R,)) their counts, checked against
+        the capacity first: CapacityError as the NumPy phase, nothing appended."""
+        cp, d = self.cp, self.d
+        R, C = d["t_state"].shape
+        if not entered.any():
+            return
+        check_capacity(self.replicates, d["t_count"].get(), entered, C)
+        overflow = cp.zeros(R, cp.int32)
+        module("systemic.cu").get_function("extravasation_append_kernel")(
+            _grid(R), (THREADS,), (np.int32(R), np.int64(self.nvox), np.int32(C),
+                                   np.int32(self._host.systemic_params.max_divisions), d["t_count"],
+                                   *[d[f] for f in TABLE_FIELDS], enter, overflow))
+        self._host_view = None
+
+    def _inject_shells(self):
+        """Device (order, shell) of inject_shells for the scenario's injection sites (cached)."""
+        if getattr(self, "_shells", None) is None:
+            order, shell = inject_shells(self._host.systemic_params.site_d2)
+            self._shells = (self.cp.asarray(order), self.cp.asarray(shell))
+        return self._shells
+
+    def _face(self):
+        """Device int32 voxel indices of the regional face (cached)."""
+        if getattr(self, "_face_dev", None) is None:
+            self._face_dev = self.cp.asarray(self._host.systemic_params.face_voxels.astype(np.int32))
+        return self._face_dev
 
     def _geo(self, with_c: bool = True) -> tuple:
         R = len(self.replicates)
@@ -464,10 +508,13 @@ class CupySimulation:
         counts = cp.zeros((R, len(CART_COUNTS)), cp.uint64)
         g = _grid(RC)
         mv.get_function("car_t_move_occ")(g, (THREADS,), geo + (d["t_count"], d["t_pos"], occ))
-        fn("car_t_engage_claim")(g, (THREADS,), geo + (seed, step, self._reps, d["t_count"], *table,
-                                                       d["kind"], d["antigen_a"], d["antigen_b"],
-                                                       self._rec, self._claims, tgt, stim, killed, pd_seen))
-        engaged_any = bool((tgt >= 0).any())  # the NumPy phase reports engagements only then
+        fn("car_t_engage_claim")(g, (THREADS,), geo + (k, seed, step, self._reps, d["t_count"], *table,
+                                                       d["kind"], d["antigen_a"], d["antigen_b"], d["pdl1"],
+                                                       self._rec, self._claims, tgt, stim, killed, pd_seen,
+                                                       counts))
+        # the NumPy phase reports engagements (and memory reactivations) only when some effector
+        # or memory cell had a candidate target, i.e. set tgt
+        engaged_any = bool((tgt >= 0).any())
         fn("car_t_engage_resolve")(g, (THREADS,), geo + (k, seed, step, self._reps, d["t_count"], *table,
                                                          d["kind"], d["antigen_a"], d["antigen_b"], d["o2"],
                                                          d["glucose"], d["tgfb"], d["il12"], d["pdl1"],
@@ -510,8 +557,11 @@ class CupySimulation:
         self._host_view = None
         c = counts.astype(cp.int64).get()
         ev = {"car_t_deaths": c[:, 4], "car_t_births": c[:, 5]}
+        if ctp.p_mem > 0:
+            ev["memory_conversions"] = c[:, 6]
         if engaged_any:
-            ev.update(kills_tumour=c[:, 0], kills_healthy=c[:, 1], engagements=c[:, 2])
+            ev.update(kills_tumour=c[:, 0], kills_healthy=c[:, 1], engagements=c[:, 2],
+                      memory_reactivations=c[:, 7])
             if ctp.trog256 and c[:, 3].any():
                 ev["trogocytosis"] = c[:, 3]
         return ev
@@ -533,7 +583,8 @@ class CupySimulation:
         nt = R * Z * Y * ((X + 1) // 2)
         geo = (np.int32(R), np.int32(Z), np.int32(Y), np.int32(X),
                np.int32(fs.boundary == "dirichlet"), np.float32(fs.boundary_value),
-               np.float32(fs._dh), np.float32(fs._omega))
+               np.float32(fs._dh), np.float32(fs._omega), np.int32(fs.floor is not None),
+               np.float32(0.0 if fs.floor is None else fs.floor))
         done = fs.max_iter == 0
         while not done:
             for _ in range(SWEEPS_PER_POLL):
@@ -587,3 +638,84 @@ class CupySimulation:
     @property
     def time_days(self) -> float:
         return self.step_index * self.dt_min / 1440.0
+
+
+# --- systemic phase: host parts of the device step (per-replicate float64, the NumPy phase's own
+# expressions in its order; tests/test_kernels_entry.py checks them bitwise against
+# systemic.systemic_phase together with the kernels of entry.cu and systemic.cu) ----------------
+def systemic_host_pre(sp, step: int, blood: np.ndarray, csf: np.ndarray) -> tuple[int, float]:
+    """The doses due at ``step`` into the blood and CSF pools (in place), as systemic_phase.
+    Returns ``(n_inject, lam_face)``: the cells the intratumoral placement puts into the domain
+    (0 unless an intratumoral dose is due) and the cells the regional face receives this step
+    (0.0 outside a regional infusion)."""
+    dose = sp.dose_steps.get(step, 0.0)
+    n_inject, lam_face = 0, 0.0
+    if sp.route == "intravenous":
+        blood += dose
+    elif sp.route == "intratumoral":
+        if dose > 0:
+            blood += dose * sp.leak
+            n_inject = int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
+    else:  # regional
+        if dose > 0:
+            blood += dose * sp.regional_bf
+            csf += dose * (1.0 - sp.regional_bf)
+        for s0, dd in sp.dose_steps.items():
+            if s0 <= step < s0 + sp.infusion_steps:
+                lam_face += dd * (1.0 - sp.regional_bf) * sp.face_share / sp.infusion_steps
+    return n_inject, lam_face
+
+
+def regional_csf(sp, csf: np.ndarray, entered: np.ndarray) -> None:
+    """The CSF pool loses the face entrants scaled to the whole surface (in place)."""
+    if sp.face_share > 0:
+        csf -= entered / sp.face_share
+        np.maximum(csf, 0.0, out=csf)
+
+
+def systemic_host_post(sp, blood: np.ndarray, csf: np.ndarray, entered: np.ndarray) -> None:
+    """After the vessel entry: homing, clearance (floor 0) and the CSF decay (in place)."""
+    blood -= entered
+    blood -= blood * sp.homing_per_step
+    blood *= sp.clearance_factor
+    np.maximum(blood, 0.0, out=blood)
+    csf *= sp.clearance_factor
+
+
+def inject_shells(site_d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, shell)`` of kernels/entry_logic.cuh inject_select: the voxels sorted by (squared
+    distance to the nearest site, voxel) as int32, and the int32 starts of the runs of equal
+    distance in that order, ending with V."""
+    order = np.argsort(site_d2, kind="stable")
+    d = site_d2[order]
+    starts = np.flatnonzero(np.concatenate(([True], d[1:] != d[:-1])))
+    return order.astype(np.int32), np.concatenate((starts, [d.size])).astype(np.int32)
+
+
+def check_capacity(replicates: np.ndarray, t_count: np.ndarray, entered: np.ndarray, C: int) -> None:
+    """CapacityError, worded as systemic._append's, when appending ``entered`` cells would exceed
+    the table's C slots in some replicate (checked before the append kernel runs)."""
+    from ..errors import CapacityError
+
+    new = np.asarray(t_count, np.int64) + np.asarray(entered, np.int64)
+    if new.max(initial=0) > C:
+        worst = int(np.argmax(new))
+        raise CapacityError(
+            f"replicate {int(replicates[worst])} needs {int(new[worst])} CAR-T slots but "
+            f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
+
+
+def car_t_tumour_count(xp, kind, t_count, t_pos):
+    """CAR-T cells in or next to a tumour cell's voxel, per replicate (int64 (R,)): the engine's
+    ``Simulation._car_t_tumour`` (a live cell counts when its voxel or one of its Moore neighbours
+    inside the domain holds a tumour cell), as array operations of ``xp`` (CuPy on the device,
+    NumPy in the tests): the tumour mask dilated by one voxel (engine._dilate, Chebyshev radius 1
+    = the Moore neighbourhood, z left out in 2D) read at the live cells' positions."""
+    from ..engine import _dilate
+    from ..model.lattice import Kind
+
+    R, C = t_pos.shape
+    near = _dilate(kind == int(Kind.TUMOUR), 1).reshape(R, -1)
+    live = xp.arange(C)[None, :] < t_count[:, None]
+    pos = xp.where(live, t_pos, 0)
+    return (near[xp.arange(R)[:, None], pos] & live).sum(axis=1).astype(xp.int64)

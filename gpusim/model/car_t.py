@@ -14,11 +14,19 @@ Sub-phases, each reading the state as it was when it began:
    with the kill probability ``p_kill × S × f_pdl1 × boost`` (capped at 1).  A recognised tumour
    cell that is not killed loses a fraction of its antigen levels (trogocytosis):
    ``level − ((level × f256) >> 8)``, at least 1, integer arithmetic, ``f256 =
-   round(256 × trogocytosis_fraction)``;
+   round(256 × trogocytosis_fraction)``.
+   Memory cells (TState.MEMORY) pick a candidate exactly like effectors (word 0) but take no part
+   in the claims and never kill: a memory cell recognises its candidate iff word 2 < its
+   recognition threshold and then reactivates iff word 3 < threshold(p_react): it becomes an
+   effector, stimulated this step (t_eng 1, t_act = activation_steps, exhaustion as an engaged
+   cell with the target's PD-L1) without killing;
 2. exhaustion: + per kill; + per step engaged × target PD-L1 × (1 − blockade); − recovery when not
-   stimulated; + under hypoxia; + TGF-β (``exh_tgfb × T/(T + K)``); e >= 1 exhausts;
-3. fate: death (base, exhausted, starving) and division of activated effectors (probability
-   ``p_division(step) × S``) into a free neighbour (claims); then compaction;
+   stimulated; + under hypoxia; + TGF-β (``exh_tgfb × T/(T + K)``), for every cell; e >= 1
+   exhausts an effector (memory cells keep their state);
+3. fate: death (rows effector / exhausted / memory, starving or not), then conversion of an
+   effector that was not stimulated this step into a memory cell (probability p_mem, t_act set
+   to 0), then division of activated effectors (probability ``p_division(step) × S``) into a
+   free neighbour (claims); then compaction;
 4. migration: ``n_sub`` sub-moves, each: move with probability p_move; direction kept with
    probability ``persistence``, else up the chemokine gradient with probability
    ``chemotaxis_bias`` (when a neighbour has more chemokine than the cell's voxel), else uniform
@@ -40,7 +48,11 @@ Step-dependent host constants (float64 on the host, rounded once to float32): an
 ``max_fraction × min(1, Σ_doses 2^(−(t − t_d)/half-life))`` and the division probability, which is
 raised by lymphodepletion within its window.  Costimulation (CD28 vs 4-1BB) and generation (5th:
 IL-2Rβ) multiply the rates before ``1 − exp(−rate dt)`` on the host, so they cost nothing per cell.
-RNG: CAR_T_ENGAGE, CAR_T_FATE, CAR_T_MOVE as listed above; no new draws.
+RNG: CAR_T_ENGAGE (slot, draw 0) words 0 candidate, 1 claim priority, 2 recognition, 3 kill or
+reactivation; CAR_T_FATE (slot, draw 0) words 0 death, 1 division, 2 neighbour, 3 claim priority;
+CAR_T_FATE (slot, draw 1) word 0 memory conversion (drawn only when p_mem > 0); CAR_T_MOVE
+(slot, draws 2m and 2m + 1 of sub-move m).  Memory cells migrate like the others and neither
+kill, divide nor secrete (t_act 0, t_eng 0 unless reactivated).
 """
 
 from __future__ import annotations
@@ -109,7 +121,9 @@ class CarTParams:
     p_division: np.float32
     max_divisions: int
     daughter_exh: np.float32
-    p_death: np.ndarray  # (2 exhausted?, 2 starving?) float32
+    p_death: np.ndarray  # (3 phenotype rows: effector, exhausted, memory; 2 starving?) float32
+    p_mem: np.float32  # per step: an unstimulated effector becomes a memory cell
+    p_react: np.float32  # a memory cell that recognises its candidate target reactivates
     starvation_glucose: np.float32
     n_sub: int
     p_move: np.float32
@@ -132,8 +146,10 @@ class CarTParams:
         life = sc["car_t.lifespan_days"] * 1440.0 * life_m
         mult = sc["car_t.exhausted_death_multiplier"]
         starve = sc["car_t.starvation_death_rate_per_min"]
+        mu = sc["car_t.memory_death_rate_per_day"] / 1440.0
         rates = np.array([[1.0 / life, 1.0 / life + starve],
-                          [mult / life, mult / life + starve]])
+                          [mult / life, mult / life + starve],
+                          [mu, mu + starve]])  # per min; rows = _death_row
         step_um = sc["car_t.speed_um_per_min"] * dt / sc["domain.voxel_um"]
         n_sub = max(1, math.ceil(step_um))
         return cls(
@@ -170,6 +186,8 @@ class CarTParams:
             max_divisions=int(sc["car_t.max_divisions"]),
             daughter_exh=F32(sc["car_t.daughter_exhaustion_fraction"]),
             p_death=(-np.expm1(-rates * dt)).astype(F32),
+            p_mem=F32(-np.expm1(-sc["car_t.memory_conversion_rate_per_day"] / 1440.0 * dt)),
+            p_react=F32(sc["car_t.memory_reactivation_probability"]),
             starvation_glucose=F32(sc["car_t.starvation_glucose_mM"]),
             n_sub=n_sub,
             p_move=F32(step_um / n_sub),
@@ -253,7 +271,7 @@ def _engage(st, cp, seed, step, r, slot, a, events):
     stimulated = np.zeros(n, dtype=bool)
     killed = np.zeros(n, dtype=bool)
     pd_seen = np.zeros(n, dtype=F32)
-    act = np.flatnonzero(a["t_state"] == TState.EFFECTOR)
+    act = np.flatnonzero((a["t_state"] == TState.EFFECTOR) | (a["t_state"] == TState.MEMORY))
     if act.size == 0:
         return stimulated, killed, pd_seen
     ra, pos = r[act], a["t_pos"][act].astype(np.int64)
@@ -273,11 +291,14 @@ def _engage(st, cp, seed, step, r, slot, a, events):
     col = np.argmax(cand[has] & (rank == choice[:, None]), axis=1)
     tv = cand_v[has, col]
     rh = ra[has]
-    key = (b[:, 1].astype(np.uint64) << SHIFT) | slot[act[has]].astype(np.uint64)
-    gidx = rh.astype(np.int64) * V + tv
-    win = resolve_claims(gidx, key)
-    recog = win & (b[:, 2].astype(np.uint64) < thr[has, col])
     who = act[has]
+    mem = a["t_state"][who] == TState.MEMORY  # memory cells pick a candidate but do not claim
+    seen = b[:, 2].astype(np.uint64) < thr[has, col]  # recognition (lattice at the phase start)
+    key = (b[:, 1].astype(np.uint64) << SHIFT) | slot[who].astype(np.uint64)
+    gidx = rh.astype(np.int64) * V + tv
+    win = np.zeros(has.size, dtype=bool)
+    win[~mem] = resolve_claims(gidx[~mem], key[~mem])
+    recog = win & seen
     pos_h = pos[has]
     s_fac, _ = suppression(cp, st.tgfb.reshape(R, V)[rh, pos_h], st.il12.reshape(R, V)[rh, pos_h],
                            st.o2.reshape(R, V)[rh, pos_h], st.glucose.reshape(R, V)[rh, pos_h])
@@ -288,9 +309,14 @@ def _engage(st, cp, seed, step, r, slot, a, events):
     f_pd = F32(1) - inhib * pd
     p = np.minimum(((cp.p_kill * s_fac) * f_pd) * boost, F32(1)).astype(F32)
     kill = recog & rng.below(b[:, 3], p)
-    stimulated[who[recog]] = True
+    # a memory cell that recognises its candidate reactivates (becomes an effector, stimulated,
+    # no kill this step) with probability p_react, word 3
+    react = mem & seen & rng.below(b[:, 3], cp.p_react)
+    a["t_state"][who[react]] = TState.EFFECTOR
+    stim = recog | react
+    stimulated[who[stim]] = True
     killed[who[kill]] = True
-    pd_seen[who[recog]] = pd[recog]
+    pd_seen[who[stim]] = pd[stim]
     kr, kv = rh[kill], tv[kill]
     was_tumour = kind[kr, kv] == Kind.TUMOUR
     kind[kr, kv] = Kind.APOPTOTIC
@@ -306,6 +332,8 @@ def _engage(st, cp, seed, step, r, slot, a, events):
     events["kills_tumour"] = events.get("kills_tumour", 0) + np.bincount(kr[was_tumour], minlength=R)
     events["kills_healthy"] = events.get("kills_healthy", 0) + np.bincount(kr[~was_tumour], minlength=R)
     events["engagements"] = events.get("engagements", 0) + np.bincount(rh[recog], minlength=R)
+    events["memory_reactivations"] = (events.get("memory_reactivations", 0)
+                                      + np.bincount(rh[react], minlength=R))
     return stimulated, killed, pd_seen
 
 
@@ -335,17 +363,33 @@ def _exhaustion(st, cp, step, r, a, stimulated, killed, pd_seen):
     a["t_eng"] = stimulated.astype(np.uint8)
 
 
+def _death_row(state: np.ndarray) -> np.ndarray:
+    """Row of ``CarTParams.p_death`` per cell: 0 effector, 1 exhausted, 2 memory."""
+    return np.where(state == TState.EXHAUSTED, 1, np.where(state == TState.MEMORY, 2, 0))
+
+
 def _fate(st, cp, seed, step, r, slot, a, occ, events):
-    """Death and division; returns the new flat agent list (r, a) with births appended."""
+    """Death, memory conversion and division; returns the new flat agent list (r, a) with births
+    appended.  Death: CAR_T_FATE block (slot, draw 0) word 0 < p_death[row, starving]; then an
+    effector that survived and was not stimulated this step (t_eng 0) becomes a memory cell
+    (t_act 0, no division this step) iff CAR_T_FATE block (slot, draw 1) word 0 < p_mem (drawn
+    only when p_mem > 0); then division (words 1-3 of draw 0) of activated effectors."""
     R = st.kind.shape[0]
     V = st.nvox
     shape = st.kind.shape[1:]
     n = r.size
     b = rng.blocks(seed, st.replicates[r], step, Stream.CAR_T_FATE, slot)
     glu = st.glucose.reshape(R, V)[r, a["t_pos"]]
-    ex = (a["t_state"] == TState.EXHAUSTED).astype(np.int64)
     starving = (glu < cp.starvation_glucose).astype(np.int64)
-    died = rng.below(b[:, 0], cp.p_death[ex, starving])
+    died = rng.below(b[:, 0], cp.p_death[_death_row(a["t_state"]), starving])
+    if cp.p_mem > 0:
+        c = np.flatnonzero(~died & (a["t_state"] == TState.EFFECTOR) & (a["t_eng"] == 0))
+        b1 = rng.blocks(seed, st.replicates[r[c]], step, Stream.CAR_T_FATE, slot[c], draw=1)
+        conv = c[rng.below(b1[:, 0], cp.p_mem)]
+        a["t_state"][conv] = TState.MEMORY
+        a["t_act"][conv] = 0
+        events["memory_conversions"] = (events.get("memory_conversions", 0)
+                                        + np.bincount(r[conv], minlength=R))
     pos0 = a["t_pos"]
     s_fac, _ = suppression(cp, st.tgfb.reshape(R, V)[r, pos0], st.il12.reshape(R, V)[r, pos0],
                            st.o2.reshape(R, V)[r, pos0], glu)

@@ -9,6 +9,14 @@ and the source ``s`` is zero except for secretion; vessel voxels are held at the
 (oxygen, glucose only).  All sums below are float32, in the order written; the backward-Euler
 step adds ``1/dt`` to the sink and ``c_old/dt`` to the source (``s = secretion + c_old * inv_dt``).
 
+* oxygen: besides the first-order uptake, an optional zero-order consumption ``q(kind)``
+  (mmHg/min; tumour, and healthy for healthy cells and fibroblasts) enters as the source
+  ``s = -q(kind)`` (the LUT ``o2_src = 0 - q``, float32).  When some ``q > 0`` the oxygen solver
+  is projected SOR with floor 0 (:class:`~gpusim.model.fields.FieldSolver` ``floor=0.0``): the
+  discrete obstacle problem ``O2 >= 0``, consumption only where oxygen is left (Greenspan's
+  necrotic core, MODEL.md section 3).  With every ``q == 0`` (the default) the source is the zero
+  array and there is no floor: bitwise the first-order-only solve.
+
 * chemokine: tumour cells secrete ``q = sec × (1 + boost × (I/(I + K_I)))`` towards saturation 1
   (PhysiCell's ``q (1 − c)``), so a tumour voxel has ``a = (decay + inv_dt) + q`` and
   ``s = q + c_old × inv_dt``; ``I`` is the IFN-γ of the previous step, ``K_I`` =
@@ -44,12 +52,24 @@ class FieldsPhase:
         self.dt = F32(sc["run.dt_min"])
         self.inv_dt = F32(1.0 / sc["run.dt_min"])
 
-        def solver(name: str, boundary_value: float, scale: float) -> FieldSolver:
+        # zero-order oxygen consumption (mmHg/min) by kind, as a source s = -consumption (0 - q in
+        # float32: +0.0 where q is 0); the oxygen solve is projected onto O2 >= 0 only when some
+        # consumption is on, so that runs without it stay bitwise plain SOR
+        cons = np.zeros(N_KINDS, dtype=F32)
+        cons[Kind.TUMOUR] = F32(sc["oxygen.consumption_tumour_mmHg_per_min"])
+        cons[Kind.HEALTHY] = F32(sc["oxygen.consumption_healthy_mmHg_per_min"])
+        cons[Kind.FIBROBLAST] = F32(sc["oxygen.consumption_healthy_mmHg_per_min"])
+        self.o2_src = (F32(0) - cons).astype(F32)
+        self.o2_floor_on = bool((cons > 0).any())
+
+        def solver(name: str, boundary_value: float, scale: float, floor=None) -> FieldSolver:
             return FieldSolver(shape, diffusion_um2_per_min=sc[f"{name}.diffusion_um2_per_min"],
                                voxel_um=sc["domain.voxel_um"], boundary=sc[f"{name}.boundary"],
-                               boundary_value=boundary_value, omega=om, tol=tol * scale)
+                               boundary_value=boundary_value, omega=om, tol=tol * scale,
+                               floor=floor)
 
-        self.o2 = solver("oxygen", sc["oxygen.boundary_mmHg"], sc["oxygen.vessel_mmHg"] or 1.0)
+        self.o2 = solver("oxygen", sc["oxygen.boundary_mmHg"], sc["oxygen.vessel_mmHg"] or 1.0,
+                         0.0 if self.o2_floor_on else None)
         self.glucose = solver("glucose", sc["glucose.boundary_mM"], sc["glucose.vessel_mM"] or 1.0)
         self.chemokine = solver("chemokine", 0.0, 1.0)
         self.o2_vessel = F32(sc["oxygen.vessel_mmHg"])
@@ -117,7 +137,8 @@ class FieldsPhase:
         zero = np.zeros(st.kind.shape, dtype=F32)
         a = self.o2_sink[st.kind]
         a = np.where(tcell, a + self.o2_t, a).astype(F32)
-        self.iterations["oxygen"] = self.o2.solve(st.o2, a, zero, vessel, self.o2_vessel)
+        s = self.o2_src[st.kind] if self.o2_floor_on else zero
+        self.iterations["oxygen"] = self.o2.solve(st.o2, a, s, vessel, self.o2_vessel)
         a = self.glucose_sink[st.kind]
         a = np.where(tcell, a + self.glucose_t, a).astype(F32)
         self.iterations["glucose"] = self.glucose.solve(st.glucose, a, zero, vessel, self.glucose_vessel)

@@ -41,8 +41,18 @@ the colour-0 values just written. For each voxel of the colour that is not fixed
     t   = gs - c
     t   = omega * t
     cn  = c + t                        # the new value (omega == 1 is plain Gauss-Seidel)
+    if cn < floor: cn = floor          # only with a floor (projected SOR), see below
     change = |cn - c|
     c   = cn
+
+Floor (optional, ``floor=`` of the constructor; oxygen with zero-order consumption): the sweep is
+*projected* SOR for the discrete obstacle problem ``c >= floor``: right after ``cn = c + t`` the
+new value is raised to ``float32(floor)`` if it lies below it: ``if cn < floor: cn = floor``
+(exactly this comparison: a NaN stays NaN, and ``-0.0`` stays ``-0.0`` at a floor of 0). At
+convergence a voxel either satisfies the equation above or sits at the floor with
+``gs <= floor`` (the sink and source there would drive it below the floor: zero-order
+consumption stops where the oxygen is exhausted). Without a floor (``floor=None``, the default) the operation is absent and results are
+bitwise those of plain SOR.
 
 Fixed voxels are never written (their change is 0). After every sweep, per replicate,
 ``max_change = max over the replicate's voxels of change`` (a max is exact, so its order does not
@@ -91,7 +101,8 @@ class FieldSolver:
 
     def __init__(self, shape, *, diffusion_um2_per_min: float, voxel_um: float,
                  boundary: str = "neumann", boundary_value: float = 0.0,
-                 omega: float = 1.5, tol: float = 1e-4, max_iter: int = 10_000):
+                 omega: float = 1.5, tol: float = 1e-4, max_iter: int = 10_000,
+                 floor: float | None = None):
         shape = tuple(int(v) for v in shape)
         if len(shape) != 4 or min(shape) < 1:
             raise ValueError(f"shape must be (R, Z, Y, X) with every extent >= 1, got {shape}")
@@ -107,6 +118,8 @@ class FieldSolver:
             raise ValueError(f"boundary_value must be finite, got {boundary_value}")
         if int(max_iter) < 0:
             raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+        if floor is not None and not np.isfinite(floor):
+            raise ValueError(f"floor must be None or finite, got {floor}")
 
         self.shape = shape
         self.boundary = boundary
@@ -116,6 +129,8 @@ class FieldSolver:
         self.max_iter = int(max_iter)
         self.diffusion_um2_per_min = float(diffusion_um2_per_min)
         self.voxel_um = float(voxel_um)
+        self.floor = None if floor is None else float(floor)
+        self._floor = None if floor is None else _F32(floor)
 
         R, Z, Y, X = shape
         self.three_d = Z > 1
@@ -196,6 +211,7 @@ class FieldSolver:
         self._hold = {p: np.ones(R * B, dtype=bool) for p in active}
         self._acc = np.empty(R * B, dtype=_F32)
         self._chg = np.empty(R * B, dtype=_F32)
+        self._below = np.empty(R * B if floor is not None else 0, dtype=bool)
         self._red = np.empty(R, dtype=_F32)
         self._maxchg = np.empty(R, dtype=_F32)
         self._views = None
@@ -224,12 +240,13 @@ class FieldSolver:
                 ghosts.append((self._blocks(self._c[pd], n, True)[tuple(dst)],
                                self._blocks(self._c[ps], n, True)[tuple(src)]))
         self._views = (subs, ghosts, self._acc[:size], self._chg[:size],
-                       self._chg[:size].reshape(n, self._B), self._red[:n], self._maxchg[:n])
+                       self._chg[:size].reshape(n, self._B), self._red[:n], self._maxchg[:n],
+                       self._below[:size])
 
     def _sweep(self) -> np.ndarray:
         """One red-black sweep over the active replicates; returns their max change."""
-        subs, ghosts, acc, chg, chg2, red, maxchg = self._views
-        dh, omega = self._dh, self._omega
+        subs, ghosts, acc, chg, chg2, red, maxchg, below = self._views
+        dh, omega, floor = self._dh, self._omega, self._floor
         for dst, src in ghosts:
             np.copyto(dst, src)
         maxchg.fill(0)
@@ -243,6 +260,9 @@ class FieldSolver:
             np.subtract(acc, c, out=acc)
             np.multiply(omega, acc, out=acc)
             np.add(c, acc, out=acc)             # c_new
+            if floor is not None:               # projected SOR: c_new < floor -> floor
+                np.less(acc, floor, out=below)
+                np.copyto(acc, floor, where=below)
             acc[held] = c[held]                 # ghosts and fixed voxels keep their value
             np.subtract(acc, c, out=chg)
             np.abs(chg, out=chg)

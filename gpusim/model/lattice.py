@@ -30,6 +30,7 @@ class TState(IntEnum):
     NONE = 0  #: empty slot
     EFFECTOR = 1
     EXHAUSTED = 2
+    MEMORY = 3  #: memory phenotype: no killing or division; reactivated by a recognised target
 
 
 #: antigen level = stored uint8 / ANTIGEN_SCALE (0 = antigen-negative; 255 -> 2.55)

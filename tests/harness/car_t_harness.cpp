@@ -7,7 +7,8 @@
 //        i32 t_count[R]; table (R*C each): u8 state, i32 pos, f32 exh, u8 div, i32 kills, i8 dir,
 //        i16 act, u8 eng; lattice (R*V each): u8 kind, antigen_a, antigen_b; f32 o2, glucose,
 //        tgfb, il12, pdl1, ecm, chemokine
-// stdout: i32 t_count[R]; the table as above; u8 kind, antigen_a, antigen_b; u64 counts[R*6]
+// stdout: i32 t_count[R]; the table as above; u8 kind, antigen_a, antigen_b;
+//         u64 counts[R*CART_NCOUNT] (CarTCount order = cupy_backend.CART_COUNTS)
 // exit 5: capacity overflow (CapacityError in the engine)
 #include "../../kernels/car_t_logic.cuh"
 #include "../../kernels/car_t_move_logic.cuh"
@@ -29,14 +30,7 @@ int main() {
     auto reps = read_array<u32>(R);
     auto rec = read_array<u64>(65536);
     auto count = read_array<i32>(R);
-    auto state = read_array<u8>(RC);
-    auto pos = read_array<i32>(RC);
-    auto exh = read_array<float>(RC);
-    auto div = read_array<u8>(RC);
-    auto kills = read_array<i32>(RC);
-    auto dir = read_array<i8>(RC);
-    auto act = read_array<i16>(RC);
-    auto eng = read_array<u8>(RC);
+    HostTable table = HostTable::read(RC);
     auto kind = read_array<u8>(n);
     auto aa = read_array<u8>(n);
     auto ab = read_array<u8>(n);
@@ -47,19 +41,18 @@ int main() {
     auto pdl1 = read_array<float>(n);
     auto ecm = read_array<float>(n);
     auto chem = read_array<float>(n);
-    AgentTable t{state.data(), pos.data(), exh.data(), div.data(), kills.data(), dir.data(), act.data(), eng.data()};
-    std::vector<u8> state2(RC), div2(RC), eng2(RC), stim(RC), killed(RC), died(RC), born(RC);
-    std::vector<i32> pos2(RC), kills2(RC), tgt(RC, -1), occ(n, -1);
-    std::vector<float> exh2(RC), pd_seen(RC);
-    std::vector<i8> dir2(RC), dsel(RC);
-    std::vector<i16> act2(RC);
-    AgentTable t2{state2.data(), pos2.data(), exh2.data(), div2.data(), kills2.data(), dir2.data(), act2.data(), eng2.data()};
+    const AgentTable t = table.view<AgentTable>();
+    std::vector<u8> stim(RC), killed(RC), died(RC), born(RC);
+    std::vector<i32> tgt(RC, -1), occ(n, -1);
+    std::vector<float> pd_seen(RC);
+    std::vector<i8> dsel(RC);
     std::vector<u64> claims(n, NO_CLAIM), counts(R * CART_NCOUNT, 0);
     const AgentGeom ag{geo, C};
-    for (i64 i = 0; i < RC; ++i) move_occ(i, ag, count.data(), pos.data(), occ.data());
+    for (i64 i = 0; i < RC; ++i) move_occ(i, ag, count.data(), table.pos.data(), occ.data());
     for (i64 i = 0; i < RC; ++i)
-        engage_claim(i, geo, C, seed, step, reps.data(), count.data(), t, kind.data(), aa.data(), ab.data(),
-                     rec.data(), claims.data(), tgt.data(), stim.data(), killed.data(), pd_seen.data());
+        engage_claim(i, geo, C, p, seed, step, reps.data(), count.data(), t, kind.data(), aa.data(), ab.data(),
+                     pdl1.data(), rec.data(), claims.data(), tgt.data(), stim.data(), killed.data(),
+                     pd_seen.data(), counts.data());
     for (i64 i = 0; i < RC; ++i)
         engage_resolve(i, geo, C, p, seed, step, reps.data(), count.data(), t, kind.data(), aa.data(),
                        ab.data(), o2.data(), glu.data(), tgfb.data(), il12.data(), pdl1.data(), rec.data(),
@@ -75,26 +68,26 @@ int main() {
         fate_resolve(i, geo, C, count.data(), t, claims.data(), tgt.data(), born.data(), counts.data());
     for (i64 i = 0; i < RC; ++i) claim_reset(i, geo, C, count.data(), claims.data(), tgt.data());
     // the second table starts as a copy (entries beyond the old count keep their padding)
-    state2 = state; pos2 = pos; exh2 = exh; div2 = div; kills2 = kills; dir2 = dir; act2 = act; eng2 = eng;
+    HostTable table2 = table;
+    const AgentTable t2 = table2.view<AgentTable>();
     for (i32 r = 0; r < R; ++r)
         if (!compact_row(r, C, p, count.data(), t, t2, died.data(), born.data(), tgt.data())) return 5;
     // migration on the new table
     std::fill(occ.begin(), occ.end(), -1);
     std::fill(tgt.begin(), tgt.end(), -1);
-    for (i64 i = 0; i < RC; ++i) move_occ(i, ag, count.data(), pos2.data(), occ.data());
+    for (i64 i = 0; i < RC; ++i) move_occ(i, ag, count.data(), table2.pos.data(), occ.data());
     for (i32 m = 0; m < n_sub; ++m) {
         for (i64 i = 0; i < RC; ++i)
-            move_decide(i, m, ag, mk, seed, step, reps.data(), count.data(), pos2.data(), dir2.data(),
+            move_decide(i, m, ag, mk, seed, step, reps.data(), count.data(), table2.pos.data(), table2.dir.data(),
                         kind.data(), ecm.data(), chem.data(), occ.data(), claims.data(), tgt.data(), dsel.data());
         for (i64 i = 0; i < RC; ++i)
-            move_apply(i, ag, count.data(), pos2.data(), dir2.data(), occ.data(), claims.data(), tgt.data(), dsel.data());
+            move_apply(i, ag, count.data(), table2.pos.data(), table2.dir.data(), occ.data(), claims.data(), tgt.data(), dsel.data());
         for (i64 i = 0; i < RC; ++i) move_reset(i, ag, count.data(), claims.data(), tgt.data());
     }
     for (i64 g = 0; g < n; ++g)
         if (claims[g] != NO_CLAIM) return 4;
     write_array(count);
-    write_array(state2); write_array(pos2); write_array(exh2); write_array(div2);
-    write_array(kills2); write_array(dir2); write_array(act2); write_array(eng2);
+    table2.write();
     write_array(kind); write_array(aa); write_array(ab);
     write_array(counts);
     return 0;

@@ -1,7 +1,7 @@
 // Host harness for kernels/fields_logic.cuh: runs a whole solve the way the CuPy backend
 // launches it (prepare, then colour 0, colour 1, after-sweep until no replicate is active), one
 // "thread" at a time.
-// stdin: i32 R Z Y X dirichlet max_iter; f32 bv dh omega den0 tol fixed_value;
+// stdin: i32 R Z Y X dirichlet max_iter floor_on; f32 bv dh omega den0 tol fixed_value floor;
 //        f32 c[R*V], a[R*V], s[R*V]; u8 fixed[R*V]
 // stdout: f32 c[R*V]; i32 iters[R]
 #include "../../kernels/fields_logic.cuh"
@@ -10,9 +10,9 @@
 using namespace gpusim;
 
 int main() {
-    auto gi = read_array<i32>(6);
-    auto gf = read_array<float>(6);
-    FieldGeom g{gi[0], gi[1], gi[2], gi[3], gi[4], gf[0], gf[1], gf[2]};
+    auto gi = read_array<i32>(7);
+    auto gf = read_array<float>(7);
+    FieldGeom g{gi[0], gi[1], gi[2], gi[3], gi[4], gf[0], gf[1], gf[2], gi[6], gf[6]};
     const i32 max_iter = gi[5];
     const float den0 = gf[3], tol = gf[4], fixed_value = gf[5];
     const i64 n = (i64)g.R * g.Z * g.Y * g.X;

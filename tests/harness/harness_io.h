@@ -39,3 +39,41 @@ T read_struct() {
     std::memcpy(&t, b.data(), n);
     return t;
 }
+
+// The CAR-T agent table as the tests send it (R*C entries each, in the order of the CuPy
+// backend's TABLE_FIELDS): u8 state, i32 pos, f32 exh, u8 div, i32 kills, i8 dir, i16 act, u8 eng.
+// view<AgentTable>() gives the kernels' struct of pointers (kernels/car_t_logic.cuh).
+struct HostTable {
+    std::vector<unsigned char> state;
+    std::vector<int> pos;
+    std::vector<float> exh;
+    std::vector<unsigned char> div;
+    std::vector<int> kills;
+    std::vector<signed char> dir;
+    std::vector<short> act;
+    std::vector<unsigned char> eng;
+
+    static HostTable read(size_t n) {
+        HostTable t;
+        t.state = read_array<unsigned char>(n);
+        t.pos = read_array<int>(n);
+        t.exh = read_array<float>(n);
+        t.div = read_array<unsigned char>(n);
+        t.kills = read_array<int>(n);
+        t.dir = read_array<signed char>(n);
+        t.act = read_array<short>(n);
+        t.eng = read_array<unsigned char>(n);
+        return t;
+    }
+
+    void write() const {
+        write_array(state); write_array(pos); write_array(exh); write_array(div);
+        write_array(kills); write_array(dir); write_array(act); write_array(eng);
+    }
+
+    template <class Table>
+    Table view() {
+        return Table{state.data(), pos.data(), exh.data(), div.data(), kills.data(), dir.data(),
+                     act.data(), eng.data()};
+    }
+};

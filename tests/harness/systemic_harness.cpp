@@ -22,14 +22,7 @@ int main() {
     auto lam = read_array<double>(R);
     auto reps = read_array<u32>(R);
     auto count = read_array<i32>(R);
-    auto state = read_array<u8>(RC);
-    auto pos = read_array<i32>(RC);
-    auto exh = read_array<float>(RC);
-    auto div = read_array<u8>(RC);
-    auto kills = read_array<i32>(RC);
-    auto dir = read_array<i8>(RC);
-    auto act = read_array<i16>(RC);
-    auto eng = read_array<u8>(RC);
+    HostTable table = HostTable::read(RC);
     auto kind = read_array<u8>(n);
     auto chem = read_array<float>(n);
     std::vector<i32> occ(n, -1);
@@ -38,17 +31,16 @@ int main() {
     std::vector<u8> enter(n);
     std::vector<float> scale(R, 0.0f);
     const AgentGeom ag{geo, C};
-    for (i64 i = 0; i < RC; ++i) move_occ(i, ag, count.data(), pos.data(), occ.data());
+    for (i64 i = 0; i < RC; ++i) move_occ(i, ag, count.data(), table.pos.data(), occ.data());
     for (i64 g = 0; g < n; ++g) extravasation_weights(g, weight256, kind.data(), chem.data(), occ.data(), w.data(), wsum.data(), V);
     for (i64 r = 0; r < R; ++r) scale[r] = wsum[r] > 0 ? (float)(lam[r] / (double)wsum[r]) : 0.0f;
     for (i64 g = 0; g < n; ++g)
         extravasation_decide(g, geo, su[0], su[1], reps.data(), scale.data(), w.data(), enter.data(), counts.data());
-    AgentTable t{state.data(), pos.data(), exh.data(), div.data(), kills.data(), dir.data(), act.data(), eng.data()};
+    const AgentTable t = table.view<AgentTable>();
     for (i32 r = 0; r < R; ++r)
         if (!append_row(r, V, C, (u8)gi[5], count.data(), t, enter.data())) return 5;
     write_array(count);
-    write_array(state); write_array(pos); write_array(exh); write_array(div);
-    write_array(kills); write_array(dir); write_array(act); write_array(eng);
+    table.write();
     write_array(counts);
     write_array(wsum);
     return 0;
