@@ -7,19 +7,24 @@ parameter objects, so that a planted error in the engine shows as a failure):
 
 1. ``rng``: Philox4x32-10 known-answer vectors (Random123 ``kat_vectors``); uniformity
    (chi-square) and independence (correlation) across streams, replicates, entities and steps.
-2. ``birth_death``: tumour division and apoptosis only, room to spare: the lattice runs a
-   Galton-Watson process per step; mean, variance, distribution and extinction against its exact
-   law (probability generating function iterated on the unit circle), extinction against the
-   continuous-time limit within the stated discretisation error.
+2. ``birth_death``: tumour division and apoptosis only, room to spare (lineages stirred within
+   their blocks between steps, see ``stir``): a Galton-Watson process per step; mean, variance,
+   distribution and extinction against its exact law (probability generating function iterated
+   on the unit circle), extinction against the continuous-time limit within the stated
+   discretisation error.
 3. ``antigen_loss``: pure birth with antigen loss: P(no antigen-negative cell | N) =
-   (1 - mu)^(N - 1) exactly, loss events given D divisions ~ Binomial(D, mu), and the
-   mutant-count distribution against Luria-Delbrück (Ma-Sandri-Sarkar recursion).
+   (1 - mu)^(N - 1) exactly, loss events given D divisions ~ Binomial(D, mu), the negative-cell
+   count against its exact law (pgf) for one founder and for cultures of 64, and a
+   Luria-Delbrück fluctuation analysis (Ma-Sandri-Sarkar likelihood) recovering m = mu x D.
 4. ``motility``: CAR-T random walk: mean squared displacement, chemotactic drift and the time to
    cross a slab of stroma against exact Markov-chain values of the lattice walk.
 5. ``fields``: steady oxygen in a slab and a spheroid against the exact discrete solution and the
-   analytic profiles; second-order convergence under refinement.
-6. ``well_mixed``: ensemble means of tumour and CAR-T counts against the explicit-Euler solution
-   of the CARTmath ODE (Barros et al. 2021) in the sub-model the engine can realise.
+   analytic profiles (first-order uptake: cosh and sinh(r)/r; zero-order consumption: the
+   discrete obstacle problem and Greenspan's necrotic radius); second-order convergence.
+6. ``well_mixed``: ensemble means of tumour, effector and memory CAR-T counts against the
+   explicit-Euler solution of the CARTmath ODE (Barros et al. 2021): growth, expansion and death
+   alone (exact Galton-Watson means), then with killing, memory conversion, reactivation and
+   memory death in a stirred lattice (against the engine's mean-field map and CARTmath).
 
 False-failure budget: ``ALPHA_SUITE`` = 1e-3 for the whole suite, Bonferroni-split over at most
 ``STAT_CHECKS`` statistical checks: each two-sided z-test uses z = Phi^-1(1 - alpha/2) with
@@ -44,9 +49,9 @@ from .analysis import chi2_sf
 from .errors import GpusimError
 
 ALPHA_SUITE = 1e-3  #: probability that a correct engine fails any check of the full suite
-STAT_CHECKS = 24  #: upper bound on the number of statistical checks in the suite (Bonferroni)
+STAT_CHECKS = 32  #: upper bound on the number of statistical checks in the suite (Bonferroni)
 ALPHA_CHECK = ALPHA_SUITE / STAT_CHECKS
-Z_CHECK = NormalDist().inv_cdf(1.0 - ALPHA_CHECK / 2.0)  # ~ 4.10
+Z_CHECK = NormalDist().inv_cdf(1.0 - ALPHA_CHECK / 2.0)  # ~ 4.17
 Z95 = NormalDist().inv_cdf(0.975)
 TWO32 = rng.TWO32
 F32 = np.float32
@@ -292,43 +297,83 @@ def _per_block(mask: np.ndarray, G: int, s: int) -> np.ndarray:
     return mask.reshape(R, G, s, G, s, G, s).sum(axis=(2, 4, 6)).reshape(-1)
 
 
+#: per-cell lattice arrays: what a tissue cell carries when it is moved
+CELL_ARRAYS = ("kind", "antigen_a", "antigen_b", "antigen_a_base", "antigen_b_base", "pdl1")
+
+
+def stir(st, gen: np.random.Generator, block: int, margin: int = 0) -> None:
+    """The well-mixed limit realised on the lattice: move every tissue cell (with its per-cell
+    arrays, ``CELL_ARRAYS``) to a uniformly random voxel of its own cubic block of edge
+    ``block`` (``block`` = the lattice edge: one block), at least ``margin`` voxels inside the
+    block's faces; all cells of a replicate end on distinct voxels.
+
+    Called between two engine steps, it removes the spatial structure that the non-spatial
+    references lack (clusters of relatives, whose daughters compete for the same free voxels,
+    and cells boxed in by their relatives); the engine's phases still do all the biology.  With
+    ``margin`` >= 1 a cell's daughter lands inside its block, so lineages grown in separate
+    blocks never mix.  ``gen`` is the validation's own generator, not an engine stream."""
+    R = st.kind.shape[0]
+    shape = st.kind.shape[1:]
+    V = st.nvox
+    kind = st.kind.reshape(R, V)
+    r, v = np.nonzero(kind)
+    if r.size == 0:
+        return
+    coords = np.stack(np.unravel_index(v, shape), axis=-1)
+    edge = np.minimum(block, np.array(shape))
+    inner = edge - 2 * margin
+    if (inner < 1).any():
+        raise ValueError(f"block {block} leaves no interior with margin {margin}")
+    base = (coords // edge) * edge + margin
+    new = np.full(r.size, -1, dtype=np.int64)
+    taken = np.zeros(R * V, dtype=bool)
+    todo = np.arange(r.size)
+    while todo.size:  # rejection: redraw the cells whose voxel another cell took
+        c = base[todo] + gen.integers(0, inner, size=(todo.size, 3))
+        g = r[todo] * V + np.ravel_multi_index(tuple(c.T), shape)
+        ok = np.zeros(todo.size, dtype=bool)
+        ok[np.unique(g, return_index=True)[1]] = True
+        ok &= ~taken[g]
+        taken[g[ok]] = True
+        new[todo[ok]] = g[ok] - r[todo[ok]] * V
+        todo = todo[~ok]
+    for k in CELL_ARRAYS:
+        a = getattr(st, k).reshape(R, V)
+        vals = a[r, v].copy()
+        a[r, v] = 0
+        a[r, new] = vals
+
+
 def _run_lineages(tp, seed: int, steps: int, R: int, s: int, batch: int, G: int = 4):
-    """Grow G^3 single-founder lineages per replicate with the engine's tumour phase, R
-    replicates in batches; returns per-lineage cell counts and antigen-A-negative counts, event
-    totals, and the number of cells that reached a block face (a lineage that could have mixed
-    with its neighbour's block; must be 0 for the per-lineage statistics to hold)."""
+    """Grow G^3 single-founder lineages per replicate with the engine's tumour phase, stirred
+    within their blocks after every step (``stir``, margin 1, so lineages never mix), R
+    replicates in batches; returns per-lineage cell counts and antigen-A-negative counts and the
+    event totals."""
     from .model import tumour as tumour_mod
 
-    out = {"N": [], "neg": [], "div": 0, "loss_a": 0, "loss_b": 0, "border": 0}
+    out = {"N": [], "neg": [], "div": 0, "loss_a": 0, "loss_b": 0}
     for first in range(0, R, batch):
         nb = min(batch, R - first)
         st = _lineage_lattice(G, s, nb, first)
+        gen = np.random.default_rng([seed, first, s])
         for k in range(steps):
             ev = {}
             tumour_mod.tumour_phase(st, tp, seed, k, ev)
+            stir(st, gen, s, margin=1)
             for key, name in (("div", "tumour_divisions"), ("loss_a", "antigen_a_loss"),
                               ("loss_b", "antigen_b_loss")):
                 out[key] += int(np.sum(ev.get(name, 0)))
         tum = st.kind == 1
         out["N"].append(_per_block(tum, G, s))
         out["neg"].append(_per_block(tum & (st.antigen_a == 0), G, s))
-        m = tum.reshape(nb, G, s, G, s, G, s)
-        out["border"] += int(m[:, :, [0, -1]].sum() + m[:, :, :, :, [0, -1]].sum()
-                             + m[..., [0, -1]].sum())
     out["N"] = np.concatenate(out["N"])
     out["neg"] = np.concatenate(out["neg"])
     return out
 
 
-def _border_check(border: int, s: int) -> Check:
-    return Check("cells on lineage-block faces (lineages kept apart)", 0, border, 0, "exact",
-                 note=f"each founder grows in its own {s}^3 block; a cell on a face could mix "
-                      "lineages")
-
-
 BD_RATES = {"division": 0.01, "apoptosis": 0.0075}  # 1/min; per step (6 min) ~0.058 and ~0.044
 BD_STEPS = 80
-BD_BLOCK = 24  # block edge; a lineage reaches 9 voxels from its founder about once in 1e5 runs
+BD_BLOCK = 16  # block edge: stirred lineages of up to ~100 cells in a 14^3 interior (density < 4 %)
 
 
 def _tumour_only(overrides: dict):
@@ -387,7 +432,6 @@ def case_birth_death(quick: bool, seed: int) -> CaseResult:
     expct = N * p[:kmax].copy()
     expct[-1] += N * p[kmax:].sum()
     res.checks.append(_chi2_check("distribution of lineage sizes", obs, expct))
-    res.checks.append(_border_check(lin["border"], BD_BLOCK))
     res.data = {"z": z, "p": p, "N": N, "q_path": _gw_extinction_path(pb, pd, n),
                 "qc_path": [d * (math.exp((b - d) * j * dt) - 1) / (b * math.exp((b - d) * j * dt) - d)
                             for j in range(n + 1)], "dt": dt}
@@ -407,7 +451,28 @@ def _gw_extinction_path(pb, pd, n):
 AL_PB = 0.2  # per-step division probability (pure birth)
 AL_MU = 0.01  # antigen loss per division
 AL_STEPS = 22
-AL_BLOCK = 24  # block edge: lineages of up to ~300 cells stay inside (checked)
+AL_BLOCK = 20  # block edge: stirred lineages of up to ~300 cells in an 18^3 interior (mean density 1 %)
+# Luria-Delbrück regime: cultures of LD_N0 founders grow ~18-fold in LD_STEPS steps of division
+# probability LD_PB, with LD_M expected loss events per culture
+LD_N0, LD_PB, LD_STEPS, LD_M, LD_EDGE = 64, 0.1, 30, 1.0, 40
+
+
+def pure_birth_mutants(p: float, mu: float, steps: int, n0: int = 1, M: int = 4096) -> np.ndarray:
+    """Exact law of the number of antigen-negative cells after ``steps`` steps of the engine's
+    pure-birth process from ``n0`` antigen-positive founders: per step a cell divides with
+    probability p; a positive parent's daughter is negative with probability mu; a negative
+    parent's daughters are negative.  First-step decomposition of the probability generating
+    functions in y (negative cells): a negative lineage G_{n+1} = (1-p) G_n + p G_n^2, G_0 = y;
+    a positive one W_{n+1} = (1-p) W_n + p W_n ((1-mu) W_n + mu G_n), W_0 = 1; n0 founders:
+    W^n0.  Evaluated at the M-th roots of unity and inverted by FFT (mass beyond M aliases; M
+    is chosen far above the counts that occur)."""
+    y = np.exp(2j * np.pi * np.arange(M) / M)
+    W = np.ones(M, dtype=complex)
+    G = y.copy()
+    for _ in range(steps):
+        W = (1 - p) * W + p * W * ((1 - mu) * W + mu * G)
+        G = (1 - p) * G + p * G * G
+    return np.clip(np.fft.fft(W ** n0).real / M, 0.0, None)
 
 
 def ld_distribution(m: float, kmax: int) -> np.ndarray:
@@ -421,20 +486,91 @@ def ld_distribution(m: float, kmax: int) -> np.ndarray:
     return p
 
 
+def _golden_max(f, lo: float, hi: float, tol: float = 1e-5) -> float:
+    g = (math.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > tol * max(1.0, abs(a)):
+        if fc > fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return 0.5 * (a + b)
+
+
+def ld_fit(weights: np.ndarray, m0: float) -> float:
+    """The m maximising sum_k weights[k] log p_k(m) under the Luria-Delbrück law: with weights =
+    observed count frequencies, the maximum-likelihood estimate of m (fluctuation analysis);
+    with weights = a law, the m an infinite sample from that law would give."""
+    w = np.asarray(weights, dtype=float)
+    k = np.flatnonzero(w > 0)
+    kmax = int(k.max()) if k.size else 0
+
+    def ll(m):
+        p = ld_distribution(m, kmax)
+        return float((w[k] * np.log(np.maximum(p[k], 1e-300))).sum())
+
+    return _golden_max(ll, m0 / 8.0, m0 * 8.0)
+
+
+def ld_information(m: float, kmax: int = 4000) -> float:
+    """Fisher information about m of one Luria-Delbrück count: sum_k p_k (d log p_k / dm)^2
+    (central differences; the tail beyond kmax, mass ~ m/kmax, adds about 1/(m kmax))."""
+    h = 1e-4 * max(m, 1e-3)
+    p = ld_distribution(m, kmax)
+    dp = (ld_distribution(m + h, kmax) - ld_distribution(m - h, kmax)) / (2 * h)
+    ok = p > 0
+    return float((dp[ok] ** 2 / p[ok]).sum())
+
+
+def _run_cultures(tp, seed: int, R: int, batch: int):
+    """LD_N0 founders at random voxels of a 3D LD_EDGE^3 lattice per replicate (one culture),
+    grown LD_STEPS steps by the engine's tumour phase and stirred over the whole lattice after
+    every step; returns per-culture antigen-A-negative counts and divisions."""
+    from .model import tumour as tumour_mod
+
+    neg, div = [], []
+    shape = (LD_EDGE,) * 3
+    V = LD_EDGE ** 3
+    for first in range(0, R, batch):
+        nb = min(batch, R - first)
+        st = _blank_state(shape, nb, first=first)
+        gen = np.random.default_rng([seed, first, LD_EDGE])
+        for r in range(nb):
+            v = gen.choice(V, LD_N0, replace=False)
+            for k in ("kind", "antigen_a", "antigen_b", "antigen_a_base", "antigen_b_base"):
+                getattr(st, k).reshape(nb, V)[r, v] = 1 if k == "kind" else 100
+        d = np.zeros(nb, dtype=np.int64)
+        for k in range(LD_STEPS):
+            ev = {}
+            tumour_mod.tumour_phase(st, tp, seed, k, ev)
+            stir(st, gen, LD_EDGE)
+            d += ev.get("tumour_divisions", 0)
+        tum = st.kind.reshape(nb, V) == 1
+        neg.append((tum & (st.antigen_a.reshape(nb, V) == 0)).sum(axis=1))
+        div.append(d)
+    return np.concatenate(neg), np.concatenate(div)
+
+
 def case_antigen_loss(quick: bool, seed: int) -> CaseResult:
     from .model import tumour as tumour_mod
 
     res = CaseResult("antigen_loss", "Antigen loss at division (pure birth)",
-                     "(1-mu)^(N-1) and Binomial(D, mu) exactly; Luria & Delbrück 1943 via "
-                     "Ma, Sandri & Sarkar 1992")
+                     "(1-mu)^(N-1), Binomial(D, mu) and the mutant-count law (pgf) exactly; "
+                     "Luria & Delbrück 1943 via Ma, Sandri & Sarkar 1992")
     rate = -math.log(1 - AL_PB) / 6.0
     sc = _tumour_only({"tumour.division_rate_per_min": rate, "tumour.apoptosis_rate_per_min": 0.0,
                        "tumour.antigen_loss_per_division": AL_MU, "run.seed": seed})
+    dt = sc["run.dt_min"]
     R = 48 if quick else 192
     tp = tumour_mod.TumourParams.from_scenario(sc)
     lin = _run_lineages(tp, seed, AL_STEPS, R, s=AL_BLOCK, batch=8)
     Ncell, neg = lin["N"], lin["neg"]
-    res.checks.append(_border_check(lin["border"], AL_BLOCK))
     mu = _p_exact(AL_MU)  # exact probability the engine realises
     p0 = (1 - mu) ** (Ncell - 1)
     none = (neg == 0).astype(float)
@@ -447,23 +583,54 @@ def case_antigen_loss(quick: bool, seed: int) -> CaseResult:
         res.checks.append(_z_check(f"antigen {name} loss events given D = {D} divisions", D * mu,
                                    L, math.sqrt(D * mu * (1 - mu)),
                                    note="Binomial(D, mu)"))
-    # Luria-Delbrück: mixture over lineages of LD(m = mu (N - 1))
-    kmax = int(neg.max()) + 1
-    K = max(kmax, 60)
-    mix = np.zeros(K + 1)
-    for Nv, cnt in zip(*np.unique(Ncell, return_counts=True)):
-        mix += cnt * ld_distribution(mu * (Nv - 1), K)
-    obs = np.bincount(neg, minlength=K + 1)[:K + 1].astype(float)
-    expct = mix.copy()
-    expct[-1] += Ncell.size - mix.sum()
-    ld = _chi2_check("mutant counts vs Luria-Delbrück (MSS)", obs, expct)
-    ld.kind = "info"
-    ld.passed = True
-    ld.note = (f"{ld.note}; reference is the Lea-Coulson limit (N0 large, N >> N0), not exact "
-               "for lineages from one cell: shown, not part of the verdict")
-    res.checks.append(ld)
-    res.data = {"Ncell": Ncell, "neg": neg, "mu": mu, "mix": mix}
+    # the whole law of the negative count per lineage (marginal over the lineage size)
+    pb = _p_step(rate, dt)
+    law1 = pure_birth_mutants(pb, mu, AL_STEPS)
+    K = int(neg.max()) + 1
+    obs = np.bincount(neg, minlength=K).astype(float)
+    expct = neg.size * law1[:K]
+    expct[-1] += neg.size * law1[K:].sum()
+    res.checks.append(_chi2_check("negative cells per lineage vs exact law (pgf)", obs, expct))
+
+    # Luria-Delbrück regime: many founders, growth >> 1, m = O(1) expected loss events
+    ldr = -math.log(1 - LD_PB) / dt
+    pl = _p_step(ldr, dt)
+    ED = LD_N0 * ((1 + pl) ** LD_STEPS - 1)  # expected divisions per culture
+    mu_ld_param = LD_M / ED
+    sc2 = _tumour_only({"tumour.division_rate_per_min": ldr, "tumour.apoptosis_rate_per_min": 0.0,
+                        "tumour.antigen_loss_per_division": mu_ld_param, "run.seed": seed})
+    mu_ld = _p_exact(mu_ld_param)
+    Rc = 128 if quick else 512
+    cneg, cdiv = _run_cultures(tumour_mod.TumourParams.from_scenario(sc2), seed, Rc, batch=16)
+    lawc = pure_birth_mutants(pl, mu_ld, LD_STEPS, n0=LD_N0, M=16384)
+    Kc = int(cneg.max()) + 1
+    obs_c = np.bincount(cneg, minlength=Kc).astype(float)
+    exp_c = Rc * lawc[:Kc]
+    exp_c[-1] += Rc * lawc[Kc:].sum()
+    res.checks.append(_chi2_check(f"negatives per culture ({LD_N0} founders) vs exact law",
+                                  obs_c, exp_c))
+    # fluctuation analysis: the Luria-Delbrück maximum-likelihood m against mu x divisions; the
+    # Lea-Coulson law is the limit (N0 large, N/N0 large, continuous time) of the exact law, and
+    # the m an infinite sample of the exact law would give (m_inf) differs from mu E[D] by the
+    # stated approximation error, added to the tolerance
+    m_exact = mu_ld * ED
+    m_inf = ld_fit(lawc[:4000], m_exact)
+    m_hat = ld_fit(obs_c, m_exact)
+    m_ref = mu_ld * float(cdiv.mean())
+    se = 1.0 / math.sqrt(Rc * ld_information(m_exact))
+    res.checks.append(_z_check("Luria-Delbrück MLE of m (MSS) vs mu x divisions", m_ref, m_hat, se,
+                               extra_tol=abs(m_inf - m_exact),
+                               note=f"{Rc} cultures, N0 = {LD_N0} -> ~{LD_N0 * (1 + pl) ** LD_STEPS:.0f} "
+                                    f"cells; SE from the Fisher information; LD approximation "
+                                    f"error |m_inf - mu E[D]| = {abs(m_inf - m_exact):.3f}"))
+    ldl = ld_distribution(m_exact, lawc.size - 1)
+    res.checks.append(Check("total variation: exact law vs Luria-Delbrück", 0.0,
+                            0.5 * float(np.abs(lawc - ldl).sum()), 0.0, "info",
+                            note="how far the Lea-Coulson limit is from the engine's exact law here"))
+    res.data = {"Ncell": Ncell, "neg": neg, "mu": mu, "law1": law1, "cneg": cneg, "lawc": lawc,
+                "ld": ldl, "m_hat": m_hat}
     return res
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -709,12 +876,131 @@ def _slab_exact_discrete(D, h, k, cv, X):
     return np.concatenate([[cv], np.linalg.solve(A, rhs), [cv]])
 
 
+def greenspan_necrotic_radius(R: float, q: float, D: float, cv: float) -> float:
+    """Greenspan (1972) necrotic radius of a ball of radius R (um) with zero-order consumption q
+    (mmHg/min) where O2 > 0, diffusion D (um^2/min) and O2 held at cv (mmHg) on its surface:
+    the root Rn in [0, R) of cv = q/(6D) (R^2 - 3 Rn^2 + 2 Rn^3 / R) (c and c' vanish at Rn);
+    0 when cv >= q R^2 / (6D) (no necrosis).  Bisection on rho = Rn/R, where
+    1 - 3 rho^2 + 2 rho^3 falls monotonically from 1 to 0."""
+    if not (R > 0 and q > 0 and D > 0 and cv >= 0):
+        raise ValueError("R, q, D must be > 0 and cv >= 0")
+    target = 6.0 * D * cv / (q * R * R)
+    if target >= 1.0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if 1.0 - 3.0 * mid * mid + 2.0 * mid ** 3 > target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi) * R
+
+
+def greenspan_profile(r, R: float, q: float, D: float, cv: float) -> np.ndarray:
+    """Greenspan's steady O2 (mmHg) at radius r (um) in the ball: 0 in the core r <= Rn, else
+    c = cv - q/(6D) (R^2 - r^2) + q Rn^3/(3D) (1/r - 1/R)."""
+    Rn = greenspan_necrotic_radius(R, q, D, cv)
+    r = np.maximum(np.asarray(r, dtype=np.float64), 1e-12)
+    c = cv - q / (6.0 * D) * (R * R - r * r) + q * Rn ** 3 / (3.0 * D) * (1.0 / r - 1.0 / R)
+    return np.where(r <= Rn, 0.0, c)
+
+
+def _nb_sum(x: np.ndarray) -> np.ndarray:
+    """Sum of the six face neighbours of every voxel of a 3-D array (zero outside)."""
+    s = np.zeros_like(x)
+    for ax in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[ax], hi[ax] = slice(0, -1), slice(1, None)
+        s[tuple(lo)] += x[tuple(hi)]
+        s[tuple(hi)] += x[tuple(lo)]
+    return s
+
+
+def obstacle_exact_discrete(inside: np.ndarray, dh: float, q: float, cv: float,
+                            rtol: float = 1e-14, max_outer: int = 100) -> tuple[np.ndarray, int]:
+    """Exact solution (float64) of the discrete obstacle problem of a zero-order consumer: on the
+    voxels of ``inside`` (3-D bool; every other voxel held at cv)
+
+        c >= 0,  w = A c - b >= 0,  c w = 0,   A c = dh (6 c - sum_nb c),  b = dh cv n_out - q
+
+    (n_out: the voxel's neighbours outside; the equation holds where c > 0, consumption stops
+    where c = 0).  Primal-dual active set (Hintermueller, Ito & Kunisch 2003; finite for an
+    M-matrix): contact set I = {c < 0 of the last solve} + {w > 0 of I}, the free voxels solved
+    by matrix-free conjugate gradients to a relative residual ``rtol``.  Written independently of
+    the engine's solver.  Returns (c on the full array, 0 outside, outer iterations)."""
+    inside = np.asarray(inside, bool)
+    n_out = 6.0 - _nb_sum(inside.astype(np.float64))
+    b = np.where(inside, dh * cv * n_out - q, 0.0)
+
+    def A(x):  # x zero outside the free set
+        return dh * (6.0 * x - _nb_sum(x))
+
+    contact = np.zeros_like(inside)
+    c = np.zeros(inside.shape)
+    for it in range(1, max_outer + 1):
+        free = inside & ~contact
+        x = np.where(free, c, 0.0)
+        r = np.where(free, b - A(x), 0.0)
+        p = r.copy()
+        rr = float((r * r).sum())
+        stop = (rtol * float(np.sqrt((b[free] ** 2).sum()))) ** 2
+        for _ in range(20 * inside.sum() + 100):
+            if rr <= stop:
+                break
+            Ap = np.where(free, A(p), 0.0)
+            alpha = rr / float((p * Ap).sum())
+            x += alpha * p
+            r -= alpha * Ap
+            rr_new = float((r * r).sum())
+            p = r + (rr_new / rr) * p
+            rr = rr_new
+        c = x
+        w = np.where(inside, A(c) - b, 0.0)
+        new = (contact & (w > 0)) | (free & (c < 0))
+        if np.array_equal(new, contact):
+            return c, it
+        contact = new
+    raise RuntimeError("obstacle_exact_discrete: the active set did not settle")
+
+
+def _greenspan_engine(R0: int, h: float, D: float, cv: float, q: float):
+    """O2 of a ball of tumour voxels (radius R0 voxels, centre on a voxel) with zero-order
+    consumption q only (no first-order uptake, no decay), VESSEL voxels held at cv outside, solved
+    by the engine's FieldsPhase on a blank state (plain Gauss-Seidel, omega = 1, to its float32
+    fixed point).  Returns (o2 (n, n, n) float32, inside mask, distance from the centre in
+    voxels, oxygen sweeps, max_iter)."""
+    from .model.environment import FieldsPhase
+    from .model.lattice import Kind
+
+    n = 2 * R0 + 3
+    sc = _scenario({"domain.x_voxels": n, "domain.y_voxels": n, "domain.z_voxels": n,
+                    "domain.voxel_um": h, "oxygen.diffusion_um2_per_min": D,
+                    "oxygen.vessel_mmHg": cv, "run.field_omega": 1.0, "run.field_tolerance": 1e-9,
+                    "oxygen.decay_per_min": 0.0, "oxygen.uptake_tumour_per_min": 0.0,
+                    "oxygen.consumption_tumour_mmHg_per_min": q,
+                    # the other fields become trivial (converged in one sweep)
+                    "glucose.uptake_tumour_per_min": 0.0, "chemokine.secretion_tumour_per_min": 0.0,
+                    "tgfb.secretion_tumour_per_min": 0.0})
+    ax = np.arange(n) - n // 2
+    dist = np.sqrt(ax[:, None, None] ** 2 + ax[None, :, None] ** 2 + ax[None, None, :] ** 2)
+    inside = dist <= R0
+    st = _blank_state((n, n, n), 1, o2=cv)
+    st.kind[0] = np.where(inside, np.uint8(Kind.TUMOUR), np.uint8(Kind.VESSEL))
+    fp = FieldsPhase(sc, 1)
+    fp.solve(st)
+    return st.o2[0], inside, dist, int(fp.iterations["oxygen"][0]), fp.o2.max_iter
+
+
 def case_fields(quick: bool, seed: int) -> CaseResult:
     from .model.fields import FieldSolver
 
-    res = CaseResult("fields", "Steady oxygen: slab and spheroid, first-order uptake",
-                     "exact discrete solution (dense solve); analytic cosh / sinh(r)/r profiles "
-                     "with length sqrt(D/k)")
+    res = CaseResult("fields", "Steady oxygen: slab and spheroid, first-order uptake; spheroid, "
+                     "zero-order consumption",
+                     "exact discrete solution (dense solve; obstacle problem by active set); "
+                     "analytic cosh / sinh(r)/r profiles with length sqrt(D/k); Greenspan 1972 "
+                     "necrotic radius")
     sc = _scenario({})
     D = sc["oxygen.diffusion_um2_per_min"]
     cv = sc["oxygen.vessel_mmHg"]
@@ -791,9 +1077,46 @@ def case_fields(quick: bool, seed: int) -> CaseResult:
     res.checks.append(Check(f"spheroid: centre O2 within analytic bracket (radius {R0}..{R0 + 1} voxels)",
                             (lo + hi) / 2, centre, (hi - lo) / 2, "numeric",
                             note="the staircase ball's boundary lies between R0 and R0 + 1 voxels"))
+    # (d) spheroid with zero-order consumption q where O2 > 0 (Greenspan 1972): a ball of tumour
+    # voxels (radius G0 voxels) in vessel-held surroundings, no first-order uptake, solved by the
+    # engine's FieldsPhase (projected Gauss-Seidel, floor 0).  q = 12 D cv / R^2 puts Greenspan's
+    # necrotic radius at R/2 for R = (G0 + 1/2) h, the middle of the staircase ball's radius.
+    G0 = 8 if quick else 16
+    q = 12.0 * D * cv / ((G0 + 0.5) * h0) ** 2
+    cg, gin, gdist, sweeps, max_iter = _greenspan_engine(G0, h0, D, cv, q)
+    gex, _ = obstacle_exact_discrete(gin, D / (h0 * h0), q, cv)
+    err_g = float(np.max(np.abs(cg[gin].astype(np.float64) - gex[gin])))
+    res.checks.append(Check("zero-order spheroid: engine vs exact discrete (mmHg)", 0.0, err_g,
+                            1e-5 * cv, "numeric",
+                            note=f"max |dc|; R0 = {G0} voxels, q = {q:.4g} mmHg/min; exact: "
+                                 "discrete obstacle problem, float64 active set + CG; engine "
+                                 f"{sweeps} sweeps (max {max_iter}); tolerance 1e-5 x vessel value"))
+    # necrotic radius: the volume-equivalent radius of the engine's core (voxels with O2 == 0)
+    # against Greenspan's Rn.  A priori tolerance: the staircase ball's surface lies between R0
+    # and R0 + 1 voxels from the centre, and Rn(R) grows with R, so the continuum core radius lies
+    # in [Rn(R0 h), Rn((R0 + 1) h)]; a core made of the voxels whose centres lie within a radius
+    # rho is a union of cubes that contains the ball of radius rho - sqrt(3)/2 h (every point of
+    # that ball lies in a cube whose centre is within rho) and lies inside the ball of radius
+    # rho + sqrt(3)/2 h (no point of a cube is farther than sqrt(3)/2 h from its centre), so its
+    # volume-equivalent radius lies within sqrt(3)/2 h of rho.  Together:
+    # [Rn(R0 h) - sqrt(3)/2 h, Rn((R0 + 1) h) + sqrt(3)/2 h].
+    n_core = int(np.count_nonzero(cg[gin] == 0))
+    rn_eng = (3.0 * n_core / (4.0 * math.pi)) ** (1.0 / 3.0) * h0
+    rn_lo = greenspan_necrotic_radius(G0 * h0, q, D, cv) - math.sqrt(3) / 2 * h0
+    rn_hi = greenspan_necrotic_radius((G0 + 1) * h0, q, D, cv) + math.sqrt(3) / 2 * h0
+    rn_mid = greenspan_necrotic_radius((G0 + 0.5) * h0, q, D, cv)
+    res.checks.append(Check("zero-order spheroid: necrotic radius (um)",
+                            (rn_lo + rn_hi) / 2, rn_eng, (rn_hi - rn_lo) / 2, "numeric",
+                            note=f"volume-equivalent radius of the {n_core} voxels at O2 = 0 "
+                                 f"(exact discrete: "
+                                 f"{int(np.count_nonzero(gex[gin] <= 0))}); Greenspan Rn = "
+                                 f"{rn_mid:.1f} um at R = {G0 + 0.5:g} voxels; bracket "
+                                 "Rn(R0 h) - sqrt(3)/2 h .. Rn((R0+1) h) + sqrt(3)/2 h"))
     res.data = {"prof": prof, "analytic": analytic, "errs": errs, "hs": hs, "lam": lam,
                 "sphere_r": dist[inside] * h0, "sphere_c": eng, "centre_an": centre_an,
-                "R0um": R0 * h0, "cv": cv, "h": h0}
+                "R0um": R0 * h0, "cv": cv, "h": h0,
+                "gs_r": gdist[gin] * h0, "gs_c": cg[gin].astype(np.float64), "gs_R0um": G0 * h0,
+                "gs_q": q, "D": D, "gs_rn": rn_eng}
     return res
 
 
@@ -831,7 +1154,10 @@ def case_well_mixed(quick: bool, seed: int) -> CaseResult:
 
     res = CaseResult("well_mixed", "Well-mixed limit: CARTmath (effector, memory, tumour)",
                      "Barros et al. 2021, CARTmath, Cancers 13:2941 (explicit Euler at the "
-                     "engine's step); sub-model gamma = alpha = eps = theta = b = 0")
+                     "engine's step): (A) growth, expansion and death alone, exact Galton-Watson "
+                     "means; (B) with killing, memory conversion, reactivation and memory death "
+                     "in a stirred lattice (alpha = b = 0), against the engine's mean-field map "
+                     "and CARTmath")
     dt = 6.0
     dtd = dt / 1440.0
     P = WM_PARS
@@ -904,7 +1230,210 @@ def case_well_mixed(quick: bool, seed: int) -> CaseResult:
                                note=f"Euler vs exact discrete {abs(mC - ode[-1, 0]):.2g} "
                                     "(p_death x p_division per step)"))
     res.data = {"t": np.arange(steps + 1) * dtd, "traj": traj, "ode": ode}
+    _well_mixed_interacting(quick, seed, res)
     return res
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b) (continued fraction, modified Lentz)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    lbeta = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    front = math.exp(lbeta + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 500):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return front * f
+
+
+def t_quantile(df: int, alpha: float) -> float:
+    """t such that P(|T_df| > t) = alpha for Student's t with df degrees of freedom (bisection on
+    P(|T| > t) = I_{df/(df+t^2)}(df/2, 1/2))."""
+    lo, hi = 0.0, 1e3
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _betainc(df / 2.0, 0.5, df / (df + mid * mid)) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def stir_agents(st, gen: np.random.Generator, spacing: int = 3) -> None:
+    """Move every live CAR-T cell of a 2D lattice to a uniformly random site of the coarse grid
+    (spacing·i + 1, spacing·j + 1), distinct sites: with spacing 3 the 3x3 neighbourhoods of
+    two cells never overlap and always lie inside the lattice, so no two cells ever compete for
+    a target or a daughter's voxel and every cell sees exactly 9 voxels."""
+    R = st.kind.shape[0]
+    _, Y, X = st.kind.shape[1:]
+    gy, gx = Y // spacing, X // spacing
+    for r in range(R):
+        n = int(st.t_count[r])
+        if n > gy * gx:
+            raise ValueError(f"{n} CAR-T cells do not fit on {gy * gx} sites")
+        site = gen.choice(gy * gx, n, replace=False)
+        st.t_pos[r, :n] = (spacing * (site // gx) + 1) * X + spacing * (site % gx) + 1
+        st.t_dir[r, :n] = -1
+
+
+def p_encounter(T: float, V: int, n: int = 9) -> float:
+    """Probability that n given voxels hold at least one of T cells placed on distinct, uniformly
+    random voxels of V (hypergeometric)."""
+    if T <= 0:
+        return 0.0
+    i = np.arange(n)
+    return float(1.0 - np.prod(np.clip(1.0 - T / (V - i), 0.0, 1.0)))
+
+
+def cartmath_engine_map(T0, C0, M0, p: dict, V: int, steps: int) -> np.ndarray:
+    """Expected counts (T, C_T, C_M) per step of the engine's own step in the stirred well-mixed
+    set-up (each expectation taken given the previous expected counts; the moment-closure error
+    is O(1/N)): tumour phase T1 = T (1 + pb - pd); engagement with encounter probability
+    P = p_encounter(T1) (neighbourhoods never overlap: no claim is ever lost): kills
+    C P p_rec p_kill, stimulated effectors C P p_rec, reactivated memory M P p_rec p_react;
+    fate: death of effectors (reactivated included) with p_rho and of the other memory cells
+    with p_mu, conversion of surviving unstimulated effectors with p_mem, division of the
+    surviving effectors that did not convert with p_phi."""
+    out = np.zeros((steps + 1, 3))
+    T, C, M = float(T0), float(C0), float(M0)
+    out[0] = T, C, M
+    for k in range(steps):
+        T1 = T * (1 + p["pb"] - p["pd"])
+        P = p_encounter(T1, V)
+        kills = C * P * p["p_rec"] * p["p_kill"]
+        stim = C * P * p["p_rec"]
+        react = M * P * p["p_rec"] * p["p_react"]
+        alive = (C + react) * (1 - p["p_rho"])
+        conv = (C - stim) * (1 - p["p_rho"]) * p["p_mem"]
+        div = (alive - conv) * p["p_phi"]
+        T, C, M = T1 - kills, alive - conv + div, (M - react) * (1 - p["p_mu"]) + conv
+        out[k + 1] = T, C, M
+    return out
+
+
+# the interacting set-up: rates per day (CARTmath's units) and the engine probabilities realising
+# them; 2D 300 x 300 lattice, tumour cells stirred, CAR-T cells on the 3-spaced grid
+WMI = {"E": 300, "T0": 1500, "C0": 1000, "M0": 500, "r_div": 1440 * 0.00072,
+       "r_death": 1440 * 5.3e-5, "phi": 0.6, "rho": 1 / 42.0, "eps": 0.5, "mu": 0.1,
+       "p_kill": 0.025, "p_react": 0.0167, "affinity": 1e-4}
+
+
+def _well_mixed_interacting(quick: bool, seed: int, res: CaseResult) -> None:
+    """Part B of ``well_mixed``: killing, memory conversion, reactivation and memory death."""
+    from .model import car_t as car_t_mod
+    from .model import tumour as tumour_mod
+
+    P = WMI
+    dt = 6.0
+    dtd = dt / 1440.0
+
+    def inv(rate_per_day):  # engine rate whose per-step probability is rate x dt (Euler's)
+        return -math.log(1 - rate_per_day * dtd) / dt
+
+    sc = _scenario({"tumour.division_rate_per_min": inv(P["r_div"]),
+                    "tumour.apoptosis_rate_per_min": inv(P["r_death"]),
+                    "tumour.glucose_half_mM": 0.0, "tumour.necrosis_max_rate_per_min": 0.0,
+                    "tumour.antigen_loss_per_division": 0.0, "tumour.trogocytosis_fraction": 0.0,
+                    "tumour.apoptotic_clearance_min": 1.0,
+                    "car_t.division_rate_per_min": inv(P["phi"]),
+                    "car_t.lifespan_days": 1.0 / (1440 * inv(P["rho"])),
+                    "car_t.memory_conversion_rate_per_day": 1440 * inv(P["eps"]),
+                    "car_t.memory_death_rate_per_day": 1440 * inv(P["mu"]),
+                    "car_t.memory_reactivation_probability": P["p_react"],
+                    "car_t.kill_rate_per_min": -math.log(1 - P["p_kill"]) / dt,
+                    "car_t.affinity_a": P["affinity"], "car_t.targets": "A",
+                    "car_t.exhaustion_per_kill": 0.0, "car_t.speed_um_per_min": 0.0,
+                    "car_t.max_divisions": 255, "car_t.glucose_half_mM": 0.0,
+                    "car_t.costimulation": "4-1BB", "car_t.generation": "second",
+                    "delivery.lymphodepletion": False, "car_t.activation_hours": 3000.0,
+                    "car_t.starvation_death_rate_per_min": 0.0,
+                    "car_t.exhaustion_hypoxia_per_day": 0.0, "run.dt_min": dt, "run.seed": seed})
+    days = 0.5 if quick else 2.0
+    steps = int(round(days / dtd))
+    R = 16 if quick else 32
+    E = P["E"]
+    V = E * E
+    T0, C0, M0 = P["T0"], P["C0"], P["M0"]
+    tp = tumour_mod.TumourParams.from_scenario(sc)
+    cp = car_t_mod.CarTParams.from_scenario(sc)
+    from .model.lattice import TState
+
+    st = _blank_state((1, E, E), R, capacity=(E // 3) ** 2)
+    gen = np.random.default_rng([seed, 6, E])
+    for r in range(R):
+        v = gen.choice(V, T0, replace=False)
+        for k in ("kind", "antigen_a", "antigen_b", "antigen_a_base", "antigen_b_base"):
+            getattr(st, k).reshape(R, V)[r, v] = 1 if k == "kind" else 100
+    n0 = C0 + M0
+    st.t_state[:, :C0] = TState.EFFECTOR
+    st.t_state[:, C0:n0] = TState.MEMORY
+    st.t_div[:, :n0] = 255
+    st.t_act[:, :C0] = cp.activation_steps
+    st.t_count[:] = n0
+    stir_agents(st, gen)
+    traj = np.zeros((steps + 1, R, 3))
+    traj[0] = (T0, C0, M0)
+    for k in range(steps):
+        tumour_mod.tumour_phase(st, tp, seed, k, {})
+        stir(st, gen, E)
+        car_t_mod.car_t_phase(st, cp, seed, k, {})
+        stir_agents(st, gen)
+        live = np.arange(st.t_state.shape[1])[None, :] < st.t_count[:, None]
+        traj[k + 1, :, 0] = (st.kind.reshape(R, -1) == 1).sum(1)
+        traj[k + 1, :, 1] = ((st.t_state == TState.EFFECTOR) & live).sum(1)
+        traj[k + 1, :, 2] = ((st.t_state == TState.MEMORY) & live).sum(1)
+    # references from the scenario values (exact realised per-step probabilities)
+    pr = {"pb": _p_exact(P["r_div"] * dtd), "pd": _p_exact(P["r_death"] * dtd),
+          "p_phi": _p_exact(P["phi"] * dtd), "p_rho": _p_exact(P["rho"] * dtd),
+          "p_mem": _p_exact(P["eps"] * dtd), "p_mu": _p_exact(P["mu"] * dtd),
+          "p_kill": _p_exact(P["p_kill"]), "p_react": _p_exact(P["p_react"]),
+          "p_rec": _p_exact(1.0 / (1.0 + P["affinity"]))}
+    mf = cartmath_engine_map(T0, C0, M0, pr, V, steps)
+    # CARTmath with the same step: gamma, theta from the encounter volume (9 voxels of V);
+    # the engine's conversion removes the effector, so CARTmath's effector loss rho is
+    # death + conversion; alpha = b = 0 (no exhaustion by killing, ample room)
+    pars = {"phi": pr["p_phi"] / dtd, "rho": (pr["p_rho"] + pr["p_mem"]) / dtd,
+            "eps": pr["p_mem"] / dtd, "mu": pr["p_mu"] / dtd, "alpha": 0.0, "b": 0.0,
+            "r": (pr["pb"] - pr["pd"]) / dtd,
+            "gamma": 9 * pr["p_rec"] * pr["p_kill"] / (V * dtd),
+            "theta": 9 * pr["p_rec"] * pr["p_react"] / (V * dtd)}
+    ode = cartmath_euler(C0, M0, T0, pars, dtd, steps)  # columns C_T, C_M, T
+    ode_tcm = ode[:, [2, 0, 1]]
+    tq = t_quantile(R - 1, ALPHA_CHECK)
+    fin = traj[-1]
+    names = ("tumour cells", "effector CAR-T", "memory CAR-T")
+    for j, nm in enumerate(names):
+        mean = float(fin[:, j].mean())
+        se = float(fin[:, j].std(ddof=1)) / math.sqrt(R)
+        res.checks.append(Check(f"{nm} at day {days:g} vs engine mean-field map", mf[-1, j], mean,
+                                tq * se, "stat", se=se,
+                                note=f"{R} replicates; Student t ({R - 1} df) quantile {tq:.2f} "
+                                     "x sample SE"))
+    for j, nm in enumerate(names):
+        mean = float(fin[:, j].mean())
+        se = float(fin[:, j].std(ddof=1)) / math.sqrt(R)
+        gap = abs(mf[-1, j] - ode_tcm[-1, j])
+        res.checks.append(Check(f"{nm} at day {days:g} vs CARTmath (Euler)", ode_tcm[-1, j], mean,
+                                tq * se + gap, "stat", se=se,
+                                note=f"tolerance adds |map - Euler| = {gap:.3g} (per-step "
+                                     "products of probabilities, encounter saturation)"))
+    res.data.update({"t2": np.arange(steps + 1) * dtd, "traj2": traj, "map2": mf, "ode2": ode_tcm,
+                     "pars2": pars})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1037,7 +1566,7 @@ def _fig_bd(plt, r, path):
 
 
 def _fig_al(plt, r, path):
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.2))
     Nc, neg, mu = r.data["Ncell"], r.data["neg"], r.data["mu"]
     order = np.argsort(Nc)
     bins = np.array_split(order, 8)
@@ -1049,10 +1578,20 @@ def _fig_al(plt, r, path):
     ax[0].set(xlabel="lineage size N", ylabel="P(no antigen-negative)", title="antigen loss")
     ax[0].legend()
     K = min(int(neg.max()) + 1, 40)
-    ax[1].bar(np.arange(K), np.bincount(neg, minlength=K)[:K], alpha=0.6, label="engine")
-    ax[1].plot(np.arange(K), r.data["mix"][:K], "k.", label="Luria-Delbrück (MSS)")
-    ax[1].set(yscale="log", xlabel="antigen-negative cells", ylabel="lineages")
+    ax[1].bar(np.arange(K), np.bincount(neg, minlength=K)[:K] / neg.size, alpha=0.6, label="engine")
+    ax[1].plot(np.arange(K), r.data["law1"][:K], "k.", label="exact law (pgf)")
+    ax[1].set(yscale="log", xlabel="antigen-negative cells", ylabel="fraction of lineages",
+              title="one founder")
     ax[1].legend()
+    cneg = r.data["cneg"]
+    K = min(int(cneg.max()) + 1, 40)
+    ax[2].bar(np.arange(K), np.bincount(cneg, minlength=K)[:K] / cneg.size, alpha=0.6,
+              label="engine")
+    ax[2].plot(np.arange(K), r.data["lawc"][:K], "k.", label="exact law (pgf)")
+    ax[2].plot(np.arange(K), r.data["ld"][:K], "r-", lw=1, label="Luria-Delbrück (MSS)")
+    ax[2].set(yscale="log", xlabel="antigen-negative cells", ylabel="fraction of cultures",
+              title=f"{LD_N0} founders; MLE m = {r.data['m_hat']:.2f}")
+    ax[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1084,7 +1623,7 @@ def _fig_mot(plt, r, path):
 
 
 def _fig_fields(plt, r, path):
-    fig, ax = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, ax = plt.subplots(1, 4, figsize=(16, 3.2))
     d = r.data
     for h, (xx, cc) in d["prof"].items():
         ax[0].plot(xx, cc, ".", ms=3, label=f"engine h={h:g} µm")
@@ -1104,19 +1643,36 @@ def _fig_fields(plt, r, path):
                    sty, label=f"sinh(r/λ)/r, R = {Rb:g} µm")
     ax[2].set(xlabel="r (µm)", ylabel="O2 (mmHg)", title="spheroid (analytic bracket)")
     ax[2].legend(fontsize=7)
+    if "gs_r" in d:
+        ax[3].plot(d["gs_r"], d["gs_c"], ".", ms=3, label="engine (voxels)")
+        for Rb, sty in ((d["gs_R0um"], "k-"), (d["gs_R0um"] + d["h"], "k--")):
+            rr = np.linspace(1e-3, Rb, 200)
+            ax[3].plot(rr, greenspan_profile(rr, Rb, d["gs_q"], d["D"], d["cv"]), sty,
+                       label=f"Greenspan, R = {Rb:g} µm")
+        ax[3].axvline(d["gs_rn"], color="tab:red", lw=1, ls=":", label="engine core (vol.-eq.)")
+        ax[3].set(xlabel="r (µm)", ylabel="O2 (mmHg)", title="zero-order spheroid (necrotic core)")
+        ax[3].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def _fig_wm(plt, r, path):
-    fig, ax = plt.subplots(1, 1, figsize=(5, 3.2))
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
     d = r.data
     for j, (nm, col) in enumerate((("tumour", 2), ("CAR-T effector", 0))):
-        ax.plot(d["t"], d["traj"][:, :, j].mean(1), label=f"engine {nm} (mean)")
-        ax.plot(d["t"], d["ode"][:, col], "k--", lw=1)
-    ax.set(xlabel="days", ylabel="cells", title="CARTmath sub-model (dashed: Euler)")
-    ax.legend(fontsize=7)
+        ax[0].plot(d["t"], d["traj"][:, :, j].mean(1), label=f"engine {nm} (mean)")
+        ax[0].plot(d["t"], d["ode"][:, col], "k--", lw=1)
+    ax[0].set(xlabel="days", ylabel="cells", title="(A) growth, expansion, death (dashed: Euler)")
+    ax[0].legend(fontsize=7)
+    if "traj2" in d:
+        for j, nm in enumerate(("tumour", "effector", "memory")):
+            ax[1].plot(d["t2"], d["traj2"][:, :, j].mean(1), label=f"engine {nm} (mean)")
+            ax[1].plot(d["t2"], d["map2"][:, j], "k:", lw=1)
+            ax[1].plot(d["t2"], d["ode2"][:, j], "k--", lw=1)
+        ax[1].set(xlabel="days", ylabel="cells",
+                  title="(B) with killing and memory (dotted: map, dashed: CARTmath)")
+        ax[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -74,19 +74,116 @@ def test_chi2_quantile_close_to_scipy():
         assert math.isclose(V._chi2_quantile(df, 1e-4), stats.chi2.ppf(1 - 1e-4, df), rel_tol=1e-6)
 
 
+def test_pure_birth_mutant_law_has_the_closed_form_mean_and_p0():
+    # E[negative] = (1 + p)^n - (1 + p - p mu)^n (positive cells grow by 1 + p(1 - mu) per step);
+    # with n0 founders the law is the n0-fold convolution: mean x n0, P(0) ** n0
+    p, mu, n = 0.15, 0.02, 25
+    law = V.pure_birth_mutants(p, mu, n)
+    k = np.arange(law.size)
+    assert math.isclose(law.sum(), 1.0, rel_tol=1e-9)
+    assert math.isclose((k * law).sum(), (1 + p) ** n - (1 + p - p * mu) ** n, rel_tol=1e-9)
+    law5 = V.pure_birth_mutants(p, mu, n, n0=5)
+    assert math.isclose((k * law5).sum(), 5 * (k * law).sum(), rel_tol=1e-9)
+    assert math.isclose(law5[0], law[0] ** 5, rel_tol=1e-9)
+    # one step: a negative cell exists only if the founder divided and the daughter lost
+    assert math.isclose(V.pure_birth_mutants(p, mu, 1)[1], p * mu, rel_tol=1e-12)
+
+
+def test_ld_fit_recovers_m_from_the_law_itself_and_information_is_positive():
+    for m in (0.5, 1.0, 2.5):
+        law = V.ld_distribution(m, 3000)
+        assert abs(V.ld_fit(law, 1.0) - m) < 1e-3 * m
+        info = V.ld_information(m)
+        # a Poisson count would carry 1/m; the heavy LD tail carries less about m
+        assert 0 < info < 1.0 / m
+
+
+def test_t_quantile_close_to_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (3, 15, 31, 200):
+        for a in (0.05, 1e-3, V.ALPHA_CHECK):
+            assert math.isclose(V.t_quantile(df, a), stats.t.ppf(1 - a / 2, df), rel_tol=1e-6)
+
+
+def test_p_encounter_is_the_hypergeometric_probability():
+    V_, n = 50, 9
+    for T in (0, 1, 7, 30, 45):
+        exact = 1 - math.comb(V_ - n, T) / math.comb(V_, T) if T <= V_ - n else 1.0
+        assert math.isclose(V.p_encounter(T, V_, n), exact, rel_tol=1e-12, abs_tol=1e-15)
+
+
+def test_engine_map_without_interactions_is_the_galton_watson_mean_and_tends_to_euler():
+    p = {"pb": 0.004, "pd": 0.0003, "p_phi": 0.002, "p_rho": 0.0001, "p_mem": 0.0, "p_mu": 0.0,
+         "p_kill": 0.0, "p_react": 0.0, "p_rec": 1.0}
+    mf = V.cartmath_engine_map(1000, 500, 0, p, 10_000, 50)
+    assert math.isclose(mf[-1, 0], 1000 * (1 + 0.004 - 0.0003) ** 50, rel_tol=1e-12)
+    assert math.isclose(mf[-1, 1], 500 * ((1 - 0.0001) * (1 + 0.002)) ** 50, rel_tol=1e-12)
+    # with every interaction on, the map and CARTmath's Euler differ by terms of first order in
+    # the per-step probabilities and in the encounter density T/V: scaling every rate
+    # probability and 1/V by s (steps by 1/s, so the same time and the same gamma, theta) scales
+    # the gap by s
+    def gap(s_):
+        q = {"pb": 0.004 * s_, "pd": 0.0003 * s_, "p_phi": 0.002 * s_, "p_rho": 0.0001 * s_,
+             "p_mem": 0.003 * s_, "p_mu": 0.001 * s_, "p_kill": 0.2, "p_react": 0.2, "p_rec": 1.0}
+        Vv = int(200_000 / s_)
+        steps = int(round(200 / s_))
+        mf = V.cartmath_engine_map(1000, 500, 200, q, Vv, steps)
+        pars = {"phi": q["p_phi"] / s_, "rho": (q["p_rho"] + q["p_mem"]) / s_,
+                "eps": q["p_mem"] / s_, "mu": q["p_mu"] / s_, "alpha": 0.0, "b": 0.0,
+                "r": (q["pb"] - q["pd"]) / s_, "gamma": 9 * q["p_kill"] / (Vv * s_),
+                "theta": 9 * q["p_react"] / (Vv * s_)}
+        ode = V.cartmath_euler(500, 200, 1000, pars, s_, steps)[:, [2, 0, 1]]
+        return np.abs(mf[-1] - ode[-1]).max()
+
+    g1, g2 = gap(1.0), gap(0.5)
+    assert g1 > 1.0 and 0.4 * g1 < g2 < 0.6 * g1
+
+
+def test_stir_keeps_every_cell_with_its_attributes_in_its_block():
+    st = V._lineage_lattice(2, 8, 3, 0)
+    R = 3
+    rng_ = np.random.default_rng(5)
+    # give every cell a distinct attribute signature, add more cells in block (0, 0, 0)
+    st.kind[:, 1:4, 1:4, 1:4] = 1
+    st.antigen_a[:, 1:4, 1:4, 1:4] = 7
+    st.pdl1[st.kind == 1] = rng_.random(int((st.kind == 1).sum())).astype(np.float32)
+    before_blocks = V._per_block(st.kind == 1, 2, 8)
+    sig = sorted(zip(st.antigen_a[st.kind == 1].tolist(), st.pdl1[st.kind == 1].tolist()))
+    for _ in range(5):
+        V.stir(st, rng_, 8, margin=1)
+    assert (V._per_block(st.kind == 1, 2, 8) == before_blocks).all()
+    assert sorted(zip(st.antigen_a[st.kind == 1].tolist(), st.pdl1[st.kind == 1].tolist())) == sig
+    assert (st.antigen_a[st.kind == 0] == 0).all() and (st.pdl1[st.kind == 0] == 0).all()
+    faces = np.zeros((16, 16, 16), bool)
+    for ax in range(3):
+        idx = [slice(None)] * 3
+        idx[ax] = [0, 7, 8, 15]
+        faces[tuple(idx)] = True
+    assert not (st.kind[:, faces] == 1).any()  # margin 1: nothing on a block face
+    assert R == st.kind.shape[0]
+
+
+def test_stir_agents_puts_cells_on_distinct_grid_sites():
+    st = V._blank_state((1, 30, 30), 2, capacity=100)
+    st.t_count[:] = [100, 40]
+    st.t_state[0, :100] = 1
+    st.t_state[1, :40] = 1
+    V.stir_agents(st, np.random.default_rng(1))
+    for r, n in enumerate((100, 40)):
+        pos = st.t_pos[r, :n]
+        assert np.unique(pos).size == n
+        assert ((pos // 30) % 3 == 1).all() and ((pos % 30) % 3 == 1).all()
+    st.t_count[:] = 101
+    with pytest.raises(ValueError, match="do not fit"):
+        V.stir_agents(st, np.random.default_rng(1))
+
+
 # --------------------------------------------------------------------------- cases pass
-@pytest.mark.parametrize("name", ["rng", "antigen_loss", "motility", "fields"])
+@pytest.mark.parametrize("name", list(V.CASES))
 def test_quick_case_passes(name):
     res = V.run_validation([name], quick=True, seed=1)[0]
     assert res.passed, V.format_case(res)
     assert any(c.kind in ("stat", "exact", "numeric") for c in res.checks)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["birth_death", "well_mixed"])
-def test_quick_case_passes_slow(name):
-    res = V.run_validation([name], quick=True, seed=1)[0]
-    assert res.passed, V.format_case(res)
 
 
 @pytest.mark.slow
@@ -138,6 +235,38 @@ def test_planted_permeability_error_fails(monkeypatch):
     _patch_params(monkeypatch, car_t_mod.CarTParams, one_minus_perm=0.7 / 0.9)
     res = V.case_motility(True, 1)
     assert any(n.startswith("steps to cross") for n in _failed(res)), V.format_case(res)
+
+
+def test_planted_doubled_antigen_loss_fails_the_luria_delbrueck_checks(monkeypatch):
+    # m = 1 -> 2 expected loss events per culture: the MLE moves by ~1.0 against a tolerance of
+    # ~0.48 (quick), the per-culture law by far more than its chi-square bound
+    _patch_params(monkeypatch, tumour_mod.TumourParams, p_antigen_loss=2.0)
+    res = V.case_antigen_loss(True, 1)
+    failed = _failed(res)
+    assert "Luria-Delbrück MLE of m (MSS) vs mu x divisions" in failed, V.format_case(res)
+    assert any(n.startswith("negatives per culture") for n in failed)
+    assert "negative cells per lineage vs exact law (pgf)" in failed
+
+
+def test_planted_kill_and_memory_conversion_errors_fail_the_well_mixed_map(monkeypatch):
+    # kill and conversion probabilities x 1.3: tumour after half a day ~120 cells below the map
+    # (tolerance ~56), memory ~60 above (tolerance ~20)
+    _patch_params(monkeypatch, car_t_mod.CarTParams, p_kill=1.3, p_mem=1.3)
+    res = V.CaseResult("well_mixed", "", "")
+    V._well_mixed_interacting(True, 1, res)
+    failed = _failed(res)
+    assert "tumour cells at day 0.5 vs engine mean-field map" in failed, V.format_case(res)
+    assert "memory CAR-T at day 0.5 vs engine mean-field map" in failed
+
+
+@pytest.mark.slow
+def test_planted_reactivation_error_fails_the_well_mixed_checks(monkeypatch):
+    # reactivation x 1.5: effector ~+65 (tolerance ~42), memory ~-57 (tolerance ~22)
+    _patch_params(monkeypatch, car_t_mod.CarTParams, p_react=1.5)
+    res = V.CaseResult("well_mixed", "", "")
+    V._well_mixed_interacting(True, 1, res)
+    failed = _failed(res)
+    assert "memory CAR-T at day 0.5 vs engine mean-field map" in failed, V.format_case(res)
 
 
 @pytest.mark.slow
