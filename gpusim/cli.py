@@ -360,7 +360,7 @@ def validate(quick, backend, cases, seed, figures):
     click.echo(f"gpusim validate: backend {be.name}{f' ({be.reason})' if be.reason else ''}, "
                f"seed {seed}, {'quick' if quick else 'full'} sample sizes")
     res = run_validation(cases or None, quick=quick, seed=seed, figures=figures,
-                         log=lambda m: click.echo(m))
+                         log=lambda m: click.echo(m), backend=be.name)
     failed = [r.name for r in res if not r.passed]
     click.echo(f"{len(res) - len(failed)}/{len(res)} cases passed"
                + (f"; FAILED: {', '.join(failed)}" if failed else ""))

@@ -168,6 +168,119 @@ def _scenario(overrides: dict):
     return load_scenario({"scenario": {"name": "validate"}}, overrides)
 
 
+# ---------------------------------------------------------------------------------------------
+# how the cases advance the engine: the NumPy phase functions, or the CuPy backend's kernels
+class Phases:
+    """The engine's phases as the cases call them, each advancing an engine State in place: the
+    NumPy reference engine's own phase functions and field solver."""
+
+    name = "numpy"
+
+    def tumour(self, sc, st, tp, seed: int, step: int, events: dict) -> None:
+        from .model import tumour as tumour_mod
+
+        tumour_mod.tumour_phase(st, tp, seed, step, events)
+
+    def car_t(self, sc, st, cp, seed: int, step: int, events: dict) -> None:
+        from .model import car_t as car_t_mod
+
+        car_t_mod.car_t_phase(st, cp, seed, step, events)
+
+    def fields(self, sc, st) -> tuple[int, int]:
+        """FieldsPhase.solve on ``st``; returns (oxygen sweeps of replicate 0, max_iter)."""
+        from .model.environment import FieldsPhase
+
+        fp = FieldsPhase(sc, st.kind.shape[0])
+        fp.solve(st)
+        return int(fp.iterations["oxygen"][0]), fp.o2.max_iter
+
+    def solve(self, fs, c, a, s, fixed, fixed_value) -> np.ndarray:
+        return fs.solve(c, a, s, fixed, fixed_value)
+
+
+class DevicePhases(Phases):
+    """The same calls on the GPU: the State is uploaded into a CupySimulation, the device step's
+    own phase methods run the kernels (``_tumour``, ``_car_t``, ``_fields``, ``_solve``), and the
+    result is copied back into the State, so the cases (stirring included) run unchanged.  The
+    parameters come from the scenario (``TumourParams`` / ``CarTParams.from_scenario``, as the
+    NumPy path's); the seed and step are the call's.  Only reachable where the CuPy backend is
+    available (``backends.select``)."""
+
+    name = "cupy"
+
+    def __init__(self):
+        self._key = None
+        self._sim = None
+
+    def _on_device(self, sc, st, seed: int, step: int):
+        from .backends.cupy_backend import CupySimulation
+
+        key = (id(sc), st.kind.shape, st.t_state.shape, int(st.replicates[0]))
+        if key != self._key:
+            self._sim = CupySimulation(sc, replicates=st.kind.shape[0],
+                                       first_replicate=int(st.replicates[0]), state=st)
+            if self._sim.mode != "device":
+                from .errors import BackendError
+
+                raise BackendError("validate --backend cupy: the CUDA kernels mirror an older "
+                                   "version of the NumPy engine (twin fingerprint), so the device "
+                                   "phases cannot be validated; use --backend numpy")
+            self._key = key
+        sim = self._sim
+        sim._upload(st)
+        sim.seed, sim.step_index = int(seed), int(step)
+        sim._host_view = None
+        return sim
+
+    @staticmethod
+    def _back(sim, st) -> None:
+        from .engine import STATE_ARRAYS
+
+        new = sim._download()
+        for k in STATE_ARRAYS:
+            np.copyto(getattr(st, k), getattr(new, k))
+
+    @staticmethod
+    def _add(events: dict, ev: dict) -> None:
+        for k, v in ev.items():
+            v = v.get() if hasattr(v, "get") else v
+            events[k] = events.get(k, 0) + np.asarray(v, np.int64)
+
+    def tumour(self, sc, st, tp, seed, step, events):
+        sim = self._on_device(sc, st, seed, step)
+        self._add(events, sim._tumour())
+        self._back(sim, st)
+
+    def car_t(self, sc, st, cp, seed, step, events):
+        sim = self._on_device(sc, st, seed, step)
+        self._add(events, sim._car_t())
+        self._back(sim, st)
+
+    def fields(self, sc, st):
+        sim = self._on_device(sc, st, sc["run.seed"], st.step)
+        sim._fields()
+        self._back(sim, st)
+        return -1, sim._host.fields.o2.max_iter  # the device solve does not report its sweeps
+
+    def solve(self, fs, c, a, s, fixed, fixed_value):
+        from types import SimpleNamespace
+
+        from .backends.cupy_backend import CupySimulation, _cupy
+
+        cp = _cupy()
+        dev = SimpleNamespace(cp=cp)
+        fx = np.zeros(c.shape, np.uint8) if fixed is None else np.asarray(fixed, np.uint8)
+        cd = cp.asarray(c)
+        iters = CupySimulation._solve(dev, fs, cd, cp.asarray(np.asarray(a, np.float32)),
+                                      cp.asarray(np.asarray(s, np.float32)), cp.asarray(fx),
+                                      fixed_value)
+        np.copyto(c, cp.asnumpy(cd))
+        return cp.asnumpy(iters)
+
+
+PHASES: Phases = Phases()
+
+
 _TEMPLATE: dict = {}
 
 
@@ -344,7 +457,7 @@ def stir(st, gen: np.random.Generator, block: int, margin: int = 0) -> None:
         a[r, new] = vals
 
 
-def _run_lineages(tp, seed: int, steps: int, R: int, s: int, batch: int, G: int = 4):
+def _run_lineages(sc, tp, seed: int, steps: int, R: int, s: int, batch: int, G: int = 4):
     """Grow G^3 single-founder lineages per replicate with the engine's tumour phase, stirred
     within their blocks after every step (``stir``, margin 1, so lineages never mix), R
     replicates in batches; returns per-lineage cell counts and antigen-A-negative counts and the
@@ -358,7 +471,7 @@ def _run_lineages(tp, seed: int, steps: int, R: int, s: int, batch: int, G: int 
         gen = np.random.default_rng([seed, first, s])
         for k in range(steps):
             ev = {}
-            tumour_mod.tumour_phase(st, tp, seed, k, ev)
+            PHASES.tumour(sc, st, tp, seed, k, ev)
             stir(st, gen, s, margin=1)
             for key, name in (("div", "tumour_divisions"), ("loss_a", "antigen_a_loss"),
                               ("loss_b", "antigen_b_loss")):
@@ -396,7 +509,7 @@ def case_birth_death(quick: bool, seed: int) -> CaseResult:
     n = BD_STEPS
     R = 64 if quick else 192
     tp = tumour_mod.TumourParams.from_scenario(sc)
-    lin = _run_lineages(tp, seed, n, R, s=BD_BLOCK, batch=8)
+    lin = _run_lineages(sc, tp, seed, n, R, s=BD_BLOCK, batch=8)
     z = lin["N"]
     N = z.size
     # exact reference from the scenario's rates
@@ -528,7 +641,7 @@ def ld_information(m: float, kmax: int = 4000) -> float:
     return float((dp[ok] ** 2 / p[ok]).sum())
 
 
-def _run_cultures(tp, seed: int, R: int, batch: int):
+def _run_cultures(sc, tp, seed: int, R: int, batch: int):
     """LD_N0 founders at random voxels of a 3D LD_EDGE^3 lattice per replicate (one culture),
     grown LD_STEPS steps by the engine's tumour phase and stirred over the whole lattice after
     every step; returns per-culture antigen-A-negative counts and divisions."""
@@ -548,7 +661,7 @@ def _run_cultures(tp, seed: int, R: int, batch: int):
         d = np.zeros(nb, dtype=np.int64)
         for k in range(LD_STEPS):
             ev = {}
-            tumour_mod.tumour_phase(st, tp, seed, k, ev)
+            PHASES.tumour(sc, st, tp, seed, k, ev)
             stir(st, gen, LD_EDGE)
             d += ev.get("tumour_divisions", 0)
         tum = st.kind.reshape(nb, V) == 1
@@ -569,7 +682,7 @@ def case_antigen_loss(quick: bool, seed: int) -> CaseResult:
     dt = sc["run.dt_min"]
     R = 48 if quick else 192
     tp = tumour_mod.TumourParams.from_scenario(sc)
-    lin = _run_lineages(tp, seed, AL_STEPS, R, s=AL_BLOCK, batch=8)
+    lin = _run_lineages(sc, tp, seed, AL_STEPS, R, s=AL_BLOCK, batch=8)
     Ncell, neg = lin["N"], lin["neg"]
     mu = _p_exact(AL_MU)  # exact probability the engine realises
     p0 = (1 - mu) ** (Ncell - 1)
@@ -601,7 +714,7 @@ def case_antigen_loss(quick: bool, seed: int) -> CaseResult:
                         "tumour.antigen_loss_per_division": mu_ld_param, "run.seed": seed})
     mu_ld = _p_exact(mu_ld_param)
     Rc = 128 if quick else 512
-    cneg, cdiv = _run_cultures(tumour_mod.TumourParams.from_scenario(sc2), seed, Rc, batch=16)
+    cneg, cdiv = _run_cultures(sc2, tumour_mod.TumourParams.from_scenario(sc2), seed, Rc, batch=16)
     lawc = pure_birth_mutants(pl, mu_ld, LD_STEPS, n0=LD_N0, M=16384)
     Kc = int(cneg.max()) + 1
     obs_c = np.bincount(cneg, minlength=Kc).astype(float)
@@ -764,7 +877,7 @@ def _run_walkers(sc, seed, R, spacing, steps, chem_slope=0.0):
     y0, x0 = pos0 // X, pos0 % X
     disp = []
     for k in range(steps):
-        car_t_mod.car_t_phase(st, cp, seed, k, {})
+        PHASES.car_t(sc, st, cp, seed, k, {})
         p = st.t_pos[:, :pos0.size].astype(np.int64)
         disp.append(np.stack([p // X - y0, p % X - x0], axis=-1).reshape(-1, 2))
     return np.array(disp, dtype=float)  # (steps, cells, 2)
@@ -815,7 +928,7 @@ def case_motility(quick: bool, seed: int) -> CaseResult:
     st.t_count[:] = 1
     hit = np.full(Rs, Tmax, np.int64)
     for k in range(Tmax):
-        car_t_mod.car_t_phase(st, cp, seed + 2, k, {})
+        PHASES.car_t(sc, st, cp, seed + 2, k, {})
         newly = (st.t_pos[:, 0] >= L) & (hit == Tmax)
         hit[newly] = k + 1
         if (hit < Tmax).all():
@@ -855,7 +968,7 @@ def _slab_engine(sc, h: float, L_um: float, tol: float = 0.0, omega: float = 1.0
     c = np.full((1, 1, 1, X), sc["oxygen.vessel_mmHg"], np.float32)
     fs = FieldSolver(c.shape, diffusion_um2_per_min=sc["oxygen.diffusion_um2_per_min"], voxel_um=h,
                      boundary="neumann", omega=omega, tol=tol, max_iter=200_000)
-    fs.solve(c, a, np.zeros_like(a), fixed, sc["oxygen.vessel_mmHg"])
+    PHASES.solve(fs, c, a, np.zeros_like(a), fixed, sc["oxygen.vessel_mmHg"])
     return np.arange(X) * h, c[0, 0, 0].astype(np.float64)
 
 
@@ -971,7 +1084,6 @@ def _greenspan_engine(R0: int, h: float, D: float, cv: float, q: float):
     by the engine's FieldsPhase on a blank state (plain Gauss-Seidel, omega = 1, to its float32
     fixed point).  Returns (o2 (n, n, n) float32, inside mask, distance from the centre in
     voxels, oxygen sweeps, max_iter)."""
-    from .model.environment import FieldsPhase
     from .model.lattice import Kind
 
     n = 2 * R0 + 3
@@ -988,9 +1100,8 @@ def _greenspan_engine(R0: int, h: float, D: float, cv: float, q: float):
     inside = dist <= R0
     st = _blank_state((n, n, n), 1, o2=cv)
     st.kind[0] = np.where(inside, np.uint8(Kind.TUMOUR), np.uint8(Kind.VESSEL))
-    fp = FieldsPhase(sc, 1)
-    fp.solve(st)
-    return st.o2[0], inside, dist, int(fp.iterations["oxygen"][0]), fp.o2.max_iter
+    sweeps, max_iter = PHASES.fields(sc, st)
+    return st.o2[0], inside, dist, sweeps, max_iter
 
 
 def case_fields(quick: bool, seed: int) -> CaseResult:
@@ -1048,7 +1159,7 @@ def case_fields(quick: bool, seed: int) -> CaseResult:
     c3 = np.full((1, n, n, n), cv, np.float32)
     fs = FieldSolver(c3.shape, diffusion_um2_per_min=D, voxel_um=h0, boundary="neumann",
                      omega=1.0, tol=0.0, max_iter=200_000)
-    fs.solve(c3, a, np.zeros_like(a), fixed, cv)
+    PHASES.solve(fs, c3, a, np.zeros_like(a), fixed, cv)
     # exact discrete: dense solve over the interior voxels
     idx = -np.ones(inside.shape, np.int64)
     iv = np.argwhere(inside)
@@ -1090,7 +1201,8 @@ def case_fields(quick: bool, seed: int) -> CaseResult:
                             1e-5 * cv, "numeric",
                             note=f"max |dc|; R0 = {G0} voxels, q = {q:.4g} mmHg/min; exact: "
                                  "discrete obstacle problem, float64 active set + CG; engine "
-                                 f"{sweeps} sweeps (max {max_iter}); tolerance 1e-5 x vessel value"))
+                                 f"{sweeps if sweeps >= 0 else 'n/a'} sweeps (max {max_iter}); "
+                                 "tolerance 1e-5 x vessel value"))
     # necrotic radius: the volume-equivalent radius of the engine's core (voxels with O2 == 0)
     # against Greenspan's Rn.  A priori tolerance: the staircase ball's surface lies between R0
     # and R0 + 1 voxels from the centre, and Rn(R) grows with R, so the continuum core radius lies
@@ -1200,8 +1312,8 @@ def case_well_mixed(quick: bool, seed: int) -> CaseResult:
     traj = np.zeros((steps + 1, R, 2))
     traj[0] = np.stack([np.full(R, T0), np.full(R, C0)], -1)
     for k in range(steps):
-        tumour_mod.tumour_phase(st, tp, seed, k, {})
-        car_t_mod.car_t_phase(st, cp, seed, k, {})
+        PHASES.tumour(sc, st, tp, seed, k, {})
+        PHASES.car_t(sc, st, cp, seed, k, {})
         traj[k + 1, :, 0] = (st.kind.reshape(R, -1) == 1).sum(1)
         traj[k + 1, :, 1] = st.t_count
     pars = {"phi": P["phi"], "rho": P["rho"], "theta": 0.0, "alpha": 0.0, "eps": 0.0, "mu": 0.0,
@@ -1389,9 +1501,9 @@ def _well_mixed_interacting(quick: bool, seed: int, res: CaseResult) -> None:
     traj = np.zeros((steps + 1, R, 3))
     traj[0] = (T0, C0, M0)
     for k in range(steps):
-        tumour_mod.tumour_phase(st, tp, seed, k, {})
+        PHASES.tumour(sc, st, tp, seed, k, {})
         stir(st, gen, E)
-        car_t_mod.car_t_phase(st, cp, seed, k, {})
+        PHASES.car_t(sc, st, cp, seed, k, {})
         stir_agents(st, gen)
         live = np.arange(st.t_state.shape[1])[None, :] < st.t_count[:, None]
         traj[k + 1, :, 0] = (st.kind.reshape(R, -1) == 1).sum(1)
@@ -1444,21 +1556,13 @@ CASES: dict[str, Callable[[bool, int], CaseResult]] = {
 
 
 def resolve_backend(name: str = "auto"):
-    """The backend the cases run on.  The cases drive the engine's phase functions directly, and
-    only the NumPy reference engine exposes them; ``cupy`` is refused with the reason (a
-    BackendError where CuPy cannot run at all), never silently replaced by NumPy."""
+    """The backend the cases run on (``backends.select``: ``auto`` takes CuPy where it can run
+    and says so; ``cupy`` where it cannot is a BackendError with the reason).  On CuPy the cases
+    run the device step's own phase methods (``DevicePhases``); the ``rng`` case checks the host
+    Philox, of which the kernels' ``philox.cuh`` is the host-harness-verified twin."""
     from .backends import select
 
-    be = select(name)
-    if be.name == "cupy":
-        if name == "auto":
-            from .backends import Backend, cpu_description
-
-            return Backend("numpy", cpu_description(),
-                           reason="auto: the validation cases call the NumPy phase functions")
-        raise ValidationError("validate --backend cupy: the CuPy backend has no per-phase entry "
-                              "points yet (tumour, CAR-T, field phases); use --backend numpy")
-    return be
+    return select(name)
 
 
 def check_arguments(cases, seed) -> list[str]:
@@ -1475,10 +1579,23 @@ def check_arguments(cases, seed) -> list[str]:
 
 
 def run_validation(cases=None, quick: bool = False, seed: int = 1, figures=None,
-                   log: Callable[[str], None] | None = None) -> list[CaseResult]:
-    """Run the named cases (all by default) and return their results; with ``figures`` (a
-    directory) write one PNG per case (needs matplotlib; skipped with a message otherwise)."""
+                   log: Callable[[str], None] | None = None,
+                   backend: str = "numpy") -> list[CaseResult]:
+    """Run the named cases (all by default) on ``backend`` ("numpy" or "cupy", as resolved by
+    ``resolve_backend``) and return their results; with ``figures`` (a directory) write one PNG
+    per case (needs matplotlib; skipped with a message otherwise)."""
+    global PHASES
+    if backend not in ("numpy", "cupy"):
+        raise ValidationError(f"backend must be 'numpy' or 'cupy', got {backend!r}")
     names = check_arguments(cases, seed)
+    saved, PHASES = PHASES, (DevicePhases() if backend == "cupy" else Phases())
+    try:
+        return _run_cases(names, quick, seed, figures, log)
+    finally:
+        PHASES = saved
+
+
+def _run_cases(names, quick, seed, figures, log) -> list[CaseResult]:
     plt = None
     if figures is not None:
         figures = Path(figures)

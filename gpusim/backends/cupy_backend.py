@@ -34,7 +34,9 @@ so ``TWIN_FINGERPRINT`` is left stale (the backend steps on the host, bitwise th
 and ``AVAILABLE`` is False: the backend is not offered to users (``auto`` takes NumPy,
 ``--backend cupy`` is refused).  To enable it on a GPU machine: set ``TWIN_FINGERPRINT`` to
 :func:`twin_fingerprint`, run tests/test_gpu.py (``test_cupy_backend_bitwise_every_step`` on
-every bundled scenario), and only when it passes keep the value and set ``AVAILABLE``.
+every bundled scenario), and only when it passes keep the value and set ``AVAILABLE``; then
+``gpusim validate --backend cupy`` runs the validation suite through the same phase methods
+(``gpusim.validate.DevicePhases``) and ``benchmarks/bench_gpu.py`` records the GPU figures.
 
 Twin guard: the device step mirrors one exact version of the NumPy engine.  ``TWIN_FINGERPRINT``
 is a hash of the Python sources it mirrors (:func:`twin_fingerprint`); when the engine's sources
