@@ -83,14 +83,25 @@ def test_make_simulation_numpy_is_the_engine():
 
 
 # ----------------------------------------------------------------------------- GPU
-def reduced(name: str):
-    """A bundled scenario at test size (the lattice capped at 48 x 48 (x 8 in 3D))."""
+def reduced(name: str, extra=()):
+    """A bundled scenario at test size (the lattice capped at 48 x 48 (x 8 in 3D)), with the
+    ``extra`` overrides."""
     sc = load_scenario(name)
     Z, Y, X = sc.shape
     sets = [f"domain.x_voxels={min(X, 48)}", f"domain.y_voxels={min(Y, 48)}"]
     if Z > 1:
         sets.append(f"domain.z_voxels={min(Z, 8)}")
-    return load_scenario(name, sets)
+    return load_scenario(name, sets + list(extra))
+
+
+#: mechanisms that are off by default and in every bundled scenario, run on both backends too
+VARIANTS = {
+    "quickstart+memory": ("quickstart", ["car_t.memory_conversion_rate_per_day=2",
+                                         "car_t.memory_reactivation_probability=0.3",
+                                         "car_t.memory_death_rate_per_day=0.5"]),
+    "quickstart+zero_order_o2": ("quickstart", ["oxygen.consumption_tumour_mmHg_per_min=3000",
+                                                "oxygen.consumption_healthy_mmHg_per_min=50"]),
+}
 
 
 def first_difference(a: dict, b: dict) -> str | None:
@@ -101,14 +112,15 @@ def first_difference(a: dict, b: dict) -> str | None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", sorted(bundled()))
+@pytest.mark.parametrize("name", sorted(bundled()) + sorted(VARIANTS))
 def test_cupy_backend_bitwise_every_step(cp, name):
     """Every state array hashed after every step on both backends; names the first array and step
     that differ."""
     from gpusim.backends.cupy_backend import CupySimulation
     from gpusim.engine import Simulation
 
-    sc = reduced(name)
+    base, extra = VARIANTS.get(name, (name, []))
+    sc = reduced(base, extra)
     steps = 300
     ref = Simulation(sc, replicates=2, first_replicate=3)
     dev = CupySimulation(sc, replicates=2, first_replicate=3)
