@@ -1440,7 +1440,7 @@ def cartmath_engine_map(T0, C0, M0, p: dict, V: int, steps: int) -> np.ndarray:
 
 # the interacting set-up: rates per day (CARTmath's units) and the engine probabilities realising
 # them; 2D 300 x 300 lattice, tumour cells stirred, CAR-T cells on the 3-spaced grid
-WMI = {"E": 300, "T0": 1500, "C0": 1000, "M0": 500, "r_div": 1440 * 0.00072,
+WMI = {"E": 300, "T0": 1500, "C0": 1000, "M0": 1000, "r_div": 1440 * 0.00072,
        "r_death": 1440 * 5.3e-5, "phi": 0.6, "rho": 1 / 42.0, "eps": 0.5, "mu": 0.1,
        "p_kill": 0.025, "p_react": 0.0167, "affinity": 1e-4}
 

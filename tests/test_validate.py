@@ -249,8 +249,8 @@ def test_planted_doubled_antigen_loss_fails_the_luria_delbrueck_checks(monkeypat
 
 
 def test_planted_kill_and_memory_conversion_errors_fail_the_well_mixed_map(monkeypatch):
-    # kill and conversion probabilities x 1.3: tumour after half a day ~120 cells below the map
-    # (tolerance ~56), memory ~60 above (tolerance ~20)
+    # kill and conversion probabilities x 1.3: tumour after half a day ~150 cells below the map
+    # (tolerance ~56), memory ~70 above (tolerance ~31)
     _patch_params(monkeypatch, car_t_mod.CarTParams, p_kill=1.3, p_mem=1.3)
     res = V.CaseResult("well_mixed", "", "")
     V._well_mixed_interacting(True, 1, res)
@@ -261,7 +261,7 @@ def test_planted_kill_and_memory_conversion_errors_fail_the_well_mixed_map(monke
 
 @pytest.mark.slow
 def test_planted_reactivation_error_fails_the_well_mixed_checks(monkeypatch):
-    # reactivation x 1.5: effector ~+65 (tolerance ~42), memory ~-57 (tolerance ~22)
+    # reactivation x 1.5: effector ~+120 (tolerance ~43), memory ~-100 (tolerance ~30)
     _patch_params(monkeypatch, car_t_mod.CarTParams, p_react=1.5)
     res = V.CaseResult("well_mixed", "", "")
     V._well_mixed_interacting(True, 1, res)
