@@ -420,3 +420,34 @@ def test_bench_gpu_times_methods_the_backend_has():
     spec.loader.exec_module(mod)
     for meth in list(mod.PHASE_METHODS) + ["_solve"]:
         assert callable(getattr(CupySimulation, meth, None)), meth
+
+
+def test_toxicity_from_row_sums_equals_the_engine():
+    """The device step feeds toxicity_phase the row sums of t_eng (computed on the device, (R,)
+    values read back) instead of the (R, C) column: on engine states with engaged cells and
+    padding, IL-6 and its peak and AUC must be bitwise the engine's."""
+    from types import SimpleNamespace
+
+    from gpusim.engine import SYSTEMIC, Simulation
+    from gpusim.model.systemic import toxicity_phase
+
+    sc = load_scenario("quickstart", ["domain.x_voxels=32", "domain.y_voxels=32"])
+    sim = Simulation(sc, replicates=3)
+    seen = 0
+    for _ in range(150):
+        sim.step()
+        st = sim.state
+        if not st.t_eng.any():
+            continue
+        seen += 1
+        ev = {k: np.asarray(v) for k, v in sim.last_events.items()}
+        full = SimpleNamespace(kind=np.zeros(3), t_count=st.t_count.copy(), t_eng=st.t_eng.copy(),
+                               **{k: getattr(st, k).copy() for k in SYSTEMIC})
+        rows = SimpleNamespace(kind=np.zeros(3), t_count=st.t_count.copy(),
+                               t_eng=st.t_eng.sum(axis=1, dtype=np.int64)[:, None],
+                               **{k: getattr(st, k).copy() for k in SYSTEMIC})
+        toxicity_phase(full, sim.systemic_params, ev)
+        toxicity_phase(rows, sim.systemic_params, ev)
+        for k in SYSTEMIC:
+            np.testing.assert_array_equal(getattr(rows, k), getattr(full, k), err_msg=k)
+    assert seen > 10

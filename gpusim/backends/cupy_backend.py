@@ -20,8 +20,8 @@ Phases of the device step (``_device_step``, engine order):
   ``kernels/systemic.cu``, entrants appended by ``extravasation_append_kernel`` after a host
   capacity check on the per-replicate counts (:func:`check_capacity`, CapacityError as the NumPy
   phase); only (R,) arrays are read back;
-* toxicity — per-replicate float64 on the host, reading back per-replicate arrays and the t_eng
-  column;
+* toxicity — per-replicate float64 on the host, reading back (R,) arrays only (the engaged
+  count is a row sum of ``t_eng`` on the device: padding slots hold 0);
 * step bookkeeping — counters, tumour minimum, clearance, peaks on the device; the
   ``car_t_tumour`` peak by :func:`car_t_tumour_count` (the engine's definition as CuPy array
   operations).  No step copies the whole state to the host.
@@ -278,12 +278,15 @@ class CupySimulation:
         for k, v in self._car_t().items():
             events[k] = events.get(k, 0) + np.asarray(v, np.int64)
         d = self.d
-        # toxicity: per-replicate float64 on the host (engine order), reading t_eng/t_count
+        # toxicity: per-replicate float64 on the host (engine order), reading (R,) values only
         from types import SimpleNamespace
 
         from ..engine import SYSTEMIC
 
-        tox = SimpleNamespace(kind=np.zeros(R), t_count=d["t_count"].get(), t_eng=d["t_eng"].get(),
+        # toxicity_phase sums t_eng over each replicate's live slots; padding slots hold 0, so
+        # the row sums on the device are that sum, and only (R,) values are read back
+        engaged = d["t_eng"].sum(axis=1, dtype=cp.int64).get()
+        tox = SimpleNamespace(kind=np.zeros(R), t_count=d["t_count"].get(), t_eng=engaged[:, None],
                               **{k: d[k].get() for k in SYSTEMIC})
         toxicity_phase(tox, h.systemic_params, events)
         for k in SYSTEMIC:
