@@ -397,12 +397,18 @@ def _lineage_lattice(G: int, s: int, R: int, first: int):
     shape = (G * s,) * 3
     st = _blank_state(shape, R, first=first)
     c = np.arange(G) * s + s // 2
-    idx = (slice(None), c[:, None, None], c[None, :, None], c[None, None, :])
-    st.kind[idx] = 1  # Kind.TUMOUR
-    for k in ("antigen_a", "antigen_b", "antigen_a_base", "antigen_b_base"):
-        if hasattr(st, k):
-            getattr(st, k)[idx] = 100
+    v = np.ravel_multi_index(np.meshgrid(c, c, c, indexing="ij"), shape).ravel()
+    _place_tumour(st, np.arange(R)[:, None], v[None, :])
     return st
+
+
+def _place_tumour(st, r, v) -> None:
+    """Put antigen-A+B+ tumour cells (levels and baselines 1.0) at the flat voxels ``v`` of
+    replicates ``r`` (index arrays broadcast together)."""
+    R = st.kind.shape[0]
+    st.kind.reshape(R, -1)[r, v] = 1  # Kind.TUMOUR
+    for k in ("antigen_a", "antigen_b", "antigen_a_base", "antigen_b_base"):
+        getattr(st, k).reshape(R, -1)[r, v] = 100
 
 
 def _per_block(mask: np.ndarray, G: int, s: int) -> np.ndarray:
@@ -655,9 +661,7 @@ def _run_cultures(sc, tp, seed: int, R: int, batch: int):
         st = _blank_state(shape, nb, first=first)
         gen = np.random.default_rng([seed, first, LD_EDGE])
         for r in range(nb):
-            v = gen.choice(V, LD_N0, replace=False)
-            for k in ("kind", "antigen_a", "antigen_b", "antigen_a_base", "antigen_b_base"):
-                getattr(st, k).reshape(nb, V)[r, v] = 1 if k == "kind" else 100
+            _place_tumour(st, r, gen.choice(V, LD_N0, replace=False))
         d = np.zeros(nb, dtype=np.int64)
         for k in range(LD_STEPS):
             ev = {}
@@ -1301,8 +1305,7 @@ def case_well_mixed(quick: bool, seed: int) -> CaseResult:
     for r in range(R):
         w = rng.blocks(seed, r, 0, rng.Stream.INIT_TISSUE, np.arange(V))
         order = np.argsort(w[:, 0], kind="stable")
-        st.kind.reshape(R, -1)[r, order[:T0]] = 1
-        st.antigen_a.reshape(R, -1)[r, order[:T0]] = 100
+        _place_tumour(st, r, order[:T0])
         tpos = np.sort(np.argsort(w[:, 1], kind="stable")[:C0])
         st.t_pos[r, :C0] = tpos
     st.t_state[:, :C0] = 1
@@ -1488,9 +1491,7 @@ def _well_mixed_interacting(quick: bool, seed: int, res: CaseResult) -> None:
     st = _blank_state((1, E, E), R, capacity=(E // 3) ** 2)
     gen = np.random.default_rng([seed, 6, E])
     for r in range(R):
-        v = gen.choice(V, T0, replace=False)
-        for k in ("kind", "antigen_a", "antigen_b", "antigen_a_base", "antigen_b_base"):
-            getattr(st, k).reshape(R, V)[r, v] = 1 if k == "kind" else 100
+        _place_tumour(st, r, gen.choice(V, T0, replace=False))
     n0 = C0 + M0
     st.t_state[:, :C0] = TState.EFFECTOR
     st.t_state[:, C0:n0] = TState.MEMORY
@@ -1646,6 +1647,12 @@ def format_case(r: CaseResult) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # figures
+def _save(plt, fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _fig_rng(plt, r, path):
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
     h = r.data["hist"]
@@ -1658,9 +1665,7 @@ def _fig_rng(plt, r, path):
     ax[1].axhspan(-lim, lim, color="0.9")
     ax[1].set_xticks(range(len(names)), [n.split(" ")[0] for n in names])
     ax[1].set(ylabel="correlation", title="independence (band: tolerance)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _fig_bd(plt, r, path):
@@ -1677,9 +1682,7 @@ def _fig_bd(plt, r, path):
     ax[1].plot(t[-1], np.mean(z == 0), "bo", label="engine")
     ax[1].set(xlabel="hours", ylabel="P(extinct)", title="extinction")
     ax[1].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _fig_al(plt, r, path):
@@ -1709,9 +1712,7 @@ def _fig_al(plt, r, path):
     ax[2].set(yscale="log", xlabel="antigen-negative cells", ylabel="fraction of cultures",
               title=f"{LD_N0} founders; MLE m = {r.data['m_hat']:.2f}")
     ax[2].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _fig_mot(plt, r, path):
@@ -1734,9 +1735,7 @@ def _fig_mot(plt, r, path):
     ax[2].plot(ts, d["surv"], "k--", label="exact")
     ax[2].set(xlabel="steps", ylabel="P(not yet crossed)", title="slab crossing")
     ax[2].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _fig_fields(plt, r, path):
@@ -1769,9 +1768,7 @@ def _fig_fields(plt, r, path):
         ax[3].axvline(d["gs_rn"], color="tab:red", lw=1, ls=":", label="engine core (vol.-eq.)")
         ax[3].set(xlabel="r (µm)", ylabel="O2 (mmHg)", title="zero-order spheroid (necrotic core)")
         ax[3].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _fig_wm(plt, r, path):
@@ -1790,9 +1787,7 @@ def _fig_wm(plt, r, path):
         ax[1].set(xlabel="days", ylabel="cells",
                   title="(B) with killing and memory (dotted: map, dashed: CARTmath)")
         ax[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 _FIGS = {"rng": _fig_rng, "birth_death": _fig_bd, "antigen_loss": _fig_al, "motility": _fig_mot,
