@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gpusim-installed
 
-.PHONY: run test test-all validate bench clean
+.PHONY: run test test-all validate bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
+
+# on a GPU machine (no network needed: runs from the source tree with the machine's python3, which
+# must have cupy, numpy, h5py, click, pytest and scipy); results as JSON in one folder
+gpu-check:
+	PYTHONPATH=$(CURDIR) $(PYTHON) benchmarks/gpu_check.py --out benchmarks/results/gpu-check
 
 clean:
 	rm -rf $(VENV) results build *.egg-info

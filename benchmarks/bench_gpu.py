@@ -77,91 +77,107 @@ PHASE_BYTES = {
 }
 
 
-#: CupySimulation phase methods timed by CUDA events, and their labels in the record
-PHASE_METHODS = {"_systemic": "systemic", "_fields": "fields", "_tumour": "tumour",
-                 "_microenv": "microenv", "_car_t": "car_t"}
+#: phases of the device backend timed by CUDA events (DevicePhases methods)
+PHASES = ("systemic", "fields", "tumour", "microenv", "car_t")
 
 
 @contextlib.contextmanager
 def cupy_phase_events(sim):
-    """CUDA-event timing of each phase method of a CupySimulation (ms, accumulated)."""
+    """CUDA-event timing of each phase of a device Simulation (seconds, accumulated), and the
+    field sweeps it ran (max over replicates, summed over fields and steps)."""
     import cupy as cp
 
     times: dict[str, float] = {}
     sweeps = {"n": 0}
     pairs = []
-    names = PHASE_METHODS
-    originals = {}
-    for meth, label in names.items():
-        fn = getattr(sim, meth)
-        originals[meth] = fn
+    ph = sim.phases
+    for name in PHASES:
+        fn = getattr(ph, name)
 
-        def timed(*a, _fn=fn, _label=label, **k):
+        def timed(*a, _fn=fn, _label=name, **k):
             e0, e1 = cp.cuda.Event(), cp.cuda.Event()
             e0.record()
             out = _fn(*a, **k)
             e1.record()
             pairs.append((_label, e0, e1))
+            if _label == "fields":
+                sweeps["n"] += sum(int(np.max(v, initial=0)) for v in sim.fields.iterations.values())
             return out
 
-        setattr(sim, meth, timed)
-    solve = sim._solve
-
-    def counted(*a, **k):
-        it = solve(*a, **k)
-        sweeps["n"] += int(it.max().get()) if it.size else 0
-        return it
-
-    sim._solve = counted
+        setattr(ph, name, timed)
     try:
         yield times, sweeps
     finally:
         cp.cuda.Device().synchronize()
         for label, e0, e1 in pairs:
             times[label] = times.get(label, 0.0) + cp.cuda.get_elapsed_time(e0, e1) / 1e3
-        for meth in list(names) + ["_solve"]:
-            sim.__dict__.pop(meth, None)
+        for name in PHASES:
+            ph.__dict__.pop(name, None)
 
 
-def cupy_row(sc, R: int, steps: int, warmup: int) -> dict:
-    """bench_one for CuPy plus the per-phase CUDA-event split and bytes-moved estimate."""
+def cupy_row(sc, R: int, steps: int, warmup: int, time_limit: float = float("inf")) -> dict:
+    """bench_one for the CuPy backend plus the per-phase CUDA-event split and a bytes-moved
+    estimate; stops after ``time_limit`` seconds of stepping (at least one step)."""
     import cupy as cp
 
-    from gpusim.backends.cupy_backend import CupySimulation
+    from gpusim.backends import make_simulation
 
     t0 = time.perf_counter()
-    sim = CupySimulation(sc, replicates=R)
-    for _ in range(max(1, warmup)):  # the first step compiles the kernels
-        sim.step()
+    sim = make_simulation("cupy", sc, replicates=R)
     cp.cuda.Device().synchronize()
     setup_s = time.perf_counter() - t0
+    for _ in range(max(1, warmup)):  # the first step loads the kernels
+        sim.step()
+    cp.cuda.Device().synchronize()
     start, stop = cp.cuda.Event(), cp.cuda.Event()
+    done = 0
+    wall = time.perf_counter()
     with cupy_phase_events(sim) as (phases, sweeps):
         start.record()
-        for _ in range(steps):
+        while done < steps and (done == 0 or time.perf_counter() - wall < time_limit):
             sim.step()
+            done += 1
         stop.record()
         stop.synchronize()
     step_s = cp.cuda.get_elapsed_time(start, stop) / 1e3
     nvox = int(np.prod(sc.shape))
     cells = nvox * R
-    moved = {"tumour": PHASE_BYTES["tumour"] * cells * steps,
+    moved = {"tumour": PHASE_BYTES["tumour"] * cells * done,
              "fields": PHASE_BYTES["fields_per_sweep"] * cells * sweeps["n"]}
     return {
-        "scenario": sc.name, "backend": "cupy", "device_mode": sim.mode, "shape": list(sc.shape),
-        "replicates": R, "voxels": nvox, "steps": steps, "warmup_steps": max(1, warmup),
-        "setup_and_compile_s": setup_s, "setup_s": setup_s, "step_s": step_s,
-        "steps_per_s": steps / step_s, "voxel_steps_per_s": steps * cells / step_s,
-        "car_t_steps_per_s": None, "phase_s": phases,
+        "scenario": sc.name, "backend": "cupy", "shape": list(sc.shape),
+        "replicates": R, "voxels": nvox, "steps": done, "warmup_steps": max(1, warmup),
+        "setup_s": setup_s, "step_s": step_s,
+        "steps_per_s": done / step_s, "voxel_steps_per_s": done * cells / step_s,
+        "car_t_steps_per_s": None, "phase_s": phases, "field_sweeps": sweeps["n"],
         "bytes_moved_estimate": moved,
         "achieved_GBps_estimate": {k: moved[k] / phases[k] / 1e9 for k in moved if phases.get(k)},
     }
 
 
+def _sets(size: str) -> list[str]:
+    """``--size`` N (x and y) or XxYxZ as scenario overrides."""
+    parts = [int(p) for p in size.lower().split("x")]
+    keys = ("domain.x_voxels", "domain.y_voxels", "domain.z_voxels")
+    if len(parts) == 1:
+        parts = parts * 2
+    return [f"{k}={v}" for k, v in zip(keys, parts)]
+
+
+def _record(rows, backends, bandwidth=None) -> dict:
+    return {"schema": "gpusim-bench-gpu/1", "commit": git_commit(),
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "device": gpu_details(), "cupy_backend": cupy_status(run_check=False)[1],
+            "copy_bandwidth": bandwidth, "results": rows, "ratios": ratios(rows)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenario", action="append", default=None, help="bundled name or TOML (repeatable)")
-    ap.add_argument("--size", type=int, action="append", default=None, help="lattice edge (repeatable)")
+    ap.add_argument("--size", action="append", default=None,
+                    help="lattice edge N (x and y) or XxYxZ (repeatable; run in the order given)")
+    ap.add_argument("--time-limit", type=float, default=float("inf"),
+                    help="seconds of stepping per GPU row (at least one step)")
     ap.add_argument("-r", "--replicates", type=int, default=None)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=2)
@@ -169,6 +185,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--force", action="store_true")
     a = ap.parse_args(argv)
+    if a.json and a.json.exists() and not a.force:
+        print(f"bench_gpu: {a.json} exists; pass --force to overwrite it", file=sys.stderr)
+        return 2
     gpu_ok = False
     try:
         import cupy
@@ -185,25 +204,21 @@ def main(argv=None) -> int:
     rows = []
     for name in a.scenario or ["quickstart"]:
         for size in a.size or [None]:
-            sc = load_scenario(name, [f"domain.x_voxels={size}", f"domain.y_voxels={size}"] if size else [])
+            sc = load_scenario(name, _sets(size) if size else [])
             R = a.replicates or sc["run.replicates"]
             for b in backends:
                 print(f"{sc.name} {sc.shape} x{R} on {b} ...", file=sys.stderr)
-                rows.append(cupy_row(sc, R, a.steps, a.warmup) if b == "cupy"
+                rows.append(cupy_row(sc, R, a.steps, a.warmup, a.time_limit) if b == "cupy"
                             else bench_one(sc, b, R, a.steps, a.warmup))
-    rec = {
-        "schema": "gpusim-bench-gpu/1", "commit": git_commit(),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "device": gpu_details(), "cupy_backend": cupy_status()[1],
-        "copy_bandwidth": copy_bandwidth() if "cupy" in backends else None,
-        "results": rows, "ratios": ratios(rows),
-    }
+                if a.json:  # written after every row, so a row killed by a time limit keeps the rest
+                    write_json(_record(rows, backends), a.json, True)
+    rec = _record(rows, backends, copy_bandwidth() if "cupy" in backends else None)
     print(format_table(rec))
     if rec["copy_bandwidth"]:
         print("copy bandwidth (GB/s): " + ", ".join(f"{k} {v:.0f}" for k, v in rec["copy_bandwidth"].items()
                                                    if k.endswith("GBps")))
     if a.json:
-        print(f"wrote {write_json(rec, a.json, a.force)}")
+        print(f"wrote {write_json(rec, a.json, True)}")
     return 0
 
 

@@ -61,7 +61,7 @@ def info():
     click.echo(f"python {sys.version.split()[0]}, numpy {np.__version__}, h5py {h5py.__version__}, "
                f"click {version('click')}")
     click.echo(f"backend numpy: available, {cpu_description()}")
-    ok, desc = cupy_status()
+    ok, desc = cupy_status(run_check=False)
     click.echo(f"backend cupy: {'available, ' if ok else 'not available: '}{desc}")
     click.echo(f"backend auto: would use {'cupy' if ok else 'numpy'}")
     # ---- GPU details (backends) ----
@@ -69,6 +69,48 @@ def info():
 
     for k, v in gpu_details().items():
         click.echo(f"{k}: {v}")
+
+
+@main.command()
+@click.option("--backend", type=click.Choice(["cupy", "emulated"]), default="cupy", show_default=True,
+              help="The device backend to check (emulated: the same step with the kernels compiled "
+                   "for this CPU).")
+@click.option("--steps", type=int, default=None, help="Steps per scenario (default: the self-check's).")
+@_errors
+def selftest(backend, steps):
+    """Check the device step bitwise against the NumPy engine on several bundled scenarios, now
+    (the verdict is cached and decides whether 'auto' uses the GPU).  Exit status 2 on a
+    mismatch, naming the first differing array and step and the report file written."""
+    from .backends import gpu_device, selfcheck
+    from .errors import BackendError
+
+    n = steps if steps is not None else selfcheck.STEPS
+    if n < 1:
+        raise BackendError(f"--steps must be at least 1, got {n}")
+    if backend == "emulated":
+        from .testing.emulated import EmulatedRuntime
+
+        m = selfcheck.verify(EmulatedRuntime(order=2), steps=n)
+        if m is not None:
+            raise BackendError(f"emulated device differs from the NumPy engine: scenario {m.scenario}, "
+                               f"{m.what} first at step {m.step} ({m.detail})")
+        click.echo(f"emulated device: {len(selfcheck.SCENARIOS)} scenarios x {n} steps bitwise equal "
+                   "to the NumPy engine")
+        return
+    from .backends import nvrtc
+
+    dev, driver, why = gpu_device()
+    if dev is None:
+        raise BackendError(f"selftest --backend cupy: {why}")
+    ok, nv = nvrtc.available()
+    if not ok:
+        raise BackendError(f"selftest --backend cupy: {nv}")
+    from .backends.cupy_backend import runtime
+
+    v = selfcheck.check(runtime(), dev, driver, force=True, steps=n)
+    if not v.passed:
+        raise BackendError(f"GPU {dev} failed the self-check: {v.detail}; report: {v.report}")
+    click.echo(f"GPU {dev}, driver {driver}: passed ({v.detail}, {v.seconds:.1f} s); verdict cached")
 
 
 @main.command()
@@ -117,7 +159,7 @@ def params(markdown):
               help="Global index of the first replicate: runs K..K+N-1 (same results as in any batch).")
 @click.option("--days", type=float, default=None, help="Simulated days.")
 @click.option("--seed", type=int, default=None, help="Random seed (0 .. 2**32-1).")
-@click.option("--backend", type=click.Choice(["auto", "numpy", "cupy"]), default=None,
+@click.option("--backend", type=click.Choice(["auto", "numpy", "cupy", "emulated"]), default=None,
               help="Compute backend [default: the scenario's, normally auto].")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
@@ -337,7 +379,7 @@ def resume(results, quiet):
 @main.command()
 @click.option("--quick", is_flag=True,
               help="Reduced sample sizes (the CI set, about a minute on 2 cores).")
-@click.option("--backend", type=click.Choice(["auto", "numpy", "cupy"]), default="auto",
+@click.option("--backend", type=click.Choice(["auto", "numpy", "cupy", "emulated"]), default="auto",
               help="Compute backend [default: auto].")
 @click.option("--case", "cases", multiple=True, metavar="NAME",
               help="Run only this case (repeatable): rng, birth_death, antigen_loss, motility, "

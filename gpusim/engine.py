@@ -26,7 +26,7 @@ import numpy as np
 from .model import car_t as car_t_mod
 from .model.car_t import CarTParams, car_t_phase
 from .model.environment import FieldsPhase
-from .model.lattice import Kind, TState, neighbours
+from .model.lattice import Kind, TState, to_host
 from .model.microenv import MicroenvParams, microenv_phase
 from .model.systemic import SystemicParams, systemic_phase, toxicity_phase
 from .model.tissue import initial_tissue
@@ -153,17 +153,71 @@ SNAPSHOTS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: the events of a step: every key is present every step, an int64 (R,) array, zero when nothing
+#: happened (the phases add to them; ``Simulation.last_events`` holds the last step's)
+EVENTS = ("car_t_entered", "tumour_apoptosis", "tumour_necrosis", "tumour_divisions",
+          "antigen_a_loss", "antigen_b_loss", "cleared", "vessel_collapse", "antigen_recovered",
+          "kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
+          "car_t_births", "memory_conversions", "memory_reactivations")
+#: state arrays a device backend keeps on the device (the per-replicate pools and counters stay on
+#: the host, where the systemic, toxicity and bookkeeping arithmetic runs)
+DEVICE_ARRAYS = LATTICE + AGENTS + ("t_count",)
+
+
+class NumpyPhases:
+    """The phases of the NumPy reference engine (``model/``), on a State of NumPy arrays."""
+
+    name = "numpy"
+    xp = np
+
+    def __init__(self, sim: "Simulation"):
+        self.sim = sim
+
+    def upload(self, st: State) -> State:
+        return st
+
+    def download(self, st: State) -> State:
+        return st
+
+    def systemic(self, st, events: dict) -> None:
+        s = self.sim
+        systemic_phase(st, s.systemic_params, s.seed, st.step, events)
+
+    def fields(self, st) -> None:
+        self.sim.fields.solve(st)
+
+    def steady_tgfb(self, st) -> None:
+        self.sim.fields.steady_tgfb(st, np, self.sim.fields.tgfb.solve)
+
+    def tumour(self, st, events: dict) -> None:
+        s = self.sim
+        tumour_phase(st, s.tumour_params, s.seed, st.step, events)
+
+    def microenv(self, st, events: dict) -> None:
+        s = self.sim
+        microenv_phase(st, s.microenv_params, s.seed, st.step, events)
+
+    def car_t(self, st, events: dict) -> None:
+        s = self.sim
+        car_t_phase(st, s.car_t_params, s.seed, st.step, events)
+
+
 class Simulation:
-    """A batch of replicates of one scenario on the NumPy reference engine.
+    """A batch of replicates of one scenario.  The step (phase order and bookkeeping) is written
+    once, here; the phases come from a backend: :class:`NumpyPhases` (the reference engine) by
+    default, or a device backend's (``gpusim.backends.cupy_backend.DevicePhases``), whose state
+    arrays live on the device.
 
     Args:
         scenario: a validated :class:`Scenario`.
         replicates: batch size (default ``run.replicates``).
         first_replicate: global index of the first replicate (default ``run.first_replicate``).
+        state: a host State to start from (a checkpoint) instead of the initial state.
+        phases: ``phases(sim)`` builds the backend's phases (default :class:`NumpyPhases`).
     """
 
     def __init__(self, scenario: Scenario, replicates: int | None = None,
-                 first_replicate: int | None = None, *, state: State | None = None):
+                 first_replicate: int | None = None, *, state: State | None = None, phases=None):
         self.scenario = sc = scenario
         R = int(replicates if replicates is not None else sc["run.replicates"])
         first = int(first_replicate if first_replicate is not None else sc["run.first_replicate"])
@@ -184,7 +238,28 @@ class Simulation:
         self.dt_min = float(sc["run.dt_min"])
         self.last_events: dict[str, np.ndarray] = {}
         self.phase_seconds: dict[str, float] = {}  #: wall time spent in each phase so far
-        self.state = state if state is not None else self._initial_state(R)
+        self.phases = (phases or NumpyPhases)(self)
+        self.backend = self.phases.name
+        self._host_view = None
+        if state is None:
+            self.work = self.phases.upload(self._initial_state(R))
+            self._initial_fields(self.work)
+        else:
+            self.work = self.phases.upload(state)
+
+    @property
+    def state(self) -> State:
+        """The state as host NumPy arrays (on a device backend a copy, made once per step)."""
+        if self.work is not None and self.phases.xp is np:
+            return self.work
+        if self._host_view is None:
+            self._host_view = self.phases.download(self.work)
+        return self._host_view
+
+    @state.setter
+    def state(self, st: State) -> None:
+        self.work = self.phases.upload(st)
+        self._host_view = None
 
     # -- set-up --------------------------------------------------------------------------------
     def _initial_state(self, R: int) -> State:
@@ -216,46 +291,55 @@ class Simulation:
         a["healthy_antigen_initial"] = (hk & vis).sum(axis=1).astype(np.int64)
         a["cleared_step"] = np.full(R, -1, np.int64)
         a["last_car_t_step"] = np.full(R, -1, np.int64)
-        st = State(a, self.replicates, 0)
-        # start from the fields' steady state of the initial tissue
-        self.fields.solve(st)
+        return State(a, self.replicates, 0)
+
+    def _initial_fields(self, st: State) -> None:
+        """Start from the fields' steady state of the initial tissue (on the backend: a large
+        domain's first solve runs on the device)."""
+        self.phases.fields(st)
         st.chemokine[:] = 0
         st.tgfb[:] = 0
-        self.fields.steady_tgfb(st)
-        return st
+        self.phases.steady_tgfb(st)
 
     # -- stepping ------------------------------------------------------------------------------
     def step(self, check: bool = False) -> None:
-        """Advance every replicate by one step; with ``check`` verify the conservation laws."""
-        st = self.state
+        """Advance every replicate by one step; with ``check`` verify the conservation laws.
+
+        The phase order (MODEL.md section 10) and the bookkeeping are the same on every backend;
+        the phases are the backend's.  Events, pools and counters are host arrays."""
+        st, ph, xp = self.work, self.phases, self.phases.xp
         before = self._tallies() if check else None
-        events: dict[str, np.ndarray] = {}
+        R = len(self.replicates)
+        ev = {k: np.zeros(R, np.int64) for k in EVENTS}
         clock = time.perf_counter
         t0 = clock()
-        systemic_phase(st, self.systemic_params, self.seed, st.step, events)
+        ph.systemic(st, ev)
         t1 = clock()
-        self.fields.solve(st)
+        ph.fields(st)
         t2 = clock()
-        tumour_phase(st, self.tumour_params, self.seed, st.step, events)
-        microenv_phase(st, self.microenv_params, self.seed, st.step, events)
+        ph.tumour(st, ev)
+        ph.microenv(st, ev)
         t3 = clock()
-        car_t_phase(st, self.car_t_params, self.seed, st.step, events)
+        ph.car_t(st, ev)
         t4 = clock()
-        toxicity_phase(st, self.systemic_params, events)
+        # toxicity: host float64 on (R,) values; padding slots of t_eng hold 0, so the row sums
+        # are the engaged cells
+        toxicity_phase(st, self.systemic_params, ev, to_host(st.t_eng.sum(axis=1, dtype=xp.int64)))
         for name, dt in (("systemic", t1 - t0), ("fields", t2 - t1), ("tumour", t3 - t2), ("car_t", t4 - t3)):
             self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + dt
-        R = st.kind.shape[0]
-        ev = {k: np.broadcast_to(np.asarray(v, dtype=np.int64), (R,)) for k, v in events.items()}
         for k in ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths"):
-            getattr(st, k)[:] += ev.get(k, 0)
+            getattr(st, k)[:] += ev[k]
         st.step += 1
-        tum = (st.kind.reshape(R, -1) == Kind.TUMOUR).sum(axis=1)
+        tum = to_host((st.kind.reshape(R, -1) == int(Kind.TUMOUR)).sum(axis=1, dtype=xp.int64))
         np.minimum(st.tumour_min, tum, out=st.tumour_min)
         st.cleared_step[(tum == 0) & (st.cleared_step < 0)] = st.step
-        np.maximum(st.car_t_peak, st.t_count, out=st.car_t_peak)
-        np.maximum(st.car_t_tumour_peak, self._car_t_tumour(), out=st.car_t_tumour_peak)
-        st.last_car_t_step[st.t_count > 0] = st.step
+        t_count = to_host(st.t_count)
+        np.maximum(st.car_t_peak, t_count, out=st.car_t_peak)
+        np.maximum(st.car_t_tumour_peak, to_host(car_t_tumour_count(xp, st.kind, st.t_count, st.t_pos)),
+                   out=st.car_t_tumour_peak)
+        st.last_car_t_step[t_count > 0] = st.step
         self.last_events = ev
+        self._host_view = None
         if check:
             self._check(before, ev)
 
@@ -270,13 +354,12 @@ class Simulation:
         """Conservation laws and table consistency; raises AssertionError naming what broke."""
         st = self.state
         after = self._tallies()
-        z = np.zeros(st.kind.shape[0], np.int64)
-        g = lambda k: ev.get(k, z)
-        exp_t = before["tumour"] + g("tumour_divisions") - g("tumour_apoptosis") - g("tumour_necrosis") - g("kills_tumour")
+        exp_t = (before["tumour"] + ev["tumour_divisions"] - ev["tumour_apoptosis"]
+                 - ev["tumour_necrosis"] - ev["kills_tumour"])
         assert np.array_equal(after["tumour"], exp_t), f"tumour cells not conserved: {after['tumour']} != {exp_t}"
-        exp_h = before["healthy"] - g("kills_healthy")
+        exp_h = before["healthy"] - ev["kills_healthy"]
         assert np.array_equal(after["healthy"], exp_h), "healthy cells not conserved"
-        exp_c = before["t_count"] + g("car_t_entered") + g("car_t_births") - g("car_t_deaths")
+        exp_c = before["t_count"] + ev["car_t_entered"] + ev["car_t_births"] - ev["car_t_deaths"]
         assert np.array_equal(after["t_count"], exp_c), f"CAR-T cells not conserved: {after['t_count']} != {exp_c}"
         r, s = live_slots(st)
         gpos = r.astype(np.int64) * st.nvox + st.t_pos[r, s]
@@ -303,20 +386,12 @@ class Simulation:
                                               + st.antigen_b.reshape(R, V)] > 0
         o2 = st.o2.reshape(R, V)
         ntum = tum.sum(axis=1)
-        tmap = self.state.tcell_map()
+        tmap = st.tcell_map()
         near = _dilate(tmap > 0, 2).reshape(R, V)
         r, s = live_slots(st)
         nt = np.maximum(ntum, 1)
-        # CAR-T cells in or next to a tumour cell's voxel
-        if r.size:
-            pos = st.t_pos[r, s].astype(np.int64)
-            nb, valid = neighbours(pos, self.shape)
-            at = tum[r, pos] | (valid & tum[r[:, None], nb]).any(axis=1)
-            car_tumour = np.bincount(r[at], minlength=R)
-            exh = np.bincount(r, weights=st.t_exh[r, s].astype(np.float64), minlength=R)
-        else:
-            car_tumour = np.zeros(R, np.int64)
-            exh = np.zeros(R)
+        car_tumour = car_t_tumour_count(np, st.kind, st.t_count, st.t_pos)
+        exh = np.bincount(r, weights=st.t_exh[r, s].astype(np.float64), minlength=R)
         return {
             "tumour_cells": ntum,
             "tumour_a_pos_b_pos": (tum & aa & ab).sum(axis=1),
@@ -355,19 +430,6 @@ class Simulation:
             self._tumour_zone = z if z.size else np.arange(self.nvox)
         return self._tumour_zone
 
-    def _car_t_tumour(self) -> np.ndarray:
-        """CAR-T cells in or next to a tumour cell's voxel, per replicate."""
-        st = self.state
-        R = st.kind.shape[0]
-        r, s = live_slots(st)
-        if r.size == 0:
-            return np.zeros(R, np.int64)
-        tum = st.kind.reshape(R, -1) == Kind.TUMOUR
-        pos = st.t_pos[r, s].astype(np.int64)
-        nb, valid = neighbours(pos, self.shape)
-        at = tum[r, pos] | (valid & tum[r[:, None], nb]).any(axis=1)
-        return np.bincount(r[at], minlength=R).astype(np.int64)
-
     def snapshot(self, n: int) -> dict[str, np.ndarray]:
         st = self.state
         aa = st.antigen_a[:n] > 0
@@ -375,7 +437,7 @@ class Simulation:
         cls = np.where(aa & ab, 1, np.where(aa, 2, np.where(ab, 3, 4))).astype(np.uint8)
         cls[st.kind[:n] != Kind.TUMOUR] = 0
         return {"kind": st.kind[:n].copy(), "antigen_class": cls,
-                "car_t": self.state.tcell_map()[:n], "o2": st.o2[:n].copy(), "ecm": st.ecm[:n].copy()}
+                "car_t": st.tcell_map()[:n], "o2": st.o2[:n].copy(), "ecm": st.ecm[:n].copy()}
 
     def endpoints(self) -> dict[str, np.ndarray]:
         st = self.state
@@ -409,8 +471,21 @@ class Simulation:
         return self.state.step * self.dt_min / 1440.0
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Boolean (R, Z, Y, X) dilation by a cube of half-width ``radius`` (Chebyshev distance)."""
+def car_t_tumour_count(xp, kind, t_count, t_pos):
+    """CAR-T cells in or next to a tumour cell's voxel, per replicate (int64 (R,)), as array
+    operations of ``xp`` (NumPy or CuPy): a live cell counts when its voxel or one of its Moore
+    neighbours inside the domain holds a tumour cell, i.e. the tumour mask dilated by one voxel
+    (Chebyshev radius 1, z left out in 2D) read at the live cells' positions."""
+    R, C = t_pos.shape
+    near = _dilate(kind == int(Kind.TUMOUR), 1).reshape(R, -1)
+    live = xp.arange(C)[None, :] < t_count[:, None]
+    pos = xp.where(live, t_pos, 0)
+    return (near[xp.arange(R)[:, None], pos] & live).sum(axis=1).astype(xp.int64)
+
+
+def _dilate(mask, radius: int):
+    """Boolean (R, Z, Y, X) dilation by a cube of half-width ``radius`` (Chebyshev distance), for
+    NumPy or CuPy arrays."""
     out = mask.copy()
     for axis in range(1 if mask.shape[1] == 1 else 0, 3):
         ax = axis + 1

@@ -59,7 +59,7 @@ PARAMS: tuple[Param, ...] = (
     P("run.replicates", int, 4, "Number of independent replicates.", ASSUMED, 1, 10_000_000),
     P("run.first_replicate", int, 0, "Global index of the first replicate (runs K..K+N-1).", ASSUMED, 0, 2**32 - 1),
     P("run.seed", int, 1, "Random seed (Philox key word 0).", ASSUMED, 0, 2**32 - 1),
-    P("run.backend", str, "auto", "Compute backend.", ASSUMED, choices=("auto", "numpy", "cupy")),
+    P("run.backend", str, "auto", "Compute backend (emulated: the device step on the CPU, for checking kernels).", ASSUMED, choices=("auto", "numpy", "cupy", "emulated")),
     P("run.output_interval_hours", float, 12.0, "Interval between time-series outputs (and HDF5 flushes).", ASSUMED, 0.1, 1e5),
     P("run.snapshot_interval_hours", float, 48.0, "Interval between lattice snapshots (0: none).", ASSUMED, 0.0, 1e5),
     P("run.snapshot_replicates", int, 2, "Snapshots are written for the first this many replicates.", ASSUMED, 0, 64),

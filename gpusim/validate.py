@@ -199,83 +199,76 @@ class Phases:
 
 
 class DevicePhases(Phases):
-    """The same calls on the GPU: the State is uploaded into a CupySimulation, the device step's
-    own phase methods run the kernels (``_tumour``, ``_car_t``, ``_fields``, ``_solve``), and the
-    result is copied back into the State, so the cases (stirring included) run unchanged.  The
-    parameters come from the scenario (``TumourParams`` / ``CarTParams.from_scenario``, as the
-    NumPy path's); the seed and step are the call's.  Only reachable where the CuPy backend is
-    available (``backends.select``)."""
+    """The same calls on a device backend (``cupy``, or ``emulated``: the same device step with
+    the kernels compiled for the host): the State is uploaded into a device Simulation, the
+    backend's own phases (``gpusim.backends.cupy_backend.DevicePhases``) run their kernels, and
+    the result is copied back into the State, so the cases (stirring included) run unchanged.  The
+    parameters come from the scenario (as ``TumourParams`` / ``CarTParams.from_scenario`` of the
+    NumPy path); the seed and step are the call's."""
 
-    name = "cupy"
+    def __init__(self, runtime):
+        self.rt = runtime
+        self.name = runtime.name
+        self._key = self._cached = None
 
-    def __init__(self):
-        self._key = None
-        self._sim = None
-
-    def _on_device(self, sc, st, seed: int, step: int):
-        from .backends.cupy_backend import CupySimulation
+    def _sim(self, sc, st, seed: int, step: int):
+        """A device Simulation of ``sc`` holding ``st`` (built once per scenario and shape)."""
+        from .backends.cupy_backend import device_phases
+        from .engine import Simulation
 
         key = (id(sc), st.kind.shape, st.t_state.shape, int(st.replicates[0]))
         if key != self._key:
-            self._sim = CupySimulation(sc, replicates=st.kind.shape[0],
-                                       first_replicate=int(st.replicates[0]), state=st)
-            if self._sim.mode != "device":
-                from .errors import BackendError
-
-                raise BackendError("validate --backend cupy: the CUDA kernels mirror an older "
-                                   "version of the NumPy engine (twin fingerprint), so the device "
-                                   "phases cannot be validated; use --backend numpy")
+            self._cached = Simulation(sc, replicates=st.kind.shape[0],
+                                      first_replicate=int(st.replicates[0]), state=st,
+                                      phases=device_phases(self.rt))
             self._key = key
-        sim = self._sim
-        sim._upload(st)
-        sim.seed, sim.step_index = int(seed), int(step)
-        sim._host_view = None
+        sim = self._cached
+        sim.state = st
+        sim.seed = int(seed)
+        sim.work.step = int(step)
         return sim
 
     @staticmethod
-    def _back(sim, st) -> None:
+    def _back(sim, st, events: dict, ev: dict) -> None:
         from .engine import STATE_ARRAYS
 
-        new = sim._download()
+        new = sim.state
         for k in STATE_ARRAYS:
             np.copyto(getattr(st, k), getattr(new, k))
-
-    @staticmethod
-    def _add(events: dict, ev: dict) -> None:
         for k, v in ev.items():
-            v = v.get() if hasattr(v, "get") else v
-            events[k] = events.get(k, 0) + np.asarray(v, np.int64)
+            if v.any():
+                events[k] = events.get(k, 0) + v
+
+    def _phase(self, name, sc, st, seed, step, events) -> None:
+        from .engine import EVENTS
+
+        sim = self._sim(sc, st, seed, step)
+        ev = {k: np.zeros(st.kind.shape[0], np.int64) for k in EVENTS}
+        getattr(sim.phases, name)(sim.work, ev)
+        self._back(sim, st, events, ev)
 
     def tumour(self, sc, st, tp, seed, step, events):
-        sim = self._on_device(sc, st, seed, step)
-        self._add(events, sim._tumour())
-        self._back(sim, st)
+        self._phase("tumour", sc, st, seed, step, events)
 
     def car_t(self, sc, st, cp, seed, step, events):
-        sim = self._on_device(sc, st, seed, step)
-        self._add(events, sim._car_t())
-        self._back(sim, st)
+        self._phase("car_t", sc, st, seed, step, events)
 
     def fields(self, sc, st):
-        sim = self._on_device(sc, st, sc["run.seed"], st.step)
-        sim._fields()
-        self._back(sim, st)
-        return -1, sim._host.fields.o2.max_iter  # the device solve does not report its sweeps
+        sim = self._sim(sc, st, sc["run.seed"], st.step)
+        sim.phases.fields(sim.work)
+        self._back(sim, st, {}, {})
+        return int(sim.fields.iterations["oxygen"][0]), sim.fields.o2.max_iter
 
     def solve(self, fs, c, a, s, fixed, fixed_value):
-        from types import SimpleNamespace
+        from .backends.cupy_backend import device_solve
 
-        from .backends.cupy_backend import CupySimulation, _cupy
-
-        cp = _cupy()
-        dev = SimpleNamespace(cp=cp)
-        fx = np.zeros(c.shape, np.uint8) if fixed is None else np.asarray(fixed, np.uint8)
-        cd = cp.asarray(c)
-        iters = CupySimulation._solve(dev, fs, cd, cp.asarray(np.asarray(a, np.float32)),
-                                      cp.asarray(np.asarray(s, np.float32)), cp.asarray(fx),
-                                      fixed_value)
-        np.copyto(c, cp.asnumpy(cd))
-        return cp.asnumpy(iters)
+        xp = self.rt.xp
+        cd = xp.asarray(c)
+        fx = None if fixed is None else xp.asarray(np.asarray(fixed, np.uint8))
+        iters = device_solve(self.rt, fs, cd, xp.asarray(np.asarray(a, np.float32)),
+                             xp.asarray(np.asarray(s, np.float32)), fx, fixed_value)
+        np.copyto(c, cd.get())
+        return iters
 
 
 PHASES: Phases = Phases()
@@ -1558,9 +1551,9 @@ CASES: dict[str, Callable[[bool, int], CaseResult]] = {
 
 def resolve_backend(name: str = "auto"):
     """The backend the cases run on (``backends.select``: ``auto`` takes CuPy where it can run
-    and says so; ``cupy`` where it cannot is a BackendError with the reason).  On CuPy the cases
-    run the device step's own phase methods (``DevicePhases``); the ``rng`` case checks the host
-    Philox, of which the kernels' ``philox.cuh`` is the host-harness-verified twin."""
+    and says so; ``cupy`` where it cannot is a BackendError with the reason).  On a device backend
+    the cases run the device step's own phases (``DevicePhases``); the ``rng`` case checks the host
+    Philox, of which the kernels' ``philox.cuh`` is the twin checked by the device tests."""
     from .backends import select
 
     return select(name)
@@ -1582,14 +1575,24 @@ def check_arguments(cases, seed) -> list[str]:
 def run_validation(cases=None, quick: bool = False, seed: int = 1, figures=None,
                    log: Callable[[str], None] | None = None,
                    backend: str = "numpy") -> list[CaseResult]:
-    """Run the named cases (all by default) on ``backend`` ("numpy" or "cupy", as resolved by
+    """Run the named cases (all by default) on ``backend`` ("numpy", "cupy" or "emulated", as resolved by
     ``resolve_backend``) and return their results; with ``figures`` (a directory) write one PNG
     per case (needs matplotlib; skipped with a message otherwise)."""
     global PHASES
-    if backend not in ("numpy", "cupy"):
-        raise ValidationError(f"backend must be 'numpy' or 'cupy', got {backend!r}")
+    if backend not in ("numpy", "cupy", "emulated"):
+        raise ValidationError(f"backend must be 'numpy', 'cupy' or 'emulated', got {backend!r}")
     names = check_arguments(cases, seed)
-    saved, PHASES = PHASES, (DevicePhases() if backend == "cupy" else Phases())
+    if backend == "numpy":
+        phases = Phases()
+    elif backend == "cupy":
+        from .backends.cupy_backend import runtime
+
+        phases = DevicePhases(runtime())
+    else:
+        from .testing.emulated import EmulatedRuntime
+
+        phases = DevicePhases(EmulatedRuntime())
+    saved, PHASES = PHASES, phases
     try:
         return _run_cases(names, quick, seed, figures, log)
     finally:

@@ -1,16 +1,15 @@
-// car_t.cu — CAR-T phase kernels before migration (engagement, exhaustion, fate, compaction), all
+// car_t.cu -- CAR-T phase kernels before migration (engagement, exhaustion, fate, compaction), all
 // replicates in one launch each.  NumPy twin: gpusim.model.car_t (_engage, _exhaustion, _fate,
 // scatter); migration is car_t_move.cu.  Logic, shapes, dtypes, units and RNG streams:
-// car_t_logic.cuh (compiled with car_t_move_logic.cuh by the host harness
-// tests/harness/car_t_harness.cpp, bitwise against car_t_phase).
+// car_t_logic.cuh.
 // Agent table (R, C) int32/uint8/... as in car_t_logic.cuh, passed as eight pointers; CarTK as a
 // device pointer to the struct (17 + 6 + 3 float32, then 4 int32; step-dependent members filled
 // by the host each step from CarTParams.pdl1_terms / p_division_at).  rec: uint64 (65536).
 // Launch order per step (per-entry kernels over R*C threads):
 //   car_t_occ (car_t_move.cu's move_occ, occ filled with -1), car_t_engage_claim,
 //   car_t_engage_resolve, car_t_claim_reset, car_t_exhaustion, car_t_fate_claim,
-//   car_t_fate_resolve, car_t_claim_reset, car_t_compact (R threads; table -> second table,
-//   overflow flag per replicate -> CapacityError on the host), then the migration kernels.
+//   car_t_fate_resolve, car_t_claim_reset, host capacity check and destinations (compaction_slots), car_t_compact (table -> second
+//   table), then the migration kernels.
 #include "car_t_logic.cuh"
 
 using namespace gpusim;
@@ -93,14 +92,15 @@ extern "C" __global__ void car_t_fate_resolve(int R, int Z, int Y, int X, int C,
     fate_resolve(i, geo, C, t_count, GPUSIM_TABLE(t), claims, tgt, born, counts);
 }
 
-// One thread per replicate; o must already hold the padding values beyond t_count (e.g. a copy
-// of t).  overflow[r] = 1 (and nothing written for r) when the row needs more
-// than C slots.
-extern "C" __global__ void car_t_compact(int R, int C, const CarTK* pp, int* t_count,
-                                         GPUSIM_TABLE_ARGS(t), GPUSIM_TABLE_ARGS(o),
-                                         const unsigned char* died, const unsigned char* born,
-                                         const int* tgt, int* overflow) {
-    int r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r >= R) return;
-    overflow[r] = compact_row(r, C, *pp, t_count, GPUSIM_TABLE(t), GPUSIM_TABLE(o), died, born, tgt) ? 0 : 1;
+// One thread per table entry; o pre-filled with the padding values, destinations from
+// compaction_slots (exact prefix sums), capacity checked on the host beforehand.
+extern "C" __global__ void car_t_compact(int R, int Z, int Y, int X, int C, const CarTK* pp,
+                                         const int* t_count, GPUSIM_TABLE_ARGS(t),
+                                         GPUSIM_TABLE_ARGS(o), const unsigned char* died,
+                                         const unsigned char* born, const int* tgt,
+                                         const long long* dst_keep, const long long* dst_born) {
+    GPUSIM_ENTRY
+    (void)geo;
+    compact_entry(i, C, *pp, t_count, GPUSIM_TABLE(t), GPUSIM_TABLE(o), died, born, tgt, dst_keep,
+                  dst_born);
 }

@@ -1,4 +1,4 @@
-// car_t_logic.cuh — per-agent logic of the CAR-T phase before migration (CUDA twin of
+// car_t_logic.cuh -- per-agent logic of the CAR-T phase before migration (CUDA twin of
 // gpusim.model.car_t._engage, _exhaustion, _fate and scatter; MODEL.md section 5).  Migration is
 // car_t_move_logic.cuh.
 //
@@ -6,7 +6,7 @@
 //   t_state uint8 (TState), t_pos int32 (voxel), t_exh float32 (0..1), t_div uint8 (divisions
 //   left), t_kills int32, t_dir int8 (-1 none), t_act int16 (steps of activation left),
 //   t_eng uint8 (engaged this step).
-// Lattice (R, Z, Y, X), g = r * V + v: kind uint8, antigen_a/b uint8 (level × 100), o2 float32
+// Lattice (R, Z, Y, X), g = r * V + v: kind uint8, antigen_a/b uint8 (level x 100), o2 float32
 //   (mmHg), glucose float32 (mM), tgfb/il12 float32 (a.u.), pdl1 float32 (0..1).
 // rec uint64 (65536): recognition thresholds indexed antigen_a * 256 + antigen_b
 //   (car_t.recognition_table).  claims uint64 (R * V): NO_CLAIM between passes.  occ int32 (R * V):
@@ -31,7 +31,7 @@
 //   e (+ exh_per_kill) (+ exh_pd * pd_seen | max(e - recovery, 0)) (+ exh_hypoxia)
 //     (+ exh_tgfb * (T / (T + tgfb_half)));  p_div = p_div_step * S.
 // Passes per step (each over every table entry unless noted): engage_claim, engage_resolve,
-// claim_reset, exhaustion, fate_claim, fate_resolve, claim_reset, then compact_row (one thread
+// claim_reset, exhaustion, fate_claim, fate_resolve, claim_reset, then compact_entry (one thread
 // per replicate, double-buffered table) and the migration passes.
 #pragma once
 #include "lattice.cuh"
@@ -39,41 +39,7 @@
 
 namespace gpusim {
 
-enum CarTCount : u32 {
-    CC_KILLS_TUMOUR = 0,
-    CC_KILLS_HEALTHY = 1,
-    CC_ENGAGEMENTS = 2,
-    CC_TROGOCYTOSIS = 3,
-    CC_DEATHS = 4,
-    CC_BIRTHS = 5,
-    CC_MEM_CONVERSIONS = 6,
-    CC_MEM_REACTIVATIONS = 7,
-    CART_NCOUNT = 8,
-};
-
-struct CarTK {
-    // constants of the scenario (CarTParams), float32
-    float p_kill, exh_per_kill, inv_tgfb_half, tgfb_half, inv_il12_half, il12_half, kill_boost;
-    float hypoxia_factor, glucose_half, exh_tgfb, exh_recovery, exh_hypoxia, o2_hypoxic;
-    float daughter_exh, starvation_glucose, p_mem, p_react;
-    float p_death[6];  // [row * 2 + starving], row 0 effector, 1 exhausted, 2 memory
-    // step-dependent host constants: CarTParams.pdl1_terms(step), p_division_at(step)
-    float inhib, exh_pd, p_div_step;
-    i32 dnTGFbRII, tgfb_exh_on, trog256, activation_steps;
-};
-
-struct AgentTable {
-    u8* state;
-    i32* pos;
-    float* exh;
-    u8* div;
-    i32* kills;
-    i8* dir;
-    i16* act;
-    u8* eng;
-};
-
-// Suppression factor S at one voxel g; *t_out gets the TGF-β the cell feels.
+// Suppression factor S at one voxel g; *t_out gets the TGF-beta the cell feels.
 GPUSIM_HD float car_t_suppression(const CarTK& p, float tgfb, float il12, float o2, float glu,
                                   float* t_out) {
     const float t = p.dnTGFbRII ? 0.0f : tgfb / (1.0f + il12 * p.inv_il12_half);
@@ -179,7 +145,7 @@ GPUSIM_HD void engage_resolve(i64 i, const Geom& geo, i32 C, const CarTK& p, u32
 }
 
 // Releases the claim slot of an entry's target (after every resolve of a pass); tgt is kept
-// (compact_row reads the daughters' voxels from it).
+// (compact_entry reads the daughters' voxels from it).
 GPUSIM_HD void claim_reset(i64 i, const Geom& geo, i32 C, const i32* t_count, u64* claims, const i32* tgt) {
     const i32 r = (i32)(i / C), s = (i32)(i % C);
     if (s >= t_count[r] || tgt[i] < 0) return;
@@ -282,41 +248,31 @@ GPUSIM_HD void fate_resolve(i64 i, const Geom& geo, i32 C, const i32* t_count, c
     count_add(&counts[r * CART_NCOUNT + CC_BIRTHS], 1);
 }
 
-// Pass 6, one thread per replicate r: the new row = survivors in slot order, then daughters in
-// their parents' slot order (car_t._fate + scatter); slots from the new count up to the old count
-// get the padding values (0, t_dir -1).  A daughter copies its parent (state, act, div after the
-// decrement) with pos = claimed voxel, exh = parent exh * daughter_exh, kills 0, dir -1, eng 0.
-// Reads `in`, writes `out` (distinct buffers).  Returns false, writing nothing, when the new row
-// would need more than C slots (the caller raises CapacityError).
-GPUSIM_HD bool compact_row(i32 r, i32 C, const CarTK& p, i32* t_count, const AgentTable& in,
-                           const AgentTable& out, const u8* died, const u8* born, const i32* tgt_born) {
-    const i32 n = t_count[r];
+// Pass 6, one thread per table entry i = r * C + s: the new row = survivors in slot order, then
+// daughters in their parents' slot order (car_t._fate + scatter).  The destinations are exact
+// integer prefix sums computed beforehand (gpusim.backends.compaction.compaction_slots):
+// dst_keep[i] for a survivor, dst_born[i] for the daughter of entry i; `out` already holds the
+// padding values (0, t_dir -1) and the capacity was checked on the host.  A daughter copies its
+// parent (state, act, div after the decrement) with pos = claimed voxel, exh = parent exh *
+// daughter_exh, kills 0, dir -1, eng 0.  Reads `in`, writes `out` (distinct buffers).
+GPUSIM_HD void compact_entry(i64 i, i32 C, const CarTK& p, const i32* t_count, const AgentTable& in,
+                             const AgentTable& out, const u8* died, const u8* born,
+                             const i32* tgt_born, const i64* dst_keep, const i64* dst_born) {
+    const i32 r = (i32)(i / C), s = (i32)(i % C);
+    if (s >= t_count[r]) return;
     const i64 row = (i64)r * C;
-    i32 m = 0;
-    for (i32 s = 0; s < n; ++s) m += (died[row + s] ? 0 : 1) + (born[row + s] ? 1 : 0);
-    if (m > C) return false;
-    i32 k = 0;
-    for (i32 s = 0; s < n; ++s) {
-        if (died[row + s]) continue;
-        const i64 a = row + s, o = row + k++;
-        out.state[o] = in.state[a]; out.pos[o] = in.pos[a]; out.exh[o] = in.exh[a];
-        out.div[o] = in.div[a]; out.kills[o] = in.kills[a]; out.dir[o] = in.dir[a];
-        out.act[o] = in.act[a]; out.eng[o] = in.eng[a];
+    if (!died[i]) {
+        const i64 o = row + dst_keep[i];
+        out.state[o] = in.state[i]; out.pos[o] = in.pos[i]; out.exh[o] = in.exh[i];
+        out.div[o] = in.div[i]; out.kills[o] = in.kills[i]; out.dir[o] = in.dir[i];
+        out.act[o] = in.act[i]; out.eng[o] = in.eng[i];
     }
-    for (i32 s = 0; s < n; ++s) {
-        if (!born[row + s]) continue;
-        const i64 a = row + s, o = row + k++;
-        out.state[o] = in.state[a]; out.pos[o] = tgt_born[a]; out.exh[o] = in.exh[a] * p.daughter_exh;
-        out.div[o] = in.div[a]; out.kills[o] = 0; out.dir[o] = -1;
-        out.act[o] = in.act[a]; out.eng[o] = 0;
+    if (born[i]) {
+        const i64 o = row + dst_born[i];
+        out.state[o] = in.state[i]; out.pos[o] = tgt_born[i]; out.exh[o] = in.exh[i] * p.daughter_exh;
+        out.div[o] = in.div[i]; out.kills[o] = 0; out.dir[o] = -1;
+        out.act[o] = in.act[i]; out.eng[o] = 0;
     }
-    for (i32 s = k; s < (n > k ? n : k); ++s) {
-        const i64 o = row + s;
-        out.state[o] = 0; out.pos[o] = 0; out.exh[o] = 0.0f; out.div[o] = 0; out.kills[o] = 0;
-        out.dir[o] = -1; out.act[o] = 0; out.eng[o] = 0;
-    }
-    t_count[r] = k;
-    return true;
 }
 
 }  // namespace gpusim

@@ -1,6 +1,6 @@
-// car_t_move.cu — CAR-T migration kernels, every replicate's agents in one launch each.
+// car_t_move.cu -- CAR-T migration kernels, every replicate's agents in one launch each.
 // NumPy twin: gpusim.model.car_t._migrate.  Logic, shapes, dtypes, RNG stream: car_t_move_logic.cuh
-// (also compiled by the host harness tests/harness/car_t_move_harness.cpp).
+//.
 // Launches: fill occ with -1, car_t_move_occ; then per sub-move m: car_t_move_decide,
 // car_t_move_apply, car_t_move_reset.  One thread per agent-table entry (R * C).
 #include "car_t_move_logic.cuh"

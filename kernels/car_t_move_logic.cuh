@@ -1,4 +1,4 @@
-// car_t_move_logic.cuh — per-agent logic of CAR-T migration (CUDA twin of
+// car_t_move_logic.cuh -- per-agent logic of CAR-T migration (CUDA twin of
 // gpusim.model.car_t._migrate, MODEL.md section 5): n_sub sub-moves, each a move with
 // probability p_move; the direction is kept with probability p_persist (if there is one), else
 // up the chemokine gradient with probability p_chemotaxis (when the best neighbour has more
@@ -19,10 +19,6 @@
 #include "philox.cuh"
 
 namespace gpusim {
-
-struct MoveK {
-    float p_move, p_persist, p_chemotaxis, one_minus_perm, crowding;
-};
 
 struct AgentGeom {
     Geom g;

@@ -1,13 +1,12 @@
-// field_coeffs.cu — per-voxel sink/source coefficients of the fields, all replicates in one
+// field_coeffs.cu -- per-voxel sink/source coefficients of the fields, all replicates in one
 // launch.  NumPy twin: the coefficient assembly in gpusim.model.environment.FieldsPhase.solve.
-// Shapes, dtypes, units and order: field_coeffs_logic.cuh (also compiled by the host harness
-// tests/harness/field_coeffs_harness.cpp).  No random numbers.  FieldCoefK is a device pointer
-// to the struct (4 × 7 + 19 float32, 1 int32), filled once per scenario on the host from
+// Shapes, dtypes, units and order: field_coeffs_logic.cuh.  No random numbers.  FieldCoefK is a device pointer
+// to the struct (4 x 7 + 19 float32, 1 int32), filled once per scenario on the host from
 // FieldsPhase's attributes.
 // Launch order per step: field_agent_map_kernel (R*C threads, amap zeroed first) once; then for
-// each field in the phase order (oxygen, glucose, chemokine, TGF-β, IFN-γ, IL-12)
-// field_coeffs_kernel(f) (R*V threads) right before that field's solve (fields.cu), so TGF-β sees
-// the oxygen just solved and the chemokine the previous step's IFN-γ.  c_old / ifng / o2 may be
+// each field in the phase order (oxygen, glucose, chemokine, TGF-beta, IFN-gamma, IL-12)
+// field_coeffs_kernel(f) (R*V threads) right before that field's solve (fields.cu), so TGF-beta sees
+// the oxygen just solved and the chemokine the previous step's IFN-gamma.  c_old / ifng / o2 may be
 // null where the field f does not read them.
 #include "field_coeffs_logic.cuh"
 

@@ -1,10 +1,10 @@
-// field_coeffs_logic.cuh — per-voxel sink / source coefficients of the six fields (CUDA twin of
+// field_coeffs_logic.cuh -- per-voxel sink / source coefficients of the six fields (CUDA twin of
 // the coefficient assembly in gpusim.model.environment.FieldsPhase.solve, MODEL.md section 3);
 // the solves themselves are fields_logic.cuh.
 //
 // Arrays (flat, replicate-major, g = r * V + v): kind uint8 (Kind); c_old float32 (the field
-// before its solve: chemokine, tgfb, ifng or il12, a.u.); ifng float32 (previous step's IFN-γ,
-// for the chemokine boost); o2 float32 (mmHg, the oxygen just solved, for hypoxic TGF-β);
+// before its solve: chemokine, tgfb, ifng or il12, a.u.); ifng float32 (previous step's IFN-gamma,
+// for the chemokine boost); o2 float32 (mmHg, the oxygen just solved, for hypoxic TGF-beta);
 // amap uint8 (R * V) agent map bits AMAP_TCELL (any CAR-T cell), AMAP_ENG (t_eng > 0), AMAP_ACT
 // (t_act > 0 and effector), built by field_agent_map over the table (t_count int32 (R); t_pos
 // int32, t_eng uint8, t_act int16, t_state uint8 (R, C)); amap zeroed beforehand.
@@ -16,26 +16,13 @@
 //     vessel value (the solver's fixed mask is kind == VESSEL)
 //   chemokine: q = tumour ? sec * (1 + boost * (I / (I + K_I))) : 0; a = base + q;
 //     s = q + c_old * inv_dt
-//   TGF-β: src = src[kind], hypoxic tumour (o2 < o2_hypoxic): hyp_src; a = base (+ trap_uptake
+//   TGF-beta: src = src[kind], hypoxic tumour (o2 < o2_hypoxic): hyp_src; a = base (+ trap_uptake
 //     at CAR-T voxels with the trap armour); s = src + c_old * inv_dt
-//   IFN-γ / IL-12: a = base; s = (mask ? sec : 0) + c_old * inv_dt (mask: ENG / ACT)
+//   IFN-gamma / IL-12: a = base; s = (mask ? sec : 0) + c_old * inv_dt (mask: ENG / ACT)
 #pragma once
 #include "lattice.cuh"
 
 namespace gpusim {
-
-enum FieldId : i32 { FIELD_O2 = 0, FIELD_GLUCOSE = 1, FIELD_CHEMOKINE = 2, FIELD_TGFB = 3, FIELD_IFNG = 4, FIELD_IL12 = 5 };
-enum AgentMapBits : u8 { AMAP_TCELL = 1, AMAP_ENG = 2, AMAP_ACT = 4 };
-static constexpr i32 N_KINDS = 7;
-
-struct FieldCoefK {
-    float o2_sink[N_KINDS], glucose_sink[N_KINDS], tgfb_src[N_KINDS];
-    float o2_src[N_KINDS];  // 0 - zero-order O2 consumption (mmHg/min) by kind (+0.0 where off)
-    float o2_t, glucose_t, chem_sec, chem_base, chem_boost, ifng_half;
-    float tgfb_base, tgfb_hyp_src, o2_hypoxic, trap_uptake;
-    float ifng_base, ifng_sec, il12_base, il12_sec, inv_dt;
-    i32 trap;
-};
 
 // One thread per table entry i = r * C + s.  Distinct cells hold distinct voxels, so the plain
 // stores do not race.

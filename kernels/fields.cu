@@ -1,6 +1,6 @@
-// fields.cu — red-black SOR field solver, one launch per colour for all replicates.
+// fields.cu -- red-black SOR field solver, one launch per colour for all replicates.
 // NumPy twin: gpusim.model.fields.FieldSolver (arithmetic contract in its docstring); per-voxel
-// logic in fields_logic.cuh (also compiled by the host harness tests/harness/fields_harness.cpp).
+// logic in fields_logic.cuh.
 //
 // Arrays (device, C order): c, s, den, a float32 (R, Z, Y, X); fixed uint8 (R, Z, Y, X) or null;
 // active uint8 (R) (1 = still sweeping); iters int32 (R); maxchg uint32 (R) (float32 bits).

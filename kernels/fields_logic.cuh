@@ -1,4 +1,4 @@
-// fields_logic.cuh — per-voxel logic of the red-black SOR field solver (CUDA twin of
+// fields_logic.cuh -- per-voxel logic of the red-black SOR field solver (CUDA twin of
 // gpusim.model.fields.FieldSolver; the arithmetic contract is the one in that module's
 // docstring, followed here operation by operation).
 //
@@ -6,7 +6,7 @@
 // V = Z * Y * X; 2D is Z == 1 (no z-neighbours).  Units: c in the field's unit (mmHg, mM, 1),
 // den = den0 + a in 1/min, s in unit/min.  No random numbers.
 #pragma once
-#include "common.cuh"
+#include "interface.cuh"
 
 namespace gpusim {
 

@@ -1,23 +1,13 @@
-// lattice.cuh — cell kinds, geometry and the Moore neighbourhood (CUDA twin of
+// lattice.cuh -- cell kinds, geometry and the Moore neighbourhood (CUDA twin of
 // gpusim.model.lattice).  Voxel index within a replicate v = (z * Y + y) * X + x; neighbours in
 // the fixed order of lattice.moore_offsets: lexicographic in (dz, dy, dx), centre left out
 // (8 in 2D, 26 in 3D); a neighbour outside the domain is reported as -1.
 #pragma once
-#include "common.cuh"
+#include "interface.cuh"
 
 namespace gpusim {
 
-// Kind codes (lattice.Kind) and T-cell states (lattice.TState).
-enum KindCode : u8 {
-    KIND_EMPTY = 0,
-    KIND_TUMOUR = 1,
-    KIND_HEALTHY = 2,
-    KIND_FIBROBLAST = 3,
-    KIND_APOPTOTIC = 4,
-    KIND_NECROTIC = 5,
-    KIND_VESSEL = 6,
-};
-enum TStateCode : u8 { TSTATE_NONE = 0, TSTATE_EFFECTOR = 1, TSTATE_EXHAUSTED = 2, TSTATE_MEMORY = 3 };
+// Kind codes (KindCode) and T-cell states (TStateCode): interface.cuh.
 
 static constexpr i32 MAX_NB = 26;
 

@@ -1,8 +1,7 @@
-// microenv.cu — microenvironment phase kernels (PD-L1, antigen recovery, ECM degradation), all
+// microenv.cu -- microenvironment phase kernels (PD-L1, antigen recovery, ECM degradation), all
 // replicates in one launch each.  NumPy twin: gpusim.model.microenv.microenv_phase.  Logic,
 // shapes (lattice (R, Z, Y, X), agent table (R, C)), dtypes, units and RNG stream
-// (TUMOUR_EVENT, draw 1): microenv_logic.cuh, also compiled by the host harness
-// tests/harness/microenv_harness.cpp.  MicroK is a device pointer to 8 float32 + 1 int32
+// (TUMOUR_EVENT, draw 1): microenv_logic.cuh.  MicroK is a device pointer to 8 float32 + 1 int32
 // (drug_on, set by the host each step: d_drug > 0 and step >= drug_start_step).
 // Launch order per step: microenv_agents_kernel (R*C threads), microenv_voxel_kernel (R*V).
 #include "microenv_logic.cuh"

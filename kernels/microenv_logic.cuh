@@ -1,11 +1,11 @@
-// microenv_logic.cuh — per-voxel / per-agent logic of the microenvironment phase (CUDA twin of
+// microenv_logic.cuh -- per-voxel / per-agent logic of the microenvironment phase (CUDA twin of
 // gpusim.model.microenv.microenv_phase, MODEL.md sections 4 and 9): PD-L1 of tumour cells,
 // recovery of trogocytosed antigen, stroma (ECM) degradation.  Runs after the tumour phase and
 // before the CAR-T phase.
 //
 // Arrays (flat, replicate-major, g = r * V + v): kind uint8 (Kind), pdl1 float32 (0..1, 0 off
 // tumour cells), ifng float32 (a.u.), o2 float32 (mmHg), antigen_a/b and antigen_a/b_base uint8
-// (level × 100), ecm float32 (0..1).  Agent table (R, C): t_count int32 (R), t_state uint8,
+// (level x 100), ecm float32 (0..1).  Agent table (R, C): t_count int32 (R), t_state uint8,
 // t_pos int32.  counts uint64 (R): tumour cells with a recovered antigen (events
 // "antigen_recovered").  reps uint32 (R): global replicate indices.
 // RNG: TUMOUR_EVENT block (v, draw 1), word 0 antigen A, word 1 antigen B (draw 0 of that stream
@@ -22,11 +22,6 @@
 #include "philox.cuh"
 
 namespace gpusim {
-
-struct MicroK {
-    float r_ifng, r_hyp, r_dec, ifng_half, o2_hypoxic, p_recover, d_car, d_drug;
-    i32 drug_on;  // d_drug > 0 and step >= drug_start_step (host)
-};
 
 // Agent pass, one thread per table entry i = r * C + s (two cells never share a voxel).
 GPUSIM_HD void microenv_agents(i64 i, const Geom& geo, i32 C, const MicroK& p, const i32* t_count,

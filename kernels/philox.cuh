@@ -1,4 +1,4 @@
-// philox.cuh — Philox4x32-10 counter-based random numbers, the CUDA twin of gpusim/rng.py.
+// philox.cuh -- Philox4x32-10 counter-based random numbers, the CUDA twin of gpusim/rng.py.
 //
 // key     = (seed, global replicate)             two u32 words
 // counter = (entity, draw, step, stream)         four u32 words
@@ -9,28 +9,15 @@
 // threshold(p) = floor(double(p) * 2^32) as u64 (gpusim.rng.threshold); a uniform choice among n
 // is (u64(word) * n) >> 32 (gpusim.rng.choose).
 //
-// The Stream ids below mirror gpusim.rng.Stream one for one (tests/test_kernels.py parses this
-// header and checks them).  Checked against the Random123 known-answer vectors and bitwise
-// against gpusim.rng by the host harness (tests/harness/philox_harness.cpp).
+// The Stream ids are generated from gpusim.rng.Stream into interface.cuh.  The device step, bitwise
+// equal to the NumPy engine on the emulated device (tests/test_device.py), checks every draw
+// against gpusim.rng, itself checked against the Random123 known-answer vectors.
 #pragma once
-#include "common.cuh"
+#include "interface.cuh"
 
 namespace gpusim {
 
-// --- Stream ids (mirrored from gpusim.rng.Stream; keep the two in step) ------------------------
-enum Stream : u32 {
-    INIT_TISSUE = 1,
-    INIT_SEPTA = 2,
-    INIT_PATCHES = 3,
-    EXTRAVASATION = 10,
-    TUMOUR_EVENT = 20,
-    TUMOUR_DIVISION = 21,
-    CLEARANCE = 22,
-    CAR_T_ENGAGE = 30,
-    CAR_T_FATE = 31,
-    CAR_T_MOVE = 32,
-};
-// --- end of Stream ids --------------------------------------------------------------------------
+// Stream ids: enum Stream of interface.cuh (generated from gpusim.rng.Stream).
 
 static constexpr u32 PHILOX_M0 = 0xD2511F53u;
 static constexpr u32 PHILOX_M1 = 0xCD9E8D57u;
@@ -42,14 +29,8 @@ struct Block4 {
 };
 
 GPUSIM_HD void mulhilo32(u32 a, u32 b, u32* hi, u32* lo) {
-#if defined(__CUDA_ARCH__)
     *hi = __umulhi(a, b);
     *lo = a * b;
-#else
-    u64 p = (u64)a * (u64)b;
-    *hi = (u32)(p >> 32);
-    *lo = (u32)p;
-#endif
 }
 
 // Philox4x32 with `rounds` rounds (10 is the standard), as gpusim.rng.philox4x32.

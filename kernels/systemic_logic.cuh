@@ -1,21 +1,20 @@
-// systemic_logic.cuh — per-voxel logic of intravenous extravasation, step 2 of the systemic phase
+// systemic_logic.cuh -- per-voxel logic of intravenous extravasation, step 2 of the systemic phase
 // (CUDA twin of the vessel part of gpusim.model.systemic.systemic_phase and of _append, MODEL.md
 // section 7).  The dose bookkeeping and the blood-pool arithmetic are per-replicate float64 on the
 // host; the intratumoral and regional entries (dose / infusion steps) are entry_logic.cuh.
 //
 // Arrays (flat, replicate-major, g = r * V + v): kind uint8 (Kind), chemokine float32 (0..1),
-// occ int32 (R * V): slot of a CAR-T cell or -1 (car_t_move_logic.cuh move_occ).  w int64 (R * V):
+// occ int32 (R * V): slot of a CAR-T cell or -1 (car_t_move_logic.cuh move_occ).  w int32 (R * V):
 // the voxel's integer chemokine weight, 0 unless it is a vessel voxel without a CAR-T cell;
 // wsum uint64 (R) its exact integer sum (zeroed beforehand).  scale float32 (R):
-// float32(lam / wsum) computed on the host in float64 (0 where wsum = 0), lam = blood × homing ×
+// float32(lam / wsum) computed on the host in float64 (0 where wsum = 0), lam = blood x homing x
 // domain share (cells).  enter uint8 (R * V).  Agent table (R, C) as car_t_logic.cuh.
 // counts uint64 (R): entrants.
-// Integer / float32 order: w = 256 + floor(weight256 * c) (float32 product, floor, int64);
+// Integer / float32 order: w = 256 + floor(weight256 * c) (float32 product, floor, int32);
 //   p = min(scale * float32(w), 1); enter iff word < threshold(p).
 // RNG: EXTRAVASATION, word v & 3 of block v >> 2 (gpusim.rng.words) per free vessel voxel.
-// Passes: extravasation_weights (R*V), host scale, extravasation_decide (R*V), append_row (one
-// thread per replicate: entrants appended after the live cells in voxel order, as
-// systemic._append; false, writing nothing, when the row would exceed C slots).
+// Passes: extravasation_weights (R*V), host scale, extravasation_decide (R*V); the entrants are
+// appended by gpusim.model.systemic.append_entrants (array code, every backend).
 #pragma once
 #include "car_t_logic.cuh"
 
@@ -29,17 +28,17 @@ GPUSIM_HD i64 floor_f32_i64(float x) {
 }
 
 GPUSIM_HD void extravasation_weights(i64 g, float weight256, const u8* kind, const float* chem,
-                                     const i32* occ, i64* w, u64* wsum, i64 V) {
-    i64 x = 0;
+                                     const i32* occ, i32* w, u64* wsum, i64 V) {
+    i32 x = 0;
     if (kind[g] == KIND_VESSEL && occ[g] < 0) {
-        x = 256 + floor_f32_i64(weight256 * chem[g]);
+        x = 256 + (i32)floor_f32_i64(weight256 * chem[g]);
         count_add(&wsum[g / V], (u64)x);
     }
     w[g] = x;
 }
 
 GPUSIM_HD void extravasation_decide(i64 g, const Geom& geo, u32 seed, u32 step, const u32* reps,
-                                    const float* scale, const i64* w, u8* enter, u64* counts) {
+                                    const float* scale, const i32* w, u8* enter, u64* counts) {
     const i64 V = geo_nvox(geo);
     const i32 r = (i32)(g / V);
     enter[g] = 0;
@@ -51,25 +50,6 @@ GPUSIM_HD void extravasation_decide(i64 g, const Geom& geo, u32 seed, u32 step, 
         enter[g] = 1;
         count_add(&counts[r], 1);
     }
-}
-
-// One thread per replicate r: new cells (effector, exh 0, div max_div, kills 0, dir -1, act 0,
-// eng 0) at the entering voxels, in voxel order, after the live cells.
-GPUSIM_HD bool append_row(i32 r, i64 V, i32 C, u8 max_div, i32* t_count, const AgentTable& t,
-                          const u8* enter) {
-    const i64 base = (i64)r * V;
-    i32 n = t_count[r];
-    i32 m = n;
-    for (i64 v = 0; v < V; ++v) m += enter[base + v];
-    if (m > C) return false;
-    for (i64 v = 0; v < V; ++v) {
-        if (!enter[base + v]) continue;
-        const i64 o = (i64)r * C + n++;
-        t.state[o] = TSTATE_EFFECTOR; t.pos[o] = (i32)v; t.exh[o] = 0.0f; t.div[o] = max_div;
-        t.kills[o] = 0; t.dir[o] = -1; t.act[o] = 0; t.eng[o] = 0;
-    }
-    t_count[r] = n;
-    return true;
 }
 
 }  // namespace gpusim

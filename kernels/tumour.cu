@@ -1,6 +1,6 @@
-// tumour.cu — tissue-cell phase kernels, all replicates in one launch each.
+// tumour.cu -- tissue-cell phase kernels, all replicates in one launch each.
 // NumPy twin: gpusim.model.tumour.tumour_phase.  Logic, shapes, dtypes, units and RNG streams:
-// tumour_logic.cuh (also compiled by the host harness tests/harness/tumour_harness.cpp).
+// tumour_logic.cuh.
 // antigen_a_base, antigen_b_base, pdl1 may be null (state without them).
 // TumourK is passed as a device pointer to its 56 bytes (13 float32, 1 int32: TUMOUR_K_DTYPE in
 // gpusim/backends/cupy_backend.py).

@@ -1,11 +1,11 @@
-// tumour_logic.cuh — per-voxel logic of the tissue-cell phase (CUDA twin of
+// tumour_logic.cuh -- per-voxel logic of the tissue-cell phase (CUDA twin of
 // gpusim.model.tumour.tumour_phase, MODEL.md section 4): tumour apoptosis / necrosis / division
 // with antigen loss, clearance of dead cells, vessel collapse.
 //
 // Arrays (flat, replicate-major, index g = r * V + v, v = (z * Y + y) * X + x):
 //   kind_in, kind_out  uint8 (R, Z, Y, X)  Kind codes (lattice.Kind); kind_in is the phase start
-//   antigen_a/b        uint8 (R, Z, Y, X)  level × 100
-//   antigen_a/b_base   uint8 (R, Z, Y, X)  baseline level × 100, or null (absent)
+//   antigen_a/b        uint8 (R, Z, Y, X)  level x 100
+//   antigen_a/b_base   uint8 (R, Z, Y, X)  baseline level x 100, or null (absent)
 //   pdl1               float32 (R, Z, Y, X) PD-L1 level 0..1, or null (absent)
 //   A cleared voxel has all of antigen_a/b, antigen_a/b_base, pdl1 reset to 0; a daughter gets
 //   its parent's antigen levels and baselines (0 when lost) and its parent's PD-L1.
@@ -28,24 +28,6 @@
 #include "philox.cuh"
 
 namespace gpusim {
-
-enum TumourCount : u32 {
-    TC_APOPTOSIS = 0,
-    TC_NECROSIS = 1,
-    TC_DIVISIONS = 2,
-    TC_ANTIGEN_A_LOSS = 3,
-    TC_ANTIGEN_B_LOSS = 4,
-    TC_CLEARED = 5,
-    TC_VESSEL_COLLAPSE = 6,
-    TUMOUR_NCOUNT = 7,
-};
-
-struct TumourK {
-    float p_apoptosis, p_division_max, p_necrosis_max, p_clear_apoptotic, p_clear_necrotic;
-    float p_antigen_loss, o2_full, o2_zero, o2_hypoxic, o2_nec_onset, o2_nec_max, glucose_half;
-    float block_density;
-    i32 collapse_neighbours;
-};
 
 GPUSIM_HD float clip01(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
 

@@ -25,7 +25,7 @@ from scipy.stats import wilcoxon
 
 from gpusim.engine import Simulation
 from gpusim.model.lattice import Kind
-from gpusim.model.systemic import systemic_phase
+from gpusim.model.systemic import _site_distance2, systemic_phase
 from gpusim.scenario import load_scenario
 
 ALPHA = 1e-4
@@ -268,7 +268,7 @@ def test_intratumoral_places_the_dose_share_around_the_site_and_leaks_the_rest()
     n = int(np.floor(8e6 * 0.7 * sp.domain_share + 0.5))
     assert n > 20 and (events["car_t_entered"] >= n).all()  # (+ any IV entrant from the leak)
     # the injected cells (the first n slots) fill the smallest ball around the site holding n
-    d2 = sp.site_d2
+    d2 = _site_distance2(sim.scenario)
     r2 = np.sort(d2)[n - 1]
     for r in range(N):
         assert (d2[st.t_pos[r, :n]] <= r2).all()

@@ -23,7 +23,6 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from test_fields import reference_solve
-from test_kernels import field_case, field_coeffs_both, harness, solve_both  # noqa: F401
 
 from gpusim import validate as V
 from gpusim.model import environment as env_mod
@@ -197,33 +196,6 @@ def test_floor_below_every_value_is_bitwise_plain_sor_and_bad_floor_is_refused()
             FieldSolver(shape, diffusion_um2_per_min=400.0, voxel_um=20.0, floor=bad)
 
 
-@pytest.mark.parametrize("shape,boundary,omega", [
-    ((3, 1, 9, 8), "neumann", 1.6), ((2, 1, 7, 11), "dirichlet", 1.0),
-    ((2, 5, 6, 7), "neumann", 1.0), ((2, 4, 5, 4), "dirichlet", 1.6),
-])
-def test_field_solver_kernel_with_floor_bitwise(harness, shape, boundary, omega):  # noqa: F811
-    case = field_case(shape, boundary, seed=sum(shape) + 1, omega=omega)
-    g = np.random.default_rng(sum(shape))
-    case["s"] = g.uniform(-6.0, 0.2, shape).astype(F32)
-    case["floor"] = 0.0
-    c_np, it_np, c_cu, it_cu = solve_both(harness, case)
-    np.testing.assert_array_equal(it_cu, it_np)
-    assert it_np.min() > 1 and it_np.max() < case["max_iter"]
-    free = ~case["fixed"]
-    assert (c_np[free] == 0).any() and (c_np[free] > 0).any(), "the floor never binds"
-    np.testing.assert_array_equal(c_cu.view(np.uint32), c_np.view(np.uint32))
-
-
-def test_field_solver_kernel_floor_unconverged(harness):  # noqa: F811
-    case = field_case((2, 1, 10, 10), "neumann", seed=8, tol=0.0, max_iter=9)
-    case["s"] = np.random.default_rng(8).uniform(-6.0, 0.2, case["c"].shape).astype(F32)
-    case["floor"] = 0.0
-    c_np, it_np, c_cu, it_cu = solve_both(harness, case)
-    assert it_np.tolist() == [9, 9]
-    np.testing.assert_array_equal(it_cu, it_np)
-    np.testing.assert_array_equal(c_cu.view(np.uint32), c_np.view(np.uint32))
-
-
 # ----------------------------------------------------------------------------- FieldsPhase
 CONS = ["oxygen.consumption_tumour_mmHg_per_min=40", "oxygen.consumption_healthy_mmHg_per_min=7.5"]
 
@@ -240,35 +212,6 @@ def test_floor_only_with_consumption():
     np.testing.assert_array_equal(fp.o2_src, want)
     for k in ("glucose", "chemokine", "tgfb", "ifng", "il12"):
         assert getattr(fp, k).floor is None
-
-
-@pytest.mark.parametrize("shape,radius", [((1, 30, 30), 180), ((4, 14, 14), 80)])
-def test_field_coeffs_kernel_with_consumption_bitwise(harness, shape, radius):  # noqa: F811
-    """Coefficients of all six fields with zero-order consumption on (tumour and healthy values
-    differ), on engine states of a reduced intratumoral run: bitwise FieldsPhase.solve's."""
-    from gpusim.engine import Simulation
-
-    Z, Y, X = shape
-    sc = load_scenario("intratumoral", [f"domain.z_voxels={Z}", f"domain.y_voxels={Y}",
-                                         f"domain.x_voxels={X}", f"tumour.radius_um={radius}",
-                                         "car_t.capacity_per_replicate=400", "stroma.fibroblast_fraction=0.9",
-                                         "car_t.generation=fourth"] + CONS)
-    sim = Simulation(sc, replicates=2, first_replicate=0)
-    for step in range(4):
-        sim.step()
-    st = sim.state
-    fp = env_mod.FieldsPhase(sc, 2)
-    rec, got = field_coeffs_both(harness, st, fp)
-    kinds = set(np.unique(st.kind).tolist())
-    assert {Kind.TUMOUR, Kind.HEALTHY, Kind.FIBROBLAST, Kind.VESSEL} <= kinds, kinds
-    for f, name in enumerate(("o2", "glucose", "chemokine", "tgfb", "ifng", "il12")):
-        for j, what in enumerate("as"):
-            np.testing.assert_array_equal(got[f, j].view(np.uint32),
-                                          np.broadcast_to(rec[name][j], st.kind.shape).view(np.uint32),
-                                          err_msg=f"{name}.{what}")
-    s_o2 = rec["o2"][1]
-    np.testing.assert_array_equal(s_o2[st.kind == Kind.TUMOUR], F32(-40.0))
-    np.testing.assert_array_equal(s_o2[st.kind == Kind.FIBROBLAST], F32(-7.5))
 
 
 def test_engine_with_consumption_has_an_anoxic_necrotic_core():

@@ -325,90 +325,31 @@ def test_figures_written_or_skipped_with_message(tmp_path):
         assert (tmp_path / "figs" / "fields.png").stat().st_size > 1000
 
 
-# --------------------------------------------------------------------------- --backend cupy plumbing
-def test_device_phases_plumbing_with_a_host_stand_in(monkeypatch):
-    """DevicePhases (validate --backend cupy) uploads the State into a CupySimulation, sets the
-    call's seed and step, runs the device step's phase method, copies the state back and adds the
-    events.  No GPU here: a stand-in CupySimulation whose phase methods run the NumPy phases on
-    its uploaded copy (what the real methods compute is checked by the kernel harness tests)
-    must give the NumPy path's results bitwise; the methods DevicePhases calls must exist on the
-    real class."""
-    import types
+# --------------------------------------------------------------------------- device backends
+@pytest.mark.skipif(__import__("gpusim.testing.emulated", fromlist=["compiler"]).compiler() is None,
+                    reason="no host C++ compiler for the emulated device")
+def test_device_phases_on_the_emulated_device_equal_the_numpy_path(monkeypatch):
+    """DevicePhases (validate --backend cupy) runs the device backend's own phases; on the
+    emulated device the cases must give the NumPy path's results bitwise: the motility and fields
+    cases, and the stirred lineages of the tumour cases with their events."""
+    from gpusim.testing.emulated import EmulatedRuntime
 
-    from gpusim.backends import cupy_backend
-    from gpusim.engine import Simulation
-    from gpusim.model.environment import FieldsPhase
-
-    for meth in ("_upload", "_download", "_tumour", "_car_t", "_fields", "_solve"):
-        assert callable(getattr(cupy_backend.CupySimulation, meth, None)), meth
-
-    class StandIn:
-        def __init__(self, sc, replicates, first_replicate, state):
-            self.sc = sc
-            self.mode = "device"
-            self._host = Simulation(sc, replicates, first_replicate, state=state)
-
-        def _upload(self, st):
-            from gpusim.engine import State
-
-            self.st = State({k: v.copy() for k, v in st.arrays().items()}, st.replicates, st.step)
-            self.step_index = st.step
-
-        def _download(self):
-            return self.st
-
-        def _tumour(self):
-            ev = {}
-            tumour_mod.tumour_phase(self.st, tumour_mod.TumourParams.from_scenario(self.sc),
-                                    self.seed, self.step_index, ev)
-            return ev
-
-        def _car_t(self):
-            ev = {}
-            car_t_mod.car_t_phase(self.st, car_t_mod.CarTParams.from_scenario(self.sc), self.seed,
-                                  self.step_index, ev)
-            return ev
-
-        def _fields(self):
-            FieldsPhase(self.sc, self.st.kind.shape[0]).solve(self.st)
-
-        def _solve(dev, fs, c, a, s, fixed, fixed_value):
-            return fs.solve(c, a, s, fixed.astype(bool), fixed_value)
-
-    fake_cp = types.SimpleNamespace(asarray=lambda x: np.array(x, copy=True),
-                                    asnumpy=lambda x: np.array(x, copy=True))
-    monkeypatch.setattr(cupy_backend, "CupySimulation", StandIn)
-    monkeypatch.setattr(cupy_backend, "_cupy", lambda: fake_cp)
     ref = V.run_validation(["motility", "fields"], quick=True, seed=3)
-    dev = V.run_validation(["motility", "fields"], quick=True, seed=3, backend="cupy")
+    dev = V.run_validation(["motility", "fields"], quick=True, seed=3, backend="emulated")
     assert V.PHASES.name == "numpy"  # restored
     for a, b in zip(ref, dev):
         assert [(c.name, c.measured) for c in a.checks] == [(c.name, c.measured) for c in b.checks]
-    # the tumour phase with its events, through the stirred lineages of cases 2 and 3
     sc = V._tumour_only({"tumour.division_rate_per_min": 0.03, "tumour.apoptosis_rate_per_min": 0.0,
                          "tumour.antigen_loss_per_division": 0.05, "run.seed": 4})
     tp = tumour_mod.TumourParams.from_scenario(sc)
     out = []
-    for ph in (V.Phases(), V.DevicePhases()):
+    for ph in (V.Phases(), V.DevicePhases(EmulatedRuntime())):
         monkeypatch.setattr(V, "PHASES", ph)
         out.append(V._run_lineages(sc, tp, 4, 6, 2, s=12, batch=2))
     assert out[0]["div"] > 0 and out[0]["loss_a"] > 0
     for k in ("div", "loss_a", "loss_b"):
         assert out[0][k] == out[1][k], k
     assert (out[0]["N"] == out[1]["N"]).all() and (out[0]["neg"] == out[1]["neg"]).all()
-    # a CupySimulation that would step on the host (stale kernels) is refused, not validated
-    monkeypatch.setattr(StandIn, "mode", "host", raising=False)
-    orig_init = StandIn.__init__
-
-    def init_host(self, *a, **k):
-        orig_init(self, *a, **k)
-        self.mode = "host"
-
-    monkeypatch.setattr(StandIn, "__init__", init_host)
-    from gpusim.errors import BackendError
-
-    with pytest.raises(BackendError, match="older version"):
-        V.DevicePhases().tumour(sc, V._lineage_lattice(1, 8, 1, 0), tp, 4, 0, {})
 
 
 def test_run_validation_rejects_an_unknown_backend():
@@ -417,9 +358,9 @@ def test_run_validation_rejects_an_unknown_backend():
 
 
 def test_cli_validate_backend_cupy_where_it_cannot_run_is_exit_2(monkeypatch):
-    from gpusim.backends import cupy_backend
+    from gpusim import backends
 
-    monkeypatch.setattr(cupy_backend, "AVAILABLE", False)
+    monkeypatch.setattr(backends, "gpu_device", lambda: (None, "", "no GPU: test"))
     r = CliRunner().invoke(main, ["validate", "--quick", "--case", "rng", "--backend", "cupy"])
     assert r.exit_code == 2, r.output
     assert "cupy" in r.output and "numpy" in r.output  # the reason and what to use instead

@@ -1,10 +1,14 @@
 """Backend selection: which array engine runs the phases.
 
 ``numpy`` is the reference engine (always available).  ``cupy`` runs the CUDA kernels of
-``kernels/`` through CuPy; it needs CuPy, a usable CUDA device and the kernel launchers.
-``auto`` takes CuPy when all of that is present, else NumPy, and says which it took and why.
-Asking for ``cupy`` where it cannot run is a :class:`~gpusim.errors.BackendError`, never a
-silent fallback.
+``kernels/`` on a GPU through CuPy; it needs CuPy, a CUDA device, NVRTC, and a passed self-check:
+on first use on a device the backend's step is compared bitwise with the NumPy engine on several
+bundled scenarios (:mod:`.selfcheck`, under a minute) and the verdict is cached per (device,
+driver, gpusim version, kernel hash).  ``auto`` takes ``cupy`` only when all of that holds, else
+NumPy, and says which it took and why.  ``emulated`` runs the same device step on the CPU, the
+kernels compiled for the host (:mod:`gpusim.testing.emulated`; for checking kernels without a GPU,
+never chosen by ``auto``).  Asking for a backend where it cannot run is a
+:class:`~gpusim.errors.BackendError`, never a silent fallback.
 """
 
 from __future__ import annotations
@@ -14,35 +18,60 @@ from dataclasses import dataclass
 
 from ..errors import BackendError
 
-NAMES = ("auto", "numpy", "cupy")
+NAMES = ("auto", "numpy", "cupy", "emulated")
 
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  #: "numpy" or "cupy"
+    name: str  #: "numpy", "cupy" or "emulated"
     device: str  #: human-readable device description
     reason: str = ""  #: why ``auto`` chose it (empty when asked for by name)
 
 
-def cupy_status() -> tuple[bool, str]:
-    """(usable, description): whether the CuPy backend can run here, and the device or the reason."""
+def gpu_device() -> tuple[str | None, str, str]:
+    """``(device, driver, why)``: the CUDA device and driver where CuPy sees one, else
+    ``(None, "", why not)``."""
     try:
-        import cupy  # noqa: F401
+        import cupy
     except Exception as e:  # ImportError, or a broken CUDA install raising at import
-        return False, f"CuPy is not importable ({type(e).__name__}: {e})"
+        return None, "", f"no GPU: CuPy is not importable ({type(e).__name__}: {e})"
     try:
         if not cupy.cuda.is_available():
-            return False, "CuPy imports but no CUDA device is available"
-        props = cupy.cuda.runtime.getDeviceProperties(0)
+            return None, "", "no GPU: CuPy imports but no CUDA device is present"
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-        mem = props["totalGlobalMem"] / 2**30
-        dev = f"{name} ({mem:.0f} GiB)"
+        d = cupy.cuda.runtime.driverGetVersion()
+        dev = f"{name} ({props['totalGlobalMem'] / 2**30:.0f} GiB, sm_{props['major']}{props['minor']})"
+        return dev, f"{d // 1000}.{d % 1000 // 10}", ""
     except Exception as e:
-        return False, f"CUDA device query failed ({type(e).__name__}: {e})"
-    from . import cupy_backend  # noqa: F401  (present when the kernels are built)
+        return None, "", f"no GPU: CUDA device query failed ({type(e).__name__}: {e})"
 
-    if not getattr(cupy_backend, "AVAILABLE", False):
-        return False, f"GPU {dev} found, but this gpusim build has no CuPy kernel launchers yet"
+
+def cupy_status(run_check: bool = True) -> tuple[bool, str]:
+    """(usable, description): whether the CuPy backend can run here (device, NVRTC, a passed
+    self-check), and the device or the reason.  With ``run_check`` False a device not yet checked
+    is reported as such instead of being checked now."""
+    from . import nvrtc, selfcheck
+
+    dev, driver, why = gpu_device()
+    if dev is None:
+        return False, why
+    ok, nv = nvrtc.available()
+    if not ok:
+        return False, f"GPU {dev} found, but {nv}"
+    key = selfcheck.verdict_key(dev, driver)
+    if run_check:
+        from .cupy_backend import runtime
+
+        v = selfcheck.check(runtime(), dev, driver)
+    else:
+        cached = selfcheck.cached_verdict(key)
+        if cached is None:
+            return False, f"GPU {dev} not yet self-checked (run: gpusim selftest)"
+        v = selfcheck.Verdict(**cached)
+    if not v.passed:
+        return False, (f"GPU {dev} failed its bitwise self-check against the NumPy engine: {v.detail}"
+                       + (f"; report: {v.report}" if v.report else ""))
     return True, dev
 
 
@@ -56,44 +85,58 @@ def select(name: str = "auto") -> Backend:
         raise BackendError(f"unknown backend '{name}'; allowed: {', '.join(NAMES)}")
     if name == "numpy":
         return Backend("numpy", cpu_description())
+    if name == "emulated":
+        from ..testing.emulated import compiler
+
+        if compiler() is None:
+            raise BackendError("backend 'emulated' needs a C++ compiler (g++ or $CXX)")
+        return Backend("emulated", f"emulated device on the {cpu_description()}")
     ok, info = cupy_status()
     if name == "cupy":
         if not ok:
             raise BackendError(f"backend 'cupy' cannot run here: {info}; use --backend numpy or auto")
         return Backend("cupy", info)
     if ok:
-        return Backend("cupy", info, reason="auto: CUDA device found")
+        return Backend("cupy", info, reason="auto: CUDA device found and self-checked")
     return Backend("numpy", cpu_description(), reason=f"auto: {info}; using numpy")
 
 
 def make_simulation(backend: "Backend | str", scenario, replicates: int | None = None,
                     first_replicate: int | None = None, *, state=None):
-    """The simulation object of a backend: same interface on every backend (step, metrics,
-    snapshot, endpoints, state, time_days).
+    """The :class:`~gpusim.engine.Simulation` of a backend (same interface on every backend).
 
     ``backend`` is a :class:`Backend` from :func:`select` or a name (resolved with :func:`select`,
     so ``"cupy"`` where it cannot run raises :class:`~gpusim.errors.BackendError`).
     """
+    from ..engine import Simulation
+
     be = backend if isinstance(backend, Backend) else select(backend)
-    if be.name == "numpy":
-        from ..engine import Simulation
-
-        return Simulation(scenario, replicates, first_replicate, state=state)
+    phases = None
     if be.name == "cupy":
-        from .cupy_backend import CupySimulation
+        from .cupy_backend import device_phases, runtime
 
-        return CupySimulation(scenario, replicates, first_replicate, state=state)
-    raise BackendError(f"backend '{be.name}' has no engine; allowed: numpy, cupy")
+        phases = device_phases(runtime())
+    elif be.name == "emulated":
+        from ..testing.emulated import EmulatedRuntime
+        from .cupy_backend import device_phases
+
+        phases = device_phases(EmulatedRuntime())
+    return Simulation(scenario, replicates, first_replicate, state=state, phases=phases)
 
 
 def gpu_details() -> dict[str, str]:
     """What ``gpusim info`` shows about the GPU side: CuPy and CUDA versions, the device and its
-    memory; a single ``"gpu"`` entry saying why when there is none."""
+    memory, NVRTC, and the self-check verdict; a ``"gpu"`` entry saying why when there is none."""
+    from . import nvrtc
+
+    ok, nv = nvrtc.available()
+    out = {"nvrtc": nv if ok else f"not found ({nv})"}
     try:
         import cupy
     except Exception as e:
-        return {"gpu": f"none usable (CuPy is not importable: {type(e).__name__}: {e})"}
-    out = {"cupy": cupy.__version__}
+        out["gpu"] = f"none usable (CuPy is not importable: {type(e).__name__}: {e})"
+        return out
+    out["cupy"] = cupy.__version__
     try:
         rt = cupy.cuda.runtime
         v = rt.runtimeGetVersion()
@@ -111,4 +154,5 @@ def gpu_details() -> dict[str, str]:
             out["gpu"] = "none (no CUDA device)"
     except Exception as e:
         out["gpu"] = f"CUDA query failed ({type(e).__name__}: {e})"
+    out["self-check"] = cupy_status(run_check=False)[1]
     return out

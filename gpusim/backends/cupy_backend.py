@@ -1,96 +1,45 @@
-"""CuPy backend: the state lives on the GPU; phases run as the CUDA kernels of ``kernels/``.
+"""The device backend: the phases of the step as the CUDA kernels of ``kernels/``.
 
-:class:`CupySimulation` has the interface of :class:`gpusim.engine.Simulation` (``step``,
-``metrics``, ``snapshot``, ``endpoints``, ``state``, ``time_days``, ``last_events``).  Every state
-array of a batch is a device array with the leading replicate axis; every replicate of the batch
-is served by one launch per kernel.  Output (metrics, snapshots, endpoints, checkpoints) copies the
-state to the host and uses the NumPy engine's own code, so reported numbers cannot drift.
+:class:`DevicePhases` supplies the phases to :class:`gpusim.engine.Simulation`, whose step (phase
+order, bookkeeping, events, the systemic and toxicity host arithmetic) is the one every backend
+runs.  The lattice and agent arrays of a batch live on the device with their leading replicate
+axis, and every replicate of a batch is served by one launch per kernel; the per-replicate pools,
+counters and events are host arrays.  Kernels are launched by name (:func:`interface.launch`).
 
-Phases of the device step (``_device_step``, engine order):
+A *runtime* gives the phases their array module (``xp``) and their compiled kernels
+(``module(file)``): :class:`CudaRuntime` is a CUDA device through CuPy, with the kernels compiled
+by NVRTC without flush-to-zero or contraction (:mod:`gpusim.backends.nvrtc`);
+:mod:`gpusim.testing.emulated` is the emulated device that runs this very code on a machine
+without a GPU (the kernels compiled for the host), which is how the test suite checks it.
 
-* fields — coefficients of all six fields by ``kernels/field_coeffs.cu``, solves by the red-black
-  SOR kernels of ``kernels/fields.cu``;
-* tumour — ``kernels/tumour.cu`` (decide + claims by ``atomicMin`` + births);
-* microenvironment — ``kernels/microenv.cu``;
-* CAR-T — ``kernels/car_t.cu`` (engagement, exhaustion, fate, per-replicate compaction) and
-  ``kernels/car_t_move.cu`` (migration);
-* systemic — the blood and CSF pools per-replicate float64 on the host (:func:`systemic_host_pre`,
-  :func:`regional_csf`, :func:`systemic_host_post`); the intratumoral placement (dose steps) and
-  the regional face entry (dose and infusion steps) by ``kernels/entry.cu``, the vessel entry by
-  ``kernels/systemic.cu``, entrants appended by ``extravasation_append_kernel`` after a host
-  capacity check on the per-replicate counts (:func:`check_capacity`, CapacityError as the NumPy
-  phase); only (R,) arrays are read back;
-* toxicity — per-replicate float64 on the host, reading back (R,) arrays only (the engaged
-  count is a row sum of ``t_eng`` on the device: padding slots hold 0);
-* step bookkeeping — counters, tumour minimum, clearance, peaks on the device; the
-  ``car_t_tumour`` peak by :func:`car_t_tumour_count` (the engine's definition as CuPy array
-  operations).  No step copies the whole state to the host.
+Phases (engine order):
 
-Every kernel's arithmetic is host-harness verified bitwise against its NumPy phase
-(tests/test_kernels.py, tests/test_kernels_entry.py: the entries together with the systemic host
-parts); the launch code is checked against the kernels' C signatures with a
-NumPy stand-in for CuPy (tests/test_gpu.py).  The device step as a whole has NOT yet run on a GPU,
-so ``TWIN_FINGERPRINT`` is left stale (the backend steps on the host, bitwise the NumPy engine)
-and ``AVAILABLE`` is False: the backend is not offered to users (``auto`` takes NumPy,
-``--backend cupy`` is refused).  To enable it on a GPU machine: set ``TWIN_FINGERPRINT`` to
-:func:`twin_fingerprint`, run tests/test_gpu.py (``test_cupy_backend_bitwise_every_step`` on
-every bundled scenario), and only when it passes keep the value and set ``AVAILABLE``; then
-``gpusim validate --backend cupy`` runs the validation suite through the same phase methods
-(``gpusim.validate.DevicePhases``) and ``benchmarks/bench_gpu.py`` records the GPU figures.
+* systemic -- :func:`gpusim.model.systemic.systemic_phase` itself, with the regional face entry
+  (``kernels/entry.cu``) and the vessel entry (``kernels/systemic.cu``) as kernels; the
+  intratumoral placement and the append of entrants are its array code, run with ``xp``;
+* fields -- coefficients by ``kernels/field_coeffs.cu``, red-black SOR by ``kernels/fields.cu``;
+* tumour -- ``kernels/tumour.cu``; microenvironment -- ``kernels/microenv.cu``;
+* CAR-T -- ``kernels/car_t.cu`` (engagement, exhaustion, fate, compaction to destinations from
+  exact prefix sums, :func:`compaction_slots`) and
+  ``kernels/car_t_move.cu`` (migration).
 
-Twin guard: the device step mirrors one exact version of the NumPy engine.  ``TWIN_FINGERPRINT``
-is a hash of the Python sources it mirrors (:func:`twin_fingerprint`); when the engine's sources
-differ (the model changed after the kernels were written) :class:`CupySimulation` runs each step
-with the NumPy engine on a host copy instead and says so once (``self.mode == "host"``), so a
-stale kernel can never produce a silently different trajectory.
-
-Kernels are compiled by :class:`cupy.RawModule` with ``--std=c++17 --fmad=false`` and cached per
-device; every scalar launch argument is cast explicitly (``np.int32``/``np.float32``/``np.int64``),
-because CuPy passes a Python ``int`` as ``long long``.
+Only per-replicate (R,) values are read back during a step; the state is copied to the host only
+for output (``Simulation.state``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import math
-import warnings
-
 import numpy as np
 
-from ..errors import BackendError
-from .sources import NVCC_OPTIONS, kernel_dir, kernel_source
+from ..engine import DEVICE_ARRAYS, State
+from ..errors import BackendError, CapacityError
+from ..model.lattice import Kind
+from ..model.systemic import systemic_phase
+from . import nvrtc
+from .interface import CART_COUNTS, TABLE_FIELDS, TUMOUR_COUNTS, launch, pack, table_args
 
-#: True only when every phase of the current engine runs on the device (see the module docstring)
-AVAILABLE = False
-#: phases _device_step launches kernels for (its launch code has not run on a GPU yet)
-DEVICE_PHASES = ("systemic (vessel entry)", "systemic (intratumoral / regional entry)", "fields",
-                 "tumour", "microenv", "car_t")
-HOST_PHASES = ("toxicity",)
-
-#: sha256 of the NumPy sources the device step mirrors (engine at commit 2db17b5); see
-#: twin_fingerprint().  Update together with the kernels, never alone — and only after
-#: tests/test_gpu.py::test_cupy_backend_bitwise_every_step passed on a GPU with the new value
-#: (the device step wired for the current engine has not run on a GPU yet, so this stays stale
-#: and CupySimulation steps on the host).
-TWIN_FINGERPRINT = "934977e87e4abf1a5468b2e1a7e9f890fb63cd2231d40688a6b35ef88b855f62"
-
-THREADS = 256
-SWEEPS_PER_POLL = 8  # field sweeps between two host reads of the convergence flags
-
-_MODULES: dict[tuple[int, str], object] = {}
-
-
-def twin_fingerprint() -> str:
-    """Hash of the Python sources the device step mirrors (step order, field solver and
-    coefficients, tumour, microenvironment, CAR-T and systemic phases, state layout)."""
-    from .. import engine
-    from ..model import car_t, environment, fields, microenv, systemic, tumour
-
-    parts = [inspect.getsource(engine.Simulation.step), inspect.getsource(environment.FieldsPhase),
-             inspect.getsource(tumour), repr(engine.STATE_ARRAYS), inspect.getsource(microenv),
-             inspect.getsource(car_t), inspect.getsource(systemic), inspect.getsource(fields)]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+SWEEPS_PER_POLL = 8  #: field sweeps between two host reads of the convergence flags
+F32 = np.float32
 
 
 def _cupy():
@@ -102,625 +51,316 @@ def _cupy():
     return cupy
 
 
-def module(name: str):
-    """The compiled ``kernels/<name>`` as a cupy.RawModule, cached per (device, file)."""
-    cp = _cupy()
-    key = (cp.cuda.Device().id, name)
-    if key not in _MODULES:
-        _MODULES[key] = cp.RawModule(code=kernel_source(name),
-                                     options=NVCC_OPTIONS + (f"-I{kernel_dir()}",))
-    return _MODULES[key]
+class CudaRuntime:
+    """A CUDA device through CuPy: kernels compiled by NVRTC for the device's architecture,
+    cached by hash (:func:`nvrtc.binary`) and loaded with ``cupy.RawModule(path=...)``."""
+
+    name = "cupy"
+
+    def __init__(self):
+        self.xp = cp = _cupy()
+        dev = cp.cuda.Device()
+        self.device_id = dev.id
+        self.target = f"sm_{dev.compute_capability}"
+        self._modules: dict[str, object] = {}
+
+    def module(self, file: str):
+        if file not in self._modules:
+            self._modules[file] = self.xp.RawModule(path=str(nvrtc.binary(file, self.target)))
+        return self._modules[file]
 
 
-def _grid(n: int) -> tuple[int]:
-    return (max(1, (int(n) + THREADS - 1) // THREADS),)
+class DevicePhases:
+    """The phases of the step on a device (see the module docstring)."""
 
+    name = "cupy"
 
-#: kernels/tumour_logic.cuh struct TumourK (13 float32 then int32), passed by device pointer
-TUMOUR_K_DTYPE = np.dtype([(f, np.float32) for f in (
-    "p_apoptosis", "p_division_max", "p_necrosis_max", "p_clear_apoptotic", "p_clear_necrotic",
-    "p_antigen_loss", "o2_full", "o2_zero", "o2_hypoxic", "o2_nec_onset", "o2_nec_max",
-    "glucose_half", "block_density")] + [("collapse_neighbours", np.int32)])
-TUMOUR_COUNTS = ("tumour_apoptosis", "tumour_necrosis", "tumour_divisions", "antigen_a_loss",
-                 "antigen_b_loss", "cleared", "vessel_collapse")
+    def __init__(self, sim, runtime):
+        self.sim = sim
+        self.rt = runtime
+        self.xp = xp = runtime.xp
+        self._reps = self._claims = None
+        self.k_tumour = xp.asarray(pack("TumourK", sim.tumour_params))
+        self.k_move = xp.asarray(pack("MoveK", sim.car_t_params))
+        self.k_fields = xp.asarray(pack("FieldCoefK", sim.fields))
+        self.rec = xp.asarray(sim.car_t_params.rec_threshold.astype(np.uint64))
+        sp = sim.systemic_params
+        self._order = None if sp.inject_order is None else xp.asarray(sp.inject_order)
+        self._face = None if sp.face_voxels is None else xp.asarray(sp.face_voxels.astype(np.int32))
 
-# --- parameter structs of the newer kernels, byte for byte (the host harnesses of
-# tests/test_kernels.py read these very bytes into the C structs, checking size and layout) -------
-_F4, _I4 = np.float32, np.int32
+    # -- state transfers -----------------------------------------------------------------------
+    def upload(self, st: State) -> State:
+        xp = self.xp
+        return State({k: (xp.asarray(v) if k in DEVICE_ARRAYS else np.array(v, copy=True))
+                      for k, v in st.arrays().items()}, st.replicates, st.step)
 
-#: kernels/car_t_logic.cuh struct CarTK
-CART_K_DTYPE = np.dtype(
-    [(f, _F4) for f in ("p_kill", "exh_per_kill", "inv_tgfb_half", "tgfb_half", "inv_il12_half",
-                        "il12_half", "kill_boost", "hypoxia_factor", "glucose_half", "exh_tgfb",
-                        "exh_recovery", "exh_hypoxia", "o2_hypoxic", "daughter_exh",
-                        "starvation_glucose", "p_mem", "p_react")]
-    + [("p_death", _F4, (6,)), ("inhib", _F4), ("exh_pd", _F4), ("p_div_step", _F4)]
-    + [(f, _I4) for f in ("dnTGFbRII", "tgfb_exh_on", "trog256", "activation_steps")])
-CART_COUNTS = ("kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
-               "car_t_births", "memory_conversions", "memory_reactivations")  # order of CarTCount
-#: the agent table in the pointer order of car_t.cu's GPUSIM_TABLE_ARGS (struct AgentTable)
-TABLE_FIELDS = ("t_state", "t_pos", "t_exh", "t_div", "t_kills", "t_dir", "t_act", "t_eng")
-#: kernels/car_t_move_logic.cuh struct MoveK
-MOVE_K_DTYPE = np.dtype([(f, _F4) for f in ("p_move", "p_persist", "p_chemotaxis", "one_minus_perm",
-                                            "crowding")])
-#: kernels/microenv_logic.cuh struct MicroK
-MICRO_K_DTYPE = np.dtype([(f, _F4) for f in ("r_ifng", "r_hyp", "r_dec", "ifng_half", "o2_hypoxic",
-                                             "p_recover", "d_car", "d_drug")] + [("drug_on", _I4)])
-#: kernels/field_coeffs_logic.cuh struct FieldCoefK
-FIELD_COEF_K_DTYPE = np.dtype(
-    [(f, _F4, (7,)) for f in ("o2_sink", "glucose_sink", "tgfb_src", "o2_src")]
-    + [(f, _F4) for f in ("o2_t", "glucose_t", "chem_sec", "chem_base", "chem_boost", "ifng_half",
-                          "tgfb_base", "tgfb_hyp_src", "o2_hypoxic", "trap_uptake", "ifng_base",
-                          "ifng_sec", "il12_base", "il12_sec", "inv_dt")] + [("trap", _I4)])
+    def download(self, st: State) -> State:
+        return State({k: (v.get() if k in DEVICE_ARRAYS else v.copy()) for k, v in st.arrays().items()},
+                     st.replicates, st.step)
 
+    # -- helpers -------------------------------------------------------------------------------
+    def _geo(self, st, capacity: bool = False) -> dict:
+        R, Z, Y, X = st.kind.shape
+        g = {"R": R, "Z": Z, "Y": Y, "X": X}
+        if capacity:
+            g["C"] = st.t_state.shape[1]
+        return g
 
-def car_t_k(cp, step: int) -> np.ndarray:
-    """CarTK of ``step`` from :class:`~gpusim.model.car_t.CarTParams` (the step-dependent members
-    from ``pdl1_terms`` and ``p_division_at``, host float64 rounded once to float32)."""
-    k = np.zeros((), CART_K_DTYPE)
-    for f in CART_K_DTYPE.names[:17]:
-        k[f] = getattr(cp, f)
-    k["p_death"] = np.asarray(cp.p_death, np.float32).ravel()  # (3 rows, 2 starving) row-major
-    k["inhib"], k["exh_pd"] = cp.pdl1_terms(step)
-    k["p_div_step"] = cp.p_division_at(step)
-    k["dnTGFbRII"] = bool(cp.dnTGFbRII)
-    k["tgfb_exh_on"] = bool(cp.exh_tgfb > 0 and not cp.dnTGFbRII)
-    k["trog256"] = cp.trog256
-    k["activation_steps"] = cp.activation_steps
-    return k
+    def _rng(self, st) -> dict:
+        reps = st.replicates.astype(np.uint32)
+        if self._reps is None or not np.array_equal(self._reps[0], reps):
+            self._reps = (reps, self.xp.asarray(reps))
+        return {"seed": self.sim.seed, "step": st.step, "reps": self._reps[1]}
 
+    def claims(self, st):
+        """The claim lattice (uint64 (R * V), every slot empty between uses), sized by the state."""
+        if self._claims is None or self._claims.size != st.kind.size:
+            self._claims = self.xp.full(st.kind.size, np.uint64(0xFFFFFFFFFFFFFFFF), dtype=self.xp.uint64)
+        return self._claims
 
-def move_k(cp) -> np.ndarray:
-    k = np.zeros((), MOVE_K_DTYPE)
-    for f in MOVE_K_DTYPE.names:
-        k[f] = getattr(cp, f)
-    return k
+    @staticmethod
+    def _add(events: dict, names, counts) -> None:
+        c = counts.get().astype(np.int64)
+        for i, k in enumerate(names):
+            events[k] = events.get(k, 0) + c[:, i]
 
-
-def microenv_k(mp, step: int) -> np.ndarray:
-    """MicroK of ``step`` from :class:`~gpusim.model.microenv.MicroenvParams`."""
-    k = np.zeros((), MICRO_K_DTYPE)
-    for f in MICRO_K_DTYPE.names[:-1]:
-        k[f] = getattr(mp, f)
-    k["drug_on"] = bool(mp.d_drug > 0 and step >= mp.drug_start_step)
-    return k
-
-
-def field_coef_k(fp) -> np.ndarray:
-    """FieldCoefK from :class:`~gpusim.model.environment.FieldsPhase` (its float32 attributes)."""
-    k = np.zeros((), FIELD_COEF_K_DTYPE)
-    for f in FIELD_COEF_K_DTYPE.names[:-1]:
-        k[f] = getattr(fp, f)
-    k["trap"] = bool(fp.trap)
-    return k
-
-
-class CupySimulation:
-    """A batch of replicates of one scenario with its state on the current CUDA device.
-
-    Args: as :class:`gpusim.engine.Simulation`.  The initial state is built on the host by the
-    NumPy engine (initial tissue and the fields' steady state) and copied to the device once.
-    """
-
-    def __init__(self, scenario, replicates: int | None = None, first_replicate: int | None = None,
-                 *, state=None):
-        from ..engine import STATE_ARRAYS, Simulation
-
-        self.cp = cp = _cupy()
-        self._host = Simulation(scenario, replicates, first_replicate, state=state)
-        h = self._host
-        self.scenario, self.seed, self.replicates = h.scenario, h.seed, h.replicates
-        self.shape, self.nvox, self.capacity, self.dt_min = h.shape, h.nvox, h.capacity, h.dt_min
-        self._names = STATE_ARRAYS
-        self.mode = "device" if twin_fingerprint() == TWIN_FINGERPRINT else "host"
-        if self.mode == "host":
-            warnings.warn("gpusim CuPy backend: the CUDA kernels mirror an older version of the "
-                          "NumPy engine; this run steps on the host (bitwise the NumPy engine)",
-                          RuntimeWarning, stacklevel=2)
-        self._upload(h.state)
-        R = len(self.replicates)
-        self._reps = cp.asarray(self.replicates.astype(np.uint32))
-        self._claims = cp.full(R * self.nvox, np.uint64(0xFFFFFFFFFFFFFFFF), dtype=cp.uint64)
-        self._events: dict = {}
-        self._host_view = None
-        if self.mode == "device":
-            tp = h.tumour_params
-            rec = np.zeros((), TUMOUR_K_DTYPE)
-            for f in TUMOUR_K_DTYPE.names:
-                rec[f] = getattr(tp, f)
-            self._tumour_k = cp.asarray(np.frombuffer(rec.tobytes(), np.uint8))
-            self._rec = cp.asarray(h.car_t_params.rec_threshold.astype(np.uint64))
-
-    # -- transfers -----------------------------------------------------------------------------
-    def _upload(self, st) -> None:
-        self.d = {k: self.cp.asarray(getattr(st, k)) for k in self._names}
-        self.step_index = int(st.step)
-        self._host_view = None
-
-    def _download(self):
-        from ..engine import State
-
-        if self._host_view is None:
-            self._host_view = State({k: self.cp.asnumpy(v) for k, v in self.d.items()},
-                                    self.replicates, self.step_index)
-        return self._host_view
-
-    @property
-    def state(self):
-        """The state as host NumPy arrays (a copy; changing it does not change the run)."""
-        return self._download()
-
-    # -- stepping ------------------------------------------------------------------------------
-    def step(self, check: bool = False) -> None:
-        if self.mode == "host" or check:
-            h = self._host
-            h.state = self._download()
-            h.step(check=check)
-            self._upload(h.state)
-            self._events = h.last_events
-            return
-        self._device_step()
-
-    def _device_step(self) -> None:
-        """One step in the engine's order (engine.Simulation.step).  NOT YET RUN ON A GPU: only
-        reachable when TWIN_FINGERPRINT matches, which it does not; every kernel it launches is
-        host-harness verified, the launch code itself is not."""
-        from ..model.lattice import Kind
-        from ..model.systemic import toxicity_phase
-
-        cp, h = self.cp, self._host
-        R = len(self.replicates)
-        events = self._systemic()
-        self._fields()
-        for k, v in self._tumour().items():
-            events[k] = v
-        events.update(self._microenv())
-        for k, v in self._car_t().items():
-            events[k] = events.get(k, 0) + np.asarray(v, np.int64)
-        d = self.d
-        # toxicity: per-replicate float64 on the host (engine order), reading (R,) values only
-        from types import SimpleNamespace
-
-        from ..engine import SYSTEMIC
-
-        # toxicity_phase sums t_eng over each replicate's live slots; padding slots hold 0, so
-        # the row sums on the device are that sum, and only (R,) values are read back
-        engaged = d["t_eng"].sum(axis=1, dtype=cp.int64).get()
-        tox = SimpleNamespace(kind=np.zeros(R), t_count=d["t_count"].get(), t_eng=engaged[:, None],
-                              **{k: d[k].get() for k in SYSTEMIC})
-        toxicity_phase(tox, h.systemic_params, events)
-        for k in SYSTEMIC:
-            d[k] = cp.asarray(getattr(tox, k))
-        evd = {k: cp.asarray(np.broadcast_to(np.asarray(v, np.int64), (R,))) for k, v in events.items()}
-        for k in ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths"):
-            if k in evd:
-                d[k] += evd[k]
-        self.step_index += 1
-        tum = (d["kind"].reshape(R, -1) == int(Kind.TUMOUR)).sum(axis=1)
-        cp.minimum(d["tumour_min"], tum, out=d["tumour_min"])
-        d["cleared_step"] = cp.where((tum == 0) & (d["cleared_step"] < 0), self.step_index,
-                                     d["cleared_step"])
-        cp.maximum(d["car_t_peak"], d["t_count"], out=d["car_t_peak"])
-        # the engine's car_t_tumour count (Simulation._car_t_tumour) on the device: nothing read back
-        d["car_t_tumour_peak"] = cp.maximum(d["car_t_tumour_peak"],
-                                            car_t_tumour_count(cp, d["kind"], d["t_count"], d["t_pos"]))
-        d["last_car_t_step"] = cp.where(d["t_count"] > 0, self.step_index, d["last_car_t_step"])
-        self._events = evd
-        self._host_view = None
-
-    def _systemic(self) -> dict:
-        """systemic.systemic_phase on the device.  The pools are per-replicate float64 on the host
-        (systemic_host_pre, regional_csf, systemic_host_post: the NumPy phase's own expressions,
-        reading back only (R,) arrays); the intratumoral placement (dose steps) and the regional
-        face entry (dose and infusion steps) by kernels/entry.cu, the vessel entry by
-        kernels/systemic.cu; entrants appended in the NumPy order (intratumoral or regional
-        first, then vessels, each in voxel order)."""
-        cp, d = self.cp, self.d
-        sp = self._host.systemic_params
-        step = self.step_index
-        R = len(self.replicates)
-        n = d["kind"].size
-        V = self.nvox
-        seed, stp = np.uint32(self.seed), np.uint32(step)
-        blood = d["blood"].get()
-        csf = d["csf"].get()
-        n_inject, lam_face = systemic_host_pre(sp, step, blood, csf)
-        entered_first = np.zeros(R, dtype=np.int64)
-        if n_inject > 0 or lam_face > 0:
-            emod = module("entry.cu")
-            occ = self._occ()
-            enter = cp.zeros(n, cp.uint8)
-            counts = cp.zeros(R, cp.uint64)
-            if n_inject > 0:
-                order, shell = self._inject_shells()
-                emod.get_function("inject_select_kernel")(
-                    _grid(R), (THREADS,), (np.int32(R), np.int64(V), seed, stp, self._reps,
-                                           np.int64(n_inject), np.int32(shell.size - 1), order, shell,
-                                           occ, cp.empty(n, cp.uint32), enter, counts))
-            else:
-                face = self._face()
-                F = int(face.size)
-                nfree = cp.zeros(R, cp.uint64)
-                emod.get_function("regional_free_kernel")(
-                    _grid(R * F), (THREADS,), (np.int32(R), np.int32(F), np.int64(V), face, occ, nfree))
-                emod.get_function("regional_decide_kernel")(
-                    _grid(R * F), (THREADS,), (np.int32(R), np.int32(F), np.int64(V), seed, stp,
-                                               self._reps, np.float64(lam_face), face, occ, nfree,
-                                               enter, counts))
-            entered_first = counts.get().astype(np.int64)
-            self._append_entrants(enter, entered_first)
-            if lam_face > 0:
-                regional_csf(sp, csf, entered_first)
-        # intravenous extravasation from the blood pool (every route)
-        lam = blood * sp.homing_per_step * sp.domain_share  # float64 (R,)
-        occ = self._occ()
-        mod = module("systemic.cu")
-        w = cp.empty(n, cp.int64)
-        wsum = cp.zeros(R, cp.uint64)
-        mod.get_function("extravasation_weights_kernel")(
-            _grid(n), (THREADS,), (np.int64(n), np.int64(V), np.float32(sp.weight256), d["kind"],
-                                   d["chemokine"], occ, w, wsum))
-        ws = wsum.get().astype(np.int64)
-        scale = np.zeros(R, dtype=np.float32)
-        nz = ws > 0
-        scale[nz] = (lam[nz] / ws[nz]).astype(np.float32)
-        enter = cp.empty(n, cp.uint8)
-        counts = cp.zeros(R, cp.uint64)
-        mod.get_function("extravasation_decide_kernel")(
-            _grid(n), (THREADS,), self._geo(False) + (seed, stp, self._reps, cp.asarray(scale), w,
-                                                      enter, counts))
-        entered = counts.get().astype(np.int64)
-        self._append_entrants(enter, entered)
-        systemic_host_post(sp, blood, csf, entered)
-        d["blood"], d["csf"] = cp.asarray(blood), cp.asarray(csf)
-        self._host_view = None
-        return {"car_t_entered": entered + entered_first}
-
-    def _occ(self):
-        """int32 (R * V): slot of the CAR-T cell in each voxel or -1 (car_t_move_occ)."""
-        cp, d = self.cp, self.d
-        R, C = d["t_state"].shape
-        occ = cp.full(d["kind"].size, -1, cp.int32)
-        module("car_t_move.cu").get_function("car_t_move_occ")(
-            _grid(R * C), (THREADS,), self._geo() + (d["t_count"], d["t_pos"], occ))
+    def _occ(self, st):
+        """int32 (R * V): slot of the CAR-T cell in each voxel, or -1."""
+        xp = self.xp
+        occ = xp.full(st.kind.size, -1, xp.int32)
+        launch(self.rt.module("car_t_move.cu"), "car_t_move_occ", st.t_state.size,
+               **self._geo(st, True), t_count=st.t_count, t_pos=st.t_pos, occ=occ)
         return occ
 
-    def _append_entrants(self, enter, entered: np.ndarray) -> None:
-        """Appends the cells marked in ``enter`` (uint8 (R * V)) after the live cells, in voxel
-        order (extravasation_append_kernel); ``entered`` (host (R,)) their counts, checked against
-        the capacity first: CapacityError as the NumPy phase, nothing appended."""
-        cp, d = self.cp, self.d
-        R, C = d["t_state"].shape
-        if not entered.any():
-            return
-        check_capacity(self.replicates, d["t_count"].get(), entered, C)
-        overflow = cp.zeros(R, cp.int32)
-        module("systemic.cu").get_function("extravasation_append_kernel")(
-            _grid(R), (THREADS,), (np.int32(R), np.int64(self.nvox), np.int32(C),
-                                   np.int32(self._host.systemic_params.max_divisions), d["t_count"],
-                                   *[d[f] for f in TABLE_FIELDS], enter, overflow))
-        self._host_view = None
+    # -- systemic ------------------------------------------------------------------------------
+    def systemic(self, st, events: dict) -> None:
+        systemic_phase(st, self.sim.systemic_params, self.sim.seed, st.step, events, entry=self)
 
-    def _inject_shells(self):
-        """Device (order, shell) of inject_shells for the scenario's injection sites (cached)."""
-        if getattr(self, "_shells", None) is None:
-            order, shell = inject_shells(self._host.systemic_params.site_d2)
-            self._shells = (self.cp.asarray(order), self.cp.asarray(shell))
-        return self._shells
+    def inject_order(self, sp):
+        return self._order
 
-    def _face(self):
-        """Device int32 voxel indices of the regional face (cached)."""
-        if getattr(self, "_face_dev", None) is None:
-            self._face_dev = self.cp.asarray(self._host.systemic_params.face_voxels.astype(np.int32))
-        return self._face_dev
+    def regional(self, st, sp, seed, step, lam):
+        """Regional face entry (kernels/entry.cu): uint8 (R, V) entry mask."""
+        xp = self.xp
+        R, V = st.kind.shape[0], st.nvox
+        F = int(self._face.size)
+        occ, enter = self._occ(st), xp.zeros(st.kind.size, xp.uint8)
+        nfree, counts = xp.zeros(R, xp.uint64), xp.zeros(R, xp.uint64)
+        mod = self.rt.module("entry.cu")
+        launch(mod, "regional_free_kernel", R * F, R=R, F=F, V=V, face=self._face, occ=occ, nfree=nfree)
+        launch(mod, "regional_decide_kernel", R * F, R=R, F=F, V=V, **self._rng(st), lam=lam,
+               face=self._face, occ=occ, nfree=nfree, enter=enter, counts=counts)
+        return enter.reshape(R, V)
 
-    def _geo(self, with_c: bool = True) -> tuple:
-        R = len(self.replicates)
-        Z, Y, X = self.shape
-        g = (np.int32(R), np.int32(Z), np.int32(Y), np.int32(X))
-        return g + ((np.int32(self.d["t_state"].shape[1]),) if with_c else ())
+    def vessels(self, st, sp, seed, step, lam: np.ndarray):
+        """Vessel entry (kernels/systemic.cu): uint8 (R, V) entry mask.  The per-replicate scale
+        ``float32(lam / W)`` is host float64 from the exact integer weight sums."""
+        xp = self.xp
+        R, V, n = st.kind.shape[0], st.nvox, st.kind.size
+        mod = self.rt.module("systemic.cu")
+        occ = self._occ(st)
+        w, wsum = xp.empty(n, xp.int32), xp.zeros(R, xp.uint64)
+        launch(mod, "extravasation_weights_kernel", n, n=n, V=V, weight256=sp.weight256,
+               kind=st.kind, chem=st.chemokine, occ=occ, w=w, wsum=wsum)
+        ws = wsum.get().astype(np.int64)
+        scale = np.zeros(R, dtype=F32)
+        nz = ws > 0
+        scale[nz] = (lam[nz] / ws[nz]).astype(F32)
+        enter, counts = xp.empty(n, xp.uint8), xp.zeros(R, xp.uint64)
+        launch(mod, "extravasation_decide_kernel", n, **self._geo(st), **self._rng(st),
+               scale=xp.asarray(scale), w=w, enter=enter, counts=counts)
+        return enter.reshape(R, V)
 
-    def _k(self, rec: np.ndarray):
-        """A parameter record as the device bytes a kernel reads through a struct pointer."""
-        return self.cp.asarray(np.frombuffer(rec.tobytes(), np.uint8))
+    # -- fields --------------------------------------------------------------------------------
+    def fields(self, st) -> None:
+        """environment.FieldsPhase.solve: coefficients right before each solve, in its order."""
+        xp, f = self.xp, self.sim.fields
+        R, C = st.t_state.shape
+        n = st.kind.size
+        mod = self.rt.module("field_coeffs.cu")
+        amap = xp.zeros(n, xp.uint8)
+        launch(mod, "field_agent_map_kernel", R * C, **self._geo(st, True), t_count=st.t_count,
+               t_pos=st.t_pos, t_eng=st.t_eng, t_act=st.t_act, t_state=st.t_state, amap=amap)
+        a, s = xp.empty(st.kind.shape, xp.float32), xp.empty(st.kind.shape, xp.float32)
+        vessel = (st.kind == int(Kind.VESSEL)).astype(xp.uint8)
 
-    def _fields(self) -> None:
-        """environment.FieldsPhase.solve on the device: coefficients by kernels/field_coeffs.cu
-        (agent map once, then a and s right before each solve, in the phase order)."""
-        cp, d, f = self.cp, self.d, self._host.fields
-        R = len(self.replicates)
-        C = d["t_state"].shape[1]
-        kind = d["kind"]
-        n = kind.size
-        mod = module("field_coeffs.cu")
-        amap = cp.zeros(n, cp.uint8)
-        mod.get_function("field_agent_map_kernel")(
-            _grid(R * C), (THREADS,), self._geo() + (d["t_count"], d["t_pos"], d["t_eng"], d["t_act"],
-                                                      d["t_state"], amap))
-        coef = mod.get_function("field_coeffs_kernel")
-        k = self._k(field_coef_k(f))
-        a = cp.empty(kind.shape, cp.float32)
-        s = cp.empty(kind.shape, cp.float32)
-        vessel = (kind == 6).astype(cp.uint8)
-        nofix = cp.zeros(kind.shape, cp.uint8)
+        def solve(fid: int, name: str, solver, fixed=None, fixed_value=0.0) -> None:
+            c = getattr(st, name)
+            launch(mod, "field_coeffs_kernel", n, n=n, f=fid, pp=self.k_fields, kind=st.kind,
+                   amap=amap, c_old=c, ifng=st.ifng, o2=st.o2, a=a, s=s)
+            f.iterations[{"o2": "oxygen"}.get(name, name)] = self.solve(solver, c, a, s, fixed, fixed_value)
 
-        def coeffs(fid: int, c_old) -> None:
-            coef(_grid(n), (THREADS,), (np.int64(n), np.int32(fid), k, kind, amap, c_old, d["ifng"],
-                                        d["o2"], a, s))
-
-        coeffs(0, d["o2"])
-        self._solve(f.o2, d["o2"], a, s, vessel, f.o2_vessel)
-        coeffs(1, d["glucose"])
-        self._solve(f.glucose, d["glucose"], a, s, vessel, f.glucose_vessel)
-        coeffs(2, d["chemokine"])  # reads the previous step's IFN-γ: before the IFN-γ solve
-        self._solve(f.chemokine, d["chemokine"], a, s, nofix, np.float32(0))
-        coeffs(3, d["tgfb"])  # reads the oxygen just solved
-        self._solve(f.tgfb, d["tgfb"], a, s, nofix, np.float32(0))
+        solve(0, "o2", f.o2, vessel, f.o2_vessel)
+        solve(1, "glucose", f.glucose, vessel, f.glucose_vessel)
+        solve(2, "chemokine", f.chemokine)  # reads the previous step's IFN-gamma
+        solve(3, "tgfb", f.tgfb)  # reads the oxygen just solved
         for fid, name, solver, sec, bit in ((4, "ifng", f.ifng, f.ifng_sec, 2), (5, "il12", f.il12, f.il12_sec, 4)):
             # skipped exactly when the NumPy phase skips it (the result would be exactly zero)
-            if (sec == 0 or not bool(((amap & bit) != 0).any())) and not bool(d[name].any()):
+            if (sec == 0 or not bool(((amap & bit) != 0).any())) and not bool(getattr(st, name).any()):
+                f.iterations[name] = np.zeros(R, np.int32)
                 continue
-            coeffs(fid, d[name])
-            self._solve(solver, d[name], a, s, nofix, np.float32(0))
+            solve(fid, name, solver)
 
-    def _microenv(self) -> dict:
-        """microenv.microenv_phase on the device (kernels/microenv.cu)."""
-        cp, d = self.cp, self.d
-        mp = self._host.microenv_params
-        R = len(self.replicates)
-        C = d["t_state"].shape[1]
-        n = d["kind"].size
-        mod = module("microenv.cu")
-        k = self._k(microenv_k(mp, self.step_index))
-        counts = cp.zeros(R, cp.uint64)
-        tum = d["kind"] == 1
-        # the NumPy phase reports antigen_recovered only when some tumour cell is below baseline
-        report = mp.p_recover > 0 and bool((tum & ((d["antigen_a"] < d["antigen_a_base"])
-                                                   | (d["antigen_b"] < d["antigen_b_base"]))).any())
-        mod.get_function("microenv_agents_kernel")(
-            _grid(R * C), (THREADS,), self._geo() + (k, d["t_count"], d["t_state"], d["t_pos"], d["ecm"]))
-        mod.get_function("microenv_voxel_kernel")(
-            _grid(n), (THREADS,), self._geo(False) + (k, np.uint32(self.seed), np.uint32(self.step_index),
-                                                      self._reps, d["kind"], d["pdl1"], d["ifng"], d["o2"],
-                                                      d["antigen_a"], d["antigen_b"], d["antigen_a_base"],
-                                                      d["antigen_b_base"], d["ecm"], counts))
-        self._host_view = None
-        return {"antigen_recovered": counts.astype(cp.int64).get()} if report else {}
+    def solve(self, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
+        return device_solve(self.rt, fs, c, a, s, fixed, fixed_value)
 
-    def _car_t(self) -> dict:
-        """car_t.car_t_phase on the device (kernels/car_t.cu, then kernels/car_t_move.cu), in the
-        launch order of tests/harness/car_t_harness.cpp."""
-        from ..errors import CapacityError
+    def steady_tgfb(self, st) -> None:
+        f = self.sim.fields
+        f.steady_tgfb(st, self.xp, lambda c, a, s: self.solve(f.tgfb, c, a, s))
 
-        cp, d = self.cp, self.d
-        ctp = self._host.car_t_params
-        R, C = d["t_state"].shape
-        if int(d["t_count"].max()) == 0:
-            return {}
-        n = d["kind"].size
-        RC = R * C
-        geo = self._geo()
-        k = self._k(car_t_k(ctp, self.step_index))
-        mk = self._k(move_k(ctp))
-        seed, step = np.uint32(self.seed), np.uint32(self.step_index)
-        mod, mv = module("car_t.cu"), module("car_t_move.cu")
-        fn = lambda name: mod.get_function(name)  # noqa: E731
-        table = [d[f] for f in TABLE_FIELDS]
-        tgt = cp.full(RC, -1, cp.int32)
-        stim, killed, died, born = (cp.zeros(RC, cp.uint8) for _ in range(4))
-        pd_seen = cp.zeros(RC, cp.float32)
-        occ = cp.full(n, -1, cp.int32)
-        counts = cp.zeros((R, len(CART_COUNTS)), cp.uint64)
-        g = _grid(RC)
-        mv.get_function("car_t_move_occ")(g, (THREADS,), geo + (d["t_count"], d["t_pos"], occ))
-        fn("car_t_engage_claim")(g, (THREADS,), geo + (k, seed, step, self._reps, d["t_count"], *table,
-                                                       d["kind"], d["antigen_a"], d["antigen_b"], d["pdl1"],
-                                                       self._rec, self._claims, tgt, stim, killed, pd_seen,
-                                                       counts))
-        # the NumPy phase reports engagements (and memory reactivations) only when some effector
-        # or memory cell had a candidate target, i.e. set tgt
-        engaged_any = bool((tgt >= 0).any())
-        fn("car_t_engage_resolve")(g, (THREADS,), geo + (k, seed, step, self._reps, d["t_count"], *table,
-                                                         d["kind"], d["antigen_a"], d["antigen_b"], d["o2"],
-                                                         d["glucose"], d["tgfb"], d["il12"], d["pdl1"],
-                                                         self._rec, self._claims, tgt, stim, killed,
-                                                         pd_seen, counts))
-        fn("car_t_claim_reset")(g, (THREADS,), geo + (d["t_count"], self._claims, tgt))
-        fn("car_t_exhaustion")(g, (THREADS,), geo + (k, d["t_count"], *table, d["o2"], d["tgfb"], d["il12"],
-                                                     stim, killed, pd_seen))
-        fn("car_t_fate_claim")(g, (THREADS,), geo + (k, seed, step, self._reps, d["t_count"], *table,
-                                                     d["o2"], d["glucose"], d["tgfb"], d["il12"], occ,
-                                                     self._claims, tgt, died, born, counts))
-        fn("car_t_fate_resolve")(g, (THREADS,), geo + (d["t_count"], *table, self._claims, tgt, born, counts))
-        fn("car_t_claim_reset")(g, (THREADS,), geo + (d["t_count"], self._claims, tgt))
-        live = cp.arange(C)[None, :] < d["t_count"][:, None]
-        need = (live & (died.reshape(R, C) == 0)).sum(axis=1) + (live & (born.reshape(R, C) != 0)).sum(axis=1)
-        if bool((need > C).any()):
-            worst = int(cp.argmax(need))
+    # -- tissue cells and microenvironment -------------------------------------------------------
+    def tumour(self, st, events: dict) -> None:
+        xp = self.xp
+        mod = self.rt.module("tumour.cu")
+        R = st.kind.shape[0]
+        counts = xp.zeros((R, len(TUMOUR_COUNTS)), xp.uint64)
+        kind_out = xp.empty_like(st.kind)
+        common = dict(**self._geo(st), pp=self.k_tumour, **self._rng(st), antigen_a=st.antigen_a,
+                      antigen_b=st.antigen_b, antigen_a_base=st.antigen_a_base,
+                      antigen_b_base=st.antigen_b_base, pdl1=st.pdl1, claims=self.claims(st),
+                      counts=counts)
+        launch(mod, "tumour_decide_kernel", st.kind.size, **common, kind_in=st.kind,
+               kind_out=kind_out, ecm=st.ecm, o2=st.o2, glucose=st.glucose)
+        launch(mod, "tumour_births_kernel", st.kind.size, **common, kind_out=kind_out)
+        st.kind = kind_out
+        self._add(events, TUMOUR_COUNTS, counts)
+
+    def microenv(self, st, events: dict) -> None:
+        xp = self.xp
+        mp = self.sim.microenv_params
+        mod = self.rt.module("microenv.cu")
+        R = st.kind.shape[0]
+        k = xp.asarray(pack("MicroK", mp, drug_on=mp.d_drug > 0 and st.step >= mp.drug_start_step))
+        counts = xp.zeros((R, 1), xp.uint64)
+        launch(mod, "microenv_agents_kernel", st.t_state.size, **self._geo(st, True), pp=k,
+               t_count=st.t_count, t_state=st.t_state, t_pos=st.t_pos, ecm=st.ecm)
+        launch(mod, "microenv_voxel_kernel", st.kind.size, **self._geo(st), pp=k, **self._rng(st),
+               kind=st.kind, pdl1=st.pdl1, ifng=st.ifng, o2=st.o2, antigen_a=st.antigen_a,
+               antigen_b=st.antigen_b, antigen_a_base=st.antigen_a_base,
+               antigen_b_base=st.antigen_b_base, ecm=st.ecm, counts=counts)
+        self._add(events, ("antigen_recovered",), counts)
+
+    # -- CAR-T cells ---------------------------------------------------------------------------
+    def car_t(self, st, events: dict) -> None:
+        """car_t.car_t_phase: engagement, exhaustion, fate, compaction, then migration."""
+        xp = self.xp
+        ctp = self.sim.car_t_params
+        R, C = st.t_state.shape
+        if int(st.t_count.max()) == 0:
+            return
+        RC, step = R * C, st.step
+        mod, mv = self.rt.module("car_t.cu"), self.rt.module("car_t_move.cu")
+        inhib, exh_pd = ctp.pdl1_terms(step)
+        k = xp.asarray(pack("CarTK", ctp, p_death=ctp.p_death, inhib=inhib, exh_pd=exh_pd,
+                            p_div_step=ctp.p_division_at(step),
+                            tgfb_exh_on=ctp.exh_tgfb > 0 and not ctp.dnTGFbRII))
+        table = {f: getattr(st, f) for f in TABLE_FIELDS}
+        tgt = xp.full(RC, -1, xp.int32)
+        stim, killed, died, born = (xp.zeros(RC, xp.uint8) for _ in range(4))
+        pd_seen = xp.zeros(RC, xp.float32)
+        counts = xp.zeros((R, len(CART_COUNTS)), xp.uint64)
+        geo, rnd = self._geo(st, True), self._rng(st)
+        tab = dict(t_count=st.t_count, **table_args(table))
+        occ = self._occ(st)
+        launch(mod, "car_t_engage_claim", RC, **geo, pp=k, **rnd, **tab, kind=st.kind,
+               antigen_a=st.antigen_a, antigen_b=st.antigen_b, pdl1=st.pdl1, rec=self.rec,
+               claims=self.claims(st), tgt=tgt, stim=stim, killed=killed, pd_seen=pd_seen, counts=counts)
+        launch(mod, "car_t_engage_resolve", RC, **geo, pp=k, **rnd, **tab, kind=st.kind,
+               antigen_a=st.antigen_a, antigen_b=st.antigen_b, o2=st.o2, glucose=st.glucose,
+               tgfb=st.tgfb, il12=st.il12, pdl1=st.pdl1, rec=self.rec, claims=self.claims(st), tgt=tgt,
+               stim=stim, killed=killed, pd_seen=pd_seen, counts=counts)
+        launch(mod, "car_t_claim_reset", RC, **geo, t_count=st.t_count, claims=self.claims(st), tgt=tgt)
+        launch(mod, "car_t_exhaustion", RC, **geo, pp=k, **tab, o2=st.o2, tgfb=st.tgfb, il12=st.il12,
+               stim=stim, killed=killed, pd_seen=pd_seen)
+        launch(mod, "car_t_fate_claim", RC, **geo, pp=k, **rnd, **tab, o2=st.o2, glucose=st.glucose,
+               tgfb=st.tgfb, il12=st.il12, occ=occ, claims=self.claims(st), tgt=tgt, died=died,
+               born=born, counts=counts)
+        launch(mod, "car_t_fate_resolve", RC, **geo, **tab, claims=self.claims(st), tgt=tgt, born=born,
+               counts=counts)
+        launch(mod, "car_t_claim_reset", RC, **geo, t_count=st.t_count, claims=self.claims(st), tgt=tgt)
+        # compaction: survivors in slot order, then daughters in their parents' order
+        live = xp.arange(C)[None, :] < st.t_count[:, None]
+        keep = live & (died.reshape(R, C) == 0)
+        dst_keep, dst_born, count = compaction_slots(xp, keep, live & (born.reshape(R, C) != 0))
+        need = count.get()
+        if need.max(initial=0) > C:
+            worst = int(np.argmax(need))
             raise CapacityError(
-                f"replicate {int(self.replicates[worst])} needs {int(need[worst])} CAR-T slots but "
+                f"replicate {int(self.sim.replicates[worst])} needs {int(need[worst])} CAR-T slots but "
                 f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
-        out = [t.copy() for t in table]
-        overflow = cp.zeros(R, cp.int32)
-        fn("car_t_compact")(_grid(R), (THREADS,), (np.int32(R), np.int32(C), k, d["t_count"], *table, *out,
-                                                   died, born, tgt, overflow))
-        for f, arr in zip(TABLE_FIELDS, out):
-            d[f] = arr
+        out = {f: xp.full_like(a, -1 if f == "t_dir" else 0) for f, a in table.items()}
+        launch(mod, "car_t_compact", RC, **geo, pp=k, **tab, **table_args(out, "o", out), died=died,
+               born=born, tgt=tgt, dst_keep=dst_keep, dst_born=dst_born)
+        for f, a in out.items():
+            setattr(st, f, a)
+        st.t_count = count.astype(xp.int32)
         # migration on the new table
-        occ.fill(-1)
+        occ = self._occ(st)
         tgt.fill(-1)
-        dsel = cp.zeros(RC, cp.int8)
-        mv.get_function("car_t_move_occ")(g, (THREADS,), geo + (d["t_count"], d["t_pos"], occ))
+        dsel = xp.zeros(RC, xp.int8)
         for m in range(ctp.n_sub):
-            mv.get_function("car_t_move_decide")(
-                g, (THREADS,), geo + (np.int32(m), mk, seed, step, self._reps, d["t_count"], d["t_pos"],
-                                      d["t_dir"], d["kind"], d["ecm"], d["chemokine"], occ,
-                                      self._claims, tgt, dsel))
-            mv.get_function("car_t_move_apply")(
-                g, (THREADS,), geo + (d["t_count"], d["t_pos"], d["t_dir"], occ, self._claims, tgt, dsel))
-            mv.get_function("car_t_move_reset")(g, (THREADS,), geo + (d["t_count"], self._claims, tgt))
-        self._host_view = None
-        c = counts.astype(cp.int64).get()
-        ev = {"car_t_deaths": c[:, 4], "car_t_births": c[:, 5]}
-        if ctp.p_mem > 0:
-            ev["memory_conversions"] = c[:, 6]
-        if engaged_any:
-            ev.update(kills_tumour=c[:, 0], kills_healthy=c[:, 1], engagements=c[:, 2],
-                      memory_reactivations=c[:, 7])
-            if ctp.trog256 and c[:, 3].any():
-                ev["trogocytosis"] = c[:, 3]
-        return ev
-
-    def _solve(self, fs, c, a, s, fixed, fixed_value):
-        """FieldSolver.solve on the device: returns the sweeps per replicate (device int32)."""
-        cp = self.cp
-        mod = module("fields.cu")
-        prep, colour, after = (mod.get_function(n) for n in
-                               ("fields_prepare", "fields_sor_colour", "fields_after_sweep"))
-        R, Z, Y, X = c.shape
-        n = c.size
-        den = cp.empty_like(c)
-        prep(_grid(n), (THREADS,), (np.int64(n), np.float32(fs._den0), a, den, c, fixed,
-                                    np.float32(fixed_value)))
-        active = cp.full(R, 1 if fs.max_iter > 0 else 0, cp.uint8)
-        iters = cp.zeros(R, cp.int32)
-        maxchg = cp.zeros(R, cp.uint32)
-        nt = R * Z * Y * ((X + 1) // 2)
-        geo = (np.int32(R), np.int32(Z), np.int32(Y), np.int32(X),
-               np.int32(fs.boundary == "dirichlet"), np.float32(fs.boundary_value),
-               np.float32(fs._dh), np.float32(fs._omega), np.int32(fs.floor is not None),
-               np.float32(0.0 if fs.floor is None else fs.floor))
-        done = fs.max_iter == 0
-        while not done:
-            for _ in range(SWEEPS_PER_POLL):
-                for col in (0, 1):
-                    colour(_grid(nt), (THREADS,), (np.int32(col),) + geo + (c, s, den, fixed, active, maxchg))
-                after(_grid(R), (THREADS,), (np.int32(R), np.float32(fs._tol), np.int32(fs.max_iter),
-                                             active, iters, maxchg))
-            done = not bool(active.any())  # one host read per SWEEPS_PER_POLL sweeps
-        return iters
-
-    def _tumour(self) -> dict:
-        cp, d = self.cp, self.d
-        mod = module("tumour.cu")
-        R = len(self.replicates)
-        Z, Y, X = self.shape
-        n = R * self.nvox
-        counts = cp.zeros((R, len(TUMOUR_COUNTS)), cp.uint64)
-        kind_out = cp.empty_like(d["kind"])
-        geo = (np.int32(R), np.int32(Z), np.int32(Y), np.int32(X), self._tumour_k,
-               np.uint32(self.seed), np.uint32(self.step_index), self._reps)
-        null = np.uint64(0)  # a null pointer argument: the state has no such array
-        extra = tuple(d.get(k, null) for k in ("antigen_a_base", "antigen_b_base", "pdl1"))
-        mod.get_function("tumour_decide_kernel")(
-            _grid(n), (THREADS,), geo + (d["kind"], kind_out, d["antigen_a"], d["antigen_b"]) + extra
-            + (d["ecm"], d["o2"], d["glucose"], self._claims, counts))
-        mod.get_function("tumour_births_kernel")(
-            _grid(n), (THREADS,), geo + (kind_out, d["antigen_a"], d["antigen_b"]) + extra
-            + (self._claims, counts))
-        d["kind"] = kind_out
-        self._host_view = None
-        return {k: counts[:, i].astype(cp.int64).get() for i, k in enumerate(TUMOUR_COUNTS)}
-
-    # -- observation (host copies; the NumPy engine's own code) ---------------------------------
-    def _observe(self):
-        self._host.state = self._download()
-        return self._host
-
-    @property
-    def last_events(self) -> dict:
-        return {k: (v.get() if hasattr(v, "get") else np.asarray(v)) for k, v in self._events.items()}
-
-    def metrics(self):
-        return self._observe().metrics()
-
-    def snapshot(self, n: int):
-        return self._observe().snapshot(n)
-
-    def endpoints(self):
-        return self._observe().endpoints()
-
-    @property
-    def time_days(self) -> float:
-        return self.step_index * self.dt_min / 1440.0
+            launch(mv, "car_t_move_decide", RC, **geo, m=m, pp=self.k_move, **rnd, t_count=st.t_count,
+                   t_pos=st.t_pos, t_dir=st.t_dir, kind=st.kind, ecm=st.ecm, chem=st.chemokine,
+                   occ=occ, claims=self.claims(st), tgt=tgt, dsel=dsel)
+            launch(mv, "car_t_move_apply", RC, **geo, t_count=st.t_count, t_pos=st.t_pos,
+                   t_dir=st.t_dir, occ=occ, claims=self.claims(st), tgt=tgt, dsel=dsel)
+            launch(mv, "car_t_move_reset", RC, **geo, t_count=st.t_count, claims=self.claims(st), tgt=tgt)
+        self._add(events, CART_COUNTS, counts)
 
 
-# --- systemic phase: host parts of the device step (per-replicate float64, the NumPy phase's own
-# expressions in its order; tests/test_kernels_entry.py checks them bitwise against
-# systemic.systemic_phase together with the kernels of entry.cu and systemic.cu) ----------------
-def systemic_host_pre(sp, step: int, blood: np.ndarray, csf: np.ndarray) -> tuple[int, float]:
-    """The doses due at ``step`` into the blood and CSF pools (in place), as systemic_phase.
-    Returns ``(n_inject, lam_face)``: the cells the intratumoral placement puts into the domain
-    (0 unless an intratumoral dose is due) and the cells the regional face receives this step
-    (0.0 outside a regional infusion)."""
-    dose = sp.dose_steps.get(step, 0.0)
-    n_inject, lam_face = 0, 0.0
-    if sp.route == "intravenous":
-        blood += dose
-    elif sp.route == "intratumoral":
-        if dose > 0:
-            blood += dose * sp.leak
-            n_inject = int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
-    else:  # regional
-        if dose > 0:
-            blood += dose * sp.regional_bf
-            csf += dose * (1.0 - sp.regional_bf)
-        for s0, dd in sp.dose_steps.items():
-            if s0 <= step < s0 + sp.infusion_steps:
-                lam_face += dd * (1.0 - sp.regional_bf) * sp.face_share / sp.infusion_steps
-    return n_inject, lam_face
+def compaction_slots(xp, keep, born):
+    """Destinations of the CAR-T compaction, as ``car_t._fate`` + ``scatter`` order the table: per
+    replicate the survivors in slot order, then the daughters in their parents' slot order.
+    ``keep``, ``born``: bool (R, C).  Returns int64 (R, C) ``dst_keep``, ``dst_born`` (meaningful
+    where the flag is set) and int64 (R,) the new counts; exact integer prefix sums, so the same
+    on every backend and for any thread order."""
+    keep = keep.astype(xp.int64)
+    born = born.astype(xp.int64)
+    n_keep = keep.sum(axis=1)
+    dst_keep = xp.cumsum(keep, axis=1) - keep
+    dst_born = n_keep[:, None] + xp.cumsum(born, axis=1) - born
+    return dst_keep, dst_born, n_keep + born.sum(axis=1)
 
 
-def regional_csf(sp, csf: np.ndarray, entered: np.ndarray) -> None:
-    """The CSF pool loses the face entrants scaled to the whole surface (in place)."""
-    if sp.face_share > 0:
-        csf -= entered / sp.face_share
-        np.maximum(csf, 0.0, out=csf)
+def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
+    """:meth:`FieldSolver.solve <gpusim.model.fields.FieldSolver.solve>` on a device runtime, in
+    place on the device array ``c``; returns the sweeps per replicate (host int32 (R,))."""
+    xp = rt.xp
+    mod = rt.module("fields.cu")
+    R, Z, Y, X = c.shape
+    n = c.size
+    den = xp.empty_like(c)
+    launch(mod, "fields_prepare", n, n=n, den0=fs._den0, a=a, den=den, c=c, fixed=fixed,
+           fixed_value=fixed_value)
+    active = xp.full(R, 1 if fs.max_iter > 0 else 0, xp.uint8)
+    iters, maxchg = xp.zeros(R, xp.int32), xp.zeros(R, xp.uint32)
+    geo = dict(R=R, Z=Z, Y=Y, X=X, dirichlet=fs.boundary == "dirichlet", bv=fs.boundary_value,
+               dh=fs._dh, omega=fs._omega, floor_on=fs.floor is not None,
+               floor=0.0 if fs.floor is None else fs.floor, c=c, s=s, den=den, fixed=fixed,
+               active=active, maxchg=maxchg)
+    nt = R * Z * Y * ((X + 1) // 2)
+    done = fs.max_iter == 0
+    while not done:
+        for _ in range(SWEEPS_PER_POLL):
+            launch(mod, "fields_sor_colour", nt, colour=0, **geo)
+            launch(mod, "fields_sor_colour", nt, colour=1, **geo)
+            launch(mod, "fields_after_sweep", R, R=R, tol=fs._tol, max_iter=fs.max_iter,
+                   active=active, iters=iters, maxchg=maxchg)
+        done = not bool(active.any())  # one host read per SWEEPS_PER_POLL sweeps
+    return iters.get()
 
 
-def systemic_host_post(sp, blood: np.ndarray, csf: np.ndarray, entered: np.ndarray) -> None:
-    """After the vessel entry: homing, clearance (floor 0) and the CSF decay (in place)."""
-    blood -= entered
-    blood -= blood * sp.homing_per_step
-    blood *= sp.clearance_factor
-    np.maximum(blood, 0.0, out=blood)
-    csf *= sp.clearance_factor
+def device_phases(runtime):
+    """``phases`` argument of :class:`gpusim.engine.Simulation` for a device runtime."""
+    return lambda sim: DevicePhases(sim, runtime)
 
 
-def inject_shells(site_d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(order, shell)`` of kernels/entry_logic.cuh inject_select: the voxels sorted by (squared
-    distance to the nearest site, voxel) as int32, and the int32 starts of the runs of equal
-    distance in that order, ending with V."""
-    order = np.argsort(site_d2, kind="stable")
-    d = site_d2[order]
-    starts = np.flatnonzero(np.concatenate(([True], d[1:] != d[:-1])))
-    return order.astype(np.int32), np.concatenate((starts, [d.size])).astype(np.int32)
+_RUNTIME = None
 
 
-def check_capacity(replicates: np.ndarray, t_count: np.ndarray, entered: np.ndarray, C: int) -> None:
-    """CapacityError, worded as systemic._append's, when appending ``entered`` cells would exceed
-    the table's C slots in some replicate (checked before the append kernel runs)."""
-    from ..errors import CapacityError
-
-    new = np.asarray(t_count, np.int64) + np.asarray(entered, np.int64)
-    if new.max(initial=0) > C:
-        worst = int(np.argmax(new))
-        raise CapacityError(
-            f"replicate {int(replicates[worst])} needs {int(new[worst])} CAR-T slots but "
-            f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
-
-
-def car_t_tumour_count(xp, kind, t_count, t_pos):
-    """CAR-T cells in or next to a tumour cell's voxel, per replicate (int64 (R,)): the engine's
-    ``Simulation._car_t_tumour`` (a live cell counts when its voxel or one of its Moore neighbours
-    inside the domain holds a tumour cell), as array operations of ``xp`` (CuPy on the device,
-    NumPy in the tests): the tumour mask dilated by one voxel (engine._dilate, Chebyshev radius 1
-    = the Moore neighbourhood, z left out in 2D) read at the live cells' positions."""
-    from ..engine import _dilate
-    from ..model.lattice import Kind
-
-    R, C = t_pos.shape
-    near = _dilate(kind == int(Kind.TUMOUR), 1).reshape(R, -1)
-    live = xp.arange(C)[None, :] < t_count[:, None]
-    pos = xp.where(live, t_pos, 0)
-    return (near[xp.arange(R)[:, None], pos] & live).sum(axis=1).astype(xp.int64)
+def runtime() -> CudaRuntime:
+    """The CUDA runtime of the current device (one per process)."""
+    global _RUNTIME
+    if _RUNTIME is None:
+        _RUNTIME = CudaRuntime()
+    return _RUNTIME

@@ -13,10 +13,6 @@ from pathlib import Path
 
 from ..errors import BackendError
 
-#: the options every kernel is compiled with (ARCHITECTURE.md, determinism rule 4)
-NVCC_OPTIONS = ("--std=c++17", "--fmad=false")
-
-
 def kernel_dir() -> Path:
     """The directory holding ``*.cu`` and ``*.cuh`` (a real directory on disk)."""
     try:
@@ -35,12 +31,3 @@ def kernel_dir() -> Path:
 def kernel_files() -> list[Path]:
     """Every kernel translation unit (``*.cu``), sorted by name."""
     return sorted(kernel_dir().glob("*.cu"))
-
-
-def kernel_source(name: str) -> str:
-    """The text of ``kernels/<name>`` (e.g. ``fields.cu``)."""
-    p = kernel_dir() / name
-    if not p.is_file():
-        raise BackendError(f"kernel source {name!r} not found in {kernel_dir()}; "
-                           f"have: {', '.join(f.name for f in kernel_files())}")
-    return p.read_text()

@@ -169,12 +169,14 @@ class FieldsPhase:
             a = np.full(st.kind.shape, base, dtype=F32)
             self.iterations[name] = solver.solve(c, a, s)
 
-    def steady_tgfb(self, st) -> None:
-        """Initial TGF-β: the steady state of the initial tissue (no backward-Euler term)."""
-        tum = st.kind == Kind.TUMOUR
-        src = self.tgfb_src[st.kind]
-        src = np.where(tum & (st.o2 < self.o2_hypoxic), self.tgfb_hyp_src, src).astype(F32)
+    def steady_tgfb(self, st, xp, solve) -> None:
+        """Initial TGF-β: the steady state of the initial tissue (no backward-Euler term), the
+        coefficients as ``xp`` (NumPy or CuPy) arrays, solved by ``solve(c, a, s)`` (this field's
+        solver on the backend)."""
         if self.tgfb_decay <= 0:  # no decay: a steady state need not exist; start from zero
             return
-        a = np.full(st.kind.shape, self.tgfb_decay, dtype=F32)
-        self.tgfb.solve(st.tgfb, a, src)
+        tum = st.kind == Kind.TUMOUR
+        src = xp.asarray(self.tgfb_src)[st.kind]
+        src = xp.where(tum & (st.o2 < self.o2_hypoxic), self.tgfb_hyp_src, src).astype(F32)
+        a = xp.full(st.kind.shape, self.tgfb_decay, dtype=F32)
+        solve(st.tgfb, a, src)

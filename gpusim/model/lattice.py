@@ -37,6 +37,11 @@ class TState(IntEnum):
 ANTIGEN_SCALE = 100.0
 
 
+def to_host(a) -> np.ndarray:
+    """A NumPy array of ``a``: a device (CuPy) array is copied to the host, a NumPy array returned."""
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
 def moore_offsets(nz: int) -> np.ndarray:
     """(K, 3) int offsets (dz, dy, dx) of the Moore neighbourhood: K = 8 in 2D, 26 in 3D."""
     dzs = (0,) if nz == 1 else (-1, 0, 1)

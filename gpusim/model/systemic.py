@@ -42,7 +42,7 @@ import numpy as np
 from .. import rng
 from ..errors import CapacityError
 from ..rng import Stream
-from .lattice import Kind, TState, coords, voxel_centres_um
+from .lattice import Kind, TState, coords, to_host, voxel_centres_um
 from .tissue import tumour_centre_um
 
 F32 = np.float32
@@ -58,7 +58,8 @@ class SystemicParams:
     max_divisions: int
     route: str = "intravenous"
     leak: float = 0.0
-    site_d2: np.ndarray | None = None  # (V,) float64 squared distance (voxels²) to the nearest site
+    inject_order: np.ndarray | None = None  # (V,) int64 voxels sorted by (distance to the nearest site, v)
+    inject_shells: tuple | None = None  # (starts, ends) int64 (S,): runs of equal distance in that order
     face_voxels: np.ndarray | None = None  # (F,) int64
     face_share: float = 0.0
     regional_bf: float = 0.0
@@ -79,10 +80,10 @@ class SystemicParams:
         vox_cm3 = (h * 1e-4) ** 3
         route = sc["delivery.route"]
         shape = sc.shape
-        site_d2 = face = None
+        order = shells = face = None
         face_share = 0.0
         if route == "intratumoral":
-            site_d2 = _site_distance2(sc)
+            order, shells = _shells(_site_distance2(sc))
         elif route == "regional":
             face, area_vox = _face(sc["delivery.regional_face"], shape)
             face_share = area_vox * (h * 1e-4) ** 2 / sc["delivery.regional_surface_cm2"]
@@ -96,7 +97,8 @@ class SystemicParams:
             max_divisions=int(sc["car_t.max_divisions"]),
             route=route,
             leak=float(sc["delivery.leak_fraction"]),
-            site_d2=site_d2,
+            inject_order=order,
+            inject_shells=shells,
             face_voxels=face,
             face_share=face_share,
             regional_bf=float(sc["delivery.regional_blood_fraction"]),
@@ -127,6 +129,16 @@ def _site_distance2(sc) -> np.ndarray:
     return np.broadcast_to(best, shape).ravel().copy()
 
 
+def _shells(site_d2: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The voxels sorted by (squared distance to the nearest site, v) and the (start, end)
+    positions of the runs of equal distance ("shells") in that order."""
+    order = np.argsort(site_d2, kind="stable")
+    d = site_d2[order]
+    starts = np.flatnonzero(np.concatenate(([True], d[1:] != d[:-1])))
+    ends = np.concatenate((starts[1:], [d.size]))
+    return order.astype(np.int64), (starts.astype(np.int64), ends.astype(np.int64))
+
+
 def _face(face: str, shape) -> tuple[np.ndarray, int]:
     """Flat voxel indices of a domain face (sorted) and its area in voxel faces."""
     nz, ny, nx = shape
@@ -138,94 +150,118 @@ def _face(face: str, shape) -> tuple[np.ndarray, int]:
     return idx, int(idx.size)
 
 
-def _occupied(st) -> np.ndarray:
-    R = st.kind.shape[0]
-    occupied = np.zeros((R, st.nvox), dtype=bool)
-    nmax = int(st.t_count.max(initial=0))
-    if nmax:
-        rr, ss = np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
-        occupied[rr, st.t_pos[rr, ss]] = True
-    return occupied
+def occupied(xp, st):
+    """bool (R, V): the voxels holding a CAR-T cell (array code for NumPy or CuPy)."""
+    R, C = st.t_state.shape
+    occ = xp.zeros((R, st.nvox), dtype=bool)
+    live = xp.arange(C)[None, :] < st.t_count[:, None]
+    rr, ss = xp.nonzero(live)
+    occ[rr, st.t_pos[rr, ss]] = True
+    return occ
 
 
-def _inject(st, sp: SystemicParams, seed: int, step: int, dose: float) -> np.ndarray:
-    """Intratumoral dose: place the domain's share at the free voxels nearest to the sites."""
+def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray) -> tuple[int, float]:
+    """Step 1 of the phase, host float64: the doses due at ``step`` into the blood and CSF pools
+    (in place).  Returns ``(n_inject, lam_face)``: the cells the intratumoral placement puts into
+    the domain (0 unless an intratumoral dose is due) and the cells the regional face receives
+    this step (0.0 outside a regional infusion)."""
+    dose = sp.dose_steps.get(step, 0.0)
+    n_inject, lam_face = 0, 0.0
+    if sp.route == "intravenous":
+        blood += dose
+    elif sp.route == "intratumoral":
+        if dose > 0:
+            blood += dose * sp.leak
+            n_inject = int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
+    else:  # regional
+        if dose > 0:
+            blood += dose * sp.regional_bf
+            csf += dose * (1.0 - sp.regional_bf)
+        for s0, dd in sp.dose_steps.items():
+            if s0 <= step < s0 + sp.infusion_steps:
+                lam_face += dd * (1.0 - sp.regional_bf) * sp.face_share / sp.infusion_steps
+    return n_inject, lam_face
+
+
+def regional_csf(sp: SystemicParams, csf: np.ndarray, entered: np.ndarray) -> None:
+    """The CSF pool loses the face entrants scaled to the whole surface (host, in place)."""
+    if sp.face_share > 0:
+        csf -= entered / sp.face_share
+        np.maximum(csf, 0.0, out=csf)
+
+
+def blood_after_entry(sp: SystemicParams, blood: np.ndarray, csf: np.ndarray,
+                      entered: np.ndarray) -> None:
+    """Step 3, host float64 (in place): homing, clearance (floor 0) and the CSF decay."""
+    blood -= entered
+    blood -= blood * sp.homing_per_step
+    blood *= sp.clearance_factor
+    np.maximum(blood, 0.0, out=blood)
+    csf *= sp.clearance_factor
+
+
+def inject_select(xp, st, sp: SystemicParams, seed: int, step: int, n: int, order=None):
+    """Intratumoral placement (array code for NumPy or CuPy): bool (R, V), the ``n`` voxels without
+    a CAR-T cell nearest to the injection sites, ties of distance broken by the word of block
+    (v, draw 1) of stream EXTRAVASATION, then by v, i.e. the first ``n`` free voxels in the order
+    (site_d2, word, v).  Whole distance shells are taken while they fit (exact integer prefix
+    sums); only the free voxels of the shell that overflows are ranked by their words, on the host
+    (at most one shell per replicate).  ``order`` is ``sp.inject_order`` on the array's device."""
     R = st.kind.shape[0]
     V = st.nvox
-    n = int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
-    entered = np.zeros(R, dtype=np.int64)
-    if n <= 0:
-        return entered
-    occupied = _occupied(st)
-    ers, evs = [], []
-    for r in range(R):
-        free = np.flatnonzero(~occupied[r])
-        if free.size == 0:
+    order = xp.asarray(sp.inject_order) if order is None else order
+    starts, ends = sp.inject_shells
+    free = ~occupied(xp, st)[:, order]  # (R, V) in distance order
+    cum = xp.cumsum(free, axis=1, dtype=xp.int64)
+    end_cnt = cum[:, xp.asarray(ends - 1)]  # (R, S) free voxels up to the end of each shell
+    full = end_cnt <= n  # a prefix of the shells: those taken whole
+    nfull = to_host(full.sum(axis=1))
+    shell_of = xp.asarray(np.repeat(np.arange(starts.size), ends - starts))
+    take = free & full[:, shell_of]
+    before = np.where(nfull > 0, to_host(end_cnt[xp.arange(R), xp.asarray(np.maximum(nfull - 1, 0))]), 0)
+    for r in np.flatnonzero(nfull < starts.size):
+        k = n - int(before[r])
+        a, b = int(starts[nfull[r]]), int(ends[nfull[r]])
+        if k <= 0:
             continue
-        w = rng.blocks(seed, st.replicates[r], step, Stream.EXTRAVASATION, free, draw=1)[:, 0]
-        order = np.lexsort((free, w, sp.site_d2[free]))
-        chosen = np.sort(free[order[:n]])
-        ers.append(np.full(chosen.size, r, dtype=np.int64))
-        evs.append(chosen)
-        entered[r] = chosen.size
-    if ers:
-        _append(st, np.concatenate(ers), np.concatenate(evs), sp.max_divisions)
-    return entered
+        fr = to_host(free[r, a:b])
+        vox = sp.inject_order[a:b][fr]
+        w = rng.blocks(seed, st.replicates[r], step, Stream.EXTRAVASATION, vox, draw=1)[:, 0]
+        pick = np.flatnonzero(fr)[np.lexsort((vox, w))[:k]]
+        take[r, xp.asarray(a + pick)] = True
+    enter = xp.zeros((R, V), dtype=bool)
+    enter[:, order] = take
+    return enter
 
 
-def _regional_entry(st, sp: SystemicParams, seed: int, step: int, lam: float) -> np.ndarray:
+def regional_entry(st, sp: SystemicParams, seed: int, step: int, lam: float) -> np.ndarray:
+    """Regional entry (NumPy): bool (R, V), the face voxels without a CAR-T cell that admit one,
+    each with probability ``float32(min(lam / n_free, 1))`` (word 0 of block (v, draw 2) of stream
+    EXTRAVASATION)."""
     R = st.kind.shape[0]
-    occupied = _occupied(st)
     face = sp.face_voxels
-    free = ~occupied[:, face]  # (R, F)
+    free = ~occupied(np, st)[:, face]  # (R, F)
     nfree = free.sum(axis=1)
     p = np.zeros(R, dtype=F32)
     ok = nfree > 0
     p[ok] = np.minimum(lam / nfree[ok], 1.0).astype(F32)
+    enter = np.zeros((R, st.nvox), dtype=bool)
     fr, fi = np.nonzero(free)
-    entered = np.zeros(R, dtype=np.int64)
-    if fr.size == 0:
-        return entered
-    fv = face[fi]
-    u = rng.blocks(seed, st.replicates[fr], step, Stream.EXTRAVASATION, fv, draw=2)[:, 0]
-    enter = rng.below(u, p[fr])
-    er, ev = fr[enter], fv[enter]
-    if er.size:
-        _append(st, er, ev, sp.max_divisions)
-    return np.bincount(er, minlength=R).astype(np.int64)
+    if fr.size:
+        u = rng.blocks(seed, st.replicates[fr], step, Stream.EXTRAVASATION, face[fi], draw=2)[:, 0]
+        e = rng.below(u, p[fr])
+        enter[fr[e], face[fi[e]]] = True
+    return enter
 
 
-def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict) -> None:
+def vessel_entry(st, sp: SystemicParams, seed: int, step: int, lam: np.ndarray) -> np.ndarray:
+    """Intravenous extravasation (NumPy): bool (R, V), the vessel voxels without a CAR-T cell that
+    admit one (module docstring, step 2)."""
     R = st.kind.shape[0]
     V = st.nvox
-    dose = sp.dose_steps.get(step, 0.0)
-    entered_total = np.zeros(R, dtype=np.int64)
-    if sp.route == "intravenous":
-        st.blood += dose
-    elif sp.route == "intratumoral":
-        if dose > 0:
-            st.blood += dose * sp.leak
-            entered_total += _inject(st, sp, seed, step, dose)
-    else:  # regional
-        if dose > 0:
-            st.blood += dose * sp.regional_bf
-            st.csf += dose * (1.0 - sp.regional_bf)
-        lam = 0.0
-        for s0, d in sp.dose_steps.items():
-            if s0 <= step < s0 + sp.infusion_steps:
-                lam += d * (1.0 - sp.regional_bf) * sp.face_share / sp.infusion_steps
-        if lam > 0:
-            e = _regional_entry(st, sp, seed, step, lam)
-            entered_total += e
-            if sp.face_share > 0:
-                st.csf -= e / sp.face_share
-                np.maximum(st.csf, 0.0, out=st.csf)
-    lam = st.blood * sp.homing_per_step * sp.domain_share  # float64 (R,)
-
     kind = st.kind.reshape(R, V)
-    occupied = _occupied(st)
-    vr, vv = np.nonzero((kind == Kind.VESSEL) & ~occupied)
-    entered = np.zeros(R, dtype=np.int64)
+    enter = np.zeros((R, V), dtype=bool)
+    vr, vv = np.nonzero((kind == Kind.VESSEL) & ~occupied(np, st))
     if vr.size:
         c = st.chemokine.reshape(R, V)[vr, vv]
         w = 256 + np.floor(sp.weight256 * c).astype(np.int64)
@@ -236,52 +272,86 @@ def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict) -
         scale[nz] = (lam[nz] / wsum[nz]).astype(F32)
         p = np.minimum(scale[vr] * w.astype(F32), F32(1)).astype(F32)
         u = rng.words(seed, st.replicates[vr], step, Stream.EXTRAVASATION, vv)
-        enter = rng.below(u, p)
-        er, ev = vr[enter], vv[enter]
-        entered = np.bincount(er, minlength=R).astype(np.int64)
-        if er.size:
-            _append(st, er, ev, sp.max_divisions)
-    st.blood -= entered
-    st.blood -= st.blood * sp.homing_per_step
-    st.blood *= sp.clearance_factor
-    np.maximum(st.blood, 0.0, out=st.blood)
-    st.csf *= sp.clearance_factor
-    events["car_t_entered"] = events.get("car_t_entered", 0) + entered + entered_total
+        e = rng.below(u, p)
+        enter[vr[e], vv[e]] = True
+    return enter
 
 
-def toxicity_phase(st, sp: SystemicParams, events: dict) -> None:
-    """Plasma IL-6, its peak and area under the curve, the CSF peak (module docstring)."""
-    R = st.kind.shape[0]
-    z = np.zeros(R, dtype=np.int64)
-    lysed = (np.asarray(events.get("kills_tumour", z)) + np.asarray(events.get("kills_healthy", z))).astype(np.float64)
-    nmax = int(st.t_count.max(initial=0))
-    engaged = st.t_eng[:, :nmax].sum(axis=1, dtype=np.int64).astype(np.float64) if nmax else np.zeros(R)
-    prod = (lysed * sp.il6_lysis + engaged * sp.il6_act_step) / 1e6 / sp.domain_share
-    st.il6 += prod
-    st.il6 *= sp.il6_decay
-    np.maximum(st.il6_peak, st.il6, out=st.il6_peak)
-    st.il6_auc += st.il6 * sp.dt_days
-    np.maximum(st.csf_peak, st.csf, out=st.csf_peak)
-
-
-def _append(st, er: np.ndarray, ev: np.ndarray, max_div: int) -> None:
+def append_entrants(xp, st, enter, max_div: int) -> np.ndarray:
+    """Append a CAR-T cell at every voxel marked in ``enter`` ((R, V) bool or uint8, NumPy or CuPy)
+    after each replicate's live cells, in voxel order (effector, exhaustion 0, ``max_div``
+    divisions left, no kills, no direction, not activated).  Returns the host int64 (R,) counts;
+    raises CapacityError, writing nothing, when a replicate would need more than C slots."""
     R, C = st.t_state.shape
-    count = np.bincount(er, minlength=R)
-    new = st.t_count + count
+    e = enter.reshape(R, -1)
+    count = to_host(e.sum(axis=1, dtype=xp.int64))
+    if not count.any():
+        return count
+    new = to_host(st.t_count).astype(np.int64) + count
     if new.max() > C:
         worst = int(np.argmax(new))
         raise CapacityError(
             f"replicate {int(st.replicates[worst])} needs {int(new[worst])} CAR-T slots but "
             f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
-    start = np.concatenate(([0], np.cumsum(count)[:-1]))
-    slot = st.t_count[er] + (np.arange(er.size) - start[er])
+    er, ev = xp.nonzero(e)  # row-major: by replicate, then voxel
+    cnt = xp.asarray(count)
+    start = xp.cumsum(cnt) - cnt
+    slot = st.t_count[er].astype(xp.int64) + (xp.arange(er.size) - start[er])
     st.t_state[er, slot] = TState.EFFECTOR
-    st.t_pos[er, slot] = ev
+    st.t_pos[er, slot] = ev.astype(xp.int32)
     st.t_exh[er, slot] = 0
     st.t_div[er, slot] = max_div
     st.t_kills[er, slot] = 0
     st.t_dir[er, slot] = -1
     st.t_act[er, slot] = 0
-    if hasattr(st, "t_eng"):
-        st.t_eng[er, slot] = 0
-    st.t_count[:] = new
+    st.t_eng[er, slot] = 0
+    st.t_count[:] = xp.asarray(new.astype(np.int32))
+    return count
+
+
+class NumpyEntry:
+    """The entry decisions of the NumPy engine (a device backend supplies kernels instead)."""
+
+    xp = np
+    regional = staticmethod(regional_entry)
+    vessels = staticmethod(vessel_entry)
+
+    @staticmethod
+    def inject_order(sp: SystemicParams):
+        return sp.inject_order
+
+
+def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict,
+                   entry=NumpyEntry) -> None:
+    """The systemic phase on any backend: the host arithmetic here, the entry decisions from
+    ``entry`` (``regional``, ``vessels``: (R, V) masks; ``xp`` the array module), entrants
+    appended in voxel order (intratumoral or regional first, then vessels)."""
+    xp = entry.xp
+    n_inject, lam_face = doses_due(sp, step, st.blood, st.csf)
+    entered = np.zeros(st.kind.shape[0], dtype=np.int64)
+    if n_inject > 0:
+        enter = inject_select(xp, st, sp, seed, step, n_inject, entry.inject_order(sp))
+        entered += append_entrants(xp, st, enter, sp.max_divisions)
+    elif lam_face > 0:
+        e = append_entrants(xp, st, entry.regional(st, sp, seed, step, lam_face), sp.max_divisions)
+        regional_csf(sp, st.csf, e)
+        entered += e
+    lam = st.blood * sp.homing_per_step * sp.domain_share  # float64 (R,)
+    e = append_entrants(xp, st, entry.vessels(st, sp, seed, step, lam), sp.max_divisions)
+    blood_after_entry(sp, st.blood, st.csf, e)
+    events["car_t_entered"] = events.get("car_t_entered", 0) + entered + e
+
+
+def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) -> None:
+    """Plasma IL-6, its peak and area under the curve, the CSF peak (module docstring); host
+    float64 on the (R,) pools of ``st``, from this step's kills and the ``engaged`` cells (host
+    (R,))."""
+    R = st.il6.shape[0]
+    lysed = (events.get("kills_tumour", np.zeros(R, np.int64))
+             + events.get("kills_healthy", np.zeros(R, np.int64))).astype(np.float64)
+    prod = (lysed * sp.il6_lysis + np.asarray(engaged, np.float64) * sp.il6_act_step) / 1e6 / sp.domain_share
+    st.il6 += prod
+    st.il6 *= sp.il6_decay
+    np.maximum(st.il6_peak, st.il6, out=st.il6_peak)
+    st.il6_auc += st.il6 * sp.dt_days
+    np.maximum(st.csf_peak, st.csf, out=st.csf_peak)

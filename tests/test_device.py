@@ -1,0 +1,341 @@
+"""The device backend without a GPU: its own step on the emulated device, the kernel interface,
+and the kernels compiled by NVRTC.
+
+* Every bundled scenario and the variants that switch on what no bundled scenario does (memory
+  cells, zero-order oxygen consumption, 4th generation with fibroblasts, lymphodepletion and
+  stroma drug) run on the NumPy engine and on the device backend's step
+  (``cupy_backend.DevicePhases``, kernels compiled for the host by g++, threads reversed or
+  shuffled), compared bitwise, every state array and every event, at every step.
+* One full-size scenario runs past the step where its IFN-gamma becomes subnormal, bitwise with
+  the device's compile options, and diverges when flush-to-zero is emulated (what
+  ``cupy.RawModule``'s forced ``-ftz=true`` would do): the options are what keeps the contract.
+* Planted errors in a kernel, in a launch argument and in the launch order are each caught.
+* NVRTC (the ``nvidia-cuda-nvrtc`` wheel, no GPU needed) compiles every kernel; the PTX carries no
+  ``.ftz`` and no ``fma``; sources are ASCII; the binary cache key covers every header.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpusim.backends import interface, nvrtc
+from gpusim.backends.cupy_backend import device_phases
+from gpusim.backends.selfcheck import first_difference, reduced, verify
+from gpusim.backends.sources import kernel_dir, kernel_files
+from gpusim.engine import Simulation
+from gpusim.errors import CapacityError
+from gpusim.scenario import bundled, load_scenario
+from gpusim.testing import assert_device_solve_bitwise, solver_case
+from gpusim.testing.emulated import EmulatedRuntime, compiler
+
+F32 = np.float32
+ROOT = Path(__file__).resolve().parents[1]
+needs_cxx = pytest.mark.skipif(compiler() is None, reason="no host C++ compiler (g++ or $CXX)")
+NVRTC_OK, NVRTC_WHY = nvrtc.available()
+needs_nvrtc = pytest.mark.skipif(not NVRTC_OK, reason=f"NVRTC not installed here: {NVRTC_WHY}")
+
+#: mechanisms off in every bundled scenario, switched on (base scenario, overrides)
+VARIANTS = {
+    "memory": ("intratumoral", ["car_t.memory_conversion_rate_per_day=150",
+                                "car_t.memory_reactivation_probability=0.5",
+                                "car_t.memory_death_rate_per_day=2"]),
+    "zero_order_o2": ("quickstart", ["oxygen.consumption_tumour_mmHg_per_min=3000",
+                                     "oxygen.consumption_healthy_mmHg_per_min=50"]),
+    "truck_fibroblasts": ("intratumoral", ["car_t.generation=fourth", "stroma.fibroblast_fraction=0.9",
+                                           "car_t.armour=TGFb_trap"]),
+    "lympho_drug": ("quickstart", ["delivery.lymphodepletion=true", "stroma.drug_degradation_per_day=2",
+                                   "stroma.drug_start_day=0.0", "stroma.car_t_degradation_per_day=3"]),
+}
+
+
+@pytest.fixture(scope="module")
+def emulated():
+    if compiler() is None:
+        pytest.skip("no host C++ compiler (g++ or $CXX)")
+    return EmulatedRuntime(order=1)
+
+
+def _pair(sc, rt, R=2, first=3):
+    return (Simulation(sc, replicates=R, first_replicate=first),
+            Simulation(sc, replicates=R, first_replicate=first, phases=device_phases(rt)))
+
+
+# ----------------------------------------------------------------------------- the device step
+@needs_cxx
+@pytest.mark.parametrize("name", sorted(bundled()) + sorted(VARIANTS))
+def test_device_step_bitwise_every_step(name):
+    """The backend's own step on the emulated device equals the NumPy engine bitwise at every
+    step (threads reversed for half the cases, shuffled for the other half)."""
+    base, extra = VARIANTS.get(name, (name, []))
+    rt = EmulatedRuntime(order=1 + hash(name) % 2)
+    ref, dev = _pair(reduced(base, extra), rt)
+    m = first_difference(ref, dev, 60, name)
+    assert m is None, m
+    assert ref.state.t_count.sum() > 0 or ref.state.kills_tumour.sum() > 0, "no CAR-T cell took part"
+    for k, v in ref.metrics().items():
+        np.testing.assert_array_equal(dev.metrics()[k], v, err_msg=k)
+
+
+@needs_cxx
+def test_variants_exercise_their_mechanism(emulated):
+    """The variants do switch on what they are for (else the bitwise test above proves little)."""
+    seen = {}
+    for name, (base, extra) in VARIANTS.items():
+        sim = Simulation(reduced(base, extra), replicates=2, first_replicate=3)
+        tot = dict.fromkeys(sim.last_events or ["memory_conversions", "memory_reactivations"], 0)
+        for _ in range(60):
+            sim.step()
+            for k, v in sim.last_events.items():
+                tot[k] = tot.get(k, 0) + int(v.sum())
+        seen[name] = (tot, sim.state)
+    tot, _ = seen["memory"]
+    assert tot["memory_conversions"] > 0 and tot["memory_reactivations"] > 0, tot
+    _, st = seen["zero_order_o2"]
+    assert (st.o2 == 0).any(), "no anoxic voxel: the floor never bound"
+    _, st = seen["truck_fibroblasts"]
+    assert st.il12.max() > 0 and (st.kind == 3).any()
+
+
+@needs_cxx
+def test_full_size_run_keeps_subnormals_and_ftz_would_break_it():
+    """Full-size iv_baseline, past step 15: bitwise with the device's compile options; with
+    flush-to-zero emulated (cupy.RawModule's forced -ftz=true) it diverges where IFN-gamma
+    becomes subnormal, so this case does exercise subnormals."""
+    sc = load_scenario("iv_baseline")
+    ref, dev = _pair(sc, EmulatedRuntime(order=2), R=1, first=0)
+    assert first_difference(ref, dev, 16, "iv_baseline") is None
+    ftz = EmulatedRuntime(order=2, options=nvrtc.OPTIONS + ("-ftz=true",))
+    assert ftz.ftz
+    ref, dev = _pair(sc, ftz, R=1, first=0)
+    m = first_difference(ref, dev, 16, "iv_baseline")
+    assert m is not None and m.what in ("ifng", "pdl1", "chemokine"), m
+
+
+@needs_cxx
+def test_capacity_error_is_the_engines(emulated):
+    sc = reduced("intratumoral", ["car_t.capacity_per_replicate=50"])
+    ref, dev = _pair(sc, emulated)
+    with pytest.raises(CapacityError) as want:
+        for _ in range(5):
+            ref.step()
+    with pytest.raises(CapacityError) as got:
+        for _ in range(5):
+            dev.step()
+    assert str(got.value) == str(want.value)
+
+
+@needs_cxx
+@pytest.mark.parametrize("shape,boundary,omega,floor,tol,max_iter", [
+    ((3, 1, 33, 32), "neumann", 1.6, None, 1e-5, 500),
+    ((2, 6, 7, 9), "dirichlet", 1.0, None, 1e-5, 500),
+    ((2, 1, 9, 8), "neumann", 1.6, 0.0, 1e-5, 500),
+    ((2, 4, 5, 4), "dirichlet", 1.0, 0.0, 1e-5, 500),
+    ((2, 1, 10, 10), "neumann", 1.6, 0.0, 0.0, 9),   # never converges: stops at max_iter
+    ((2, 1, 6, 6), "neumann", 1.6, None, 1e-5, 0),   # max_iter 0: nothing swept
+])
+def test_field_solver_on_the_device_bitwise(emulated, shape, boundary, omega, floor, tol, max_iter):
+    case = solver_case(shape, boundary, omega, floor, tol, max_iter)
+    c_np = assert_device_solve_bitwise(emulated, case)
+    fixed = case[4]
+    if floor is not None and max_iter > 10:
+        assert (c_np[~fixed] == 0).any(), "the floor never binds"
+
+
+# ----------------------------------------------------------------------------- planted errors
+@needs_cxx
+def test_planted_kernel_error_is_caught(tmp_path, monkeypatch):
+    """A kernels/ copy whose CAR-T logic adds the exhaustion of a kill twice: caught, and named."""
+    kd = tmp_path / "kernels"
+    shutil.copytree(kernel_dir(), kd)
+    p = kd / "car_t_logic.cuh"
+    good = "if (killed[i]) e = e + p.exh_per_kill;"
+    assert good in p.read_text()
+    p.write_text(p.read_text().replace(good, "if (killed[i]) e = e + 2.0f * p.exh_per_kill;"))
+    monkeypatch.setattr(nvrtc, "kernel_dir", lambda: kd)
+    monkeypatch.setenv("GPUSIM_CACHE_DIR", str(tmp_path / "cache"))
+    m = verify(EmulatedRuntime(), ("quickstart",), steps=30)
+    assert m is not None and m.what == "t_exh", m
+
+
+@needs_cxx
+def test_planted_launch_argument_error_is_caught(monkeypatch):
+    """One launch with a wrong argument (the sub-move index of migration off by one)."""
+    from gpusim.backends import cupy_backend
+
+    real = interface.launch
+
+    def wrong(module, kernel, threads, **args):
+        if kernel == "car_t_move_decide":
+            args["m"] = args["m"] + 1
+        return real(module, kernel, threads, **args)
+
+    monkeypatch.setattr(cupy_backend, "launch", wrong)
+    m = verify(EmulatedRuntime(), ("quickstart",), steps=30)
+    assert m is not None and m.what in ("t_pos", "t_dir"), m
+
+
+@needs_cxx
+def test_planted_launch_order_error_is_caught(monkeypatch):
+    """The host orchestration wrong: the claims of engagement reset before they are resolved."""
+    from gpusim.backends import cupy_backend
+
+    real = interface.launch
+    pending = []
+
+    def reordered(module, kernel, threads, **args):
+        if kernel == "car_t_engage_resolve":
+            pending.append((module, kernel, threads, args))
+            return None
+        real(module, kernel, threads, **args)
+        if kernel == "car_t_claim_reset" and pending:
+            real(*pending[0][:3], **pending.pop()[3])
+
+    monkeypatch.setattr(cupy_backend, "launch", reordered)
+    m = verify(EmulatedRuntime(), ("quickstart",), steps=30)
+    assert m is not None, "resolving engagements after the claims were reset went unnoticed"
+
+
+# ----------------------------------------------------------------------------- the interface
+def test_interface_header_is_current():
+    """kernels/interface.cuh is generated from gpusim/backends/interface.py
+    (python -m gpusim.backends.interface rewrites it)."""
+    assert (kernel_dir() / interface.HEADER).read_text() == interface.render_header()
+
+
+def test_every_kernel_is_declared_once_and_defined_in_its_file():
+    for f in kernel_files():
+        defined = set(re.findall(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(', f.read_text()))
+        assert defined == set(interface.KERNELS[f.name]), f.name
+    assert set(interface.KERNELS) == {f.name for f in kernel_files()}
+
+
+def test_struct_layouts_are_packed_4_byte_members():
+    for name, members in interface.STRUCTS.items():
+        dt = interface.struct_dtype(name)
+        assert dt.itemsize == 4 * sum(n for _, _, n in members), name
+
+
+def test_launch_checks_names_types_and_sizes(emulated):
+    xp = emulated.xp
+    mod = emulated.module("fields.cu")
+    c = xp.zeros(8, xp.float32)
+    ok = dict(n=8, den0=1.0, a=c, den=xp.zeros(8, xp.float32), c=c, fixed=None, fixed_value=0.0)
+    interface.launch(mod, "fields_prepare", 8, **ok)
+    with pytest.raises(TypeError, match="missing arguments \\['fixed_value'\\]"):
+        interface.launch(mod, "fields_prepare", 8, **{k: v for k, v in ok.items() if k != "fixed_value"})
+    with pytest.raises(TypeError, match="unknown arguments \\['bogus'\\]"):
+        interface.launch(mod, "fields_prepare", 8, **ok, bogus=1)
+    with pytest.raises(TypeError, match="argument a must be a device array of float32"):
+        interface.launch(mod, "fields_prepare", 8, **{**ok, "a": xp.zeros(8, xp.float64)})
+    with pytest.raises(TypeError, match="struct TumourK has"):
+        interface.launch(emulated.module("tumour.cu"), "tumour_births_kernel", 1,
+                         **{p.name: None for p in interface.signature("tumour_births_kernel")}
+                         | {"R": 1, "Z": 1, "Y": 1, "X": 1, "seed": 0, "step": 0,
+                            "pp": xp.zeros(3, xp.uint8)})
+
+
+def test_emulator_reads_arguments_as_the_driver_does(emulated):
+    """Bypassing launch(): a Python int for an int parameter is 8 bytes, which a GPU would misread;
+    the emulator refuses it, as it refuses host arrays."""
+    fn = emulated.module("fields.cu").get_function("fields_prepare")
+    c = emulated.xp.zeros(8, np.float32)
+    with pytest.raises(TypeError, match="passed as 8 bytes, the kernel reads 4"):
+        fn((1,), (8,), (np.int64(8), 1.0, c, c, c, None, np.float32(0)))
+    with pytest.raises(TypeError, match="host array"):
+        fn((1,), (8,), (np.int64(8), np.float32(1), np.zeros(8, np.float32), c, c, None, np.float32(0)))
+
+
+# ----------------------------------------------------------------------------- NVRTC and sources
+def test_kernel_sources_are_ascii():
+    """NVRTC 12.0-12.5 switch the thread to an ASCII locale after the first compile: a non-ASCII
+    kernel source then fails to load as text."""
+    for p in sorted(kernel_dir().glob("*.cu*")):
+        bad = [(i + 1, line) for i, line in enumerate(p.read_bytes().split(b"\n")) if max(line, default=0) > 127]
+        assert not bad, f"{p.name}:{bad[0][0]} has non-ASCII characters"
+
+
+def test_binary_key_covers_every_header_and_option(tmp_path):
+    """CuPy's cache keys on the .cu text only; an edit to an included header must change ours."""
+    kd = tmp_path / "k"
+    shutil.copytree(kernel_dir(), kd)
+    key = lambda: nvrtc.binary_key("fields.cu", "sm_90", directory=kd)  # noqa: E731
+    k0 = key()
+    (kd / "fields_logic.cuh").write_bytes((kd / "fields_logic.cuh").read_bytes() + b"\n// edit\n")
+    k1 = key()
+    (kd / "common.cuh").write_bytes((kd / "common.cuh").read_bytes() + b"\n")
+    k2 = key()
+    assert len({k0, k1, k2}) == 3
+    assert nvrtc.binary_key("fields.cu", "sm_90", nvrtc.OPTIONS + ("-ftz=true",), directory=kd) != k2
+    assert nvrtc.binary_key("fields.cu", "sm_80", directory=kd) != k2
+
+
+@needs_nvrtc
+@pytest.mark.parametrize("src", [p.name for p in kernel_files()])
+def test_every_kernel_compiles_with_nvrtc_without_ftz_or_fma(src):
+    """Really compiled (RawModule compiles lazily, so merely building one checks nothing): the PTX
+    defines every declared kernel and has no flush-to-zero and no fused multiply-add."""
+    ptx = nvrtc.compile_source(src, "compute_90").decode()
+    entries = set(re.findall(r"\.entry\s+(\w+)", ptx))
+    assert entries == set(interface.KERNELS[src]), src
+    assert ".ftz" not in ptx and "fma" not in ptx, src
+
+
+@needs_nvrtc
+def test_the_ptx_check_can_fail():
+    """The same check on builds with flushing or contraction on does find them."""
+    assert ".ftz" in nvrtc.compile_source("fields.cu", "compute_90", nvrtc.OPTIONS + ("-ftz=true",)).decode()
+    fmad = tuple(o for o in nvrtc.OPTIONS if "fmad" not in o) + ("--fmad=true",)
+    assert "fma" in nvrtc.compile_source("fields.cu", "compute_90", fmad).decode()
+
+
+@needs_nvrtc
+def test_cubins_are_cached_by_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUSIM_CACHE_DIR", str(tmp_path))
+    p = nvrtc.binary("entry.cu", "sm_90")
+    assert p.is_file() and p.stat().st_size > 0 and p.parent.parent == tmp_path
+    mtime = p.stat().st_mtime_ns
+    assert nvrtc.binary("entry.cu", "sm_90") == p and p.stat().st_mtime_ns == mtime
+
+
+def test_missing_nvrtc_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(nvrtc, "_LIB", None)
+    monkeypatch.setattr(nvrtc, "_candidates", lambda: ["/nonexistent/libnvrtc.so"])
+    ok, why = nvrtc.available()
+    assert not ok and "NVRTC (libnvrtc) not found" in why and "nvidia-cuda-nvrtc" in why
+
+
+# ----------------------------------------------------------------------------- packaging
+def test_kernels_include_only_their_own_headers():
+    own = {p.name for p in kernel_dir().glob("*.cuh")}
+    for p in list(kernel_dir().glob("*.cu")) + list(kernel_dir().glob("*.cuh")):
+        for inc in re.findall(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', p.read_text(), re.M):
+            assert inc in own, f"{p.name} includes {inc!r}; kernels may include only {sorted(own)}"
+
+
+# ----------------------------------------------------------------------------- wheel
+def test_wheel_contains_kernels(tmp_path):
+    import importlib.util
+
+    if not (importlib.util.find_spec("wheel") or importlib.util.find_spec("setuptools.command.bdist_wheel")):
+        pytest.skip("building a wheel without build isolation needs the 'wheel' package "
+                    "(or setuptools >= 70.1)")
+    src = tmp_path / "src"
+    # a clean copy of the sources (no build/, .venv, caches), so the build cannot race others
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "*.egg-info", "__pycache__", "results", ".pytest_cache", "*.h5"))
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                          "-q", "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (whl,) = (tmp_path / "dist").glob("gpusim-*.whl")
+    names = set(zipfile.ZipFile(whl).namelist())
+    want = {f"gpusim/kernels/{p.name}" for p in kernel_dir().iterdir() if p.suffix in (".cu", ".cuh")}
+    assert want and want <= names, f"missing from the wheel: {sorted(want - names)}"
+    assert "gpusim/scenarios/quickstart.toml" in names
