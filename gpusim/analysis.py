@@ -574,9 +574,12 @@ def endpoint_table(arms: Sequence[tuple[str, object]], *, horizon: float | None 
                  if keys[a] is not None and keys[a] == keys[b]]
         if all_t and len(all_t) >= 2:
             if pairs:
-                out.logrank_note = ("not applicable: arms " + ", ".join(f"{a} and {b}" for a, b in pairs)
-                                    + " share seed and replicate indices (paired), so they are not "
-                                      "independent samples; see the paired differences")
+                k = len(labels)
+                which = ("all arms" if len(pairs) == k * (k - 1) // 2 else
+                         "arms " + "; ".join(f"{a} and {b}" for a, b in pairs))
+                out.logrank_note = (f"not applicable: {which} share seed and replicate indices "
+                                    "(paired), so they are not independent samples; see the paired "
+                                    "differences")
             else:
                 out.logrank = logrank(np.concatenate(all_t), np.concatenate(all_e), all_g)
                 if math.isnan(out.logrank[0]):
