@@ -439,6 +439,9 @@ def _n_of(ep: dict) -> int:
 
 def _common_horizon(arms, horizon: float | None) -> tuple[float, dict[str, float]]:
     fu = {label: follow_up(res) for label, res in arms}
+    empty = [a for a, d in fu.items() if math.isnan(d)]
+    if empty:
+        raise ComparisonError(f"compare: {', '.join(empty)} has no output interval: no follow-up to compare")
     listed = ", ".join(f"{a} {d:g} d" for a, d in fu.items())
     if horizon is None:
         ds = list(fu.values())

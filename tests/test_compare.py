@@ -378,6 +378,9 @@ def test_unequal_follow_up_is_an_error_naming_arms_and_horizons():
         an.endpoint_table([("A", a), ("B", b)])
     msg = str(e.value)
     assert "\n" not in msg and "A 7 d" in msg and "B 3 d" in msg and "--horizon" in msg
+    b.time_days = np.array([])
+    with pytest.raises(an.ComparisonError, match="B has no output interval"):
+        an.endpoint_table([("A", a), ("B", b)])
 
 
 def test_paired_arms_get_paired_differences_and_no_logrank():
