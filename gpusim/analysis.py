@@ -734,13 +734,14 @@ def format_table(cmp: Comparison) -> str:
 
 
 CSV_COLUMNS = ["arm", "endpoint", "method", "n", "estimate", "ci_low", "ci_high", "detail",
-               "coverage", "p_value", "horizon_days"]
+               "coverage", "p_value", "horizon_days", "reference"]
 
 
 def write_csv(cmp: Comparison, path) -> None:
     """Long-format CSV (columns :data:`CSV_COLUMNS`): one row per (arm, endpoint); a ``logrank``
     row (arm ``all``, estimate = chi-square, NaN when not computable, detail df, p or the
-    reason); one row per (arm, endpoint) difference from the reference (arm ``A - REF``)."""
+    reason); one row per (arm, endpoint) difference from the reference arm, with endpoint
+    ``<endpoint> (difference)`` and the reference arm in ``reference`` (empty elsewhere)."""
     f = lambda x: repr(float(x))
     H = f(cmp.horizon)
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -748,11 +749,11 @@ def write_csv(cmp: Comparison, path) -> None:
         w.writerow(CSV_COLUMNS)
         for r in cmp.rows:
             w.writerow([r.arm, r.endpoint, r.method, r.n, f(r.estimate), f(r.low), f(r.high), r.detail,
-                        f(r.coverage), "", H])
+                        f(r.coverage), "", H, ""])
         if cmp.logrank is not None or cmp.logrank_note:
             s, df, p = cmp.logrank if cmp.logrank is not None else (math.nan, 0, math.nan)
             w.writerow(["all", SURVIVAL, "log-rank", sum(r.n for r in cmp.rows if r.endpoint == SURVIVAL),
-                        f(s), "", "", cmp.logrank_note or f"df={df} p={p!r}", "", f(p), H])
+                        f(s), "", "", cmp.logrank_note or f"df={df} p={p!r}", "", f(p), H, ""])
         for d in cmp.diffs:
-            w.writerow([f"{d.arm} - {d.reference}", d.endpoint, d.method, d.n, f(d.estimate), f(d.low),
-                        f(d.high), d.detail, f(d.coverage), f(d.p), H])
+            w.writerow([d.arm, f"{d.endpoint} (difference)", d.method, d.n, f(d.estimate), f(d.low),
+                        f(d.high), d.detail, f(d.coverage), f(d.p), H, d.reference])

@@ -208,7 +208,9 @@ def test_cli_compare_table_and_csv(tmp_path):
     assert got[("all", "time_to_clearance_days")]["method"] == "log-rank"
     # 2 arms x 4 endpoints, the log-rank row, and b's 4 differences from the reference a
     assert len(rows) == 2 * 4 + 1 + 4
-    assert got[("b - a", "cleared")]["method"] == "difference of proportions (Agresti-Caffo)"
+    d = got[("b", "cleared (difference)")]
+    assert d["method"] == "difference of proportions (Agresti-Caffo)" and d["reference"] == "a"
+    assert {x["arm"] for x in rows} == {"a", "b", "all"}
 
 
 def test_cli_compare_bad_inputs(tmp_path):
@@ -503,7 +505,8 @@ def test_cli_compare_follow_up_horizon_and_reference(tmp_path):
     assert got[("week", "cleared")]["detail"] == "1/6"
     assert got[("week", "best_response")]["method"] == "not computable"
     assert float(got[("week", "cleared")]["horizon_days"]) == 3.0
-    assert got[("week - days3", "cleared")]["method"].startswith("paired difference")
+    assert got[("week", "cleared (difference)")]["method"].startswith("paired difference")
+    assert got[("week", "cleared (difference)")]["reference"] == "days3"
     # a reference file that is not among the inputs becomes the reference arm
     r = CliRunner().invoke(main, ["compare", s, "--reference", w, "--horizon", "3"])
     assert r.exit_code == 0 and "reference arm week" in r.output and "days3 - week" in r.output
