@@ -1,14 +1,23 @@
-"""Endpoint statistics for comparing arms: confidence intervals and survival analysis, in NumPy.
+"""Endpoint statistics for comparing arms: confidence intervals, survival analysis and paired or
+independent differences, in NumPy.
 
 * :func:`wilson`: Wilson score interval for a proportion (clearance, antigen escape).
-* :func:`bootstrap_median`: percentile-bootstrap interval for a median (fixed seed: the same
-  input always gives the same interval).
+* :func:`median_ci`: the distribution-free order-statistic interval of a median with its exact
+  coverage; below n = 6 no such interval reaches 95 %, and [min, max] is returned with its true
+  coverage (callers show it, never "95 %").
+* :func:`bootstrap_median`: percentile-bootstrap interval for a median (fixed seed; kept for the
+  API, no longer used by the comparison table).
 * :func:`kaplan_meier`, :func:`km_median`: Kaplan–Meier survival curve with Greenwood variance and
   the median time with a log-log (Brookmeyer–Crowley type) interval; replicates that never
-  clear are right-censored at the end of the run.
+  clear are right-censored at the horizon.
 * :func:`logrank`: k-sample log-rank test, p-value from the chi-square distribution
-  (:func:`chi2_sf`, regularised upper incomplete gamma).
-* :func:`endpoint_table`: every endpoint of every arm, as rows ready for printing or CSV.
+  (:func:`chi2_sf`, regularised upper incomplete gamma); NaN (not computable) without events.
+* :func:`sign_test` (exact; the exact McNemar test on paired 0/1 outcomes),
+  :func:`paired_proportion_diff` (Bonett–Price), :func:`proportion_diff` (Agresti–Caffo),
+  :func:`fisher_exact`: differences between an arm and a reference arm.
+* :func:`at_horizon`: endpoints re-derived at an earlier output time from the stored time series.
+* :func:`endpoint_table`: every endpoint of every arm, and the differences from a reference arm,
+  as rows ready for printing (:func:`format_table`) or CSV (:func:`write_csv`).
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
+from .errors import GpusimError
 
 Z95 = 1.959963984540054
 """Two-sided 95 % standard normal quantile."""
@@ -155,7 +166,7 @@ def logrank(times, observed, groups) -> tuple[float, int, float]:
     """k-sample log-rank test: (chi-square statistic, degrees of freedom k-1, p-value).
 
     Uses the hypergeometric variance with ties; groups with no subject are ignored.  With fewer
-    than two groups, or no event at all, returns (0, 0, 1)."""
+    than two groups, or no event at all, the test is not computable: returns (NaN, 0, NaN)."""
     t = np.asarray(times, dtype=np.float64)
     e = np.asarray(observed, dtype=bool)
     g = np.asarray(groups)
@@ -163,7 +174,7 @@ def logrank(times, observed, groups) -> tuple[float, int, float]:
     k = len(labels)
     ut = np.unique(t[e])
     if k < 2 or ut.size == 0:
-        return 0.0, 0, 1.0
+        return math.nan, 0, math.nan
     gi = np.array([labels.index(v) for v in g.tolist()])
     O = np.zeros(k)
     E = np.zeros(k)
@@ -183,13 +194,117 @@ def logrank(times, observed, groups) -> tuple[float, int, float]:
     stat = float(diff @ np.linalg.pinv(Vr) @ diff)
     df = int(np.linalg.matrix_rank(Vr))
     if df == 0:
-        return 0.0, 0, 1.0
+        return math.nan, 0, math.nan
     return stat, df, chi2_sf(stat, df)
+
+
+# ---------------------------------------------------------------------------------------------
+# exact, distribution-free intervals and tests (order statistics, sign test)
+def binom_cdf_half(k: int, n: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2), summed in log space (exact to rounding)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    logs = [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) - n * math.log(2.0)
+            for j in range(k + 1)]
+    m = max(logs)
+    return min(1.0, math.exp(m) * sum(math.exp(v - m) for v in logs))
+
+
+MIN_N_MEDIAN = 6
+"""Smallest n for which an order-statistic interval of a median reaches 95 %: [min, max] of n
+values covers the median with probability 1 - 2^(1-n) (n = 5: 93.75 %, n = 6: 96.9 %)."""
+
+
+def median_ci(x, level: float = 0.95) -> tuple[float, float, float, float]:
+    """(median, low, high, coverage): the distribution-free order-statistic interval of a median.
+
+    ``[x_(k), x_(n+1-k)]`` of the sorted sample covers the population median with probability
+    ``1 - 2 P(B <= k-1)``, B ~ Binomial(n, 1/2), exactly for a continuous distribution and at
+    least that for a discrete one (ties).  ``k`` is the largest with coverage >= ``level``.  When
+    not even ``[min, max]`` reaches ``level`` (n < 6 at 95 %) the interval returned is
+    ``[min, max]`` with its true, smaller coverage: callers must show that coverage, not "95 %".
+    NaNs are dropped; all NaN for an empty sample.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x = np.sort(x[~np.isnan(x)])
+    n = int(x.size)
+    if n == 0:
+        return math.nan, math.nan, math.nan, math.nan
+    med = float(np.median(x))
+    best = 1
+    for k in range(1, n // 2 + 1):
+        if 1.0 - 2.0 * binom_cdf_half(k - 1, n) >= level:
+            best = k
+        else:
+            break
+    cov = 1.0 - 2.0 * binom_cdf_half(best - 1, n) if n > 1 else 0.0
+    return med, float(x[best - 1]), float(x[n - best]), cov
+
+
+def sign_test(d) -> float:
+    """Exact two-sided sign test of "median of ``d`` is 0": zeros and NaNs dropped,
+    p = min(1, 2 P(B <= min(n+, n-))), B ~ Binomial(n+ + n-, 1/2).  1.0 when every d is 0.
+    On paired 0/1 outcomes this is the exact McNemar test (only discordant pairs count)."""
+    d = np.asarray(d, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    pos, neg = int(np.sum(d > 0)), int(np.sum(d < 0))
+    if pos + neg == 0:
+        return 1.0
+    return min(1.0, 2.0 * binom_cdf_half(min(pos, neg), pos + neg))
+
+
+def paired_proportion_diff(ref, arm, z: float = Z95) -> tuple[float, float, float]:
+    """(p_arm - p_ref, low, high) for paired 0/1 outcomes: the Bonett-Price (2012) adjusted Wald
+    interval.  With f10 = pairs where only the arm has the outcome, f01 = only the reference,
+    p10 = (f10+1)/(n+2), p01 = (f01+1)/(n+2): (p10 - p01) +- z sqrt((p10 + p01 - (p10-p01)^2)/(n+2)),
+    clipped to [-1, 1].  The estimate is the plain (f10 - f01)/n."""
+    a = np.asarray(arm) != 0
+    r = np.asarray(ref) != 0
+    n = int(a.size)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    f10, f01 = int(np.sum(a & ~r)), int(np.sum(~a & r))
+    p10, p01 = (f10 + 1) / (n + 2), (f01 + 1) / (n + 2)
+    th = p10 - p01
+    h = z * math.sqrt(max(p10 + p01 - th * th, 0.0) / (n + 2))
+    return (f10 - f01) / n, max(-1.0, th - h), min(1.0, th + h)
+
+
+def proportion_diff(k_ref: int, n_ref: int, k_arm: int, n_arm: int,
+                    z: float = Z95) -> tuple[float, float, float]:
+    """(p_arm - p_ref, low, high) for independent samples: the Agresti-Caffo (2000) interval
+    (add one event and one non-event to each arm, then Wald), clipped to [-1, 1]."""
+    if n_ref == 0 or n_arm == 0:
+        return math.nan, math.nan, math.nan
+    pa, pr = (k_arm + 1) / (n_arm + 2), (k_ref + 1) / (n_ref + 2)
+    h = z * math.sqrt(pa * (1 - pa) / (n_arm + 2) + pr * (1 - pr) / (n_ref + 2))
+    return k_arm / n_arm - k_ref / n_ref, max(-1.0, pa - pr - h), min(1.0, pa - pr + h)
+
+
+def fisher_exact(k_ref: int, n_ref: int, k_arm: int, n_arm: int) -> float:
+    """Two-sided Fisher exact test of equal proportions (tables at most as likely as the one
+    observed, relative tolerance 1e-7, as in R and SciPy)."""
+    K, N = k_ref + k_arm, n_ref + n_arm
+    lo, hi = max(0, K - n_ref), min(K, n_arm)
+    logp = lambda x: (math.lgamma(n_arm + 1) - math.lgamma(x + 1) - math.lgamma(n_arm - x + 1)
+                      + math.lgamma(n_ref + 1) - math.lgamma(K - x + 1) - math.lgamma(n_ref - K + x + 1)
+                      - math.lgamma(N + 1) + math.lgamma(K + 1) + math.lgamma(N - K + 1))
+    ps = {x: math.exp(logp(x)) for x in range(lo, hi + 1)}
+    obs = ps[k_arm]
+    return min(1.0, sum(p for p in ps.values() if p <= obs * (1 + 1e-7)))
 
 
 # ---------------------------------------------------------------------------------------------
 PROPORTIONS = ("cleared", "antigen_escape")
 SURVIVAL = "time_to_clearance_days"
+HORIZON_TOL = 1e-6
+"""Two output times closer than this (day) are the same time."""
+
+
+class ComparisonError(GpusimError):
+    """Arms that cannot be compared as given: unequal follow-up, a bad horizon or reference."""
 
 
 @dataclass
@@ -202,6 +317,27 @@ class Row:
     low: float
     high: float
     detail: str = ""
+    coverage: float = math.nan  #: true coverage of [low, high] where it is known exactly
+    small: bool = False  #: n too small for a 95 % interval (see ``coverage`` / ``detail``)
+
+
+@dataclass
+class Diff:
+    """One endpoint of one arm against the reference arm (estimate = arm minus reference)."""
+
+    arm: str
+    reference: str
+    endpoint: str
+    method: str
+    n: int
+    estimate: float
+    low: float
+    high: float
+    p: float = math.nan
+    coverage: float = math.nan
+    paired: bool = False
+    detail: str = ""
+    small: bool = False
 
 
 @dataclass
@@ -209,6 +345,15 @@ class Comparison:
     rows: list[Row] = field(default_factory=list)
     logrank: tuple[float, int, float] | None = None
     arms: list[str] = field(default_factory=list)
+    horizon: float = math.nan  #: the common follow-up (day) every endpoint refers to
+    follow_up: dict[str, float] = field(default_factory=dict)  #: each arm's own follow-up (day)
+    truncated: bool = False  #: --horizon shortened at least one arm
+    logrank_note: str = ""  #: why there is no log-rank statistic
+    reference: str | None = None
+    pairing: dict[str, str] = field(default_factory=dict)  #: arm -> "paired ..." / "independent ..."
+    diffs: list[Diff] = field(default_factory=list)
+    n: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _is_proportion(name: str, v: np.ndarray) -> bool:
@@ -217,29 +362,180 @@ def _is_proportion(name: str, v: np.ndarray) -> bool:
     return name in PROPORTIONS or v.dtype.kind == "b"
 
 
-def endpoint_table(arms: Sequence[tuple[str, object]]) -> Comparison:
-    """Rows for every endpoint of every arm.  ``arms``: ``(label, Results)`` pairs with complete
-    endpoints.  Proportions get Wilson intervals, time to clearance a Kaplan–Meier median
-    (censored at the end of the run) and a log-rank test across arms, everything else a
-    bootstrap interval of the median."""
-    out = Comparison(arms=[a for a, _ in arms])
-    all_t, all_e, all_g = [], [], []
+def follow_up(res) -> float:
+    """An arm's follow-up: its last output time (day); NaN when it has none."""
+    t = np.asarray(res.time_days, dtype=np.float64)
+    return float(t[-1]) if t.size else math.nan
+
+
+def at_horizon(res, horizon: float) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The endpoints of ``res`` as they were at day ``horizon``, re-derived from the stored time
+    series, and, for those that cannot be, the reason (``{name: why}``).
+
+    ``horizon`` must be one of the file's output times.  Re-derived: ``time_to_clearance_days``
+    (a clearance after the horizon is not observed: censored), ``cleared`` (no tumour cell at
+    the horizon), ``final_tumour_ratio`` (tumour cells at the horizon / at day 0),
+    ``antigen_escape`` (not cleared and most tumour cells invisible to the CAR at the horizon),
+    ``kills_tumour`` and ``kills_healthy`` (cumulative counts).  Every other endpoint is a peak,
+    a minimum, an area or a last time over every step of the whole run, which the output times
+    do not determine: not computable.
+    """
+    t = np.asarray(res.time_days, dtype=np.float64)
+    hit = np.flatnonzero(np.abs(t - horizon) <= HORIZON_TOL)
+    if not hit.size:
+        raise ComparisonError(f"no output at day {horizon:g}")
+    i = int(hit[-1])
+    ts = getattr(res, "timeseries", None) or {}
+    starts = t.size > 0 and abs(t[0]) <= HORIZON_TOL
+    out: dict[str, np.ndarray] = {}
+    why: dict[str, str] = {}
+
+    def have(*metrics) -> bool:
+        missing = [m for m in metrics if m not in ts]
+        if missing:
+            why[name] = f"needs the time series {', '.join(missing)}, which the file lacks"
+        return not missing
+
+    for name, v in res.endpoints.items():
+        v = np.asarray(v)
+        if name == SURVIVAL:
+            with np.errstate(invalid="ignore"):
+                out[name] = np.where(v <= horizon + HORIZON_TOL, v, np.nan)
+        elif name == "cleared":
+            if have("tumour_cells"):
+                out[name] = (ts["tumour_cells"][:, i] == 0).astype(v.dtype)
+        elif name == "final_tumour_ratio":
+            if have("tumour_cells"):
+                if starts:
+                    out[name] = ts["tumour_cells"][:, i] / np.maximum(ts["tumour_cells"][:, 0], 1)
+                else:
+                    why[name] = "needs the tumour size at day 0, which the file lacks"
+        elif name == "antigen_escape":
+            if have("tumour_cells", "tumour_invisible"):
+                tc = ts["tumour_cells"][:, i]
+                inv = ts["tumour_invisible"][:, i] / np.maximum(tc, 1)
+                out[name] = ((tc != 0) & (inv > 0.5)).astype(v.dtype)
+        elif name in ("kills_tumour", "kills_healthy"):
+            if have(name):
+                out[name] = ts[name][:, i].astype(v.dtype)
+        else:
+            why[name] = ("depends on every step of the whole run (a peak, minimum, area or last "
+                         "time), not only on the stored output times")
+    return out, why
+
+
+def _pair_key(res, n: int):
+    """(seed, first replicate index, n) when the file records both, else None."""
+    attrs = getattr(res, "attrs", None) or {}
+    seed, first = attrs.get("seed"), attrs.get("first_replicate")
+    if seed is None or first is None:
+        return None
+    return int(seed), int(first), int(n)
+
+
+def _n_of(ep: dict) -> int:
+    return int(np.asarray(next(iter(ep.values()))).size) if ep else 0
+
+
+def _common_horizon(arms, horizon: float | None) -> tuple[float, dict[str, float]]:
+    fu = {label: follow_up(res) for label, res in arms}
+    empty = [a for a, d in fu.items() if math.isnan(d)]
+    if empty:
+        raise ComparisonError(f"compare: {', '.join(empty)} has no output interval: no follow-up to compare")
+    listed = ", ".join(f"{a} {d:g} d" for a, d in fu.items())
+    if horizon is None:
+        ds = list(fu.values())
+        if any(abs(d - ds[0]) > HORIZON_TOL for d in ds):
+            raise ComparisonError(
+                f"compare: arms have unequal follow-up ({listed}); endpoints at different horizons "
+                f"are not comparable: pass --horizon DAYS (at most {min(ds):g}) to compare every "
+                "arm up to a common horizon")
+        return ds[0], fu
+    if not horizon > 0 or not math.isfinite(horizon):
+        raise ComparisonError(f"compare: --horizon must be a positive number of days, not {horizon:g}")
+    short = [a for a, d in fu.items() if d < horizon - HORIZON_TOL]
+    if short:
+        raise ComparisonError(
+            f"compare: --horizon {horizon:g} is beyond the follow-up of "
+            + ", ".join(f"{a} ({fu[a]:g} d)" for a in short) + f"; the longest common horizon is "
+            f"{min(fu.values()):g} d")
+    for label, res in arms:
+        t = np.asarray(res.time_days, dtype=np.float64)
+        if not np.any(np.abs(t - horizon) <= HORIZON_TOL):
+            below = t[t < horizon]
+            above = t[t > horizon]
+            near = ", ".join(f"{x:g}" for x in (below[-1:].tolist() + above[:1].tolist()))
+            raise ComparisonError(
+                f"compare: arm {label} has no output at day {horizon:g} (nearest output times: "
+                f"{near}); choose a --horizon that is an output time of every arm")
+    return float(horizon), fu
+
+
+def _median_row(label: str, name: str, v: np.ndarray) -> Row:
+    med, lo, hi, cov = median_ci(v)
+    n = int(np.sum(~np.isnan(np.asarray(v, dtype=np.float64))))
+    small = 0 < n < MIN_N_MEDIAN
+    detail = (f"n = {n} < {MIN_N_MEDIAN}: no 95 % interval; [min, max] covers {100 * cov:.0f} %"
+              if small else (f"coverage {100 * cov:.1f} %" if n else "no data"))
+    return Row(label, name, "order-statistic median", n, med, lo, hi, detail, cov, small)
+
+
+def endpoint_table(arms: Sequence[tuple[str, object]], *, horizon: float | None = None,
+                   reference: str | None = None) -> Comparison:
+    """Rows for every endpoint of every arm, and differences from a reference arm.
+
+    ``arms``: ``(label, Results)`` pairs with complete endpoints.  Every arm must have the same
+    follow-up (last output time), else ComparisonError, unless ``horizon`` (day) is given: then
+    every arm's endpoints are re-derived at that day (:func:`at_horizon`).
+
+    Per arm: proportions get Wilson intervals, time to clearance a Kaplan–Meier median (censored
+    at the horizon; no interval below n = 6), everything else the median with its
+    order-statistic interval (:func:`median_ci`).  Across arms: a log-rank test of time to
+    clearance when the arms are independent.  Differences from ``reference`` (a label; default
+    the first arm, when there are two arms or more): for an arm paired with the reference (same
+    ``seed``, ``first_replicate`` and replicate count, so replicate i of both arms used the same
+    random numbers) the pairwise differences (Bonett–Price for proportions, the order-statistic
+    interval of the median difference otherwise, exact sign / McNemar p-values); for an
+    independent arm Agresti–Caffo intervals and Fisher exact p-values for proportions and a
+    two-arm log-rank test for time to clearance.
+    """
+    H, fu = _common_horizon(arms, horizon)
+    labels = [a for a, _ in arms]
+    out = Comparison(arms=labels, horizon=H, follow_up=fu)
+    eps: dict[str, dict[str, np.ndarray]] = {}
+    why: dict[str, dict[str, str]] = {}
+    for label, res in arms:
+        if fu[label] > H + HORIZON_TOL:
+            eps[label], why[label] = at_horizon(res, H)
+            out.truncated = True
+        else:
+            eps[label], why[label] = dict(res.endpoints), {}
+        out.n[label] = _n_of(res.endpoints)
     names: list[str] = []
     for _, res in arms:
         names += [k for k in res.endpoints if k not in names]
-    for label, res in arms:
-        ep = res.endpoints
+    all_t, all_e, all_g = [], [], []
+    for label, _ in arms:
+        ep = eps[label]
         for name in names:
+            if name in why[label]:
+                out.rows.append(Row(label, name, "not computable", out.n[label], math.nan, math.nan,
+                                    math.nan, f"at day {H:g}: {why[label][name]}"))
+                continue
             if name not in ep:
                 continue
             v = np.asarray(ep[name])
             if name == SURVIVAL:
-                end = float(res.time_days[-1]) if res.time_days.size else 0.0
                 obs = ~np.isnan(v)
-                t = np.where(obs, v, end)
+                t = np.where(obs, v, H)
                 med, lo, hi = km_median(kaplan_meier(t, obs))
+                small = v.size < MIN_N_MEDIAN
+                if small:
+                    lo = hi = math.nan
                 out.rows.append(Row(label, name, "Kaplan-Meier median", v.size, med, lo, hi,
-                                    f"{int(obs.sum())} events, censored at {end:g} d"))
+                                    f"{int(obs.sum())} events, censored at {H:g} d"
+                                    + (f"; n = {v.size} < {MIN_N_MEDIAN}: no interval" if small else ""),
+                                    small=small))
                 all_t.append(t)
                 all_e.append(obs)
                 all_g += [label] * v.size
@@ -248,12 +544,105 @@ def endpoint_table(arms: Sequence[tuple[str, object]]) -> Comparison:
                 lo, hi = wilson(k, n)
                 out.rows.append(Row(label, name, "Wilson", n, k / n if n else math.nan, lo, hi, f"{k}/{n}"))
             else:
-                med, lo, hi = bootstrap_median(v)
-                out.rows.append(Row(label, name, "bootstrap median", int(np.sum(~np.isnan(v.astype(float)))),
-                                    med, lo, hi))
-    if len(arms) >= 2 and all_t:
-        out.logrank = logrank(np.concatenate(all_t), np.concatenate(all_e), all_g)
+                out.rows.append(_median_row(label, name, v))
+    small = [a for a in labels if 0 < out.n[a] < MIN_N_MEDIAN]
+    if small:
+        out.notes.append(f"small n: {', '.join(f'{a} (n = {out.n[a]})' for a in small)}: fewer than "
+                         f"{MIN_N_MEDIAN} replicates, so medians have no 95 % interval (the true "
+                         "coverage of [min, max] is shown) and Kaplan-Meier medians none at all; "
+                         "run more replicates (-r)")
+
+    keys = {label: _pair_key(res, out.n[label]) for label, res in arms}
+    if len(arms) >= 2:
+        ref = labels[0] if reference is None else reference
+        if ref not in labels:
+            raise ComparisonError(f"compare: reference '{ref}' is not one of the arms: {', '.join(labels)}")
+        out.reference = ref
+        for label in labels:
+            if label == ref:
+                continue
+            paired = keys[label] is not None and keys[label] == keys[ref]
+            if paired:
+                s, f, n = keys[label]
+                out.pairing[label] = (f"paired with {ref} (seed {s}, replicates {f}-{f + n - 1}): "
+                                      "replicate i of both used the same random numbers")
+            else:
+                out.pairing[label] = (f"independent of {ref} ("
+                                      + ("seed or replicate indices differ" if keys[label] and keys[ref]
+                                         else "seed or replicate indices not recorded") + ")")
+            for name in names:
+                out.diffs.append(_diff(label, ref, name, eps, why, paired, H))
+        # the k-sample log-rank test assumes independent arms
+        pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]
+                 if keys[a] is not None and keys[a] == keys[b]]
+        if all_t and len(all_t) >= 2:
+            if pairs:
+                k = len(labels)
+                which = ("all arms" if len(pairs) == k * (k - 1) // 2 else
+                         "arms " + "; ".join(f"{a} and {b}" for a, b in pairs))
+                out.logrank_note = (f"not applicable: {which} share seed and replicate indices "
+                                    "(paired), so they are not independent samples; see the paired "
+                                    "differences")
+            else:
+                out.logrank = logrank(np.concatenate(all_t), np.concatenate(all_e), all_g)
+                if math.isnan(out.logrank[0]):
+                    out.logrank_note = (f"not computable: no arm has a clearance before day {H:g}"
+                                        if not np.concatenate(all_e).any()
+                                        else "not computable: fewer than two arms with subjects")
     return out
+
+
+def _diff(label, ref, name, eps, why, paired, H) -> Diff:
+    def nc(reason):
+        return Diff(label, ref, name, "not computable", 0, math.nan, math.nan, math.nan,
+                    paired=paired, detail=reason)
+
+    for a in (label, ref):
+        if name in why[a]:
+            return nc(f"{a}: at day {H:g}: {why[a][name]}")
+        if name not in eps[a]:
+            return nc(f"{a} has no {name}")
+    x, r = np.asarray(eps[label][name]), np.asarray(eps[ref][name])
+    if name == SURVIVAL:
+        xs, rs = np.where(np.isnan(x), H, np.minimum(x, H)), np.where(np.isnan(r), H, np.minimum(r, H))
+        if paired:
+            d = xs - rs
+            med, lo, hi, cov = median_ci(d)
+            small = d.size < MIN_N_MEDIAN
+            return Diff(label, ref, name, "median paired difference of min(time, horizon)", d.size,
+                        med, lo, hi, sign_test(d), cov, True,
+                        f"sign test; {int(np.sum(d < 0))} pairs cleared sooner in {label}, "
+                        f"{int(np.sum(d > 0))} in {ref}", small)
+        t = np.r_[xs, rs]
+        e = np.r_[~np.isnan(x), ~np.isnan(r)]
+        s, df, p = logrank(t, e, [label] * x.size + [ref] * r.size)
+        return Diff(label, ref, name, "log-rank", x.size + r.size, math.nan, math.nan, math.nan, p,
+                    paired=False, detail=(f"chi2 = {s:.3f}, df = {df}" if not math.isnan(s)
+                                          else "not computable: no clearance in either arm"))
+    if _is_proportion(name, x) or _is_proportion(name, r):
+        if paired:
+            est, lo, hi = paired_proportion_diff(r, x)
+            d = (x != 0).astype(float) - (r != 0).astype(float)
+            return Diff(label, ref, name, "paired difference of proportions (Bonett-Price)", x.size,
+                        est, lo, hi, sign_test(d), paired=True,
+                        detail=f"exact McNemar; discordant pairs: {int(np.sum(d > 0))} only in "
+                               f"{label}, {int(np.sum(d < 0))} only in {ref}")
+        kx, kr = int(np.sum(x != 0)), int(np.sum(r != 0))
+        est, lo, hi = proportion_diff(kr, r.size, kx, x.size)
+        return Diff(label, ref, name, "difference of proportions (Agresti-Caffo)", x.size + r.size,
+                    est, lo, hi, fisher_exact(kr, r.size, kx, x.size),
+                    detail=f"Fisher exact; {kx}/{x.size} vs {kr}/{r.size}")
+    if paired:
+        d = x.astype(np.float64) - r.astype(np.float64)
+        d = d[~np.isnan(d)]
+        med, lo, hi, cov = median_ci(d)
+        small = 0 < d.size < MIN_N_MEDIAN
+        return Diff(label, ref, name, "median paired difference (sign test)", int(d.size), med, lo,
+                    hi, sign_test(d), cov, True,
+                    (f"n = {d.size} < {MIN_N_MEDIAN}: [min, max] covers {100 * cov:.0f} %" if small
+                     else f"coverage {100 * cov:.1f} %"), small)
+    return Diff(label, ref, name, "not computed", x.size + r.size, math.nan, math.nan, math.nan,
+                detail="independent arms: compare the per-arm intervals of the medians")
 
 
 def _fmt(x: float) -> str:
@@ -262,46 +651,109 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _pval(p: float) -> str:
+    return "p = n/a" if math.isnan(p) else f"p = {p:.2g}"
+
+
+def _cell(r: Row) -> str:
+    if r.method == "not computable":
+        return "not computable"
+    if r.method == "Wilson":
+        return f"{r.detail} {100 * r.estimate:.0f}% [{100 * r.low:.0f}-{100 * r.high:.0f}]"
+    if r.small and r.method == "Kaplan-Meier median":
+        return f"{_fmt(r.estimate)} [n too small]"
+    if r.small:
+        return f"{_fmt(r.estimate)} [{_fmt(r.low)}, {_fmt(r.high)}] {100 * r.coverage:.0f}% CI"
+    if r.method == "order-statistic median" and r.n == 0:
+        return "no data"
+    return f"{_fmt(r.estimate)} [{_fmt(r.low)}, {_fmt(r.high)}]"
+
+
+def _dcell(d: Diff) -> str:
+    if d.method in ("not computable", "not computed"):
+        return d.method
+    if d.method == "log-rank":
+        return f"log-rank {_pval(d.p)}" if not math.isnan(d.p) else "log-rank not computable"
+    ci = f"[{d.low:+.3g}, {d.high:+.3g}]"
+    if d.small:
+        ci += f" {100 * d.coverage:.0f}% CI"
+    return f"{d.estimate:+.3g} {ci} {_pval(d.p)}"
+
+
+def _grid(header: list[str], lines: list[list[str]]) -> list[str]:
+    w = [max(len(x[i]) for x in [header] + lines) for i in range(len(header))]
+    text = ["  ".join(c.ljust(w[i]) for i, c in enumerate(header)).rstrip()]
+    text.append("  ".join("-" * n for n in w))
+    text += ["  ".join(c.ljust(w[i]) for i, c in enumerate(x)).rstrip() for x in lines]
+    return text
+
+
 def format_table(cmp: Comparison) -> str:
-    """An aligned text table: one line per endpoint, one column per arm."""
+    """An aligned text table (one line per endpoint, one column per arm), the log-rank test,
+    and the differences from the reference arm."""
     endpoints = list(dict.fromkeys(r.endpoint for r in cmp.rows))
     cell = {(r.arm, r.endpoint): r for r in cmp.rows}
-    header = ["endpoint"] + cmp.arms
-    lines = []
-    for e in endpoints:
-        row = [e]
-        for a in cmp.arms:
-            r = cell.get((a, e))
-            if r is None:
-                row.append("-")
-            elif r.method == "Wilson":
-                row.append(f"{r.detail} {100 * r.estimate:.0f}% [{100 * r.low:.0f}-{100 * r.high:.0f}]")
-            else:
-                row.append(f"{_fmt(r.estimate)} [{_fmt(r.low)}, {_fmt(r.high)}]")
-        lines.append(row)
-    w = [max(len(x[i]) for x in [header] + lines) for i in range(len(header))]
-    text = ["  ".join(c.ljust(w[i]) for i, c in enumerate(header))]
-    text.append("  ".join("-" * n for n in w))
-    text += ["  ".join(c.ljust(w[i]) for i, c in enumerate(x)) for x in lines]
-    text.append("95 % CI: Wilson for proportions, percentile bootstrap (2000 resamples) for medians, "
-                "Kaplan-Meier log-log for time to clearance; n.r. = not reached")
-    if cmp.logrank is not None:
+    text = []
+    fu = ", ".join(f"{a} {d:g} d" for a, d in cmp.follow_up.items())
+    if cmp.truncated:
+        text.append(f"horizon: day {cmp.horizon:g} (--horizon; follow-up {fu}): endpoints "
+                    f"re-derived at day {cmp.horizon:g}, 'not computable' where the stored time "
+                    "series do not determine them")
+    else:
+        text.append(f"follow-up: day {cmp.horizon:g} in every arm")
+    header = ["endpoint"] + [f"{a} (n={cmp.n.get(a, '?')})" for a in cmp.arms]
+    lines = [[e] + [_cell(cell[(a, e)]) if (a, e) in cell else "-" for a in cmp.arms] for e in endpoints]
+    text += _grid(header, lines)
+    text.append("95 % CI: Wilson for proportions; order-statistic (distribution-free, coverage >= 95 %) "
+                "for medians; Kaplan-Meier log-log for time to clearance; n.r. = not reached")
+    text += [f"note: {n}" for n in cmp.notes]
+    if cmp.logrank is not None and not math.isnan(cmp.logrank[0]):
         s, df, p = cmp.logrank
         text.append(f"log-rank test, time to clearance across {len(cmp.arms)} arms: "
                     f"chi2 = {s:.3f}, df = {df}, p = {p:.4g}")
+    elif cmp.logrank_note:
+        text.append(f"log-rank test, time to clearance across {len(cmp.arms)} arms: {cmp.logrank_note}")
+    if cmp.diffs:
+        others = [a for a in cmp.arms if a != cmp.reference]
+        text.append("")
+        text.append(f"differences from the reference arm {cmp.reference} (arm minus {cmp.reference}), "
+                    "95 % CI, two-sided p:")
+        text += [f"  {a}: {cmp.pairing[a]}" for a in others]
+        dcell = {(d.arm, d.endpoint): d for d in cmp.diffs}
+        dl = [[e] + [_dcell(dcell[(a, e)]) if (a, e) in dcell else "-" for a in others]
+              for e in endpoints]
+        text += _grid(["endpoint"] + [f"{a} - {cmp.reference}" for a in others], dl)
+        if any(d.paired for d in cmp.diffs):
+            text.append("paired: proportions Bonett-Price interval, exact McNemar p; other endpoints "
+                        "median of the pairwise differences, order-statistic interval, exact sign-test "
+                        "p; time to clearance as min(time, horizon)")
+        if any(not d.paired for d in cmp.diffs):
+            text.append("independent: proportions Agresti-Caffo interval, Fisher exact p; time to "
+                        "clearance two-arm log-rank p; medians: compare the per-arm intervals")
     return "\n".join(text)
 
 
+CSV_COLUMNS = ["arm", "endpoint", "method", "n", "estimate", "ci_low", "ci_high", "detail",
+               "coverage", "p_value", "horizon_days", "reference"]
+
+
 def write_csv(cmp: Comparison, path) -> None:
-    """Long-format CSV: arm, endpoint, method, n, estimate, ci_low, ci_high, detail; plus a
-    ``logrank`` row (arm ``all``, estimate = chi-square, ci columns empty, detail df and p)."""
+    """Long-format CSV (columns :data:`CSV_COLUMNS`): one row per (arm, endpoint); a ``logrank``
+    row (arm ``all``, estimate = chi-square, NaN when not computable, detail df, p or the
+    reason); one row per (arm, endpoint) difference from the reference arm, with endpoint
+    ``<endpoint> (difference)`` and the reference arm in ``reference`` (empty elsewhere)."""
+    f = lambda x: repr(float(x))
+    H = f(cmp.horizon)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["arm", "endpoint", "method", "n", "estimate", "ci_low", "ci_high", "detail"])
+        w.writerow(CSV_COLUMNS)
         for r in cmp.rows:
-            w.writerow([r.arm, r.endpoint, r.method, r.n, repr(float(r.estimate)),
-                        repr(float(r.low)), repr(float(r.high)), r.detail])
-        if cmp.logrank is not None:
-            s, df, p = cmp.logrank
+            w.writerow([r.arm, r.endpoint, r.method, r.n, f(r.estimate), f(r.low), f(r.high), r.detail,
+                        f(r.coverage), "", H, ""])
+        if cmp.logrank is not None or cmp.logrank_note:
+            s, df, p = cmp.logrank if cmp.logrank is not None else (math.nan, 0, math.nan)
             w.writerow(["all", SURVIVAL, "log-rank", sum(r.n for r in cmp.rows if r.endpoint == SURVIVAL),
-                        repr(s), "", "", f"df={df} p={p!r}"])
+                        f(s), "", "", cmp.logrank_note or f"df={df} p={p!r}", "", f(p), H, ""])
+        for d in cmp.diffs:
+            w.writerow([d.arm, f"{d.endpoint} (difference)", d.method, d.n, f(d.estimate), f(d.low),
+                        f(d.high), d.detail, f(d.coverage), f(d.p), H, d.reference])

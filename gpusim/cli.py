@@ -310,9 +310,16 @@ def sweep(scenario, grids, out, replicates, days, seed, sets, force, workers, da
 @click.argument("results", nargs=-1, required=True)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as CSV (long format) to this file.")
+@click.option("--horizon", type=float, default=None, metavar="DAYS",
+              help="Compare every arm up to day DAYS (an output time of every arm), re-deriving "
+                   "endpoints there; needed when the arms ran for different lengths.")
+@click.option("--reference", default=None, metavar="FILE_OR_LABEL",
+              help="The arm the others are compared with (an input's label or file, or another "
+                   "result file) [default: the first arm].")
 @_errors
-def compare(results, csv_path):
-    """Endpoints of arms side by side with 95 % confidence intervals.
+def compare(results, csv_path, horizon, reference):
+    """Endpoints of arms side by side with 95 % confidence intervals, and differences from a
+    reference arm (paired when arms share seed and replicate indices).
 
     RESULTS: result files, sweep directories (every point) or DIR:POINT (one point).
     """
@@ -321,21 +328,44 @@ def compare(results, csv_path):
     from .errors import OutputError
     from .io import open_results
 
-    arms = []
-    for label, path in expand_inputs(results):
-        if not Path(path).exists() and Path(path).parent.joinpath("index.json").exists():
-            click.echo(f"note: skipping {label}: sweep point not run yet", err=True)
-            continue
-        res = open_results(path)
-        if res.status != "complete":
-            click.echo(f"note: skipping {label} ('{path}'): status {res.status}, endpoints not written", err=True)
-            continue
+    def load(items):
+        for label, path in expand_inputs(items):
+            if not Path(path).exists() and Path(path).parent.joinpath("index.json").exists():
+                click.echo(f"note: skipping {label}: sweep point not run yet", err=True)
+                continue
+            res = open_results(path)
+            if res.status != "complete":
+                click.echo(f"note: skipping {label} ('{path}'): status {res.status}, endpoints not written", err=True)
+                continue
+            yield label, path, res
+
+    arms, paths = [], []
+    for label, path, res in load(results):
         if label in [a for a, _ in arms]:
             label = f"{label} ({path})"
         arms.append((label, res))
+        paths.append(Path(path))
     if not arms:
         raise OutputError("compare: none of the inputs is a complete result")
-    cmp = endpoint_table(arms)
+    ref = None
+    if reference is not None:
+        labels = [a for a, _ in arms]
+        by_path = [a for a, p in zip(labels, paths) if Path(reference).exists() and p.resolve() == Path(reference).resolve()]
+        if reference in labels:
+            ref = reference
+        elif by_path:
+            ref = by_path[0]
+        else:
+            try:
+                extra = list(load([reference]))
+            except OutputError as e:
+                raise OutputError(f"compare: --reference '{reference}' is neither an arm "
+                                  f"({', '.join(labels)}) nor a readable result: {e}") from None
+            if len(extra) != 1:
+                raise OutputError(f"compare: --reference '{reference}' must be one complete result")
+            ref = extra[0][0] if extra[0][0] not in labels else f"{extra[0][0]} ({extra[0][1]})"
+            arms.insert(0, (ref, extra[0][2]))
+    cmp = endpoint_table(arms, horizon=horizon, reference=ref)
     click.echo(format_table(cmp))
     if csv_path:
         write_csv(cmp, csv_path)
