@@ -7,7 +7,7 @@ replicate).  Timed apart:
 * ``tissue_s``: model/tissue.initial_tissue_batch (array code);
 * ``tissue_before_s`` (with ``--before COMMIT``): the per-replicate construction of that commit,
   loaded from git, for the before/after comparison (only for N <= --before-max);
-* ``setup_s``: the engine set-up (Simulation(...)), split into tissue, the fields solve and the
+* ``setup_s``: the engine set-up (Simulation(...)), split into tissue (``setup_tissue_s``), the fields solve and the
   TGF-β steady state (``FieldsPhase.solve`` / ``steady_tgfb``), with the SOR sweeps per field;
   run only where the memory estimate fits in the available memory and N <= --full-max.
   Otherwise the record says why, and gives an extrapolation of the field solve from the largest
@@ -100,7 +100,7 @@ def timed_setup(sc) -> dict:
 
     environment.FieldsPhase.solve = solve_w
     environment.FieldsPhase.steady_tgfb = wrap("tgfb_steady_s", steady)
-    tissue.initial_tissue_batch = wrap("tissue_s", batch)
+    tissue.initial_tissue_batch = wrap("setup_tissue_s", batch)
     try:
         t0 = time.perf_counter()
         Simulation(sc, replicates=1)
