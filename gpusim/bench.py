@@ -128,7 +128,7 @@ def available_backends() -> list[str]:
 
 
 def run_bench(scenarios=("quickstart",), sizes=(None,), backends=None, replicates: int | None = None,
-              steps: int = 20, warmup: int = 2, log=None) -> dict:
+              steps: int = 20, warmup: int = 2, log=None, force_memory: bool = False) -> dict:
     """Benchmark every (scenario, size) on each backend.
 
     Args:
@@ -137,6 +137,8 @@ def run_bench(scenarios=("quickstart",), sizes=(None,), backends=None, replicate
         backends: names; default every backend that can run here.
         replicates: batch size (default the scenario's ``run.replicates``).
         steps, warmup: timed steps and untimed warm-up steps per row.
+        force_memory: run rows whose memory estimate exceeds what is available (else every row
+            is checked before the first runs: :class:`gpusim.memory.MemoryLimitError`).
     """
     from .backends import NAMES
     from .scenario import load_scenario
@@ -147,16 +149,22 @@ def run_bench(scenarios=("quickstart",), sizes=(None,), backends=None, replicate
     for b in backends:
         if b not in NAMES or b == "auto":
             raise BackendError(f"unknown backend '{b}' for bench; allowed: numpy, cupy")
-    rows = []
+    plan = []
     for name in scenarios:
         for size in sizes:
             sets = [f"domain.x_voxels={size}", f"domain.y_voxels={size}"] if size else []
             sc = load_scenario(name, sets)
             R = int(replicates if replicates is not None else sc["run.replicates"])
-            for b in backends:
-                if log:
-                    log(f"bench {sc.name} {sc.shape} x{R} on {b} ...")
-                rows.append(bench_one(sc, b, R, steps, warmup))
+            plan += [(sc, R, b) for b in backends]
+    from .memory import check_many  # every row must fit, checked before the first runs
+
+    check_many([(sc, R, b, f"bench {sc.name} {sc.shape} x{R} on {b}") for sc, R, b in plan],
+               force=force_memory)
+    rows = []
+    for sc, R, b in plan:
+        if log:
+            log(f"bench {sc.name} {sc.shape} x{R} on {b} ...")
+        rows.append(bench_one(sc, b, R, steps, warmup))
     return {
         "schema": "gpusim-bench/1",
         "gpusim_version": _version(),

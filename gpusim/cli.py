@@ -150,6 +150,26 @@ def params(markdown):
         click.echo(f"{p.key} = {_toml_value(p.default)}  # {p.doc} [{p.source}]")
 
 
+# ---- memory estimate before run, sweep, bench (issue 13) ----
+FORCE_MEMORY_HELP = ("Run even when the memory estimate exceeds the memory available here "
+                     "(host, and the GPU for --backend cupy).")
+
+
+def _memory_check(sc, force: bool, quiet: bool, replicates=None, backend=None) -> None:
+    """Refuse (MemoryLimitError: exit 2, one line) a run whose memory estimate exceeds what is
+    available, before anything is allocated or any file exists; else log the estimate."""
+    from .backends import select
+    from .memory import _fmt, check, host_available
+
+    be = select(backend or sc["run.backend"]).name
+    est = check(sc, replicates, be, force=force)
+    if not quiet:
+        avail = host_available()
+        dev = f", GPU about {_fmt(est.device)}" if est.device is not None else ""
+        click.echo(f"memory: about {_fmt(est.host)} host{dev}"
+                   + (f" ({_fmt(avail)} available)" if avail is not None else ""), err=True)
+
+
 @main.command()
 @click.argument("scenario")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
@@ -168,14 +188,17 @@ def params(markdown):
               help="Split the replicates over N local Dask worker processes (needs gpusim[dask]).")
 @click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
               help="Split the replicates over the Dask cluster at ADDRESS (tcp://host:8786).")
+@click.option("--force-memory", is_flag=True, help=FORCE_MEMORY_HELP)
 @_errors
 def run(scenario, out, replicates, first_replicate, days, seed, backend, sets, force, quiet,
-        workers, dask_address):
+        workers, dask_address, force_memory):
     """Run SCENARIO (a bundled name or a .toml path) and stream the results to HDF5."""
     from .runner import resolve, run as run_api
 
     sc = resolve(scenario, replicates=replicates, first_replicate=first_replicate, seed=seed,
                  days=days, backend=backend, overrides=sets)
+    if dask_address is None:  # a remote cluster's memory is not this machine's
+        _memory_check(sc, force_memory, quiet)
     if out is None:
         out = Path("results") / f"{sc.name}.h5"
         out.parent.mkdir(exist_ok=True)
@@ -283,8 +306,10 @@ def _run_dask(sc, out, force, workers, address, log):
 @click.option("--workers", type=int, default=None, metavar="N", help="Run each point on N local Dask workers.")
 @click.option("--dask", "dask_address", default=None, metavar="ADDRESS", help="Run on the Dask cluster at ADDRESS.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--force-memory", is_flag=True, help=FORCE_MEMORY_HELP)
 @_errors
-def sweep(scenario, grids, out, replicates, days, seed, sets, force, workers, dask_address, quiet):
+def sweep(scenario, grids, out, replicates, days, seed, sets, force, workers, dask_address, quiet,
+          force_memory):
     """Run SCENARIO over a parameter grid; run it again to continue an interrupted sweep."""
     import contextlib
 
@@ -292,6 +317,12 @@ def sweep(scenario, grids, out, replicates, days, seed, sets, force, workers, da
 
     grid = parse_grid(grids)
     base, points = plan_sweep(scenario, grid, replicates=replicates, days=days, seed=seed, overrides=sets)
+    if dask_address is None:  # the points run one after another: each must fit on its own
+        from .backends import select
+        from .memory import check_many
+
+        check_many([(p.scenario, None, select(p.scenario["run.backend"]).name,
+                     f"sweep point {p.id} {p.params}") for p in points], force=force_memory)
     if out is None:
         out = Path("results") / f"{base.name}_sweep"
         out.parent.mkdir(exist_ok=True)
@@ -457,8 +488,9 @@ if __name__ == "__main__":  # pragma: no cover
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the full record (device, commit, date, per-phase times) as JSON.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --json file.")
+@click.option("--force-memory", is_flag=True, help=FORCE_MEMORY_HELP)
 @_errors
-def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, force):
+def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, force, force_memory):
     """Time SCENARIOS (default: quickstart) on each backend, side by side: steps/s,
     voxel-steps/s, set-up time apart from stepping, and the ratio between backends."""
     from pathlib import Path as _P
@@ -469,7 +501,8 @@ def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, forc
     if json_path and _P(json_path).exists() and not force:
         raise OutputError(f"{json_path} exists; pass --force to overwrite it")
     rec = run_bench(scenarios or ("quickstart",), sizes or (None,), backends or None, replicates,
-                    steps, warmup, log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None)
+                    steps, warmup, log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None,
+                    force_memory=force_memory)
     click.echo(format_table(rec))
     if json_path:
         click.echo(f"wrote {write_json(rec, json_path, force)}")

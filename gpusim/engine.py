@@ -263,9 +263,10 @@ class Simulation:
 
     # -- set-up --------------------------------------------------------------------------------
     def _initial_state(self, R: int) -> State:
+        from .model.tissue import initial_tissue_batch  # array code over the batch (issue 13)
+
         sc = self.scenario
-        tissues = [initial_tissue(sc, self.seed, int(r)) for r in self.replicates]
-        a = {k: np.stack([t[k] for t in tissues]) for k in ("kind", "antigen_a", "antigen_b", "ecm")}
+        a = initial_tissue_batch(sc, self.seed, self.replicates)  # (R, Z, Y, X) each
         a["o2"] = np.full((R,) + self.shape, sc["oxygen.vessel_mmHg"], dtype=np.float32)
         a["glucose"] = np.full((R,) + self.shape, sc["glucose.vessel_mM"], dtype=np.float32)
         for k in ("chemokine", "tgfb", "ifng", "il12", "pdl1"):
@@ -286,7 +287,8 @@ class Simulation:
         a["tumour_initial"] = (kind == Kind.TUMOUR).sum(axis=1).astype(np.int64)
         a["tumour_min"] = a["tumour_initial"].copy()
         hk = kind == Kind.HEALTHY
-        vis = self.car_t_params.rec_threshold[a["antigen_a"].reshape(R, -1).astype(np.int64) * 256
+        # index (A level × 256 + B level) < 65536: uint16 keeps this temporary at 2 bytes a voxel
+        vis = self.car_t_params.rec_threshold[a["antigen_a"].reshape(R, -1).astype(np.uint16) * np.uint16(256)
                                               + a["antigen_b"].reshape(R, -1)] > 0
         a["healthy_antigen_initial"] = (hk & vis).sum(axis=1).astype(np.int64)
         a["cleared_step"] = np.full(R, -1, np.int64)

@@ -1,7 +1,10 @@
 """Initial tissue: tumour nodule, capsule and septa, vessels, healthy tissue, antigen landscape.
 
-Built once per replicate on the host (NumPy, for every backend) from Philox words keyed by
-(seed, replicate), so a replicate's tissue does not depend on its batch.  Per voxel ``v``:
+Built once on the host (NumPy, for every backend) from Philox words keyed by (seed, replicate),
+so a replicate's tissue does not depend on its batch.  :func:`initial_tissue_batch` builds a whole
+batch with array code, box by box (a bounded number of (replicate, voxel) pairs at a time, the
+septa only inside each strand's bounding box), bitwise the former per-replicate construction
+(tests/test_tissue_setup.py).  Per voxel ``v``:
 block (v, draw 0) of stream INIT_TISSUE gives words: 0 vessel, 1 cell present (healthy or
 fibroblast), 2 subclone, 3 antigen-A level; block (v, draw 1) gives 0 antigen-B level,
 1 healthy antigen A, 2 healthy antigen B.
@@ -53,107 +56,212 @@ def tumour_geometry(sc: Scenario):
     return d, (cz, cy, cx)
 
 
-def _septa(sc: Scenario, seed: int, rep: int, dist: np.ndarray, centre) -> np.ndarray:
-    """Boolean (Z,Y,X) mask of septa: strands from the capsule inwards along random directions."""
+def _septa_axes(sc: Scenario, seed: int, reps: np.ndarray):
+    """Per (replicate, septum): unit direction (Rg, n, 3) and the strand's inner end t0 (Rg, n), µm
+    along the direction from the nodule centre (the strand spans t0 <= t <= outer)."""
     n = sc["stroma.septa_count"]
-    out = np.zeros(dist.shape, dtype=bool)
     radius = sc["tumour.radius_um"]
-    if n == 0 or radius <= 0 or sc["stroma.septa_width_um"] <= 0:
-        return out
-    b = rng.blocks(seed, rep, 0, Stream.INIT_SEPTA, np.arange(n)).astype(np.float64) / rng.TWO32
-    z, y, x = voxel_centres_um(sc.shape, sc["domain.voxel_um"])
-    cz, cy, cx = centre
-    px, py, pz = x - cx, y - cy, z - cz
-    outer = radius + sc["stroma.capsule_thickness_um"]
-    half_w = 0.5 * sc["stroma.septa_width_um"]
-    for i in range(n):
-        if sc.shape[0] == 1:
-            ang = 2 * math.pi * b[i, 0]
-            d = (math.cos(ang), math.sin(ang), 0.0)
-        else:
-            cos_t = 2 * b[i, 0] - 1
+    b = rng.blocks(seed, reps[:, None], 0, Stream.INIT_SEPTA,
+                   np.arange(n)[None, :]).astype(np.float64) / rng.TWO32  # (Rg, n, 4)
+    # directions with Python's math (the sin/cos of NumPy may differ from libm in the last ulp)
+    flat = b.reshape(-1, 4)
+    if sc.shape[0] == 1:
+        dirs = [(math.cos(2 * math.pi * b0), math.sin(2 * math.pi * b0), 0.0) for b0 in flat[:, 0].tolist()]
+    else:
+        dirs = []
+        for b0, b1 in zip(flat[:, 0].tolist(), flat[:, 1].tolist()):
+            cos_t = 2 * b0 - 1
             sin_t = math.sqrt(max(0.0, 1 - cos_t * cos_t))
-            phi = 2 * math.pi * b[i, 1]
-            d = (sin_t * math.cos(phi), sin_t * math.sin(phi), cos_t)
-        length = min(radius, sc["stroma.septa_length_fraction"] * radius * (0.5 + b[i, 2]))
-        t = px * d[0] + py * d[1] + pz * d[2]  # projection on the strand's axis
-        perp2 = px * px + py * py + pz * pz - t * t
-        out |= (t >= radius - length) & (t <= outer) & (perp2 <= half_w * half_w)
-    return out
+            phi = 2 * math.pi * b1
+            dirs.append((sin_t * math.cos(phi), sin_t * math.sin(phi), cos_t))
+    d = np.array(dirs, dtype=np.float64).reshape(b.shape[:2] + (3,))
+    length = np.minimum(radius, sc["stroma.septa_length_fraction"] * radius * (0.5 + b[..., 2]))
+    return d, radius - length
 
 
-def _patch_subclone(sc: Scenario, seed: int, rep: int, shape, cum: np.ndarray) -> np.ndarray:
-    """Subclone index (Z,Y,X) of the nearest of ``patch_count`` random patch centres."""
+def _septum_mask(px, py, pz, d, t0, outer, hw2):
+    """The strand test of one septum on broadcastable offsets from the centre (µm)."""
+    t = px * d[0] + py * d[1] + pz * d[2]  # projection on the strand's axis
+    perp2 = px * px + py * py + pz * pz - t * t
+    return (t >= t0) & (t <= outer) & (perp2 <= hw2)
+
+
+def _index_range(lo_um: float, hi_um: float, h: float, n: int) -> tuple[int, int]:
+    """Voxel indices [i0, i1) whose centres (i + 0.5) h may lie in [lo, hi] (one voxel to spare)."""
+    i0 = max(0, math.floor(lo_um / h - 0.5) - 1)
+    i1 = min(n, math.ceil(hi_um / h - 0.5) + 2)
+    return i0, max(i0, i1)
+
+def _patch_plan(sc: Scenario, seed: int, reps: np.ndarray, cum: np.ndarray):
+    """Per (replicate, patch): centre voxel (z, y, x), each (Rg, n) int64, and its subclone."""
     n = sc["tumour.patch_count"]
-    b = rng.blocks(seed, rep, 0, Stream.INIT_PATCHES, np.arange(n))
-    nz, ny, nx = shape
-    pz = rng.choose(b[:, 0], nz)
-    py = rng.choose(b[:, 1], ny)
-    px = rng.choose(b[:, 2], nx)
-    sub = np.searchsorted(cum, b[:, 3].astype(np.uint64), side="right")
-    z = np.arange(nz)[:, None, None]
-    y = np.arange(ny)[None, :, None]
-    x = np.arange(nx)[None, None, :]
+    b = rng.blocks(seed, reps[:, None], 0, Stream.INIT_PATCHES, np.arange(n)[None, :])  # (Rg, n, 4)
+    nz, ny, nx = sc.shape
+    sub = np.searchsorted(cum, b[..., 3].astype(np.uint64).ravel(), side="right").reshape(b.shape[:2])
+    return rng.choose(b[..., 0], nz), rng.choose(b[..., 1], ny), rng.choose(b[..., 2], nx), sub
+
+
+def _patch_subclone(plan, rs: slice, z0: int, z1: int, y0: int, y1: int, nx: int) -> np.ndarray:
+    """Subclone (Rg, bz, by, X) of the nearest patch centre; ties go to the lower patch index.
+    Squared distances are exact integers (int64), so the order of the sums does not matter."""
+    pz, py, px, sub = (p[rs] for p in plan)
+    col = lambda a: a[:, None, None, None]
+    z = np.arange(z0, z1, dtype=np.int64)[None, :, None, None]
+    y = np.arange(y0, y1, dtype=np.int64)[None, None, :, None]
+    x = np.arange(nx, dtype=np.int64)[None, None, None, :]
+    shape = (pz.shape[0], z1 - z0, y1 - y0, nx)
     best = np.full(shape, np.iinfo(np.int64).max, dtype=np.int64)
     out = np.zeros(shape, dtype=np.int64)
-    for i in range(n):  # ties go to the lower patch index
-        d2 = (z - pz[i]) ** 2 + (y - py[i]) ** 2 + (x - px[i]) ** 2
-        closer = d2 < best
-        best = np.where(closer, d2, best)
-        out = np.where(closer, sub[i], out)
+    d2 = np.empty(shape, dtype=np.int64)
+    closer = np.empty(shape, dtype=bool)
+    for i in range(pz.shape[1]):
+        np.add((z - col(pz[:, i])) ** 2 + (y - col(py[:, i])) ** 2, (x - col(px[:, i])) ** 2, out=d2)
+        np.less(d2, best, out=closer)
+        np.copyto(best, d2, where=closer)
+        np.copyto(out, col(sub[:, i]), where=closer)
     return out
 
 
-def initial_tissue(sc: Scenario, seed: int, rep: int) -> dict[str, np.ndarray]:
-    """Tissue of one replicate: ``kind``, ``antigen_a``, ``antigen_b`` (uint8) and ``ecm``
-    (float32), each of shape (Z, Y, X)."""
+#: (replicate, voxel) pairs built at once; bounds the temporaries (about 150 bytes a pair)
+CHUNK = 1 << 18
+
+
+def _boxes(shape, R: int, chunk: int):
+    """Work units (r0, r1, z0, z1, y0, y1): replicates r0..r1-1 over a box of whole x-rows whose
+    voxels form one contiguous flat range (whole z-layers, or rows of one z-layer)."""
+    nz, ny, nx = shape
+    V = nz * ny * nx
+    if V <= chunk:
+        g = max(1, chunk // V)
+        for r0 in range(0, R, g):
+            yield r0, min(R, r0 + g), 0, nz, 0, ny
+        return
+    for r in range(R):
+        if ny * nx <= chunk:
+            dz = max(1, chunk // (ny * nx))
+            for z0 in range(0, nz, dz):
+                yield r, r + 1, z0, min(nz, z0 + dz), 0, ny
+        else:
+            dy = max(1, chunk // nx)
+            for z in range(nz):
+                for y0 in range(0, ny, dy):
+                    yield r, r + 1, z, z + 1, y0, min(ny, y0 + dy)
+
+
+def initial_tissue_batch(sc: Scenario, seed: int, replicates, *, chunk: int = CHUNK,
+                         out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Tissue of a batch of replicates (global indices ``replicates``): ``kind``, ``antigen_a``,
+    ``antigen_b`` (uint8) and ``ecm`` (float32), each of shape (R, Z, Y, X).
+
+    Array code over boxes of ``chunk`` (replicate, voxel) pairs, so the temporaries stay small
+    whatever the lattice; every voxel's value depends only on (scenario, seed, replicate, voxel),
+    not on the boxes.  ``out``: preallocated arrays to fill (else new ones).
+    """
+    reps = np.asarray(replicates, dtype=np.int64).ravel()
+    R = reps.size
     shape = sc.shape
-    nvox = int(np.prod(shape))
-    dist, centre = tumour_geometry(sc)
+    nz, ny, nx = shape
+    full = (R,) + shape
+    if out is None:
+        out = {"kind": np.empty(full, np.uint8), "antigen_a": np.empty(full, np.uint8),
+               "antigen_b": np.empty(full, np.uint8), "ecm": np.empty(full, np.float32)}
+    h = sc["domain.voxel_um"]
+    cz, cy, cx = tumour_centre_um(sc)
+    zc, yc, xc = voxel_centres_um(shape, h)
     radius = sc["tumour.radius_um"]
-    in_tumour = dist <= radius
-    capsule = (~in_tumour) & (dist <= radius + sc["stroma.capsule_thickness_um"])
-    ecm = np.full(shape, sc["stroma.background_density"], dtype=np.float32)
-    ecm[capsule] = np.float32(sc["stroma.capsule_density"])
-    septa = _septa(sc, seed, rep, dist, centre)
-    ecm = np.where(septa, np.maximum(ecm, np.float32(sc["stroma.septa_density"])), ecm).astype(np.float32)
+    cap = sc["stroma.capsule_thickness_um"]
+    outer = radius + cap
+    f32 = np.float32
 
-    v = np.arange(nvox)
-    w = rng.blocks(seed, rep, 0, Stream.INIT_TISSUE, v).reshape(shape + (4,))
-    w1 = rng.blocks(seed, rep, 0, Stream.INIT_TISSUE, v, draw=1).reshape(shape + (4,))
-
-    dense = ecm > np.float32(sc["stroma.block_density"])
-    core = dist <= sc["vessels.core_radius_fraction"] * radius
-    p_vessel = np.where(in_tumour, sc["vessels.density_tumour_fraction"],
-                        sc["vessels.density_normal_fraction"]).astype(np.float32)
-    vessel = rng.below(w[..., 0], p_vessel) & ~core & ~capsule & ~dense
-
-    kind = np.zeros(shape, dtype=np.uint8)
-    kind[in_tumour & ~dense] = Kind.TUMOUR
-    fib = dense & (ecm >= np.float32(sc["stroma.fibroblast_density"])) & rng.below(
-        w[..., 1], np.float32(sc["stroma.fibroblast_fraction"]))
-    kind[fib] = Kind.FIBROBLAST
-    healthy = ~in_tumour & ~dense & rng.below(w[..., 1], np.float32(sc["healthy.cell_fraction"]))
-    kind[healthy] = Kind.HEALTHY
-    kind[vessel] = Kind.VESSEL
+    # septa: directions and inner ends of every (replicate, septum)
+    n_septa = sc["stroma.septa_count"]
+    septa_on = not (n_septa == 0 or radius <= 0 or sc["stroma.septa_width_um"] <= 0)
+    if septa_on:
+        sdir, st0 = _septa_axes(sc, seed, reps)
+        half_w = 0.5 * sc["stroma.septa_width_um"]
+        hw2 = half_w * half_w
+        # each strand's voxel bounding box (segment from t0 to outer along d, widened by half_w)
+        sbox = np.empty(sdir.shape[:2] + (3, 2), dtype=np.int64)
+        for k, (c, n) in enumerate(((cz, nz), (cy, ny), (cx, nx))):
+            dk = sdir[..., 2 - k]
+            a, b = c + dk * st0, c + dk * outer
+            for idx in np.ndindex(*sdir.shape[:2]):
+                sbox[idx + (k,)] = _index_range(min(a[idx], b[idx]) - half_w,
+                                                max(a[idx], b[idx]) + half_w, h, n)
 
     # subclones: 0 A+B+, 1 A+B-, 2 A-B+, 3 A-B-  (cumulative uint64 thresholds)
     fr = np.array([sc["tumour.fraction_a_pos_b_pos"], sc["tumour.fraction_a_pos_b_neg"],
                    sc["tumour.fraction_a_neg_b_pos"], sc["tumour.fraction_a_neg_b_neg"]])
     cum = np.floor(np.cumsum(fr)[:3] * rng.TWO32).astype(np.uint64)
-    if sc["tumour.layout"] == "mixed":
-        sub = np.searchsorted(cum, w[..., 2].astype(np.uint64).ravel(), side="right").reshape(shape)
-    else:
-        sub = _patch_subclone(sc, seed, rep, shape, cum)
+    mixed = sc["tumour.layout"] == "mixed"
+    plan = None if mixed else _patch_plan(sc, seed, reps, cum)
     table = level_table(sc["tumour.antigen_level_mean"], sc["tumour.antigen_level_sd"])
-    tum = kind == Kind.TUMOUR
-    a_pos = tum & ((sub == 0) | (sub == 1))
-    b_pos = tum & ((sub == 0) | (sub == 2))
-    ag_a = np.where(a_pos, table[w[..., 3] >> 16], 0).astype(np.uint8)
-    ag_b = np.where(b_pos, table[w1[..., 0] >> 16], 0).astype(np.uint8)
-
     hl = np.uint8(np.clip(round(sc["healthy.antigen_level"] * ANTIGEN_SCALE), 1, 255))
-    hk = kind == Kind.HEALTHY
-    ag_a[hk & rng.below(w1[..., 1], np.float32(sc["healthy.antigen_a_fraction"]))] = hl
-    ag_b[hk & rng.below(w1[..., 2], np.float32(sc["healthy.antigen_b_fraction"]))] = hl
-    return {"kind": kind, "antigen_a": ag_a, "antigen_b": ag_b, "ecm": ecm}
+    p_vt, p_vn = f32(sc["vessels.density_tumour_fraction"]), f32(sc["vessels.density_normal_fraction"])
+
+    for r0, r1, z0, z1, y0, y1 in _boxes(shape, R, chunk):
+        rs = slice(r0, r1)
+        Rg = r1 - r0
+        z, y, x = zc[z0:z1], yc[:, y0:y1], xc
+        bshape = (z1 - z0, y1 - y0, nx)
+        dist = np.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2)
+        in_tumour = dist <= radius
+        capsule = (~in_tumour) & (dist <= outer)
+        ecm = np.full((Rg,) + bshape, sc["stroma.background_density"], dtype=f32)
+        ecm[:, capsule] = f32(sc["stroma.capsule_density"])
+        if septa_on:
+            septa = np.zeros((Rg,) + bshape, dtype=bool)
+            px, py, pz = x - cx, y - cy, z - cz
+            for g in range(Rg):
+                for i in range(n_septa):
+                    (za, zb), (ya, yb), (xa, xb) = sbox[r0 + g, i]
+                    za, zb, ya, yb = max(za, z0), min(zb, z1), max(ya, y0), min(yb, y1)
+                    if za >= zb or ya >= yb or xa >= xb:
+                        continue
+                    sub_box = (slice(za - z0, zb - z0), slice(ya - y0, yb - y0), slice(xa, xb))
+                    septa[g][sub_box] |= _septum_mask(
+                        px[..., xa:xb], py[:, ya - y0:yb - y0], pz[za - z0:zb - z0],
+                        sdir[r0 + g, i], st0[r0 + g, i], outer, hw2)
+            ecm = np.where(septa, np.maximum(ecm, f32(sc["stroma.septa_density"])), ecm).astype(f32)
+
+        v0 = (z0 * ny + y0) * nx
+        v = np.arange(v0, v0 + int(np.prod(bshape)), dtype=np.int64)
+        w = rng.blocks(seed, reps[rs, None], 0, Stream.INIT_TISSUE, v[None, :]).reshape((Rg,) + bshape + (4,))
+        w1 = rng.blocks(seed, reps[rs, None], 0, Stream.INIT_TISSUE, v[None, :], draw=1).reshape((Rg,) + bshape + (4,))
+
+        dense = ecm > f32(sc["stroma.block_density"])
+        core = dist <= sc["vessels.core_radius_fraction"] * radius
+        vessel = (np.where(in_tumour, rng.below(w[..., 0], p_vt), rng.below(w[..., 0], p_vn))
+                  & ~core & ~capsule & ~dense)
+
+        kind = np.zeros((Rg,) + bshape, dtype=np.uint8)
+        kind[in_tumour & ~dense] = Kind.TUMOUR
+        fib = dense & (ecm >= f32(sc["stroma.fibroblast_density"])) & rng.below(
+            w[..., 1], f32(sc["stroma.fibroblast_fraction"]))
+        kind[fib] = Kind.FIBROBLAST
+        healthy = ~in_tumour & ~dense & rng.below(w[..., 1], f32(sc["healthy.cell_fraction"]))
+        kind[healthy] = Kind.HEALTHY
+        kind[vessel] = Kind.VESSEL
+
+        if mixed:
+            sub = np.searchsorted(cum, w[..., 2].astype(np.uint64).ravel(), side="right").reshape(kind.shape)
+        else:
+            sub = _patch_subclone(plan, rs, z0, z1, y0, y1, nx)
+        tum = kind == Kind.TUMOUR
+        a_pos = tum & ((sub == 0) | (sub == 1))
+        b_pos = tum & ((sub == 0) | (sub == 2))
+        ag_a = np.where(a_pos, table[w[..., 3] >> 16], 0).astype(np.uint8)
+        ag_b = np.where(b_pos, table[w1[..., 0] >> 16], 0).astype(np.uint8)
+        hk = kind == Kind.HEALTHY
+        ag_a[hk & rng.below(w1[..., 1], f32(sc["healthy.antigen_a_fraction"]))] = hl
+        ag_b[hk & rng.below(w1[..., 2], f32(sc["healthy.antigen_b_fraction"]))] = hl
+
+        at = (rs, slice(z0, z1), slice(y0, y1))
+        out["kind"][at], out["antigen_a"][at], out["antigen_b"][at], out["ecm"][at] = kind, ag_a, ag_b, ecm
+    return out
+
+
+def initial_tissue(sc: Scenario, seed: int, rep: int) -> dict[str, np.ndarray]:
+    """Tissue of one replicate: ``kind``, ``antigen_a``, ``antigen_b`` (uint8) and ``ecm``
+    (float32), each of shape (Z, Y, X) (:func:`initial_tissue_batch` of one replicate)."""
+    return {k: v[0] for k, v in initial_tissue_batch(sc, seed, [rep]).items()}

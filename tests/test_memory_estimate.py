@@ -1,0 +1,197 @@
+"""Memory estimate (gpusim/memory.py) and the refusal of run, sweep and bench (issue 13, item 4).
+
+* the state part equals the bytes of a real Simulation's state arrays exactly, and the field
+  solver part equals real FieldSolvers' buffers (plus the held-position indices of a solve)
+  byte for byte;
+* the whole estimate bounds the measured peak (tracemalloc) of set-up plus a few steps with
+  metrics and snapshots, within a stated tolerance: peak <= estimate <= TOLERANCE x peak;
+* run, sweep and bench refuse an estimate above what is available with exit 2 and one line
+  printing the estimate and the available memory, quickly and before any file or directory
+  exists (no set-up is started); --force-memory overrides.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gpusim import memory
+from gpusim.cli import main
+from gpusim.engine import Simulation
+from gpusim.model.fields import FieldSolver
+from gpusim.scenario import load_scenario
+
+TOLERANCE = 1.5  # estimate / measured peak, at most (small batches; see docs/memory.md)
+
+SMALL = {
+    "quickstart_2d": ("quickstart", [], 4),
+    "large_3d_40": ("large_3d", ["domain.x_voxels=40", "domain.y_voxels=40", "domain.z_voxels=40",
+                                 "tumour.radius_um=300"], 2),
+    "intratumoral_2d": ("intratumoral", ["domain.x_voxels=100", "domain.y_voxels=100",
+                                         "tumour.radius_um=700"], 2),
+}
+
+
+def _owned_solver_bytes(s: FieldSolver) -> int:
+    """Bytes of a solver's own arrays (buffers) plus the held indices its views keep."""
+    tot = 0
+    for v in vars(s).values():
+        vals = v.values() if isinstance(v, dict) else [v]
+        tot += sum(a.nbytes for a in vals if isinstance(a, np.ndarray))
+    return tot + sum(x[4].nbytes for x in s._views[0])
+
+
+@pytest.mark.parametrize("sets,R", [([], 3), (["car_t.capacity_per_replicate=77"], 2),
+                                    (["domain.z_voxels=5", "domain.x_voxels=9", "domain.y_voxels=7"], 2)])
+def test_state_part_is_the_state_nbytes(sets, R):
+    sc = load_scenario("quickstart", sets)
+    sim = Simulation(sc, replicates=R)
+    assert memory.estimate(sc, R).parts["state"] == sum(a.nbytes for a in sim.state.arrays().values())
+
+
+@pytest.mark.parametrize("shape", [(1, 21, 30), (9, 11, 12), (1, 80, 80), (4, 3, 5), (1, 3, 4), (7, 8, 8)])
+@pytest.mark.parametrize("R", [1, 3])
+@pytest.mark.parametrize("floor", [None, 0.0])
+def test_solver_part_is_the_solver_buffers(shape, R, floor):
+    s = FieldSolver((R,) + shape, diffusion_um2_per_min=100.0, voxel_um=20.0, floor=floor, max_iter=1)
+    c = np.zeros((R,) + shape, np.float32)
+    fixed = np.random.default_rng(0).random(c.shape) < 0.05
+    s.solve(c, np.ones_like(c), np.ones_like(c), fixed, 1.0)
+    assert memory.solver_bytes(shape, R, floor=floor is not None, fixed_voxels=int(fixed.sum())) \
+        == _owned_solver_bytes(s)
+
+
+def test_solver_specs_follow_the_fields_phase():
+    sc = load_scenario("quickstart")
+    specs = memory._solver_specs(sc)
+    assert [n for n, _, _ in specs] == ["o2", "glucose", "chemokine", "tgfb", "ifng", "il12"]
+    on = load_scenario("quickstart", ["oxygen.consumption_tumour_mmHg_per_min=0.1"])
+    assert dict((n, f) for n, f, _ in memory._solver_specs(on))["o2"] is True
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_estimate_bounds_the_measured_peak(name):
+    scn, sets, R = SMALL[name]
+    sc = load_scenario(scn, sets)
+    est = memory.estimate(sc, R)
+    tracemalloc.start()
+    try:
+        sim = Simulation(sc, replicates=R)
+        resident = sum(a.nbytes for a in sim.state.arrays().values())
+        for _ in range(5):
+            sim.step()
+            sim.metrics()
+            sim.snapshot(1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert resident == est.parts["state"]
+    assert peak <= est.host <= TOLERANCE * peak, (peak, est.host, est.parts)
+
+
+def test_bytes_per_voxel_in_docs_match_the_estimator():
+    """docs/memory.md states the per-voxel figures the estimator gives (not numbers that drift)."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "memory.md").read_text()
+    lay = memory.state_layout()
+    assert f"{lay.per_voxel} bytes per voxel" in doc
+    assert f"{lay.per_slot} bytes per agent slot" in doc
+    est = memory.estimate(load_scenario("large_3d"), 1)
+    assert f"{est.per_voxel():.0f} bytes per voxel" in doc
+
+
+# ---- refusal --------------------------------------------------------------------------------
+@pytest.fixture
+def no_setup(monkeypatch):
+    """Fail loudly if a simulation is built: a refusal must come before any set-up."""
+    import gpusim.engine as engine
+
+    def boom(*a, **k):
+        raise AssertionError("set-up started before the memory check")
+
+    monkeypatch.setattr(engine.Simulation, "__init__", boom)
+
+
+def _refused(res, t0):
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gpusim: error:"), res.stderr
+    assert "needs about" in lines[0] and "available" in lines[0] and "--force-memory" in lines[0]
+    assert time.perf_counter() - t0 < 10
+    return lines[0]
+
+
+def test_run_refuses_ten_million_replicates(tmp_path, monkeypatch, no_setup):
+    monkeypatch.chdir(tmp_path)
+    t0 = time.perf_counter()
+    res = CliRunner().invoke(main, ["run", "large_3d", "-r", "10000000"])
+    line = _refused(res, t0)
+    assert "TiB of host memory" in line
+    assert list(tmp_path.iterdir()) == []  # not even results/
+
+
+def test_run_large_3d_refused_on_a_small_host(tmp_path, monkeypatch, no_setup):
+    """The issue's case: 16 replicates of 160^3 on a host with 5.2 GB available."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(memory, "host_available", lambda: int(5.2e9))
+    t0 = time.perf_counter()
+    res = CliRunner().invoke(main, ["run", "large_3d", "--days", "0.004", "-o", "big.h5"])
+    line = _refused(res, t0)
+    assert "4.8 GiB is available" in line and "16 replicate(s) x 4096000 voxels" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_prints_the_estimate_and_force_memory_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "quickstart", "-r", "1", "--days", "0.02", "-o", "q.h5"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "memory: about" in res.stderr and "available" in res.stderr
+    monkeypatch.setattr(memory, "host_available", lambda: 1000)
+    res = CliRunner().invoke(main, args + ["--force"])
+    assert res.exit_code == 2 and not (tmp_path / "q.h5.partial").exists()
+    res = CliRunner().invoke(main, args + ["--force", "--force-memory"])
+    assert res.exit_code == 0, res.output
+
+
+def test_sweep_refuses_a_point_that_does_not_fit(tmp_path, monkeypatch, no_setup):
+    monkeypatch.chdir(tmp_path)
+    t0 = time.perf_counter()
+    res = CliRunner().invoke(main, ["sweep", "quickstart", "-g", "run.replicates=2,5000000", "-o", "sw"])
+    line = _refused(res, t0)
+    assert "sweep point p001" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_refuses_before_the_first_row(tmp_path, monkeypatch, no_setup):
+    monkeypatch.chdir(tmp_path)
+    t0 = time.perf_counter()
+    res = CliRunner().invoke(main, ["bench", "quickstart", "large_3d", "-r", "300", "--steps", "1",
+                                    "--backend", "numpy", "--json", "b.json"])
+    line = _refused(res, t0)
+    assert "bench large_3d" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_device_memory_is_checked_for_cupy(monkeypatch):
+    sc = load_scenario("large_3d")
+    est = memory.estimate(sc, 16, "cupy")
+    lay = memory.state_layout()
+    assert est.device_parts["state"] == 16 * (4096000 * (lay.per_voxel + lay.per_slot) + lay.per_replicate)
+    assert est.host > memory.estimate(sc, 16).host  # the host keeps a downloaded copy too
+    monkeypatch.setattr(memory, "host_available", lambda: 10**15)
+    monkeypatch.setattr(memory, "device_available", lambda: 10**9)
+    with pytest.raises(memory.MemoryLimitError, match="GPU memory.*1.0 GiB|GPU memory.*free on the device"):
+        memory.check(sc, 16, "cupy")
+    memory.check(sc, 16, "cupy", force=True)
+    memory.check(sc, 16, "numpy")  # the device is not asked about for numpy
+
+
+def test_host_available_reads_meminfo():
+    avail = memory.host_available()
+    assert avail is None or avail > 0
