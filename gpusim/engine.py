@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from .model.environment import FieldsPhase
 from .model.lattice import Kind, TState, to_host
 from .model.microenv import MicroenvParams, microenv_phase
 from .model.systemic import SystemicParams, systemic_phase, toxicity_phase
-from .model.tissue import initial_tissue
+from .model.tissue import initial_tissue_batch
 from .model.tumour import TumourParams, tumour_phase
 from .scenario import Scenario
 
@@ -263,8 +263,6 @@ class Simulation:
 
     # -- set-up --------------------------------------------------------------------------------
     def _initial_state(self, R: int) -> State:
-        from .model.tissue import initial_tissue_batch  # array code over the batch (issue 13)
-
         sc = self.scenario
         a = initial_tissue_batch(sc, self.seed, self.replicates)  # (R, Z, Y, X) each
         a["o2"] = np.full((R,) + self.shape, sc["oxygen.vessel_mmHg"], dtype=np.float32)

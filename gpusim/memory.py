@@ -53,11 +53,14 @@ WORK_PER_SLOT = {"int64": 4, "uint64": 2, "float32": 2, "bool": 4}
 #: (model/tissue.py CHUNK pairs at a time; about 103 bytes measured with tracemalloc)
 TISSUE_BYTES_PER_PAIR = 128
 #: device work buffers of a CuPy step per voxel: claims (uint64), a, s and den of the field
-#: solve (float32), agent map, vessel and no-fixed masks, tumour kind out (uint8), occupancy (int32)
-DEVICE_WORK_PER_VOXEL = {"uint64": 1, "float32": 3, "uint8": 4, "int32": 1}
+#: solve (float32), agent map, vessel mask, tumour kind out, entry mask (uint8), occupancy and
+#: vessel weights (int32)
+DEVICE_WORK_PER_VOXEL = {"uint64": 1, "float32": 3, "uint8": 4, "int32": 2}
 #: device work buffers of a CuPy step per agent slot: target (int32), stimulated, killed, died,
-#: born (uint8), PD-1 seen (float32), direction (int8)
-DEVICE_WORK_PER_SLOT = {"int32": 1, "uint8": 4, "float32": 1, "int8": 1}
+#: born, keep/born masks (uint8), PD-1 seen (float32), move direction (int8), the compaction
+#: destinations (int64) and the second table it writes (18 bytes: uint8 state, div, eng; int32
+#: pos, kills; float32 exh; int8 dir; int16 act)
+DEVICE_WORK_PER_SLOT = {"int32": 3, "uint8": 9, "float32": 2, "int8": 2, "int64": 2, "int16": 1}
 
 _PROBE_SHAPE = (1, 4, 3)  # Z, Y, X of the probe simulation: 12 voxels
 _PROBE_CAPACITY = 5  # distinct from 12 and from 1, so every array's class is unambiguous
