@@ -14,7 +14,7 @@ from . import __version__
 from . import backends
 from .backends import make_simulation, select
 from .engine import ENDPOINTS, METRICS, SNAPSHOTS, Simulation, steps_for
-from .errors import BackendError, OutputError
+from .errors import OutputError
 from .io import ResultWriter, Results, open_results
 from .scenario import Scenario, load_scenario
 
@@ -60,8 +60,6 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
     be = select(sc["run.backend"])
     if log:
         log(f"backend: {be.name} on {be.device}" + (f" ({be.reason})" if be.reason else ""))
-    if be.name != "numpy":  # pragma: no cover - guarded by select()
-        raise BackendError(f"backend '{be.name}' has no engine in this build")
     if out is not None:
         _precheck_output(Path(out), force)
     t0 = time.perf_counter()

@@ -28,8 +28,8 @@ import pytest
 
 from gpusim.backends import interface, nvrtc
 from gpusim.backends.cupy_backend import device_phases
+from gpusim.backends.nvrtc import kernel_dir, kernel_files
 from gpusim.backends.selfcheck import first_difference, reduced, verify
-from gpusim.backends.sources import kernel_dir, kernel_files
 from gpusim.engine import Simulation
 from gpusim.errors import CapacityError
 from gpusim.scenario import bundled, load_scenario

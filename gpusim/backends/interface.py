@@ -304,7 +304,7 @@ def render_header() -> str:
 
 
 def main() -> None:  # pragma: no cover - a maintenance entry point
-    from .sources import kernel_dir
+    from .nvrtc import kernel_dir
 
     (kernel_dir() / HEADER).write_text(render_header(), encoding="ascii")
     print(f"wrote kernels/{HEADER}")

@@ -22,17 +22,39 @@ import ctypes
 import ctypes.util
 import glob
 import hashlib
+import importlib.resources
 import os
 import sys
 from pathlib import Path
 
 from ..errors import BackendError
-from .sources import kernel_dir
 
 #: every kernel is compiled with these (ARCHITECTURE.md, determinism rule 4)
 OPTIONS = ("--std=c++17", "--fmad=false", "--ftz=false", "--prec-div=true", "--prec-sqrt=true")
 
 _LIB = None
+
+
+def kernel_dir() -> Path:
+    """The directory of ``*.cu`` and ``*.cuh``: the package data of ``gpusim.kernels`` when
+    installed, else the repository's ``kernels/`` beside the package (an editable install made
+    before the kernels were packaged)."""
+    try:
+        d = Path(str(importlib.resources.files("gpusim.kernels")))
+        if (d / "philox.cuh").is_file():
+            return d
+    except ModuleNotFoundError:
+        pass
+    d = Path(__file__).resolve().parents[2] / "kernels"
+    if (d / "philox.cuh").is_file():
+        return d
+    raise BackendError("the CUDA kernel sources (gpusim.kernels) are missing from this installation; "
+                       "reinstall gpusim")
+
+
+def kernel_files() -> list[Path]:
+    """Every kernel translation unit (``*.cu``), sorted by name."""
+    return sorted(kernel_dir().glob("*.cu"))
 
 
 def _candidates() -> list[str]:
