@@ -36,7 +36,8 @@ from ..errors import BackendError, CapacityError
 from ..model.lattice import Kind
 from ..model.systemic import systemic_phase
 from . import nvrtc
-from .interface import CART_COUNTS, TABLE_FIELDS, TUMOUR_COUNTS, launch, pack, table_args
+from .interface import (AMAP_BITS, CART_COUNTS, FIELD_IDS, TABLE_FIELDS, TUMOUR_COUNTS, launch, pack,
+                        table_args)
 
 SWEEPS_PER_POLL = 8  #: field sweeps between two host reads of the convergence flags
 F32 = np.float32
@@ -184,22 +185,23 @@ class DevicePhases:
         a, s = xp.empty(st.kind.shape, xp.float32), xp.empty(st.kind.shape, xp.float32)
         vessel = (st.kind == int(Kind.VESSEL)).astype(xp.uint8)
 
-        def solve(fid: int, name: str, solver, fixed=None, fixed_value=0.0) -> None:
+        def solve(name: str, solver, fixed=None, fixed_value=0.0) -> None:
             c = getattr(st, name)
-            launch(mod, "field_coeffs_kernel", n, n=n, f=fid, pp=self.k_fields, kind=st.kind,
-                   amap=amap, c_old=c, ifng=st.ifng, o2=st.o2, a=a, s=s)
+            launch(mod, "field_coeffs_kernel", n, n=n, f=FIELD_IDS.index(name), pp=self.k_fields,
+                   kind=st.kind, amap=amap, c_old=c, ifng=st.ifng, o2=st.o2, a=a, s=s)
             f.iterations[{"o2": "oxygen"}.get(name, name)] = self.solve(solver, c, a, s, fixed, fixed_value)
 
-        solve(0, "o2", f.o2, vessel, f.o2_vessel)
-        solve(1, "glucose", f.glucose, vessel, f.glucose_vessel)
-        solve(2, "chemokine", f.chemokine)  # reads the previous step's IFN-gamma
-        solve(3, "tgfb", f.tgfb)  # reads the oxygen just solved
-        for fid, name, solver, sec, bit in ((4, "ifng", f.ifng, f.ifng_sec, 2), (5, "il12", f.il12, f.il12_sec, 4)):
+        solve("o2", f.o2, vessel, f.o2_vessel)
+        solve("glucose", f.glucose, vessel, f.glucose_vessel)
+        solve("chemokine", f.chemokine)  # reads the previous step's IFN-gamma
+        solve("tgfb", f.tgfb)  # reads the oxygen just solved
+        for name, solver, sec, bit in (("ifng", f.ifng, f.ifng_sec, AMAP_BITS["AMAP_ENG"]),
+                                       ("il12", f.il12, f.il12_sec, AMAP_BITS["AMAP_ACT"])):
             # skipped exactly when the NumPy phase skips it (the result would be exactly zero)
             if (sec == 0 or not bool(((amap & bit) != 0).any())) and not bool(getattr(st, name).any()):
                 f.iterations[name] = np.zeros(R, np.int32)
                 continue
-            solve(fid, name, solver)
+            solve(name, solver)
 
     def solve(self, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
         return device_solve(self.rt, fs, c, a, s, fixed, fixed_value)
