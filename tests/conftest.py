@@ -14,6 +14,12 @@ import pytest
 REQUIRE_GPU = os.environ.get("GPUSIM_REQUIRE_GPU", "") not in ("", "0")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-reference", action="store_true", default=False,
+                     help="rewrite tests/reference/reference.json from the current code (golden "
+                          "references; say why in the change's note)")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
