@@ -456,7 +456,7 @@ def validate(quick, backend, cases, seed, figures):
     Tolerances derive from the sample size and a false-failure budget of 1e-3 for the whole
     suite (docs/validation.md).
     """
-    from .validate import check_arguments, resolve_backend, run_validation
+    from .validation import check_arguments, resolve_backend, run_validation
 
     check_arguments(cases, seed)
     be = resolve_backend(backend)

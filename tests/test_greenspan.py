@@ -1,6 +1,6 @@
 """Zero-order oxygen consumption (Greenspan's necrotic core).
 
-* Greenspan's (1972) closed form (``gpusim.validate.greenspan_necrotic_radius`` / ``_profile``):
+* Greenspan's (1972) closed form (``gpusim.validation.references.greenspan_necrotic_radius`` / ``_profile``):
   the necrotic radius R/2 at q = 12 D cv / R^2, no core for cv >= q R^2 / (6D), and the profile
   solves the radial problem;
 * the float64 reference of the validation case (``obstacle_exact_discrete``) against scipy's
@@ -24,7 +24,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from test_fields import reference_solve
 
-from gpusim import validate as V
+from gpusim.validation import format_case
+from gpusim.validation.cases.fields import case_fields
+from gpusim.validation.references import greenspan_necrotic_radius, greenspan_profile, obstacle_exact_discrete
 from gpusim.model import environment as env_mod
 from gpusim.model.fields import FieldSolver
 from gpusim.model.lattice import Kind
@@ -39,25 +41,25 @@ EPS = np.finfo(np.float64).eps
 def test_greenspan_half_radius(R, D, cv):
     q = 12.0 * D * cv / R ** 2  # cv = q/(6D) R^2 (1 - 3/4 + 2/8) = q R^2 / (12 D)
     # bisection over rho in [0, 1] for 100 halvings: exact to the float64 rounding of rho
-    assert abs(V.greenspan_necrotic_radius(R, q, D, cv) - R / 2) <= 4 * EPS * R
+    assert abs(greenspan_necrotic_radius(R, q, D, cv) - R / 2) <= 4 * EPS * R
 
 
 def test_greenspan_no_necrosis_below_threshold():
     R, D, cv = 200.0, 1e5, 38.0
     q0 = 6.0 * D * cv / R ** 2  # the centre just reaches 0
-    assert V.greenspan_necrotic_radius(R, q0, D, cv) == 0.0
-    assert V.greenspan_necrotic_radius(R, 0.5 * q0, D, cv) == 0.0
+    assert greenspan_necrotic_radius(R, q0, D, cv) == 0.0
+    assert greenspan_necrotic_radius(R, 0.5 * q0, D, cv) == 0.0
     # just above the threshold a small core appears: 1 - 3 rho^2 + 2 rho^3 = 1/(1 + d) gives
     # rho ~ sqrt(d/3) for small d
     d = 1e-4
-    rn = V.greenspan_necrotic_radius(R, q0 * (1 + d), D, cv)
+    rn = greenspan_necrotic_radius(R, q0 * (1 + d), D, cv)
     assert 0 < rn and abs(rn / R - math.sqrt(d / 3)) < 0.02 * math.sqrt(d / 3)
     # without a core the profile is the parabola cv - q/(6D) (R^2 - r^2)
     r = np.linspace(1.0, R, 50)
-    np.testing.assert_allclose(V.greenspan_profile(r, R, 0.5 * q0, D, cv),
+    np.testing.assert_allclose(greenspan_profile(r, R, 0.5 * q0, D, cv),
                                cv - 0.5 * q0 / (6 * D) * (R ** 2 - r ** 2), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError):
-        V.greenspan_necrotic_radius(R, 0.0, D, cv)
+        greenspan_necrotic_radius(R, 0.0, D, cv)
 
 
 def test_greenspan_profile_solves_the_radial_problem():
@@ -65,15 +67,15 @@ def test_greenspan_profile_solves_the_radial_problem():
     (central differences with step k; truncation bound derived below)."""
     R, D, cv = 300.0, 1e5, 38.0
     q = 3.0 * 6.0 * D * cv / R ** 2
-    rn = V.greenspan_necrotic_radius(R, q, D, cv)
+    rn = greenspan_necrotic_radius(R, q, D, cv)
     A = q * rn ** 3 / (3 * D)  # c = q r^2/(6D) + A/r + B in the shell
     assert 0 < rn < R
-    assert abs(V.greenspan_profile(R, R, q, D, cv) - cv) < 1e-12 * cv
-    assert V.greenspan_profile(rn * 0.999, R, q, D, cv) == 0.0
+    assert abs(greenspan_profile(R, R, q, D, cv) - cv) < 1e-12 * cv
+    assert greenspan_profile(rn * 0.999, R, q, D, cv) == 0.0
     k = 1e-3 * R
-    assert abs(float(V.greenspan_profile(rn + k, R, q, D, cv))) < q / D * k ** 2  # ~ q k^2/(2D)
+    assert abs(float(greenspan_profile(rn + k, R, q, D, cv))) < q / D * k ** 2  # ~ q k^2/(2D)
     r = np.linspace(rn + 0.05 * (R - rn), R - 0.05 * (R - rn), 9)
-    f = lambda x: V.greenspan_profile(x, R, q, D, cv)  # noqa: E731
+    f = lambda x: greenspan_profile(x, R, q, D, cv)  # noqa: E731
     d1 = (f(r + k) - f(r - k)) / (2 * k)
     d2 = (f(r + k) - 2 * f(r) + f(r - k)) / k ** 2
     lhs = D * (d2 + 2 * d1 / r)
@@ -113,7 +115,7 @@ def test_obstacle_reference_without_contact_is_the_linear_solve():
     inside = _ball(5)
     dh, cv = 250.0, 38.0
     q = 0.5 * 6 * dh * 400 * cv / (5.5 * 20) ** 2  # well below the necrosis threshold
-    c, outer = V.obstacle_exact_discrete(inside, dh, q, cv)
+    c, outer = obstacle_exact_discrete(inside, dh, q, cv)
     A, b = _assemble(inside, dh, q, cv)
     want = spla.spsolve(A.tocsc(), b)
     assert outer == 1 and want.min() > 0
@@ -124,7 +126,7 @@ def test_obstacle_reference_satisfies_complementarity_and_matches_projected_gs()
     inside = _ball(6)
     dh, cv, h = 250.0, 38.0, 20.0
     q = 12 * dh * h * h * cv / (6.5 * h) ** 2
-    c, outer = V.obstacle_exact_discrete(inside, dh, q, cv)
+    c, outer = obstacle_exact_discrete(inside, dh, q, cv)
     ci = c[inside]
     A, b = _assemble(inside, dh, q, cv)
     w = A @ ci - b
@@ -245,9 +247,9 @@ def _checks(res):
 
 
 def test_validation_case_passes_with_the_greenspan_checks():
-    res = V.case_fields(True, 1)
+    res = case_fields(True, 1)
     ch = _checks(res)
-    assert res.passed, V.format_case(res)
+    assert res.passed, format_case(res)
     for name in _ZO:
         assert ch[name].kind == "numeric" and ch[name].passed
     assert ch[_ZO[0]].measured < ch[_ZO[0]].tol / 10
@@ -261,9 +263,9 @@ def test_planted_consumption_times_0_9_fails(monkeypatch):
         self.o2_src = (self.o2_src * F32(0.9)).astype(F32)
 
     monkeypatch.setattr(env_mod.FieldsPhase, "__init__", init)
-    res = V.case_fields(True, 1)
+    res = case_fields(True, 1)
     ch = _checks(res)
-    assert not ch[_ZO[0]].passed, V.format_case(res)
+    assert not ch[_ZO[0]].passed, format_case(res)
     # the first-order checks do not use FieldsPhase and still pass
     assert all(c.passed for n, c in ch.items() if not n.startswith("zero-order"))
 
@@ -276,6 +278,6 @@ def test_planted_missing_floor_fails(monkeypatch):
         self.o2.floor = self.o2._floor = None  # plain SOR: consumption goes on below zero
 
     monkeypatch.setattr(env_mod.FieldsPhase, "__init__", init)
-    res = V.case_fields(True, 1)
+    res = case_fields(True, 1)
     ch = _checks(res)
-    assert not ch[_ZO[0]].passed and not ch[_ZO[1]].passed, V.format_case(res)
+    assert not ch[_ZO[0]].passed and not ch[_ZO[1]].passed, format_case(res)

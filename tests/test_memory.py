@@ -25,7 +25,7 @@ from gpusim.model.car_t import CarTParams, car_t_phase
 from gpusim.model.lattice import Kind, TState
 from gpusim.rng import Stream
 from gpusim.scenario import load_scenario
-from gpusim.validate import _blank_state
+from gpusim.validation.lattices import blank_state
 
 F32 = np.float32
 ALPHA = 1e-6  # two-sided false-failure rate of each Binomial check
@@ -49,7 +49,7 @@ def cells_everywhere(state: int, glucose: float = 5.0):
     """A blank engine state (no tissue, no signals) with one CAR-T cell of ``state`` in every
     voxel of every replicate, slot = voxel index; t_act 0 and no divisions left (no division)."""
     V = int(np.prod(SHAPE))
-    st = _blank_state(SHAPE, R, capacity=V, glucose=glucose)
+    st = blank_state(SHAPE, R, capacity=V, glucose=glucose)
     st.t_count[:] = V
     st.t_state[:] = state
     st.t_pos[:] = np.arange(V, dtype=np.int32)[None, :]
@@ -153,7 +153,7 @@ def test_memory_cells_never_block_effectors():
     g = np.random.default_rng(3)
     out = []
     for with_memory in (False, True):
-        st = _blank_state(SHAPE, R, capacity=V)
+        st = blank_state(SHAPE, R, capacity=V)
         st.kind[:] = Kind.TUMOUR
         st.antigen_a[:] = g.integers(0, 200, st.kind.shape, dtype=np.uint8) if not out else out[0][3]
         vox = np.arange(0, V, 3)  # effectors on every third voxel, memory cells on the others

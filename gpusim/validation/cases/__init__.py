@@ -1,0 +1,1 @@
+"""The validation cases, one module each."""
