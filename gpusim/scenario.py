@@ -287,7 +287,8 @@ def parameter_reference_markdown() -> str:
             else:
                 allowed = "any"
             src = "*assumed*" if p.source == "assumed" else p.source
-            out.append(f"| `{p.key}` | {p.unit} | `{_toml_value(p.default)}` | {allowed} | "
-                       f"{p.doc} | {src} |")
+            cells = [f"`{p.key}`", p.unit, f"`{_toml_value(p.default)}`", allowed, p.doc, src]
+            # a '|' inside a cell (the CAR logic A|B) must be escaped or it splits the row
+            out.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
         out.append("")
     return "\n".join(out)

@@ -20,6 +20,40 @@ def pytest_addoption(parser):
                           "references; say why in the change's note)")
 
 
+def _backend_params():
+    out = [pytest.param("numpy")]
+    out.append(pytest.param("emulated"))
+    out.append(pytest.param("cupy", marks=pytest.mark.gpu))
+    return out
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request):
+    """Runs a test on every backend present: ``numpy``; ``emulated`` (the device step on the CPU,
+    where a C++ compiler exists); ``cupy`` (marked ``gpu``: on a GPU machine).  The value is a
+    ``make(scenario, replicates=None, first_replicate=None)`` returning a Simulation."""
+    from gpusim.backends import make_simulation
+
+    name = request.param
+    if name == "emulated":
+        from gpusim.testing.emulated import compiler
+
+        if compiler() is None:
+            pytest.skip("no host C++ compiler for the emulated device")
+    if name == "cupy":
+        from gpusim.backends import gpu_device
+
+        dev, _, why = gpu_device()
+        if dev is None:
+            pytest.skip(why)
+
+    def make(scenario, replicates=None, first_replicate=None):
+        return make_simulation(name, scenario, replicates, first_replicate)
+
+    make.name = name
+    return make
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

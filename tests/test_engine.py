@@ -218,8 +218,8 @@ def test_capacity_overflow_is_an_error_not_a_silent_drop():
             sim.step()
 
 
-def test_3d_runs_and_conserves():
-    sim = Simulation(load_scenario("quickstart", {"domain.x_voxels": 16, "domain.y_voxels": 16,
+def test_3d_runs_and_conserves(backend):
+    sim = backend(load_scenario("quickstart", {"domain.x_voxels": 16, "domain.y_voxels": 16,
                                                   "domain.z_voxels": 16, "tumour.radius_um": 100.0,
                                                   "run.replicates": 2, "delivery.dose_cells": 5e10}))
     assert sim.state.kind.shape == (2, 16, 16, 16)

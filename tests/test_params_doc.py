@@ -1,5 +1,6 @@
 """docs/parameters.md is generated from the parameter declarations and must be current."""
 
+import re
 from pathlib import Path
 
 from gpusim.params import ASSUMED, PARAMS
@@ -15,12 +16,31 @@ def test_parameter_reference_is_current():
 
 
 def test_every_parameter_has_a_doc_a_source_and_a_row():
-    text = DOC.read_text(encoding="utf-8")
+    """Each parameter's own row carries its description and its source (*assumed* where the
+    value is ours), checked row by row."""
+    rows = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"\| `([^`]+)` \|(.*)\|\s*$", line)
+        if m:  # cells split at unescaped pipes
+            rows[m.group(1)] = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", m.group(2))]
+    assert set(rows) == {p.key for p in PARAMS}
     for p in PARAMS:
         assert p.doc.strip() and p.source.strip(), p.key
-        assert f"| `{p.key}` |" in text, p.key
-        if p.source == ASSUMED:
-            assert "*assumed*" in text
+        cells = rows[p.key]
+        assert cells[3] == p.doc.strip(), p.key
+        assert cells[-1] == ("*assumed*" if p.source == ASSUMED else p.source.strip()), p.key
+
+
+def test_docs_name_only_parameters_that_exist():
+    """Every `section.key` the docs name is a declared parameter (no stale names)."""
+    keys = {p.key for p in PARAMS}
+    sections = {k.split(".")[0] for k in keys}
+    for doc in sorted(DOC.parent.glob("*.md")):
+        if doc == DOC:
+            continue
+        for tok in re.findall(r"`([a-z][a-z0-9]*\.[a-z][a-z0-9_]*)(?:=[^`]*)?`", doc.read_text(encoding="utf-8")):
+            if tok.split(".")[0] in sections:
+                assert tok in keys, f"{doc.name} names {tok}, which is not a parameter"
 
 
 def test_model_doc_names_every_mechanism_section():
