@@ -175,7 +175,7 @@ class FieldsPhase:
         solver on the backend)."""
         if self.tgfb_decay <= 0:  # no decay: a steady state need not exist; start from zero
             return
-        tum = st.kind == Kind.TUMOUR
+        tum = st.kind == int(Kind.TUMOUR)
         src = xp.asarray(self.tgfb_src)[st.kind]
         src = xp.where(tum & (st.o2 < self.o2_hypoxic), self.tgfb_hyp_src, src).astype(F32)
         a = xp.full(st.kind.shape, self.tgfb_decay, dtype=F32)

@@ -297,7 +297,7 @@ def append_entrants(xp, st, enter, max_div: int) -> np.ndarray:
     cnt = xp.asarray(count)
     start = xp.cumsum(cnt) - cnt
     slot = st.t_count[er].astype(xp.int64) + (xp.arange(er.size) - start[er])
-    st.t_state[er, slot] = TState.EFFECTOR
+    st.t_state[er, slot] = int(TState.EFFECTOR)
     st.t_pos[er, slot] = ev.astype(xp.int32)
     st.t_exh[er, slot] = 0
     st.t_div[er, slot] = max_div
