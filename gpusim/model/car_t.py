@@ -260,80 +260,98 @@ def scatter(st, r: np.ndarray, a: dict[str, np.ndarray]) -> None:
     st.t_count[:] = count
 
 
+def choose_among(words: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Per row, the column of the k-th allowed entry, k = choose(word, number allowed): a uniform
+    choice among the allowed columns (bool (n, K)), in column order."""
+    k = rng.choose(words, allowed.sum(axis=1))
+    rank = np.cumsum(allowed, axis=1) - 1
+    return np.argmax(allowed & (rank == k[:, None]), axis=1)
+
+
+def _candidates(st, cp, r, a):
+    """The cells that engage (effectors and memory cells) and their candidate targets: per cell
+    its own voxel, then its Moore neighbours (``voxels`` (n, K + 1)); ``visible`` where the voxel
+    holds a tumour or healthy cell the CAR can see; ``thr`` its recognition threshold."""
+    R, V = st.kind.shape[0], st.nvox
+    cells = np.flatnonzero((a["t_state"] == TState.EFFECTOR) | (a["t_state"] == TState.MEMORY))
+    rep, pos = r[cells], a["t_pos"][cells].astype(np.int64)
+    nb, valid = neighbours(pos, st.kind.shape[1:])
+    voxels = np.concatenate([pos[:, None], nb], axis=1)
+    inside = np.concatenate([np.ones((cells.size, 1), bool), valid], axis=1)
+    kind = st.kind.reshape(R, V)[rep[:, None], voxels]
+    level_a = st.antigen_a.reshape(R, V)[rep[:, None], voxels].astype(np.int64)
+    thr = cp.rec_threshold[level_a * 256 + st.antigen_b.reshape(R, V)[rep[:, None], voxels]]
+    visible = inside & ((kind == Kind.TUMOUR) | (kind == Kind.HEALTHY)) & (thr > 0)
+    return cells, rep, pos, voxels, visible, thr
+
+
+def _kill_probability(st, cp, step, rep, pos, target):
+    """Per engaged cell: the kill probability ``min(((p_kill S) f_pdl1) boost, 1)`` (module
+    docstring; S and the IL-12 boost at the T cell's voxel) and the target's PD-L1."""
+    R, V = st.kind.shape[0], st.nvox
+    at = lambda field: getattr(st, field).reshape(R, V)[rep, pos]  # noqa: E731
+    s_fac, _ = suppression(cp, at("tgfb"), at("il12"), at("o2"), at("glucose"))
+    il12 = at("il12")
+    boost = F32(1) + cp.kill_boost * (il12 / (il12 + cp.il12_half))
+    pdl1 = st.pdl1.reshape(R, V)[rep, target]
+    inhib, _ = cp.pdl1_terms(step)
+    f_pd = F32(1) - inhib * pdl1
+    return np.minimum(((cp.p_kill * s_fac) * f_pd) * boost, F32(1)).astype(F32), pdl1
+
+
+def _trogocytose(st, cp, rep, target, events) -> None:
+    """Recognised tumour cells that survive lose part of each antigen level (integer arithmetic,
+    at least 1 left)."""
+    R, V = st.kind.shape[0], st.nvox
+    for arr in (st.antigen_a.reshape(R, V), st.antigen_b.reshape(R, V)):
+        lv = arr[rep, target].astype(np.int32)
+        new = np.where(lv > 0, np.maximum(lv - ((lv * cp.trog256) >> 8), 1), 0)
+        arr[rep, target] = new.astype(np.uint8)
+    events["trogocytosis"] = events.get("trogocytosis", 0) + np.bincount(rep, minlength=R)
+
+
 def _engage(st, cp, seed, step, r, slot, a, events):
-    R = st.kind.shape[0]
-    V = st.nvox
-    shape = st.kind.shape[1:]
-    kind = st.kind.reshape(R, V)
-    aa = st.antigen_a.reshape(R, V)
-    ab = st.antigen_b.reshape(R, V)
+    """Engagement (module docstring, sub-phase 1): returns per live cell whether it was
+    stimulated, whether it killed, and the PD-L1 of the target it engaged."""
+    R, V = st.kind.shape[0], st.nvox
     n = r.size
     stimulated = np.zeros(n, dtype=bool)
     killed = np.zeros(n, dtype=bool)
     pd_seen = np.zeros(n, dtype=F32)
-    act = np.flatnonzero((a["t_state"] == TState.EFFECTOR) | (a["t_state"] == TState.MEMORY))
-    if act.size == 0:
-        return stimulated, killed, pd_seen
-    ra, pos = r[act], a["t_pos"][act].astype(np.int64)
-    nb, valid = neighbours(pos, shape)
-    cand_v = np.concatenate([pos[:, None], nb], axis=1)
-    cand_ok = np.concatenate([np.ones((act.size, 1), bool), valid], axis=1)
-    k = kind[ra[:, None], cand_v]
-    thr = cp.rec_threshold[aa[ra[:, None], cand_v].astype(np.int64) * 256 + ab[ra[:, None], cand_v]]
-    cand = cand_ok & ((k == Kind.TUMOUR) | (k == Kind.HEALTHY)) & (thr > 0)
-    ncand = cand.sum(axis=1)
-    has = np.flatnonzero(ncand > 0)
+    cells, rep, pos, voxels, visible, thr = _candidates(st, cp, r, a)
+    has = np.flatnonzero(visible.sum(axis=1) > 0)
     if has.size == 0:
         return stimulated, killed, pd_seen
-    b = rng.blocks(seed, st.replicates[ra[has]], step, Stream.CAR_T_ENGAGE, slot[act[has]])
-    choice = rng.choose(b[:, 0], ncand[has])
-    rank = np.cumsum(cand[has], axis=1) - 1
-    col = np.argmax(cand[has] & (rank == choice[:, None]), axis=1)
-    tv = cand_v[has, col]
-    rh = ra[has]
-    who = act[has]
-    mem = a["t_state"][who] == TState.MEMORY  # memory cells pick a candidate but do not claim
-    seen = b[:, 2].astype(np.uint64) < thr[has, col]  # recognition (lattice at the phase start)
-    key = (b[:, 1].astype(np.uint64) << SHIFT) | slot[who].astype(np.uint64)
-    gidx = rh.astype(np.int64) * V + tv
-    win = np.zeros(has.size, dtype=bool)
-    win[~mem] = resolve_claims(gidx[~mem], key[~mem])
-    recog = win & seen
-    pos_h = pos[has]
-    s_fac, _ = suppression(cp, st.tgfb.reshape(R, V)[rh, pos_h], st.il12.reshape(R, V)[rh, pos_h],
-                           st.o2.reshape(R, V)[rh, pos_h], st.glucose.reshape(R, V)[rh, pos_h])
-    il12 = st.il12.reshape(R, V)[rh, pos_h]
-    boost = F32(1) + cp.kill_boost * (il12 / (il12 + cp.il12_half))
-    pd = st.pdl1.reshape(R, V)[rh, tv]
-    inhib, _ = cp.pdl1_terms(step)
-    f_pd = F32(1) - inhib * pd
-    p = np.minimum(((cp.p_kill * s_fac) * f_pd) * boost, F32(1)).astype(F32)
-    kill = recog & rng.below(b[:, 3], p)
+    who, rep, pos = cells[has], rep[has], pos[has]
+    words = rng.blocks(seed, st.replicates[rep], step, Stream.CAR_T_ENGAGE, slot[who])
+    col = choose_among(words[:, 0], visible[has])
+    target = voxels[has, col]
+    memory = a["t_state"][who] == TState.MEMORY  # memory cells pick a candidate but do not claim
+    seen = words[:, 2].astype(np.uint64) < thr[has, col]  # recognition (lattice at the phase start)
+    key = (words[:, 1].astype(np.uint64) << SHIFT) | slot[who].astype(np.uint64)
+    won = np.zeros(has.size, dtype=bool)
+    won[~memory] = resolve_claims((rep.astype(np.int64) * V + target)[~memory], key[~memory])
+    recognised = won & seen
+    p_kill, pdl1 = _kill_probability(st, cp, step, rep, pos, target)
+    kill = recognised & rng.below(words[:, 3], p_kill)
     # a memory cell that recognises its candidate reactivates (becomes an effector, stimulated,
     # no kill this step) with probability p_react, word 3
-    react = mem & seen & rng.below(b[:, 3], cp.p_react)
+    react = memory & seen & rng.below(words[:, 3], cp.p_react)
     a["t_state"][who[react]] = TState.EFFECTOR
-    stim = recog | react
+    stim = recognised | react
     stimulated[who[stim]] = True
     killed[who[kill]] = True
-    pd_seen[who[stim]] = pd[stim]
-    kr, kv = rh[kill], tv[kill]
+    pd_seen[who[stim]] = pdl1[stim]
+    kind = st.kind.reshape(R, V)
+    kr, kv = rep[kill], target[kill]
     was_tumour = kind[kr, kv] == Kind.TUMOUR
     kind[kr, kv] = Kind.APOPTOTIC
-    # trogocytosis: a recognised tumour cell that survives loses part of its antigen
-    trog = recog & ~kill & (kind[rh, tv] == Kind.TUMOUR)
+    trog = recognised & ~kill & (kind[rep, target] == Kind.TUMOUR)
     if cp.trog256 and trog.any():
-        tr, tvv = rh[trog], tv[trog]
-        for arr in (aa, ab):
-            lv = arr[tr, tvv].astype(np.int32)
-            new = np.where(lv > 0, np.maximum(lv - ((lv * cp.trog256) >> 8), 1), 0)
-            arr[tr, tvv] = new.astype(np.uint8)
-        events["trogocytosis"] = events.get("trogocytosis", 0) + np.bincount(tr, minlength=R)
-    events["kills_tumour"] = events.get("kills_tumour", 0) + np.bincount(kr[was_tumour], minlength=R)
-    events["kills_healthy"] = events.get("kills_healthy", 0) + np.bincount(kr[~was_tumour], minlength=R)
-    events["engagements"] = events.get("engagements", 0) + np.bincount(rh[recog], minlength=R)
-    events["memory_reactivations"] = (events.get("memory_reactivations", 0)
-                                      + np.bincount(rh[react], minlength=R))
+        _trogocytose(st, cp, rep[trog], target[trog], events)
+    for name, mask in (("kills_tumour", kr[was_tumour]), ("kills_healthy", kr[~was_tumour]),
+                       ("engagements", rep[recognised]), ("memory_reactivations", rep[react])):
+        events[name] = events.get(name, 0) + np.bincount(mask, minlength=R)
     return stimulated, killed, pd_seen
 
 
@@ -368,52 +386,54 @@ def _death_row(state: np.ndarray) -> np.ndarray:
     return np.where(state == TState.EXHAUSTED, 1, np.where(state == TState.MEMORY, 2, 0))
 
 
+def _convert_to_memory(st, cp, seed, step, r, slot, a, died, events) -> None:
+    """An effector that survived and was not stimulated this step (t_eng 0) becomes a memory cell
+    (t_act 0, no division this step) iff CAR_T_FATE block (slot, draw 1) word 0 < p_mem."""
+    c = np.flatnonzero(~died & (a["t_state"] == TState.EFFECTOR) & (a["t_eng"] == 0))
+    words = rng.blocks(seed, st.replicates[r[c]], step, Stream.CAR_T_FATE, slot[c], draw=1)
+    conv = c[rng.below(words[:, 0], cp.p_mem)]
+    a["t_state"][conv] = TState.MEMORY
+    a["t_act"][conv] = 0
+    events["memory_conversions"] = (events.get("memory_conversions", 0)
+                                    + np.bincount(r[conv], minlength=st.kind.shape[0]))
+
+
+def _divide(st, r, slot, a, occ, words, dividing):
+    """The dividing cells whose daughter found a free neighbour and won its claim (words 2 and 3
+    of their fate block): their entries and the daughters' voxels."""
+    V = st.nvox
+    idx = np.flatnonzero(dividing)
+    if idx.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    nb, valid = neighbours(a["t_pos"][idx].astype(np.int64), st.kind.shape[1:])
+    free = valid & (occ[r[idx][:, None] * V + nb] < 0)
+    voxel = nb[np.arange(idx.size), choose_among(words[idx, 2], free)]
+    ok = free.any(axis=1)
+    idx, voxel = idx[ok], voxel[ok]
+    key = (words[idx, 3].astype(np.uint64) << SHIFT) | slot[idx].astype(np.uint64)
+    win = resolve_claims(r[idx].astype(np.int64) * V + voxel, key)
+    return idx[win], voxel[win]
+
+
 def _fate(st, cp, seed, step, r, slot, a, occ, events):
     """Death, memory conversion and division; returns the new flat agent list (r, a) with births
-    appended.  Death: CAR_T_FATE block (slot, draw 0) word 0 < p_death[row, starving]; then an
-    effector that survived and was not stimulated this step (t_eng 0) becomes a memory cell
-    (t_act 0, no division this step) iff CAR_T_FATE block (slot, draw 1) word 0 < p_mem (drawn
-    only when p_mem > 0); then division (words 1-3 of draw 0) of activated effectors."""
-    R = st.kind.shape[0]
-    V = st.nvox
-    shape = st.kind.shape[1:]
-    n = r.size
-    b = rng.blocks(seed, st.replicates[r], step, Stream.CAR_T_FATE, slot)
-    glu = st.glucose.reshape(R, V)[r, a["t_pos"]]
+    appended.  Death: CAR_T_FATE block (slot, draw 0) word 0 < p_death[row, starving]; then memory
+    conversion (drawn only when p_mem > 0, :func:`_convert_to_memory`); then division (words 1-3
+    of draw 0) of activated effectors."""
+    R, V = st.kind.shape[0], st.nvox
+    words = rng.blocks(seed, st.replicates[r], step, Stream.CAR_T_FATE, slot)
+    pos = a["t_pos"]
+    glu = st.glucose.reshape(R, V)[r, pos]
     starving = (glu < cp.starvation_glucose).astype(np.int64)
-    died = rng.below(b[:, 0], cp.p_death[_death_row(a["t_state"]), starving])
+    died = rng.below(words[:, 0], cp.p_death[_death_row(a["t_state"]), starving])
     if cp.p_mem > 0:
-        c = np.flatnonzero(~died & (a["t_state"] == TState.EFFECTOR) & (a["t_eng"] == 0))
-        b1 = rng.blocks(seed, st.replicates[r[c]], step, Stream.CAR_T_FATE, slot[c], draw=1)
-        conv = c[rng.below(b1[:, 0], cp.p_mem)]
-        a["t_state"][conv] = TState.MEMORY
-        a["t_act"][conv] = 0
-        events["memory_conversions"] = (events.get("memory_conversions", 0)
-                                        + np.bincount(r[conv], minlength=R))
-    pos0 = a["t_pos"]
-    s_fac, _ = suppression(cp, st.tgfb.reshape(R, V)[r, pos0], st.il12.reshape(R, V)[r, pos0],
-                           st.o2.reshape(R, V)[r, pos0], glu)
+        _convert_to_memory(st, cp, seed, step, r, slot, a, died, events)
+    s_fac, _ = suppression(cp, st.tgfb.reshape(R, V)[r, pos], st.il12.reshape(R, V)[r, pos],
+                           st.o2.reshape(R, V)[r, pos], glu)
     p_div = (cp.p_division_at(step) * s_fac).astype(F32)
-    can = (~died & (a["t_state"] == TState.EFFECTOR) & (a["t_act"] > 0) & (a["t_div"] > 0)
-           & rng.below(b[:, 1], p_div))
-    idx = np.flatnonzero(can)
-    born = np.zeros(0, dtype=np.int64)
-    born_v = np.zeros(0, dtype=np.int64)
-    if idx.size:
-        pos = a["t_pos"][idx].astype(np.int64)
-        nb, valid = neighbours(pos, shape)
-        free = valid & (occ[r[idx][:, None] * V + nb] < 0)
-        nfree = free.sum(axis=1)
-        k = rng.choose(b[idx, 2], nfree)
-        rank = np.cumsum(free, axis=1) - 1
-        col = np.argmax(free & (rank == k[:, None]), axis=1)
-        tv = nb[np.arange(idx.size), col]
-        ok = nfree > 0
-        idx, tv = idx[ok], tv[ok]
-        key = (b[idx, 3].astype(np.uint64) << SHIFT) | slot[idx].astype(np.uint64)
-        gidx = r[idx].astype(np.int64) * V + tv
-        win = resolve_claims(gidx, key)
-        born, born_v = idx[win], tv[win]
+    dividing = (~died & (a["t_state"] == TState.EFFECTOR) & (a["t_act"] > 0) & (a["t_div"] > 0)
+                & rng.below(words[:, 1], p_div))
+    born, born_v = _divide(st, r, slot, a, occ, words, dividing)
     a["t_div"] = a["t_div"].copy()
     a["t_div"][born] -= 1
     events["car_t_deaths"] = events.get("car_t_deaths", 0) + np.bincount(r[died], minlength=R)
