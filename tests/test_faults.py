@@ -198,6 +198,9 @@ def test_real_full_disk_on_a_small_tmpfs(small_disk, tmp_path, monkeypatch, marg
         assert f.attrs["schema"] == "gpusim/1"
     assert res.checkpoint() is not None
     assert _leftovers(small_disk) == []
+    before = out.read_bytes()  # a resume on the still-full disk refuses, file untouched
+    one_error_line(invoke("resume", out), "No space left on device")
+    assert out.read_bytes() == before and _leftovers(small_disk) == []
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True, timeout=20)
     r = invoke("resume", out)
     assert r.exit_code == 0, r.output
@@ -270,13 +273,42 @@ def results(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("name", ["half.h5", "head.h5", "mangled.h5"])
-def test_damaged_file_is_refused_by_summary_and_resume(results, name):
-    f = results / name
+@pytest.fixture(scope="module")
+def killed_half(tmp_path_factory):
+    """The first half of a file whose writer was killed (still marked as being written)."""
+    d = tmp_path_factory.mktemp("killed")
+    path = d / "k.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "gpusim.cli", "run", "quickstart", "-o", str(path), "-q",
+                             "--days", "1", *SETS], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run did not get going"
+            try:
+                if open_results(path).time_days.size >= 3:
+                    break
+            except OutputError:
+                pass
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    data = path.read_bytes()
+    (d / "killed_half.h5").write_bytes(data[: len(data) // 2])
+    return d / "killed_half.h5"
+
+
+@pytest.mark.parametrize("name", ["half.h5", "head.h5", "mangled.h5", "killed_half.h5"])
+def test_damaged_file_is_refused_by_summary_and_resume(results, killed_half, name):
+    # a killed file cut in half is opened by an SWMR reader, which used to retry its damaged
+    # metadata for minutes: it must fail within seconds too
+    f = killed_half if name == "killed_half.h5" else results / name
+    t0 = time.monotonic()
     before = f.read_bytes()
     for cmd in ("summary", "resume"):
         one_error_line(invoke(cmd, f), f"'{f}'")
     assert f.read_bytes() == before
+    assert time.monotonic() - t0 < 30
 
 
 def test_compare_and_report_skip_a_damaged_file(results, tmp_path):

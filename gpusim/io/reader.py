@@ -63,6 +63,43 @@ def _marked_swmr_writing(path: Path) -> bool:
     return len(head) == 12 and head[:8] == _HDF5_SIGNATURE and head[8] >= 3 and bool(head[11] & 0x04)
 
 
+# Metadata read attempts of an SWMR reader.  HDF5's default (100, with growing sleeps) makes a
+# damaged file take minutes to fail; a live writer's update in progress needs only a few.
+_SWMR_READ_ATTEMPTS = 10
+_swmr_fapl_cache: list = []
+
+
+def _swmr_fapl():
+    """A file-access property list with :data:`_SWMR_READ_ATTEMPTS` (``H5Pset_metadata_read_attempts``,
+    which h5py does not wrap, called in h5py's own HDF5 library), or None where that fails."""
+    if not _swmr_fapl_cache:
+        fapl = None
+        try:
+            import ctypes
+            import glob
+
+            libs = glob.glob(os.path.join(os.path.dirname(h5py.__file__), os.pardir, "h5py.libs", "libhdf5-*.so*"))
+            lib = ctypes.CDLL(libs[0]) if libs else ctypes.CDLL(None)
+            fn = lib.H5Pset_metadata_read_attempts
+            fn.argtypes, fn.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+            fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+            fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+            if fn(fapl.id, _SWMR_READ_ATTEMPTS) < 0:
+                fapl = None
+        except Exception:  # pragma: no cover - another HDF5 build: keep HDF5's default
+            fapl = None
+        _swmr_fapl_cache.append(fapl)
+    return _swmr_fapl_cache[0]
+
+
+def _open_swmr(path: Path) -> h5py.File:
+    fapl = _swmr_fapl()
+    if fapl is None:
+        return h5py.File(path, "r", swmr=True)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
 def _open_h5(path: Path) -> h5py.File:
     """Open ``path`` read-only: SWMR read mode first, plain read mode as fallback."""
     if not path.exists():
@@ -80,7 +117,7 @@ def _open_h5(path: Path) -> h5py.File:
     while True:
         if swmr_first:
             try:
-                return h5py.File(path, "r", swmr=True)
+                return _open_swmr(path)
             except OSError:
                 pass
         try:  # files not written in SWMR mode (older superblock) refuse SWMR read in some HDF5s
@@ -229,12 +266,17 @@ def open_results(path: str | os.PathLike) -> Results:
     Raises OutputError if the file is missing, not HDF5, or not of schema ``gpusim/1``.
     """
     path = Path(path)
-    try:
-        return _load(path)
-    except OutputError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise _damaged(path, exc) from None
+    for attempt in range(4):
+        try:
+            return _load(path)
+        except OutputError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            # a file being written may be caught mid-update: read it again before giving up
+            if attempt == 3 or not _marked_swmr_writing(path):
+                raise _damaged(path, exc) from None
+            time.sleep(0.2)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _damaged(path: Path, exc: BaseException) -> OutputError:

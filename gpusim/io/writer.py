@@ -471,7 +471,7 @@ class ResultWriter:
                 _release_lock(self.path, self._lock)
             if isinstance(exc, OutputError) or not isinstance(exc, Exception):
                 raise
-            raise OutputError(f"cannot create output file '{self.path}': {_first_line(exc)}") from None
+            raise OutputError(f"cannot create output file '{self.path}': {_reason(exc)}") from None
 
         self._file = f
         self._closed = False
@@ -519,6 +519,14 @@ class ResultWriter:
         if ckpt is None:
             raise OutputError(f"'{path}' has no valid checkpoint to resume from "
                               "(it was stopped before the first one); run it again with --force")
+        try:  # the rebuilt copy sits next to the file until it replaces it
+            st = os.statvfs(path.parent if str(path.parent) else ".")
+            free, need = st.f_bavail * st.f_frsize, path.stat().st_size + _SPACE_MARGIN
+        except OSError:
+            free = need = 0
+        if free < need:
+            raise OutputError(f"cannot resume '{path}': No space left on device (the rebuilt copy needs "
+                              f"about {need} bytes, {free} free); free space and run the resume again")
         step, t_ck, state = ckpt
         with h5py.File(path, "r", swmr=True) as f:
             def meta(ds):
@@ -537,31 +545,32 @@ class ResultWriter:
         keep_t = res.time_days <= t_ck
         keep_s = res.snapshot_times <= t_ck
 
+        def put(ds: h5py.Dataset, data, shape=None) -> None:
+            if shape is not None:
+                ds.resize(shape)
+            if np.size(data):
+                ds[...] = data
+            ds.flush()  # a write error (full disk) raises here, not when ``ds`` is released
+
         def prefill(f: h5py.File) -> None:
             if created is not None:
                 f.attrs["created_utc"] = created
             T = int(keep_t.sum())
             g = f["timeseries"]
             for name in metrics:
-                g[name].resize((res.replicates, T))
-                g[name][...] = res.timeseries[name][:, :T]
-            g["time_days"].resize((T,))
-            g["time_days"][...] = res.time_days[:T]
+                put(g[name], res.timeseries[name][:, :T], (res.replicates, T))
+            put(g["time_days"], res.time_days[:T], (T,))
             S = int(keep_s.sum())
             g = f["snapshots"]
             for name in snap:
-                g[name].resize((S, *snap_shape))
-                if S:
-                    g[name][...] = res.snapshots[name][:S]
-            g["time_days"].resize((S,))
-            g["time_days"][...] = res.snapshot_times[:S]
+                put(g[name], res.snapshots[name][:S], (S, *snap_shape))
+            put(g["time_days"], res.snapshot_times[:S], (S,))
             for g in (f["checkpoint"], *([f["checkpoint/previous"]] if backup else [])):
                 for name, arr in state.items():
-                    if arr.size:
-                        g["state"][name][...] = arr
-                g["step"][()] = np.int64(step)
-                g["time_days"][()] = np.float64(t_ck)
-                g["valid"][()] = np.int8(1)
+                    put(g["state"][name], arr)
+                put(g["step"], np.int64(step))
+                put(g["time_days"], np.float64(t_ck))
+                put(g["valid"], np.int8(1))
 
         w = cls(path, replicates=res.replicates, attrs=attrs, scenario_toml=res.scenario_toml,
                 metrics={n: metrics[n] for n in order["timeseries"] if n in metrics},
