@@ -397,11 +397,9 @@ def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, forc
     voxel-steps/s, set-up time apart from stepping, and the ratio between backends."""
     from pathlib import Path as _P
 
-    from .bench import format_table, run_bench, write_json
-    from .errors import OutputError
-
     from .backends import select
-    from .errors import ScenarioError
+    from .bench import format_table, run_bench, write_json
+    from .errors import OutputError, ScenarioError
     from .params import BY_KEY
 
     lo, hi = BY_KEY["domain.x_voxels"].lo, BY_KEY["domain.x_voxels"].hi

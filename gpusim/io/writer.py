@@ -136,6 +136,9 @@ def _writer_alive(attrs: Mapping[str, Any]) -> bool:
     return True
 
 
+_HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)  # flock's "another holds it"
+
+
 def lock_path(path: str | os.PathLike) -> Path:
     """The lock file of the writer of ``path``: ``.<name>.lock`` in the same directory."""
     path = Path(path)
@@ -151,8 +154,8 @@ def writer_active(path: str | os.PathLike) -> bool:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
+    except OSError as exc:
+        return exc.errno in _HELD  # else a file system without flock: cannot tell, say no
     finally:
         os.close(fd)  # also releases a lock taken just now
     return False
@@ -174,7 +177,9 @@ def _acquire_lock(path: Path) -> int:
                               f"{exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in _HELD:  # a file system without flock: write without the lock
+                return fd
             os.close(fd)
             if time.monotonic() > deadline:
                 raise OutputError(f"output file '{path}' is being written by another gpusim process "
