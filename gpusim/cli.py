@@ -28,7 +28,8 @@ def _errors(fn):
         try:
             return fn(*args, **kwargs)
         except GpusimError as e:
-            click.echo(f"gpusim: error: {e}", err=True)
+            msg = " ".join(line.strip() for line in str(e).splitlines())  # always one line
+            click.echo(f"gpusim: error: {msg}", err=True)
             sys.exit(2)
 
     return wrapper
@@ -235,12 +236,18 @@ def summary(results):
     _print_summary(open_results(results))
 
 
+def _status(res) -> str:
+    """The status to show: a 'running' file whose writer is gone reads 'interrupted'."""
+    now = getattr(res, "status_now", res.status) if res.path is not None else res.status
+    return now if now == res.status else f"{now} (writer gone; 'gpusim resume {res.path}' continues it)"
+
+
 def _print_summary(res) -> None:
     a = res.attrs
     R = res.replicates
     t = res.time_days[-1] if res.time_days.size else 0.0
     click.echo(f"scenario {a.get('scenario_name', '?')}: {R} replicate(s), seed {a.get('seed')}, "
-               f"backend {a.get('backend')}, status {res.status}, t = {t:g} days")
+               f"backend {a.get('backend')}, status {_status(res)}, t = {t:g} days")
     ts = res.timeseries
     if res.time_days.size:
         rows = [("tumour cells (start -> now)", ts["tumour_cells"][:, 0], ts["tumour_cells"][:, -1]),
@@ -276,7 +283,7 @@ def _print_summary(res) -> None:
             v = np.asarray(ep[name], dtype=float)
             click.echo(f"  {label:<28} median {np.median(v):.3g}  (range {np.min(v):.3g}..{np.max(v):.3g})")
     elif res.status != "complete":
-        click.echo(f"  endpoints: not yet written (status {res.status})")
+        click.echo(f"  endpoints: not yet written (status {_status(res).split(' ', 1)[0]})")
 
 
 from .analysis import wilson as _wilson  # noqa: E402  (one implementation, in analysis.py)
@@ -347,29 +354,28 @@ def sweep(scenario, grids, out, replicates, days, seed, sets, force, workers, da
 @click.option("--reference", default=None, metavar="FILE_OR_LABEL",
               help="The arm the others are compared with (an input's label or file, or another "
                    "result file) [default: the first arm].")
+@click.option("--force", is_flag=True, help="Overwrite an existing --csv file.")
 @_errors
-def compare(results, csv_path, horizon, reference):
+def compare(results, csv_path, horizon, reference, force):
     """Endpoints of arms side by side with 95 % confidence intervals, and differences from a
     reference arm (paired when arms share seed and replicate indices).
 
     RESULTS: result files, sweep directories (every point) or DIR:POINT (one point).
     """
     from .analysis import endpoint_table, format_table, write_csv
-    from .ensemble import expand_inputs
+    from .ensemble import open_inputs
     from .errors import OutputError
-    from .io import open_results
+    from .runner import _precheck_output
 
     def load(items):
-        for label, path in expand_inputs(items):
-            if not Path(path).exists() and Path(path).parent.joinpath("index.json").exists():
-                click.echo(f"note: skipping {label}: sweep point not run yet", err=True)
-                continue
-            res = open_results(path)
+        for label, res, path in open_inputs(items, lambda m: click.echo(m, err=True)):
             if res.status != "complete":
-                click.echo(f"note: skipping {label} ('{path}'): status {res.status}, endpoints not written", err=True)
+                click.echo(f"note: skipping {label} ('{path}'): status {res.status_now}, endpoints not written", err=True)
                 continue
             yield label, path, res
 
+    if csv_path is not None:  # before anything is printed
+        _precheck_output(csv_path, force)
     arms, paths = [], []
     for label, path, res in load(results):
         if label in [a for a, _ in arms]:
@@ -399,7 +405,10 @@ def compare(results, csv_path, horizon, reference):
     cmp = endpoint_table(arms, horizon=horizon, reference=ref)
     click.echo(format_table(cmp))
     if csv_path:
-        write_csv(cmp, csv_path)
+        try:
+            write_csv(cmp, csv_path)
+        except OSError as e:
+            raise OutputError(f"cannot write '{csv_path}': {e.strerror or e}") from None
         click.echo(f"wrote {csv_path}")
 
 
@@ -416,7 +425,7 @@ def report(results, out_dir, force):
     if out_dir is None:
         first = Path(results[0].rsplit(":", 1)[0] if not Path(results[0]).exists() else results[0])
         out_dir = first.parent / f"{first.stem}_report"
-    page = report_api(results, out_dir, force=force)
+    page = report_api(results, out_dir, force=force, warn=lambda m: click.echo(m, err=True))
     click.echo(f"wrote {page}")
 
 
@@ -471,10 +480,6 @@ def validate(quick, backend, cases, seed, figures):
 # ---- validation (end) --------------------------------------------------------------------------
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 # ---- performance harness: bench (begin) -----------------------------------------------------
 @main.command()
 @click.argument("scenarios", nargs=-1)
@@ -483,8 +488,9 @@ if __name__ == "__main__":  # pragma: no cover
 @click.option("-r", "--replicates", type=int, default=None, help="Batch size (default: the scenario's).")
 @click.option("--steps", type=int, default=20, show_default=True, help="Timed steps per row.")
 @click.option("--warmup", type=int, default=2, show_default=True, help="Untimed steps before timing.")
-@click.option("--backend", "backends", type=click.Choice(["numpy", "cupy"]), multiple=True,
-              help="Backend to time (repeatable). Default: every backend that can run here.")
+@click.option("--backend", "backends", type=click.Choice(["auto", "numpy", "cupy"]), multiple=True,
+              help="Backend to time (repeatable; auto: the one 'run' would take). "
+                   "Default: every backend that can run here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the full record (device, commit, date, per-phase times) as JSON.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --json file.")
@@ -495,9 +501,16 @@ def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, forc
     voxel-steps/s, set-up time apart from stepping, and the ratio between backends."""
     from pathlib import Path as _P
 
+    from .backends import select
     from .bench import format_table, run_bench, write_json
-    from .errors import OutputError
+    from .errors import OutputError, ScenarioError
+    from .params import BY_KEY
 
+    lo, hi = BY_KEY["domain.x_voxels"].lo, BY_KEY["domain.x_voxels"].hi
+    for n in sizes:
+        if not lo <= n <= hi:
+            raise ScenarioError(f"--size {n}: out of range; allowed: {lo:g} .. {hi:g} voxels (domain.x_voxels)")
+    backends = tuple(dict.fromkeys(select("auto").name if b == "auto" else b for b in backends))
     if json_path and _P(json_path).exists() and not force:
         raise OutputError(f"{json_path} exists; pass --force to overwrite it")
     rec = run_bench(scenarios or ("quickstart",), sizes or (None,), backends or None, replicates,
@@ -507,3 +520,7 @@ def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, forc
     if json_path:
         click.echo(f"wrote {write_json(rec, json_path, force)}")
 # ---- performance harness: bench (end) -------------------------------------------------------
+
+
+if __name__ == "__main__":  # pragma: no cover  (last: every command is registered above)
+    main()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import tomllib
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ import numpy as np
 from .errors import ClusterError, MissingExtraError, OutputError, ScenarioError
 from .io import ResultWriter, Results, open_results
 from .io.writer import RESERVED_ATTRS
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, _split_set, load_scenario
 
 SWEEP_SCHEMA = "gpusim-sweep/1"
 CONNECT_TIMEOUT_S = 3.0
@@ -307,6 +308,13 @@ def plan_sweep(scenario: str | Scenario, grid: dict[str, list[str]], *, replicat
     base = resolve(scenario, replicates=replicates, days=days, seed=seed, overrides=overrides)
     points = []
     keys = list(grid)
+    set_keys = set(overrides) if isinstance(overrides, dict) else {_split_set(o)[0] for o in overrides}
+    for k in keys:
+        if k in set_keys:
+            raise ScenarioError(f"-g/--grid {k}=... and --set {k}=... both set {k}; give only one of them")
+        flag = {"run.replicates": "-r/--replicates", "run.days": "--days", "run.seed": "--seed"}.get(k)
+        if flag and {"run.replicates": replicates, "run.days": days, "run.seed": seed}[k] is not None:
+            raise ScenarioError(f"-g/--grid {k}=... and {flag} both set {k}; give only one of them")
     for i, combo in enumerate(itertools.product(*(grid[k] for k in keys))):
         sets = [f"{k}={v}" for k, v in zip(keys, combo)]
         try:
@@ -344,8 +352,8 @@ def sweep(scenario: str | Scenario, out_dir: str | Path, grid: dict[str, list[st
             raise OutputError(f"'{out_dir}' holds another sweep (other scenario or grid); "
                               "pass --force to replace it or choose another directory")
         if not same:
-            for p in old.get("points", []):
-                (out_dir / p["file"]).unlink(missing_ok=True)
+            for f in _own_point_files(out_dir, old):
+                f.unlink(missing_ok=True)
             ipath.unlink()
         elif log:
             log(f"continuing the sweep in '{out_dir}'")
@@ -380,6 +388,27 @@ def sweep(scenario: str | Scenario, out_dir: str | Path, grid: dict[str, list[st
     return index
 
 
+_POINT_FILE = re.compile(r"^p[0-9]{3,}\.h5$")
+
+
+def _own_point_files(out_dir: Path, index: dict) -> list[Path]:
+    """The point files an old ``index.json`` lists, checked to be ones a sweep creates: a plain
+    name ``pNNN.h5`` directly inside ``out_dir`` (not absolute, no ``..``, no link leading
+    out).  Raises OutputError, deleting nothing, when any entry is something else."""
+    root = out_dir.resolve()
+    files = []
+    points = index.get("points", [])
+    for p in points if isinstance(points, list) else [points]:
+        name = p.get("file") if isinstance(p, dict) else p
+        f = out_dir / name if isinstance(name, str) else None
+        if (f is None or not _POINT_FILE.match(name) or Path(name).name != name
+                or f.resolve().parent != root):
+            raise OutputError(f"'{out_dir / 'index.json'}' lists {name!r}, which is not a point file "
+                              "of this sweep directory (pNNN.h5); nothing was deleted")
+        files.append(f)
+    return files
+
+
 def _set_attrs(path: Path, attrs: dict) -> None:
     with h5py.File(path, "r+") as f:
         for k, v in attrs.items():
@@ -404,6 +433,24 @@ def read_index(out_dir: str | Path) -> dict:
     if index.get("schema") != SWEEP_SCHEMA:
         raise OutputError(f"'{ipath}' is a {index.get('schema')!r} index; this gpusim reads {SWEEP_SCHEMA}")
     return index
+
+
+def open_inputs(items: Sequence[str], warn: Log) -> list[tuple[str, Results, Path]]:
+    """:func:`expand_inputs`, each file read with :func:`open_results`: ``[(label, results,
+    file)]``.  A sweep point not run yet and a file that cannot be read (damaged, truncated, not
+    a result) are skipped with one ``warn`` line each, so one bad input never stops the rest."""
+    out = []
+    for label, path in expand_inputs(items):
+        if not path.exists() and path.parent.joinpath("index.json").exists():
+            warn(f"note: skipping {label}: sweep point not run yet")
+            continue
+        try:
+            res = open_results(path)
+        except OutputError as e:
+            warn(f"warning: skipping {label}: {e}")
+            continue
+        out.append((label, res, path))
+    return out
 
 
 def expand_inputs(items: Sequence[str]) -> list[tuple[str, Path]]:

@@ -241,22 +241,22 @@ def figures(plt, arms):
                "give the cell kinds, CAR-T states and field units; the bar gives the length scale.")
 
 
-def report(inputs: Sequence[str], out_dir: str | os.PathLike, *, force: bool = False) -> Path:
+def report(inputs: Sequence[str], out_dir: str | os.PathLike, *, force: bool = False,
+           warn=None) -> Path:
     """Write the figures and ``index.html`` for ``inputs`` into ``out_dir``; returns the page.
 
     A missing ``out_dir`` is built under a temporary name and moved into place at the end; an
-    existing non-empty one is refused unless ``force``.  Raises OutputError for unreadable
-    inputs, MissingExtraError without matplotlib.
+    existing non-empty one is refused unless ``force``.  An input that cannot be read (damaged,
+    truncated) is skipped with a line to ``warn``; OutputError when no input is left,
+    MissingExtraError without matplotlib.
     """
-    from .ensemble import expand_inputs
-    from .io import open_results
+    from .ensemble import open_inputs
 
     plt = _plt()
-    arms = [(label, open_results(p), Path(p)) for label, p in expand_inputs(inputs)
-            if Path(p).exists() or not Path(p).parent.joinpath("index.json").exists()]
+    arms = open_inputs(inputs, warn or (lambda m: None))  # damaged inputs: skipped, warned
     arms = [(lbl, r, p) for lbl, r, p in arms if r.time_days.size]
     if not arms:
-        raise OutputError("report: no input holds any output interval yet")
+        raise OutputError("report: no readable input holds any output interval yet (damaged or unfinished inputs are skipped)")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"report output '{out}' exists and is not a directory")

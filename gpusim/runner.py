@@ -14,9 +14,9 @@ from . import __version__
 from . import backends
 from .backends import make_simulation, select
 from .engine import ENDPOINTS, METRICS, SNAPSHOTS, Simulation, steps_for
-from .errors import OutputError
+from .errors import OutputError, ScenarioError
 from .io import ResultWriter, Results, open_results
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, _split_set, load_scenario
 
 Progress = Callable[[int, int], None]
 
@@ -27,10 +27,16 @@ def resolve(scenario: Scenario | str, *, replicates=None, first_replicate=None, 
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, overrides)
     if isinstance(scenario, Scenario) and overrides:
         raise TypeError("pass overrides to load_scenario, not with a Scenario object")
+    set_keys = set(overrides) if isinstance(overrides, dict) else {_split_set(o)[0] for o in overrides}
     upd = {}
-    for key, val in (("run__replicates", replicates), ("run__first_replicate", first_replicate),
-                     ("run__seed", seed), ("run__days", days), ("run__backend", backend)):
+    for key, val, opt in (("run__replicates", replicates, "-r/--replicates"),
+                          ("run__first_replicate", first_replicate, "--first-replicate"),
+                          ("run__seed", seed, "--seed"), ("run__days", days, "--days"),
+                          ("run__backend", backend, "--backend")):
         if val is not None:
+            dotted = key.replace("__", ".")
+            if dotted in set_keys:
+                raise ScenarioError(f"{opt} and --set {dotted}=... both set {dotted}; give only one of them")
             upd[key] = val
     return sc.replace(**upd) if upd else sc
 
@@ -61,7 +67,7 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
     if log:
         log(f"backend: {be.name} on {be.device}" + (f" ({be.reason})" if be.reason else ""))
     if out is not None:
-        _precheck_output(Path(out), force)
+        _precheck_output(out, force)
     t0 = time.perf_counter()
     sim = backends.make_simulation(be, sc)
     setup_s = time.perf_counter() - t0
@@ -135,11 +141,15 @@ def resume(path: str | Path, *, progress: Progress | None = None,
     res = open_results(path)  # schema check, clear errors on a bad file
     if res.status == "complete":
         raise OutputError(f"'{path}' is already complete; nothing to resume")
-    sc = load_scenario(tomllib.loads(res.scenario_toml))
+    try:
+        sc = load_scenario(tomllib.loads(res.scenario_toml))
+    except tomllib.TOMLDecodeError as e:
+        raise OutputError(f"cannot resume '{path}': its stored scenario is not valid TOML ({e})") from None
     be = select(sc["run.backend"])
     if log:
         log(f"backend: {be.name} on {be.device}" + (f" ({be.reason})" if be.reason else ""))
     ckpt = res.checkpoint()
+    sim = None
     if ckpt is not None:  # no checkpoint: ResultWriter.resume says so
         missing = sorted(set(STATE_ARRAYS) - set(ckpt[2]))
         unknown = sorted(set(ckpt[2]) - set(STATE_ARRAYS))
@@ -147,16 +157,24 @@ def resume(path: str | Path, *, progress: Progress | None = None,
             raise OutputError(f"the checkpoint in '{path}' does not match this gpusim's engine state "
                               f"(missing {missing}, unknown {unknown}); it was written by another "
                               "gpusim version and cannot be resumed")
+        # Rebuild the simulation before the file is touched: a resume that cannot run refuses
+        # with the file unchanged (docs/io_format.md).
+        step, arrays = ckpt[0], ckpt[2]
+        first = int(res.attrs.get("first_replicate", sc["run.first_replicate"]))
+        reps = np.arange(first, first + res.replicates, dtype=np.int64)
+        try:
+            sim = make_simulation(be, sc, res.replicates, first,
+                                  state=State({k: arrays[k] for k in STATE_ARRAYS}, reps, step))
+            _check_state_shapes(sim, arrays)
+        except (ValueError, TypeError, IndexError, KeyError) as e:
+            msg = " ".join(str(e).split()) or type(e).__name__
+            raise OutputError(f"cannot resume '{path}': its checkpoint does not fit its stored scenario "
+                              f"({msg}); run it again with --force") from None
     w = ResultWriter.resume(path)  # rebuilds the file up to the checkpoint
     try:
         step, t_ck = w.resumed_from
         if step != ckpt[0]:  # pragma: no cover - only if another process changed the file
             raise OutputError(f"the checkpoint in '{path}' changed while resuming")
-        arrays = ckpt[2]
-        first = int(res.attrs.get("first_replicate", sc["run.first_replicate"]))
-        reps = np.arange(first, first + res.replicates, dtype=np.int64)
-        sim = make_simulation(be, sc, res.replicates, first,
-                              state=State({k: arrays[k] for k in STATE_ARRAYS}, reps, step))
         if log:
             log(f"resuming '{path}' at day {t_ck:g} (step {step})")
     except BaseException:
@@ -169,11 +187,29 @@ def resume(path: str | Path, *, progress: Progress | None = None,
     return sink.results()
 
 
-def _precheck_output(path: Path, force: bool) -> None:
+def _check_state_shapes(sim, arrays) -> None:
+    """ValueError if a checkpointed state array does not have the shape the scenario gives
+    (lattice arrays (R, Z, Y, X), the agent table (R, capacity), per-replicate values (R,))."""
+    from .engine import AGENTS, LATTICE
+
+    R, shape, cap = len(sim.replicates), tuple(sim.shape), int(sim.capacity)
+    for k, a in arrays.items():
+        want = (R, *shape) if k in LATTICE else (R, cap) if k in AGENTS else (R,)
+        if tuple(a.shape) != want:
+            raise ValueError(f"state array '{k}' has shape {tuple(a.shape)}, the scenario needs {want}")
+
+
+def _precheck_output(path: str | Path, force: bool) -> None:
     """Fail on an unusable output path before any work (the writer checks again when it opens)."""
     from .errors import OutputError
+    from .io.writer import check_output_path, lock_path, writer_active
     import os
 
+    check_output_path(path)
+    path = Path(path)
+    if writer_active(path):
+        raise OutputError(f"output file '{path}' is being written by another gpusim process "
+                          f"(lock '{lock_path(path)}'); wait for it or choose another output")
     if path.exists() and not force:
         raise OutputError(f"output file '{path}' exists; pass --force to overwrite it")
     parent = path.parent if str(path.parent) else Path(".")

@@ -432,8 +432,10 @@ def test_sigkill_keeps_every_flushed_interval(tmp_path):
     step, t, st = res.checkpoint()  # written mid-run; the later appends flushed on their own
     assert (step, t) == (n // 2, float(n // 2))
     np.testing.assert_array_equal(st["s"], np.arange(4) * (n // 2))
-    # Only the temporary-name-free result file is there.
-    assert os.listdir(tmp_path) == ["run.h5"]
+    # Only the temporary-name-free result file is there, and the killed writer's lock file
+    # (empty, no longer locked: the next writer of run.h5, or a resume, takes it and removes it).
+    assert sorted(os.listdir(tmp_path)) == [".run.h5.lock", "run.h5"]
+    assert res.status_now == "interrupted"
 
 
 def test_finish_while_another_process_holds_the_file(tmp_path, monkeypatch):

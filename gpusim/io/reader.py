@@ -12,13 +12,14 @@ Usage::
     res = open_results("run.h5")
     res.status                         # "running", "complete", "failed" or "interrupted"
     res.time_days                      # (T,) day
-    res.timeseries["tumor_cells"]      # (R, T)
-    res.units["/timeseries/tumor_cells"]
+    res.timeseries["tumour_cells"]      # (R, T)
+    res.units["/timeseries/tumour_cells"]
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,53 @@ def _looks_like_hdf5(path: Path) -> bool:
     return False
 
 
+def _marked_swmr_writing(path: Path) -> bool:
+    """True if the superblock (version 3, at byte 0) has the SWMR-write consistency flag."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return len(head) == 12 and head[:8] == _HDF5_SIGNATURE and head[8] >= 3 and bool(head[11] & 0x04)
+
+
+# Metadata read attempts of an SWMR reader.  HDF5's default (100, with growing sleeps) makes a
+# damaged file take minutes to fail; a live writer's update in progress needs only a few.
+_SWMR_READ_ATTEMPTS = 10
+_swmr_fapl_cache: list = []
+
+
+def _swmr_fapl():
+    """A file-access property list with :data:`_SWMR_READ_ATTEMPTS` (``H5Pset_metadata_read_attempts``,
+    which h5py does not wrap, called in h5py's own HDF5 library), or None where that fails."""
+    if not _swmr_fapl_cache:
+        fapl = None
+        try:
+            import ctypes
+            import glob
+
+            libs = glob.glob(os.path.join(os.path.dirname(h5py.__file__), os.pardir, "h5py.libs", "libhdf5-*.so*"))
+            lib = ctypes.CDLL(libs[0]) if libs else ctypes.CDLL(None)
+            fn = lib.H5Pset_metadata_read_attempts
+            fn.argtypes, fn.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+            fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+            fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+            if fn(fapl.id, _SWMR_READ_ATTEMPTS) < 0:
+                fapl = None
+        except Exception:  # pragma: no cover - another HDF5 build: keep HDF5's default
+            fapl = None
+        _swmr_fapl_cache.append(fapl)
+    return _swmr_fapl_cache[0]
+
+
+def _open_swmr(path: Path) -> h5py.File:
+    fapl = _swmr_fapl()
+    if fapl is None:
+        return h5py.File(path, "r", swmr=True)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
 def _open_h5(path: Path) -> h5py.File:
     """Open ``path`` read-only: SWMR read mode first, plain read mode as fallback."""
     if not path.exists():
@@ -60,18 +108,27 @@ def _open_h5(path: Path) -> h5py.File:
         raise OutputError(f"cannot read results '{path}': it is a directory")
     if not _looks_like_hdf5(path):
         raise OutputError(f"cannot read results '{path}': not an HDF5 file")
+    # A file still marked as being written in SWMR mode (live, or its writer was killed) opens
+    # in SWMR read mode.  Any other file opens in plain read mode first: HDF5 then checks its
+    # length, so a truncated file fails at once (an SWMR reader retries damaged metadata reads
+    # for minutes, taking them for a writer's update in progress).
+    swmr_first = _marked_swmr_writing(path)
     deadline = time.monotonic() + _OPEN_WAIT_S
     while True:
-        try:
-            return h5py.File(path, "r", swmr=True)
-        except OSError:
-            pass
+        if swmr_first:
+            try:
+                return _open_swmr(path)
+            except OSError:
+                pass
         try:  # files not written in SWMR mode (older superblock) refuse SWMR read in some HDF5s
             return h5py.File(path, "r")
         except OSError as exc:
             err = exc
-        if "lock" not in str(err).lower() or time.monotonic() > deadline:
-            raise OutputError(f"cannot read results '{path}': {err}") from err
+        locked = re.search(r"\block", str(err).lower()) is not None  # not "sblock"
+        if not locked:
+            raise _damaged(path, err) from None
+        if time.monotonic() > deadline:
+            raise OutputError(f"cannot read results '{path}': {' '.join(str(err).split())}") from None
         time.sleep(0.05)
 
 
@@ -92,10 +149,10 @@ def _check_schema(f: h5py.File, path: Path) -> str:
     return schema
 
 
-def _read(ds: h5py.Dataset, swmr: bool) -> np.ndarray:
+def _read(ds: h5py.Dataset, swmr: bool, sel: Any = ...) -> np.ndarray:
     if swmr:
         ds.refresh()
-    return np.asarray(ds[...])  # a 0-d array (not a NumPy scalar) for scalar datasets
+    return np.asarray(ds[sel])  # a 0-d array (not a NumPy scalar) for scalar datasets
 
 
 @dataclass
@@ -118,7 +175,7 @@ class Results:
     snapshot_times: (S,) float64, day.
     snapshots: name -> (S, Rs, Z, Y, X) lattice snapshots of the first ``Rs`` replicates.
     endpoints: name -> (R,) per-replicate outcomes (NaN / -1 until the run completes).
-    units: dataset path (``"/timeseries/tumor_cells"``) -> units string.
+    units: dataset path (``"/timeseries/tumour_cells"``) -> units string.
     descriptions: dataset path -> description string.
     """
 
@@ -154,18 +211,34 @@ class Results:
         writer is still running and replaces the checkpoint while it is read, the read is
         repeated; the header (slot, valid, step, time) is re-read from a fresh open to check.
         """
-        for _ in range(5):
-            with _open_h5(self.path) as f:
-                head = _checkpoint_head(f)
-                if head is None:
-                    return None
-                swmr = f.swmr_mode
-                g = _checkpoint_slot(f, head)
-                state = {name: _read(ds, swmr) for name, ds in g["state"].items()}
-            with _open_h5(self.path) as f:
-                if _checkpoint_head(f) == head:
-                    return head[0], head[1], state
+        try:
+            for _ in range(5):
+                with _open_h5(self.path) as f:
+                    head = _checkpoint_head(f)
+                    if head is None:
+                        return None
+                    swmr = f.swmr_mode
+                    g = _checkpoint_slot(f, head)
+                    state = {name: _read(ds, swmr) for name, ds in g["state"].items()}
+                with _open_h5(self.path) as f:
+                    if _checkpoint_head(f) == head:
+                        return head[0], head[1], state
+        except OutputError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise _damaged(self.path, exc) from None
         raise OutputError(f"the checkpoint in '{self.path}' kept changing while being read")
+
+    @property
+    def status_now(self) -> str:
+        """``status``, except that a ``running`` file whose writer is gone (killed, or stopped by
+        a write error before it could record one) reads ``interrupted``."""
+        if self.status == "running" and self.path is not None:
+            from gpusim.io.writer import _writer_alive, writer_active
+
+            if not writer_active(self.path) and not _writer_alive(self.attrs):
+                return "interrupted"
+        return self.status
 
 
 def _checkpoint_slot(f: h5py.File, head) -> h5py.Group:
@@ -193,16 +266,38 @@ def open_results(path: str | os.PathLike) -> Results:
     Raises OutputError if the file is missing, not HDF5, or not of schema ``gpusim/1``.
     """
     path = Path(path)
+    for attempt in range(4):
+        try:
+            return _load(path)
+        except OutputError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            # a file being written may be caught mid-update: read it again before giving up
+            if attempt == 3 or not _marked_swmr_writing(path):
+                raise _damaged(path, exc) from None
+            time.sleep(0.2)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _damaged(path: Path, exc: BaseException) -> OutputError:
+    """The one-line error for a result file that opens but cannot be read (cut short, corrupt)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 160:
+        text = text[:157] + "..."
+    return OutputError(f"cannot read results '{path}': the file is damaged or truncated ({text})")
+
+
+def _load(path: Path) -> Results:
     with _open_h5(path) as f:
         schema = _check_schema(f, path)
         swmr = f.swmr_mode
         units: dict[str, str] = {}
         descriptions: dict[str, str] = {}
 
-        def load(ds: h5py.Dataset) -> np.ndarray:
+        def load(ds: h5py.Dataset, sel: Any = ...) -> np.ndarray:
             units[ds.name] = _py(ds.attrs.get("units", ""))
             descriptions[ds.name] = _py(ds.attrs.get("description", ""))
-            return _read(ds, swmr)
+            return _read(ds, swmr, sel)
 
         attrs = {k: _py(v) for k, v in f.attrs.items()}
         scenario = f["scenario"]
@@ -212,19 +307,27 @@ def open_results(path: str | os.PathLike) -> Results:
 
         # Time series: the writer grows time_days last, so T = len(time_days) normally; the
         # minimum over all datasets also covers files written by other means.
+        # Only the first T (S) entries are read: data past them may be a write that never
+        # completed (a kill or a full disk in the middle of an interval).
         g = f["timeseries"]
         time_days = load(g["time_days"])
-        timeseries = {name: load(ds) for name, ds in g.items() if name != "time_days"}
-        T = min([len(time_days), *(a.shape[1] for a in timeseries.values())])
+        names = [name for name in g if name != "time_days"]
+        if swmr:
+            for name in names:
+                g[name].refresh()
+        T = min([len(time_days), *(g[name].shape[1] for name in names)])
         time_days = time_days[:T]
-        timeseries = {k: a[:, :T] for k, a in timeseries.items()}
+        timeseries = {name: load(g[name], np.s_[:, :T]) for name in names}
 
         g = f["snapshots"]
         snapshot_times = load(g["time_days"])
-        snapshots = {name: load(ds) for name, ds in g.items() if name != "time_days"}
-        S = min([len(snapshot_times), *(a.shape[0] for a in snapshots.values())])
+        names = [name for name in g if name != "time_days"]
+        if swmr:
+            for name in names:
+                g[name].refresh()
+        S = min([len(snapshot_times), *(g[name].shape[0] for name in names)])
         snapshot_times = snapshot_times[:S]
-        snapshots = {k: a[:S] for k, a in snapshots.items()}
+        snapshots = {name: load(g[name], np.s_[:S]) for name in names}
 
         endpoints = {name: load(ds) for name, ds in f["endpoints"].items()}
 

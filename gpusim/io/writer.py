@@ -16,10 +16,10 @@ in ordinary read-write mode.  The layout is documented in ``docs/io_format.md``.
 Usage::
 
     with ResultWriter("run.h5", replicates=R, attrs={...}, scenario_toml=text,
-                      metrics={"tumor_cells": ("cells", "live tumour cells")},
+                      metrics={"tumour_cells": ("cells", "live tumour cells")},
                       endpoints={"cleared": ("bool", "", "tumour cleared by the end")}) as w:
         for t in output_times:
-            w.append(t, {"tumor_cells": counts})          # counts: shape (R,)
+            w.append(t, {"tumour_cells": counts})          # counts: shape (R,)
         w.finish({"cleared": cleared})                     # cleared: shape (R,)
 
 Leaving the ``with`` block with an exception records ``status="failed"`` (``"interrupted"``
@@ -29,7 +29,9 @@ ever written from ``__del__``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import re
 import secrets
@@ -64,6 +66,13 @@ _CHUNK_BYTES = 1 << 20
 # How long finish()/close() keep retrying to reopen the file read-write while another
 # process (a live reader) holds a lock on it, before opening it without file locking.
 _REOPEN_WAIT_S = 2.0
+# How long a new writer retries the output lock (a reader probing it holds it for microseconds).
+_LOCK_WAIT_S = 0.5
+# Free space (bytes) kept in reserve beyond each write, so that a writer that stops on a full
+# disk can still close the file cleanly and record status "failed".
+_SPACE_MARGIN = 1 << 20
+# Free space (bytes) needed to try recording status "failed" after a write error.
+_STATUS_ROOM = 1 << 18
 
 
 def _utc_now() -> str:
@@ -125,6 +134,180 @@ def _writer_alive(attrs: Mapping[str, Any]) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)  # flock's "another holds it"
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of the writer of ``path``: ``.<name>.lock`` in the same directory."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+def writer_active(path: str | os.PathLike) -> bool:
+    """True while a live :class:`ResultWriter` (any process on this host, or on a file system
+    with working ``flock``) holds the lock of ``path``.  Takes the lock for a moment to test it."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in _HELD  # else a file system without flock: cannot tell, say no
+    finally:
+        os.close(fd)  # also releases a lock taken just now
+    return False
+
+
+def _acquire_lock(path: Path) -> int:
+    """Take the writer lock of ``path`` (an ``flock`` on its lock file); returns the descriptor.
+
+    OutputError if another live writer holds it.  The lock file is removed when the writer
+    releases it; the identity check after locking covers a writer that removed it meanwhile.
+    """
+    lp = lock_path(path)
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot create the lock file '{lp}' of output '{path}': "
+                              f"{exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in _HELD:  # a file system without flock: write without the lock
+                return fd
+            os.close(fd)
+            if time.monotonic() > deadline:
+                raise OutputError(f"output file '{path}' is being written by another gpusim process "
+                                  f"(lock '{lp}'); wait for it or choose another output") from None
+            time.sleep(0.02)
+            continue
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lp).st_ino
+        except OSError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the holder removed the lock file before we locked it: take a fresh one
+
+
+def _release_lock(path: Path, fd: int | None) -> None:
+    if fd is None:
+        return
+    try:
+        lock_path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def _lookup3(data: bytes) -> int:
+    """Bob Jenkins' lookup3 ``hashlittle`` with initval 0: the HDF5 metadata checksum."""
+    M = 0xFFFFFFFF
+    rot = lambda x, k: ((x << k) | (x >> (32 - k))) & M
+    n = len(data)
+    a = b = c = (0xDEADBEEF + n) & M
+    i = 0
+    word = lambda j: int.from_bytes(data[j:j + 4].ljust(4, b"\0"), "little")
+    while n - i > 12:
+        a, b, c = (a + word(i)) & M, (b + word(i + 4)) & M, (c + word(i + 8)) & M
+        a = (a - c) & M; a ^= rot(c, 4); c = (c + b) & M  # noqa: E702
+        b = (b - a) & M; b ^= rot(a, 6); a = (a + c) & M  # noqa: E702
+        c = (c - b) & M; c ^= rot(b, 8); b = (b + a) & M  # noqa: E702
+        a = (a - c) & M; a ^= rot(c, 16); c = (c + b) & M  # noqa: E702
+        b = (b - a) & M; b ^= rot(a, 19); a = (a + c) & M  # noqa: E702
+        c = (c - b) & M; c ^= rot(b, 4); b = (b + a) & M  # noqa: E702
+        i += 12
+    if n == i:
+        return c
+    a, b, c = (a + word(i)) & M, (b + word(i + 4)) & M, (c + word(i + 8)) & M
+    c ^= b; c = (c - rot(b, 14)) & M  # noqa: E702
+    a ^= c; a = (a - rot(c, 11)) & M  # noqa: E702
+    b ^= a; b = (b - rot(a, 25)) & M  # noqa: E702
+    c ^= b; c = (c - rot(b, 16)) & M  # noqa: E702
+    a ^= c; a = (a - rot(c, 4)) & M  # noqa: E702
+    b ^= a; b = (b - rot(a, 14)) & M  # noqa: E702
+    c ^= b; c = (c - rot(b, 24)) & M  # noqa: E702
+    return c
+
+
+def _clear_status_flags(path: Path) -> bool:
+    """Clear the file-consistency flags of a version 2/3 superblock (what ``h5clear -s`` does).
+
+    A writer abandoned after a write error leaves them set ("file is already open for write");
+    the file content is that of its last flush.  Also extends a file shorter than its recorded
+    end of allocation (sparse, no disk space).  Returns False, changing nothing, when the
+    superblock is not one this function knows (its checksum must verify).
+    """
+    with open(path, "r+b") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] not in (2, 3):
+            return False
+        o = head[9]
+        rest = fh.read(4 * o + 4)
+        sb = bytearray(head + rest)
+        if len(sb) != 16 + 4 * o or int.from_bytes(sb[-4:], "little") != _lookup3(bytes(sb[:-4])):
+            return False
+        eoa = int.from_bytes(sb[12 + 2 * o:12 + 3 * o], "little")
+        sb[11] = 0
+        sb[-4:] = _lookup3(bytes(sb[:-4])).to_bytes(4, "little")
+        fh.seek(0)
+        fh.write(bytes(sb))
+        fh.flush()
+        if os.fstat(fh.fileno()).st_size < eoa:
+            fh.truncate(eoa)
+    return True
+
+
+def _abandon(f: h5py.File) -> None:
+    """Close ``f`` without writing another byte to the file: its descriptor is first pointed at
+    an anonymous in-memory file, so HDF5 closes cleanly (its last writes land there) and the
+    file on disk stays exactly as it was at its last successful flush."""
+    try:
+        fd = f.id.get_vfd_handle()
+        sink = os.memfd_create("gpusim-abandoned")
+        try:
+            os.dup2(sink, fd)
+        finally:
+            os.close(sink)
+    except Exception:  # pragma: no cover - no descriptor to replace; close as best we can
+        pass
+    try:
+        f.close()
+    except Exception:
+        pass
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message on one line (HDF5 messages span several)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong in an I/O error, short: the system's message (from HDF5's long text)."""
+    m = re.search(r"errno = (\d+), error message = '([^']*)'", str(exc))
+    if isinstance(exc, OSError) and exc.strerror and not m:
+        return exc.strerror
+    if m:
+        return f"{m.group(2)} (errno {m.group(1)})"
+    return _first_line(exc)
+
+
+def check_output_path(path: str | os.PathLike) -> None:
+    """OutputError for an output name that cannot be a file: empty, a directory name, or a
+    dangling symbolic link."""
+    raw = os.fspath(path)
+    path = Path(raw)
+    if not raw.strip() or raw.endswith(("/", os.sep)) or path.name in ("", ".", ".."):
+        raise OutputError(f"output path {raw!r} is not a file name; give one such as 'results/run.h5'")
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"output path '{path}' is a dangling symbolic link (to '{os.readlink(path)}'); "
+                          "remove it or choose another output")
 
 
 def _py_attr(value: Any) -> Any:
@@ -201,11 +384,13 @@ class ResultWriter:
     ) -> None:
         self._file: h5py.File | None = None
         self._closed = True
+        self._lock: int | None = None
         self._ckpt_backup = bool(checkpoint_backup)
         self.path = Path(path)
         self.status = "running"
 
         # ---- validate everything before touching the file system ------------------------
+        check_output_path(self.path)
         if self.path.exists() and not force:
             raise OutputError(f"output file '{self.path}' exists; pass --force to overwrite it")
         if self.path.is_dir():
@@ -266,11 +451,16 @@ class ResultWriter:
         # ---- build the file under a temporary name, then move it into place -------------
         # The temporary file sits next to the target (same file system), so the final step is
         # an atomic link/rename and an existing target is never touched before it succeeds.
+        # One live writer per output path: the lock is held until the final status is written.
+        self._lock = _acquire_lock(self.path)
         tmp = parent / f".{self.path.name}.{secrets.token_hex(4)}.partial"
         try:
             f = h5py.File(tmp, "x", libver="latest")
         except OSError as exc:
-            raise OutputError(f"cannot create a file in output directory '{parent}': {exc}") from exc
+            tmp.unlink(missing_ok=True)  # HDF5 may leave an empty file when the disk is full
+            _release_lock(self.path, self._lock)
+            raise OutputError(f"cannot create a file in output directory '{parent}': "
+                              f"{_reason(exc)}") from None
         try:
             self._build(f, R, root_attrs, scenario_toml)
             if _prefill is not None:  # resume(): copy the kept data before SWMR and the move
@@ -280,12 +470,13 @@ class ResultWriter:
             self._move_into_place(tmp, force)
         except BaseException as exc:
             try:
-                f.close()
+                _abandon(f)
             finally:
                 tmp.unlink(missing_ok=True)
+                _release_lock(self.path, self._lock)
             if isinstance(exc, OutputError) or not isinstance(exc, Exception):
                 raise
-            raise OutputError(f"cannot create output file '{self.path}': {exc}") from exc
+            raise OutputError(f"cannot create output file '{self.path}': {_reason(exc)}") from None
 
         self._file = f
         self._closed = False
@@ -323,6 +514,9 @@ class ResultWriter:
         res = open_results(path)
         if res.status == "complete":
             raise OutputError(f"'{path}' is already complete; nothing to resume")
+        if writer_active(path):
+            raise OutputError(f"'{path}' is still being written by another gpusim process "
+                              f"(lock '{lock_path(path)}'); stop it first (a resume would replace the live file)")
         if res.status == "running" and _writer_alive(res.attrs):
             raise OutputError(f"'{path}' is still being written by process {res.attrs['writer_pid']} "
                               "on this host; stop it first (a resume would replace the live file)")
@@ -330,6 +524,14 @@ class ResultWriter:
         if ckpt is None:
             raise OutputError(f"'{path}' has no valid checkpoint to resume from "
                               "(it was stopped before the first one); run it again with --force")
+        try:  # the rebuilt copy sits next to the file until it replaces it
+            st = os.statvfs(path.parent if str(path.parent) else ".")
+            free, need = st.f_bavail * st.f_frsize, path.stat().st_size + _SPACE_MARGIN
+        except OSError:
+            free = need = 0
+        if free < need:
+            raise OutputError(f"cannot resume '{path}': No space left on device (the rebuilt copy needs "
+                              f"about {need} bytes, {free} free); free space and run the resume again")
         step, t_ck, state = ckpt
         with h5py.File(path, "r", swmr=True) as f:
             def meta(ds):
@@ -348,31 +550,32 @@ class ResultWriter:
         keep_t = res.time_days <= t_ck
         keep_s = res.snapshot_times <= t_ck
 
+        def put(ds: h5py.Dataset, data, shape=None) -> None:
+            if shape is not None:
+                ds.resize(shape)
+            if np.size(data):
+                ds[...] = data
+            ds.flush()  # a write error (full disk) raises here, not when ``ds`` is released
+
         def prefill(f: h5py.File) -> None:
             if created is not None:
                 f.attrs["created_utc"] = created
             T = int(keep_t.sum())
             g = f["timeseries"]
             for name in metrics:
-                g[name].resize((res.replicates, T))
-                g[name][...] = res.timeseries[name][:, :T]
-            g["time_days"].resize((T,))
-            g["time_days"][...] = res.time_days[:T]
+                put(g[name], res.timeseries[name][:, :T], (res.replicates, T))
+            put(g["time_days"], res.time_days[:T], (T,))
             S = int(keep_s.sum())
             g = f["snapshots"]
             for name in snap:
-                g[name].resize((S, *snap_shape))
-                if S:
-                    g[name][...] = res.snapshots[name][:S]
-            g["time_days"].resize((S,))
-            g["time_days"][...] = res.snapshot_times[:S]
+                put(g[name], res.snapshots[name][:S], (S, *snap_shape))
+            put(g["time_days"], res.snapshot_times[:S], (S,))
             for g in (f["checkpoint"], *([f["checkpoint/previous"]] if backup else [])):
                 for name, arr in state.items():
-                    if arr.size:
-                        g["state"][name][...] = arr
-                g["step"][()] = np.int64(step)
-                g["time_days"][()] = np.float64(t_ck)
-                g["valid"][()] = np.int8(1)
+                    put(g["state"][name], arr)
+                put(g["step"], np.int64(step))
+                put(g["time_days"], np.float64(t_ck))
+                put(g["valid"], np.int8(1))
 
         w = cls(path, replicates=res.replicates, attrs=attrs, scenario_toml=res.scenario_toml,
                 metrics={n: metrics[n] for n in order["timeseries"] if n in metrics},
@@ -401,7 +604,7 @@ class ResultWriter:
         ds = f.create_dataset("scenario", data=scenario_toml, dtype=h5py.string_dtype("utf-8"))
         _set_common(ds, "", "fully resolved scenario as TOML (re-runnable as is)")
 
-        ct = max(1, min(1024, _CHUNK_BYTES // (8 * R)))
+        ct = self._ct = max(1, min(1024, _CHUNK_BYTES // (8 * R)))
         g = f.create_group("timeseries")
         ds = g.create_dataset("time_days", shape=(0,), maxshape=(None,), chunks=(ct,), dtype="f8")
         _set_common(ds, "day", "simulated time of each output interval")
@@ -522,18 +725,20 @@ class ResultWriter:
         f = self._require_open()
         t = self._check_time("append", time_days, self._last_t)
         cols = self._check_arrays("append", metrics, self._metrics, (self.replicates,))
-        self._mirror_checkpoint()
-        T = self._T + 1
-        g = f["timeseries"]
-        for name, col in cols.items():
-            ds = g[name]
-            ds.resize((self.replicates, T))
-            ds[:, T - 1] = col.astype(np.float64, copy=False)
-        f.flush()
-        ds = g["time_days"]
-        ds.resize((T,))
-        ds[T - 1] = t
-        f.flush()
+        with self._writing(8 * self.replicates * len(cols) * (self._ct if self._T % self._ct == 0 else 1)):
+            self._mirror_checkpoint()
+            T = self._T + 1
+            g = f["timeseries"]
+            for name, col in cols.items():
+                ds = g[name]
+                ds.resize((self.replicates, T))
+                ds[:, T - 1] = col.astype(np.float64, copy=False)
+                ds.flush()  # a write error raises here, not later when ``ds`` is released
+            f.flush()
+            ds = g["time_days"]
+            ds.resize((T,))
+            ds[T - 1] = t
+            f.flush()
         self._T, self._last_t = T, t
 
     def snapshot(self, time_days: float, arrays: Mapping[str, np.ndarray]) -> None:
@@ -549,15 +754,17 @@ class ResultWriter:
         arrs = self._check_arrays("snapshot", arrays, self._snap_fields, self._snap_shape)
         S = self._S + 1
         g = f["snapshots"]
-        for name, arr in arrs.items():
-            ds = g[name]
-            ds.resize((S, *self._snap_shape))
-            ds[S - 1] = arr.astype(ds.dtype, copy=False)
-        f.flush()
-        ds = g["time_days"]
-        ds.resize((S,))
-        ds[S - 1] = t
-        f.flush()
+        with self._writing(sum(a.nbytes for a in arrs.values())):
+            for name, arr in arrs.items():
+                ds = g[name]
+                ds.resize((S, *self._snap_shape))
+                ds[S - 1] = arr.astype(ds.dtype, copy=False)
+                ds.flush()
+            f.flush()
+            ds = g["time_days"]
+            ds.resize((S,))
+            ds[S - 1] = t
+            f.flush()
         self._S, self._last_snap_t = S, t
 
     def checkpoint(self, step: int, time_days: float, state: Mapping[str, np.ndarray]) -> None:
@@ -583,17 +790,20 @@ class ResultWriter:
                 raise OutputError(f"checkpoint {name!r}: shape {arr.shape}, expected {shape}")
             arrs[name] = arr.astype(dt, copy=False)
         g = f["checkpoint"]
-        g["valid"][()] = np.int8(0)
-        f.flush()
-        for name, arr in arrs.items():
-            if arr.size:
-                g["state"][name][...] = arr
-        f.flush()
-        g["step"][()] = np.int64(step)
-        g["time_days"][()] = np.float64(time_days)
-        f.flush()
-        g["valid"][()] = np.int8(1)
-        f.flush()
+        with self._writing(sum(a.nbytes for a in arrs.values())):
+            g["valid"][()] = np.int8(0)
+            f.flush()
+            for name, arr in arrs.items():
+                if arr.size:
+                    ds = g["state"][name]
+                    ds[...] = arr
+                    ds.flush()
+            f.flush()
+            g["step"][()] = np.int64(step)
+            g["time_days"][()] = np.float64(time_days)
+            f.flush()
+            g["valid"][()] = np.int8(1)
+            f.flush()
         self._mirror_pending = True
 
     def _mirror_checkpoint(self) -> None:
@@ -611,7 +821,9 @@ class ResultWriter:
         f.flush()
         for name in self._ckpt_spec:
             if src["state"][name].size:
-                dst["state"][name][...] = src["state"][name][...]
+                ds = dst["state"][name]
+                ds[...] = src["state"][name][...]
+                ds.flush()
         f.flush()
         dst["step"][()] = src["step"][()]
         dst["time_days"][()] = src["time_days"][()]
@@ -628,11 +840,14 @@ class ResultWriter:
         """
         f = self._require_open()
         arrs = self._check_arrays("finish", endpoints, self._endpoints, (self.replicates,))
-        self._mirror_checkpoint()
-        g = f["endpoints"]
-        for name, arr in arrs.items():
-            g[name][...] = arr.astype(self._endpoints[name][0], copy=False)
-        f.flush()
+        with self._writing(sum(a.nbytes for a in arrs.values())):
+            self._mirror_checkpoint()
+            g = f["endpoints"]
+            for name, arr in arrs.items():
+                ds = g[name]
+                ds[...] = arr.astype(self._endpoints[name][0], copy=False)
+                ds.flush()
+            f.flush()
         self._set_final_status("complete", None)
 
     def close(self, status: str = "failed", error: str | None = None) -> None:
@@ -651,18 +866,105 @@ class ResultWriter:
         f, self._file, self._closed = self._file, None, True
         assert f is not None
         try:
-            f.flush()
+            try:
+                f.flush()
+                f.close()
+            except (OSError, RuntimeError) as exc:
+                _abandon(f)
+                self._after_write_error(exc)  # raises
+            try:
+                g = self._reopen_rw()
+            except OutputError:
+                self._recover_flags()
+                raise
+            try:
+                g.attrs["status"] = status
+                g.attrs["ended_utc"] = _utc_now()
+                if error:
+                    g.attrs["error"] = error
+                g.close()
+            except (OSError, RuntimeError) as exc:
+                _abandon(g)
+                self._recover_flags()
+                raise OutputError(f"cannot record status {status!r} in '{self.path}': "
+                                  f"{_first_line(exc)}") from None
+            self.status = status
         finally:
-            f.close()
-        g = self._reopen_rw()
+            _release_lock(self.path, self._lock)
+            self._lock = None
+
+    # ---- write errors (full disk, quota, I/O error) ---------------------------------------
+    @contextlib.contextmanager
+    def _writing(self, nbytes: int):
+        """Run one write stage; on an OSError (or too little free space for ``nbytes`` plus a
+        margin) abandon the file as of its last flush, record ``status="failed"`` when there
+        is room, release the lock and raise one OutputError saying what was kept."""
         try:
-            g.attrs["status"] = status
-            g.attrs["ended_utc"] = _utc_now()
-            if error:
-                g.attrs["error"] = error
+            st = os.statvfs(self.path.parent if str(self.path.parent) else ".")
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            free = None
+        if free is not None and free < nbytes + _SPACE_MARGIN:
+            self._fail(OSError(errno.ENOSPC, f"No space left on device (needs about {nbytes + _SPACE_MARGIN} "
+                                             f"bytes, {free} free)"), clean=True)
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError for a failed flush
+            self._fail(exc, clean=False)
+
+    def _fail(self, exc: Exception, *, clean: bool) -> None:
+        """Stop writing after ``exc``.  ``clean``: nothing was written since the last flush, so
+        the file is closed the ordinary way; otherwise it is abandoned unwritten."""
+        f, self._file, self._closed = self._file, None, True
+        if clean:
+            try:
+                f.close()
+            except (OSError, RuntimeError):
+                _abandon(f)
+        else:
+            _abandon(f)
+        try:
+            self._after_write_error(exc)
         finally:
-            g.close()
-        self.status = status
+            _release_lock(self.path, self._lock)
+            self._lock = None
+
+    def _after_write_error(self, exc: Exception) -> None:
+        """The file is closed; make it readable, record the failure if possible, raise."""
+        reason = _reason(exc)
+        self._recover_flags()
+        recorded = False
+        try:
+            st = os.statvfs(self.path.parent if str(self.path.parent) else ".")
+            room = st.f_bavail * st.f_frsize >= _STATUS_ROOM
+        except OSError:
+            room = False
+        if room:
+            try:
+                g = h5py.File(self.path, "r+", locking=False)
+            except OSError:
+                g = None
+            if g is not None:
+                try:
+                    g.attrs["status"] = "failed"
+                    g.attrs["ended_utc"] = _utc_now()
+                    g.attrs["error"] = f"OSError: {reason}"
+                    g.close()
+                    recorded = True
+                except (OSError, RuntimeError):
+                    _abandon(g)
+                    self._recover_flags()
+        self.status = "failed" if recorded else "running"
+        kept = f"{self._T} output interval(s)" if hasattr(self, "_T") else "nothing"
+        state = "status failed" if recorded else "status not recorded"
+        raise OutputError(f"cannot write to '{self.path}': {reason}; the file keeps {kept} ({state}); "
+                          f"free space and continue it with 'gpusim resume {self.path}'")
+
+    def _recover_flags(self) -> None:
+        try:
+            _clear_status_flags(self.path)
+        except OSError:
+            pass
 
     def _reopen_rw(self) -> h5py.File:
         """Reopen the (closed) file read-write, waiting briefly for readers holding a lock."""
