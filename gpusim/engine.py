@@ -158,7 +158,8 @@ SNAPSHOTS: dict[str, tuple[str, str, str]] = {
 EVENTS = ("car_t_entered", "tumour_apoptosis", "tumour_necrosis", "tumour_divisions",
           "antigen_a_loss", "antigen_b_loss", "cleared", "vessel_collapse", "antigen_recovered",
           "kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
-          "car_t_births", "memory_conversions", "memory_reactivations")
+          "car_t_births", "memory_conversions", "memory_reactivations", "healthy_displaced",
+          "fibroblast_displaced")
 #: state arrays a device backend keeps on the device (the per-replicate pools and counters stay on
 #: the host, where the systemic, toxicity and bookkeeping arithmetic runs)
 DEVICE_ARRAYS = LATTICE + AGENTS + ("t_count",)
@@ -357,7 +358,8 @@ class Simulation:
         exp_t = (before["tumour"] + ev["tumour_divisions"] - ev["tumour_apoptosis"]
                  - ev["tumour_necrosis"] - ev["kills_tumour"])
         assert np.array_equal(after["tumour"], exp_t), f"tumour cells not conserved: {after['tumour']} != {exp_t}"
-        exp_h = before["healthy"] - ev["kills_healthy"]
+        # a healthy cell shoved aside by a tumour daughter is compressed (removed and counted)
+        exp_h = before["healthy"] - ev["kills_healthy"] - ev["healthy_displaced"]
         assert np.array_equal(after["healthy"], exp_h), "healthy cells not conserved"
         exp_c = before["t_count"] + ev["car_t_entered"] + ev["car_t_births"] - ev["car_t_deaths"]
         assert np.array_equal(after["t_count"], exp_c), f"CAR-T cells not conserved: {after['t_count']} != {exp_c}"
