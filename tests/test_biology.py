@@ -329,6 +329,10 @@ CAPSULE = {"stroma.capsule_thickness_um": 60.0, "stroma.capsule_density": 0.95,
 def _infiltration(sim_over, steps=150):
     v = dict(SMALL)
     v.update(CAPSULE)
+    # the tumour boundary held still (the former division rule: free neighbours only), so that the
+    # infiltration measures T-cell entry through the capsule, not the tumour shoving into a
+    # capsule that ECM degradation has softened
+    v.update({"tumour.push_radius_voxels": 1, "tumour.push_probability": 0.0})
     v.update(sim_over)
     sim = Simulation(load_scenario("quickstart", v))
     total = np.zeros(N)
