@@ -132,7 +132,7 @@ ENDPOINTS: dict[str, tuple[str, str, str]] = {
     "time_to_clearance_days": ("float64", "day", "first time no tumour cell was left (NaN: never)"),
     "best_response": ("float64", "fraction", "smallest tumour size over the run / initial size"),
     "final_tumour_ratio": ("float64", "fraction", "final tumour size / initial size"),
-    "antigen_escape": ("int8", "1", "1 if the tumour persists and most of it is invisible to the CAR"),
+    "antigen_escape": ("int8", "1", "1 if the tumour persists, most of it is invisible to the CAR, and the invisible fraction grew at least half-way from its initial value to 1"),
     "car_t_peak": ("int64", "cells", "largest number of CAR-T cells in the domain"),
     "car_t_persistence_days": ("float64", "day", "last time a CAR-T cell was in the domain"),
     "healthy_damage": ("float64", "fraction", "healthy antigen+ cells killed / initial healthy antigen+ cells"),
@@ -158,7 +158,8 @@ SNAPSHOTS: dict[str, tuple[str, str, str]] = {
 EVENTS = ("car_t_entered", "tumour_apoptosis", "tumour_necrosis", "tumour_divisions",
           "antigen_a_loss", "antigen_b_loss", "cleared", "vessel_collapse", "antigen_recovered",
           "kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
-          "car_t_births", "memory_conversions", "memory_reactivations")
+          "car_t_births", "memory_conversions", "memory_reactivations", "healthy_displaced",
+          "fibroblast_displaced")
 #: state arrays a device backend keeps on the device (the per-replicate pools and counters stay on
 #: the host, where the systemic, toxicity and bookkeeping arithmetic runs)
 DEVICE_ARRAYS = LATTICE + AGENTS + ("t_count",)
@@ -357,7 +358,8 @@ class Simulation:
         exp_t = (before["tumour"] + ev["tumour_divisions"] - ev["tumour_apoptosis"]
                  - ev["tumour_necrosis"] - ev["kills_tumour"])
         assert np.array_equal(after["tumour"], exp_t), f"tumour cells not conserved: {after['tumour']} != {exp_t}"
-        exp_h = before["healthy"] - ev["kills_healthy"]
+        # a healthy cell shoved aside by a tumour daughter is compressed (removed and counted)
+        exp_h = before["healthy"] - ev["kills_healthy"] - ev["healthy_displaced"]
         assert np.array_equal(after["healthy"], exp_h), "healthy cells not conserved"
         exp_c = before["t_count"] + ev["car_t_entered"] + ev["car_t_births"] - ev["car_t_deaths"]
         assert np.array_equal(after["t_count"], exp_c), f"CAR-T cells not conserved: {after['t_count']} != {exp_c}"
@@ -453,7 +455,9 @@ class Simulation:
             "time_to_clearance_days": ttc,
             "best_response": st.tumour_min / init,
             "final_tumour_ratio": m["tumour_cells"] / init,
-            "antigen_escape": (~cleared & (invisible > 0.5)).astype(np.int8),
+            "antigen_escape": (~cleared & (invisible > 0.5)
+                               & (invisible - self._invisible_initial() >= 0.5 * (1.0 - self._invisible_initial()))
+                               ).astype(np.int8),
             "car_t_peak": st.car_t_peak.copy(),
             "car_t_persistence_days": np.where(st.last_car_t_step >= 0, st.last_car_t_step * days, 0.0),
             "healthy_damage": np.where(st.healthy_antigen_initial > 0,
@@ -465,6 +469,21 @@ class Simulation:
             "crs_grade": np.searchsorted(self._crs, st.il6_peak, side="right").astype(np.int8),
             "icans_index": st.il6_auc / self._icans_ref[0] + st.csf_peak / self._icans_ref[1],
         }
+
+    def _invisible_initial(self) -> np.ndarray:
+        """Fraction of the initial tumour cells invisible to the CAR, per replicate (float64 (R,)),
+        from the initial tissue rebuilt one replicate at a time (it depends only on the scenario,
+        seed and replicate); cached."""
+        if getattr(self, "_inv0", None) is None:
+            rec = self.car_t_params.rec_threshold
+            out = np.zeros(self.state.replicates.size)
+            for i, r in enumerate(self.state.replicates):
+                t = initial_tissue_batch(self.scenario, self.seed, [int(r)])
+                tum = t["kind"][0] == Kind.TUMOUR
+                vis = rec[t["antigen_a"][0][tum].astype(np.int64) * 256 + t["antigen_b"][0][tum]] > 0
+                out[i] = (~vis).sum() / max(int(tum.sum()), 1)
+            self._inv0 = out
+        return self._inv0
 
     @property
     def time_days(self) -> float:

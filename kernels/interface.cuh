@@ -45,7 +45,9 @@ enum TumourCount : u32 {
     TC_ANTIGEN_B_LOSS = 4,
     TC_CLEARED = 5,
     TC_VESSEL_COLLAPSE = 6,
-    TUMOUR_NCOUNT = 7,
+    TC_HEALTHY_DISPLACED = 7,
+    TC_FIBROBLAST_DISPLACED = 8,
+    TUMOUR_NCOUNT = 9,
 };
 
 enum CarTCount : u32 {
@@ -91,7 +93,10 @@ struct TumourK {
     float o2_nec_max;
     float glucose_half;
     float block_density;
+    float p_push;
+    float push_ecm_max;
     int collapse_neighbours;
+    int push_radius;
 };
 
 struct CarTK {

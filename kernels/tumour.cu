@@ -2,8 +2,8 @@
 // NumPy twin: gpusim.model.tumour.tumour_phase.  Logic, shapes, dtypes, units and RNG streams:
 // tumour_logic.cuh.
 // antigen_a_base, antigen_b_base, pdl1 may be null (state without them).
-// TumourK is passed as a device pointer to its 56 bytes (13 float32, 1 int32: TUMOUR_K_DTYPE in
-// gpusim/backends/cupy_backend.py).
+// TumourK is passed as a device pointer to its bytes (struct TumourK of interface.cuh, declared in
+// gpusim/backends/interface.py).
 // Launch order per step: tumour_decide (kind_in -> kind_out, claims), tumour_births (claims ->
 // daughters in kind_out); kind_out becomes the state's kind.
 #include "tumour_logic.cuh"

@@ -15,8 +15,14 @@
 //   reps               uint32 (R)          global replicate index (Philox key word 1)
 //   counts             uint64 (R, TUMOUR_NCOUNT) event counters, added to
 // RNG: TUMOUR_EVENT (word v & 3 of block v >> 2 per tumour voxel), CLEARANCE (same, per dead
-// voxel), TUMOUR_DIVISION (block of entity v per dividing cell: neighbour, claim priority,
-// antigen-A loss, antigen-B loss).
+// voxel), TUMOUR_DIVISION (block of entity v per dividing cell: target, claim priority,
+// antigen-A loss, antigen-B loss; draw 1, word 0: success of a push).
+// Division with shoving (tumour.py docstring): the target is a free voxel (EMPTY, ecm <=
+// block_density) of the nearest Chebyshev ring d <= push_radius holding one, else a displaceable
+// voxel (HEALTHY, FIBROBLAST, or EMPTY with ecm > block_density) of the nearest ring holding one;
+// uniform within the ring, offsets ordered by ring then lexicographically in (dz, dy, dx)
+// (tumour.push_offsets).  A push succeeds when below(word, p_push * clip01((push_ecm_max - ecm) /
+// push_ecm_max)).  A daughter born on a healthy cell or fibroblast counts it as displaced.
 // Float32 order (event_probabilities in tumour.py):
 //   ramp = clip((o2 - o2_zero) / (o2_full - o2_zero), 0, 1)
 //   gf = glucose / (glucose + glucose_half)  (1 when glucose_half <= 0)
@@ -30,6 +36,71 @@
 namespace gpusim {
 
 GPUSIM_HD float clip01(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
+
+// Division target classes of a voxel (0: none, 1: free, 2: displaceable).
+GPUSIM_HD i32 push_class(u8 k, float e, float block_density) {
+    if (k == KIND_EMPTY) return e <= block_density ? 1 : 2;
+    return (k == KIND_HEALTHY || k == KIND_FIBROBLAST) ? 2 : 0;
+}
+
+// Visits the offsets of Chebyshev ring d around (z, y, x) in lexicographic (dz, dy, dx) order;
+// f(index-or--1) for each.  2D lattices (Z == 1) use dz = 0 only.
+template <class F>
+GPUSIM_HD void for_ring(const Geom& g, i32 z, i32 y, i32 x, i32 d, F f) {
+    const i32 rz = g.Z == 1 ? 0 : d;
+    for (i32 dz = -rz; dz <= rz; ++dz)
+        for (i32 dy = -d; dy <= d; ++dy)
+            for (i32 dx = -d; dx <= d; ++dx) {
+                const i32 az = dz < 0 ? -dz : dz, ay = dy < 0 ? -dy : dy, ax = dx < 0 ? -dx : dx;
+                i32 m = az > ay ? az : ay;
+                m = m > ax ? m : ax;
+                if (m != d) continue;
+                const i32 zz = z + dz, yy = y + dy, xx = x + dx;
+                const bool ok = zz >= 0 && zz < g.Z && yy >= 0 && yy < g.Y && xx >= 0 && xx < g.X;
+                f(ok ? ((i64)zz * g.Y + yy) * g.X + xx : (i64)-1);
+            }
+}
+
+// The division target of the cell at v (replicate offset base), or -1 (no claim).
+GPUSIM_HD i64 division_target(const Geom& geo, const TumourK& p, u32 seed, u32 rep, u32 step,
+                              u32 v, const Block4& b, i64 base, const u8* kind_in,
+                              const float* ecm) {
+    const i32 x = (i32)(v % (u32)geo.X);
+    const u32 t = v / (u32)geo.X;
+    const i32 y = (i32)(t % (u32)geo.Y);
+    const i32 z = (i32)(t / (u32)geo.Y);
+    const i32 L = p.push_radius;
+    i32 d_free = L + 1, d_push = L + 1;
+    for (i32 d = 1; d <= L && d_free > L; ++d)
+        for_ring(geo, z, y, x, d, [&](i64 n) {
+            if (n < 0) return;
+            const i32 c = push_class(kind_in[base + n], ecm[base + n], p.block_density);
+            if (c == 1 && d < d_free) d_free = d;
+            if (c == 2 && d < d_push) d_push = d;
+        });
+    const i32 want = d_free <= L ? 1 : 2;
+    const i32 d = d_free <= L ? d_free : d_push;
+    if (d > L) return -1;
+    u32 ncand = 0;
+    for_ring(geo, z, y, x, d, [&](i64 n) {
+        if (n >= 0 && push_class(kind_in[base + n], ecm[base + n], p.block_density) == want) ++ncand;
+    });
+    u32 pick = choose(b.w[0], ncand);
+    i64 target = -1;
+    for_ring(geo, z, y, x, d, [&](i64 n) {
+        if (target >= 0 || n < 0) return;
+        if (push_class(kind_in[base + n], ecm[base + n], p.block_density) != want) return;
+        if (pick == 0) target = n;
+        else --pick;
+    });
+    if (want == 2) {
+        const float f = clip01((p.push_ecm_max - ecm[base + target]) / p.push_ecm_max);
+        const float pp = p.p_push * f;
+        const Block4 b1 = block(seed, rep, step, TUMOUR_DIVISION, v, 1);
+        if (!below(b1.w[0], pp)) return -1;
+    }
+    return target;
+}
 
 // Phase 1, one thread per voxel g in 0 .. R*V-1: decide every voxel's event from the phase-start
 // state; write kind_out (every voxel), clear dead voxels' antigens, post division claims.
@@ -66,24 +137,8 @@ GPUSIM_HD void tumour_decide(i64 g, const Geom& geo, const TumourK& p, u32 seed,
             count_add(&counts[r * TUMOUR_NCOUNT + TC_NECROSIS], 1);
         } else if (u < t_div) {
             const Block4 b = block(seed, rep, step, TUMOUR_DIVISION, v);
-            i64 nb[MAX_NB];
-            const i32 K = moore_neighbours(geo, v, nb);
-            u32 nfree = 0;
-            for (i32 j = 0; j < K; ++j)
-                if (nb[j] >= 0 && kind_in[base + nb[j]] == KIND_EMPTY && ecm[base + nb[j]] <= p.block_density)
-                    ++nfree;
-            if (nfree > 0) {
-                u32 pick = choose(b.w[0], nfree);
-                for (i32 j = 0; j < K; ++j) {
-                    if (nb[j] >= 0 && kind_in[base + nb[j]] == KIND_EMPTY && ecm[base + nb[j]] <= p.block_density) {
-                        if (pick == 0) {
-                            claim_min(&claims[base + nb[j]], ((u64)b.w[1] << 32) | (u64)v);
-                            break;
-                        }
-                        --pick;
-                    }
-                }
-            }
+            const i64 target = division_target(geo, p, seed, rep, step, v, b, base, kind_in, ecm);
+            if (target >= 0) claim_min(&claims[base + target], ((u64)b.w[1] << 32) | (u64)v);
         }
     } else if (k == KIND_APOPTOTIC || k == KIND_NECROTIC) {
         const u32 u = word(seed, rep, step, CLEARANCE, v);
@@ -111,7 +166,8 @@ GPUSIM_HD void tumour_decide(i64 g, const Geom& geo, const TumourK& p, u32 seed,
 }
 
 // Phase 2, one thread per voxel g: a claimed voxel receives the winning parent's daughter (its
-// antigen levels, each lost with p_antigen_loss); the claim slot is reset for the next phase.
+// antigen levels, each lost with p_antigen_loss; a healthy cell or fibroblast there is displaced
+// and counted); the claim slot is reset for the next phase.
 GPUSIM_HD void tumour_births(i64 g, const Geom& geo, const TumourK& p, u32 seed, u32 step,
                              const u32* reps, u8* kind_out, u8* antigen_a, u8* antigen_b,
                              u8* antigen_a_base, u8* antigen_b_base, float* pdl1,
@@ -125,6 +181,9 @@ GPUSIM_HD void tumour_births(i64 g, const Geom& geo, const TumourK& p, u32 seed,
     const bool lose_a = below(b.w[2], p.p_antigen_loss);
     const bool lose_b = below(b.w[3], p.p_antigen_loss);
     const i64 pg = (i64)r * V + parent;
+    const u8 displaced = kind_out[g];  // the target's kind: no event of tumour_decide changes it
+    if (displaced == KIND_HEALTHY) count_add(&counts[r * TUMOUR_NCOUNT + TC_HEALTHY_DISPLACED], 1);
+    if (displaced == KIND_FIBROBLAST) count_add(&counts[r * TUMOUR_NCOUNT + TC_FIBROBLAST_DISPLACED], 1);
     kind_out[g] = KIND_TUMOUR;
     antigen_a[g] = lose_a ? 0 : antigen_a[pg];
     antigen_b[g] = lose_b ? 0 : antigen_b[pg];

@@ -53,7 +53,14 @@ VARIANTS = {
                                            "car_t.armour=TGFb_trap"]),
     "lympho_drug": ("quickstart", ["delivery.lymphodepletion=true", "stroma.drug_degradation_per_day=2",
                                    "stroma.drug_start_day=0.0", "stroma.car_t_degradation_per_day=3"]),
+    # tumour shoving in 3D through a fibroblast-rich capsule, at a radius and ECM response that no
+    # bundled scenario uses
+    "shove_3d": ("large_3d", ["tumour.push_radius_voxels=3", "tumour.push_probability=0.7",
+                              "tumour.push_ecm_max=1.5", "stroma.fibroblast_fraction=0.5",
+                              "delivery.dose_cells=0"]),
 }
+#: scenarios without a CAR-T dose (the bitwise test checks tumour divisions there instead)
+NO_DOSE = {"untreated", "shove_3d"}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +86,10 @@ def test_device_step_bitwise_every_step(name):
     ref, dev = _pair(reduced(base, extra), rt)
     m = first_difference(ref, dev, 60, name)
     assert m is None, m
-    assert ref.state.t_count.sum() > 0 or ref.state.kills_tumour.sum() > 0, "no CAR-T cell took part"
+    if name in NO_DOSE:
+        assert (ref.state.kind == 1).sum() > ref.state.tumour_initial.sum(), "the tumour did not grow"
+    else:
+        assert ref.state.t_count.sum() > 0 or ref.state.kills_tumour.sum() > 0, "no CAR-T cell took part"
     for k, v in ref.metrics().items():
         np.testing.assert_array_equal(dev.metrics()[k], v, err_msg=k)
 
@@ -102,6 +112,8 @@ def test_variants_exercise_their_mechanism(emulated):
     assert (st.o2 == 0).any(), "no anoxic voxel: the floor never bound"
     _, st = seen["truck_fibroblasts"]
     assert st.il12.max() > 0 and (st.kind == 3).any()
+    tot, _ = seen["shove_3d"]
+    assert tot["fibroblast_displaced"] > 0 and tot["tumour_divisions"] > 0, tot
 
 
 @needs_cxx

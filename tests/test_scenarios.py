@@ -87,11 +87,17 @@ def _assert_less(x, y, what: str) -> None:
 
 
 def test_story_no_barriers_responds_better_than_iv_baseline_quick():
-    # the same IV product; without barriers the tumour shrinks further in 2 days
+    # the same IV product; without barriers the tumour is smaller after 2 days relative to its
+    # own untreated control (same scenario, seed and replicates, no dose): the tumours grow
+    # (division with shoving), and a well-vascularised tumour without a capsule grows faster, so
+    # the raw final ratios mix growth with response
     nb = _arm("no_barriers", 8, 2.0, 40, 300.0)
     iv = _arm("iv_baseline", 8, 2.0, 40, 300.0)
-    _assert_less(nb.endpoints["final_tumour_ratio"], iv.endpoints["final_tumour_ratio"],
-                 "final tumour ratio, no_barriers vs iv_baseline")
+    nb0 = _arm("no_barriers", 8, 2.0, 40, 300.0, **{"delivery.dose_cells": 0.0})
+    iv0 = _arm("iv_baseline", 8, 2.0, 40, 300.0, **{"delivery.dose_cells": 0.0})
+    _assert_less(nb.endpoints["final_tumour_ratio"] / nb0.endpoints["final_tumour_ratio"],
+                 iv.endpoints["final_tumour_ratio"] / iv0.endpoints["final_tumour_ratio"],
+                 "tumour ratio to untreated, no_barriers vs iv_baseline")
     # the comparison table a researcher reads (gpusim compare) carries the toxicity endpoints
     table = endpoint_table([("no_barriers", nb), ("iv_baseline", iv)])
     names = {r.endpoint for r in table.rows}

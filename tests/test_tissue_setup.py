@@ -7,6 +7,11 @@ former implementation (commit e5d4a5d) for bundled scenarios at reduced sizes an
 cases (odd extents, a nodule at the domain's edge, many septa, many clonal patches).  The batch
 construction must reproduce them for any split into work boxes (``chunk``), including boxes of a
 few rows of one replicate (the bounding-box path of the septa).
+
+The digests of the cases with clonal patches (patches_3d_many, patches_2d_edge,
+regional_gbm_small) were regenerated on purpose in issue 11: patches are now filled to the
+declared subclone fractions by rank (model/tissue.py) instead of each patch drawing its subclone;
+the other cases (every mixed layout, the septa and edges) keep the former digests.
 """
 
 from __future__ import annotations

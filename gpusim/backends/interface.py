@@ -37,7 +37,8 @@ TABLE_FIELDS = tuple(f"t_{f}" for f, _ in TABLE)
 
 #: event counts written by the kernels, in the order of their count arrays (R, n)
 TUMOUR_COUNTS = ("tumour_apoptosis", "tumour_necrosis", "tumour_divisions", "antigen_a_loss",
-                 "antigen_b_loss", "cleared", "vessel_collapse")
+                 "antigen_b_loss", "cleared", "vessel_collapse", "healthy_displaced",
+                 "fibroblast_displaced")
 CART_COUNTS = ("kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
                "car_t_births", "memory_conversions", "memory_reactivations")
 FIELD_IDS = ("o2", "glucose", "chemokine", "tgfb", "ifng", "il12")
@@ -63,7 +64,8 @@ STRUCTS = {
     "TumourK": [(f, "f32", 1) for f in (
         "p_apoptosis", "p_division_max", "p_necrosis_max", "p_clear_apoptotic", "p_clear_necrotic",
         "p_antigen_loss", "o2_full", "o2_zero", "o2_hypoxic", "o2_nec_onset", "o2_nec_max",
-        "glucose_half", "block_density")] + [("collapse_neighbours", "i32", 1)],
+        "glucose_half", "block_density", "p_push", "push_ecm_max")]
+        + [("collapse_neighbours", "i32", 1), ("push_radius", "i32", 1)],
     "CarTK": [(f, "f32", 1) for f in (
         "p_kill", "exh_per_kill", "inv_tgfb_half", "tgfb_half", "inv_il12_half", "il12_half",
         "kill_boost", "hypoxia_factor", "glucose_half", "exh_tgfb", "exh_recovery", "exh_hypoxia",

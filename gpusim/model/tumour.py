@@ -3,6 +3,20 @@ dead cells; vessel collapse.  MODEL.md section 4.  A daughter inherits its paren
 antigen levels, baseline levels (``antigen_a_base``/``antigen_b_base``, set to 0 with a loss) and
 PD-L1; a cleared voxel has all of them reset to 0.
 
+Division with shoving (MODEL.md section 4): a dividing cell's daughter goes to a free neighbour
+(EMPTY, ECM <= block density) if there is one; otherwise the cell shoves its neighbours along the
+shortest path to space: the target is a voxel of the nearest Chebyshev ring d = 1 ..
+``push_radius`` around the parent that holds a free voxel, or, when no free voxel lies within
+``push_radius``, of the nearest ring holding a displaceable voxel (a healthy cell, a fibroblast,
+or cell-free dense stroma).  The target is chosen uniformly within its ring (offsets in the fixed
+order of :func:`push_offsets`).  A push into a displaceable voxel succeeds with probability
+``p_push * clip((push_ecm_max - ecm) / push_ecm_max, 0, 1)``; a displaced healthy cell or
+fibroblast is compressed (removed, counted as ``healthy_displaced`` / ``fibroblast_displaced``).
+The tumour cells on the path shift by one voxel; as they are alike in kind, only the end of the
+path changes kind, and the daughter's attributes (antigen levels, baselines, PD-L1) are written
+there (a subclone pattern is thereby smeared by at most ``push_radius`` voxels).  Conflicts:
+claims on the target voxel, the smallest key wins, as for free neighbours.
+
 Reads the state as it was at the phase start and writes the new state; nothing depends on the
 order in which cells are visited.  Probabilities are float32 computed in the order written here,
 decisions are ``word < threshold(p)`` (see :mod:`gpusim.rng`).
@@ -38,7 +52,10 @@ class TumourParams:
     o2_nec_max: np.float32
     glucose_half: np.float32
     block_density: np.float32
+    p_push: np.float32
+    push_ecm_max: np.float32
     collapse_neighbours: int
+    push_radius: int
 
     @classmethod
     def from_scenario(cls, sc) -> "TumourParams":
@@ -57,7 +74,10 @@ class TumourParams:
             o2_nec_max=F32(sc["tumour.o2_necrosis_max_mmHg"]),
             glucose_half=F32(sc["tumour.glucose_half_mM"]),
             block_density=F32(sc["stroma.block_density"]),
+            p_push=F32(sc["tumour.push_probability"]),
+            push_ecm_max=F32(sc["tumour.push_ecm_max"]),
             collapse_neighbours=int(sc["vessels.collapse_necrotic_neighbours"]),
+            push_radius=int(sc["tumour.push_radius_voxels"]),
         )
 
 
@@ -77,6 +97,66 @@ def event_probabilities(tp: TumourParams, o2: np.ndarray, glucose: np.ndarray):
     p_nec = (tp.p_necrosis_max * nec).astype(F32)
     p_apo = np.full(o2.shape, tp.p_apoptosis, dtype=F32)
     return p_apo, p_nec, p_div
+
+
+def push_offsets(nz: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 3) offsets (dz, dy, dx) of the cube of Chebyshev radius ``radius`` (centre left out),
+    ordered by ring d = max(|dz|, |dy|, |dx|), then lexicographically; and the ring of each (K,).
+    Ring 1 is the Moore neighbourhood in the order of :func:`~.lattice.moore_offsets`.  The
+    kernels enumerate the same order (tumour_logic.cuh)."""
+    rz = 0 if nz == 1 else radius
+    off = [(dz, dy, dx) for dz in range(-rz, rz + 1) for dy in range(-radius, radius + 1)
+           for dx in range(-radius, radius + 1) if (dz, dy, dx) != (0, 0, 0)]
+    off.sort(key=lambda o: max(abs(o[0]), abs(o[1]), abs(o[2])))  # stable: lexicographic in a ring
+    off = np.array(off, dtype=np.int64).reshape(-1, 3)
+    return off, np.abs(off).max(axis=1)
+
+
+def push_probability(tp: TumourParams, ecm: np.ndarray) -> np.ndarray:
+    """float32 probability that a push into a voxel of ECM density ``ecm`` succeeds."""
+    f = np.clip((tp.push_ecm_max - ecm) / tp.push_ecm_max, F32(0), F32(1))
+    return (tp.p_push * f).astype(F32)
+
+
+def division_targets(tp: TumourParams, shape, kind, ecm, seed, reps, step, dr, dv, b):
+    """Target voxel of each dividing cell (replicate row ``dr``, voxel ``dv``, division block
+    ``b``) and whether it posts a claim (see the module docstring)."""
+    nz, ny, nx = shape
+    off, ring = push_offsets(nz, tp.push_radius)
+    z = dv // (ny * nx)
+    y = (dv // nx) % ny
+    x = dv % nx
+    zz = z[:, None] + off[:, 0]
+    yy = y[:, None] + off[:, 1]
+    xx = x[:, None] + off[:, 2]
+    valid = (zz >= 0) & (zz < nz) & (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+    nb = np.where(valid, (zz * ny + yy) * nx + xx, dv[:, None])
+    k = kind[dr[:, None], nb]
+    e = ecm[dr[:, None], nb]
+    empty = k == Kind.EMPTY
+    free = valid & empty & (e <= tp.block_density)
+    push = valid & ((k == Kind.HEALTHY) | (k == Kind.FIBROBLAST) | (empty & (e > tp.block_density)))
+    L = tp.push_radius
+    big = L + 1
+    d_free = np.where(free, ring[None, :], big).min(axis=1)
+    d_push = np.where(push, ring[None, :], big).min(axis=1)
+    use_free = d_free <= L
+    use_push = ~use_free & (d_push <= L)
+    cand = np.where(use_free[:, None], free & (ring[None, :] == d_free[:, None]),
+                    use_push[:, None] & push & (ring[None, :] == d_push[:, None]))
+    ncand = cand.sum(axis=1)
+    has = ncand > 0
+    kk = rng.choose(b[:, 0], ncand)
+    rank = np.cumsum(cand, axis=1) - 1
+    pick = np.argmax(cand & (rank == kk[:, None]), axis=1)
+    rows = np.arange(dv.size)
+    target = nb[rows, pick]
+    ok = has.copy()
+    pi = np.flatnonzero(use_push)
+    if pi.size:
+        w = rng.blocks(seed, reps[dr[pi]], step, Stream.TUMOUR_DIVISION, dv[pi], draw=1)[:, 0]
+        ok[pi] = rng.below(w, push_probability(tp, e[pi, pick[pi]]))
+    return target, ok
 
 
 def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> None:
@@ -111,21 +191,14 @@ def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> No
     else:
         cleared = np.zeros(0, dtype=bool)
 
-    # --- division: claims on free neighbours -----------------------------------------------
+    # --- division: claims on a free neighbour, else on the end of a shoving path ---------------
     dr, dv = r_idx[div], v_idx[div]
     born_r = born_v = parent_v = np.zeros(0, dtype=np.int64)
     lose_a = lose_b = np.zeros(0, dtype=bool)
     if dr.size:
         b = rng.blocks(seed, reps[dr], step, Stream.TUMOUR_DIVISION, dv)  # (n, 4)
-        nb, valid = neighbours(dv, shape)
-        free = valid & (kind[dr[:, None], nb] == Kind.EMPTY) & (ecm[dr[:, None], nb] <= tp.block_density)
-        nfree = free.sum(axis=1)
-        has = nfree > 0
-        k = rng.choose(b[:, 0], nfree)  # k-th free neighbour
-        rank = np.cumsum(free, axis=1) - 1
-        pick = np.argmax(free & (rank == k[:, None]), axis=1)
-        target = nb[np.arange(dv.size), pick]
-        dr, dv, target, b = dr[has], dv[has], target[has], b[has]
+        target, ok = division_targets(tp, shape, kind, ecm, seed, reps, step, dr, dv, b)
+        dr, dv, target, b = dr[ok], dv[ok], target[ok], b[ok]
         key = (b[:, 1].astype(np.uint64) << np.uint64(32)) | dv.astype(np.uint64)
         gidx = dr.astype(np.int64) * V + target
         win = resolve_claims(gidx, key)
@@ -155,6 +228,7 @@ def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> No
         if arr is not None:
             arr.reshape(R, V)[cr, cv] = 0
     kind[collapse_r, collapse_v] = Kind.NECROTIC
+    displaced = kind[born_r, born_v]  # the target's kind: unchanged by the events above
     if born_r.size:
         aa = st.antigen_a.reshape(R, V)
         ab = st.antigen_b.reshape(R, V)
@@ -172,6 +246,8 @@ def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> No
     _count(events, "tumour_apoptosis", r_idx[apo], R)
     _count(events, "tumour_necrosis", r_idx[nec], R)
     _count(events, "tumour_divisions", born_r, R)
+    _count(events, "healthy_displaced", born_r[displaced == Kind.HEALTHY], R)
+    _count(events, "fibroblast_displaced", born_r[displaced == Kind.FIBROBLAST], R)
     _count(events, "antigen_a_loss", born_r[lose_a], R)
     _count(events, "antigen_b_loss", born_r[lose_b], R)
     _count(events, "cleared", cr, R)
