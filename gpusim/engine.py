@@ -9,7 +9,8 @@ A step (MODEL.md section 10):
    (model/microenv.py);
 5. CAR-T cells: engagement and killing (suppression, trogocytosis), exhaustion, death and
    proliferation, migration;
-6. toxicity: plasma IL-6, its peak and AUC (model/systemic.toxicity_phase).
+6. toxicity: myeloid amplifier, IL-1 / IL-6, CRS and ICANS grades, drugs
+   (model/systemic.toxicity_phase).
 Each phase reads the state as it was when the phase began.  A replicate's trajectory depends only
 on (scenario, seed, global replicate index).
 """
@@ -60,7 +61,9 @@ class State:
     ``t_act`` int16 (steps of activation left), ``t_eng`` uint8 (1: engaged a target this step).
     Per replicate: ``t_count`` int32, float64 ``blood`` (circulating CAR-T cells), ``csf``
     (CAR-T cells in the CSF / cavity), ``il6`` (plasma IL-6, pg/mL), ``il6_peak``, ``il6_auc``
-    (pg/mL × day), ``csf_peak``, and int64 counters.
+    (pg/mL × day), ``csf_peak``, the toxicity state (``il1``, ``myeloid``, ``endothelial``,
+    ``cns_cytokine``, ``tocilizumab``, ``steroid`` and peaks; docs/model.md, Toxicity), and int64
+    counters (grades, onsets as step + 1 with 0 for never, entrants per route).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], replicates: np.ndarray, step: int):

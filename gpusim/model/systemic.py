@@ -1,35 +1,44 @@
-"""Systemic compartment, delivery routes and toxicity.  MODEL.md sections 7 and 8.
+"""Systemic compartment, delivery routes, the CSF pool and toxicity.  MODEL.md sections 7 and 8;
+the equations with their sources are in docs/model.md (Delivery, Toxicity).
 
 Everything here is per replicate float64 host arithmetic in a fixed order (identical on every
 backend) except the per-voxel entry decisions, which compare Philox words with float32
-probabilities.  Each step (:func:`systemic_phase`, before the fields):
+probabilities.  The doses are ``scenario.doses(sc)``: ``delivery.schedule`` (route, day, cells
+each) or the legacy ``route`` / ``dose_days`` / ``dose_cells``.  Each step
+(:func:`systemic_phase`, before the fields):
 
-1. doses due at this step (``delivery.dose_days``, ``delivery.dose_cells`` each), by route:
+1. doses due at this step, in the schedule's order, by route:
    * intravenous: the dose enters the blood pool;
    * intratumoral: ``leak_fraction`` of it enters the blood; the domain receives
      ``n = floor(dose × (1 − leak) × V_domain / V_tumour + 0.5)`` cells, placed at the ``n`` voxels
      without a CAR-T cell nearest to the injection sites (ties broken by a random word: block
      (v, draw 1) of stream EXTRAVASATION, word 0), i.e. a ball around the sites;
-   * regional: ``regional_blood_fraction`` enters the blood, the rest the CSF / cavity pool
-     ``csf``; over the infusion (``infusion_hours``) the domain's face receives, per step,
-     ``λ = dose × (1 − bf) × A_face / A_surface / n_infusion_steps`` cells: each face voxel
-     without a CAR-T cell admits one with probability ``float32(λ / n_free)`` (capped at 1; word 0
-     of block (v, draw 2) of stream EXTRAVASATION); the pool loses ``entrants × A_surface / A_face``;
-2. intravenous extravasation from the blood pool (all routes): the whole tumour receives
+   * regional (intraventricular / intracavitary): ``regional_blood_fraction`` enters the blood,
+     the rest the CSF / cavity pool ``csf`` evenly over ``infusion_hours``;
+2. CSF face entry, whenever the domain borders the CSF (a regional dose in the schedule or
+   ``delivery.cns_tumour``) and the pool holds cells: the face receives ``λ_r = csf_r × (1 −
+   exp(−csf_tissue_entry_per_day × dt)) × A_face / A_surface`` cells; each face voxel without a
+   CAR-T cell admits one with probability ``float32(min(λ_r / n_free, 1))`` (word 0 of block (v,
+   draw 2) of stream EXTRAVASATION); the pool loses ``entrants × A_surface / A_face``;
+3. intravenous extravasation from the blood pool (all routes): the whole tumour receives
    ``blood × homing`` cells; the domain expects ``λ = blood × homing × V_domain / V_tumour``;
    each vessel voxel without a CAR-T cell admits one with probability ``p_v = float32(λ / W) ×
    w_v`` (capped at 1), ``w_v = 256 + floor(256 × weight × c_v)`` an integer chemokine weight and
    ``W`` its exact integer sum over the replicate's free vessel voxels (word: ``rng.words`` of
    stream EXTRAVASATION);
-3. ``blood ← (blood − entrants − blood × homing) × exp(−ln 2 dt / half-life)`` (floor 0), the
-   CSF pool decays with the same half-life.
-Entrants are appended to the agent table in voxel order (intratumoral, regional, then vessels).
+4. pools (:func:`blood_after_entry`): the blood loses entrants, homing and the IV -> CSF traffic
+   ``blood × blood_to_csf × (1 + gain × endothelial)``, clears with its half-life and gains the
+   CSF outflow's blood fraction; the CSF pool decays with ``csf_half_life_days`` and gains the
+   traffic; a steroid's exposure clears both further (floor 0).
+Entrants are appended to the agent table in voxel order (intratumoral, CSF face, then vessels)
+and counted per route (``entered_*`` counters).
 
-:func:`toxicity_phase` (after the CAR-T phase): plasma IL-6 (pg/mL) ``il6 ← (il6 + P) × exp(−ln 2
-dt / half-life)`` with ``P = (lysed × k_lysis + engaged × k_act × dt_days × m_truck) / 1e6 /
-share``, where lysed and engaged are the domain's counts this step and ``share = V_domain /
-V_tumour`` scales them to the whole tumour; ``il6_peak`` = running max, ``il6_auc`` += il6 ×
-dt_days, ``csf_peak`` = running max of the CSF pool.
+:func:`toxicity_phase` (after the CAR-T phase): drug exposures, the myeloid amplifier (activated
+fraction of monocytes / macrophages driven by engaged CAR-T cells, lysis and IL-1), plasma IL-1
+and IL-6, the CRS signal (IL-6 signalling left by tocilizumab + weighted IL-1), its grade and
+onset, endothelial activation, the CNS (CSF) cytokine exposure, the ICANS grade and onset,
+reactive tocilizumab / steroid.  Each linear relaxation is stepped exactly (``_relax``,
+``_source``).
 """
 
 from __future__ import annotations
