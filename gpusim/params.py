@@ -238,6 +238,7 @@ PARAMS: tuple[Param, ...] = (
     P("delivery.lymphodepletion", bool, False, "Lymphodepleting conditioning before the first dose.", ASSUMED),
     P("delivery.lymphodepletion_days", float, 7.0, "Lymphodepletion: window after the first dose with boosted expansion.", ASSUMED, 0.0, 3650.0),
     P("delivery.lymphodepletion_division_multiplier", float, 2.0, "Lymphodepletion: CAR-T division rate multiplier in the window (homeostatic cytokines).", "Turtle 2016 (Cy/Flu improves expansion); value assumed", 1.0, 100.0),
+    P("delivery.lymphodepletion_blood_expansion_per_day", float, 0.4, "Lymphodepletion: net expansion rate of circulating CAR-T cells in the window (homeostatic IL-7 / IL-15 after Cy/Flu drive systemic expansion over days; 0: off).", "Turtle 2016, Kochenderfer 2017 (serum IL-15 after Cy/Flu correlates with CAR-T expansion); value assumed", 0.0, 100.0),
     # --- toxicity -----------------------------------------------------------------------------
     P("toxicity.il6_per_million_lysed_pg_per_mL", float, 2.0, "Direct plasma IL-6 added per million cells lysed in the whole tumour (tumour cells and CAR-T cells; small beside the myeloid source).", "Norelli 2018 (monocytes, not CAR-T or tumour cells, are the main IL-6 source); value assumed", 0.0, 1e6),
     P("toxicity.il6_per_million_activated_per_day_pg_per_mL", float, 5.0, "Direct plasma IL-6 produced per day per million engaged CAR-T cells in the whole tumour.", "Norelli 2018; value assumed", 0.0, 1e6),

@@ -173,3 +173,15 @@ def test_prime_boost_scenario_gives_iv_then_intraventricular_entry():
     # the bundled schedule itself
     sc = load_scenario("gbm_prime_boost")
     assert doses(sc) == [("intravenous", 0.0, 7e7), ("regional", 14.0, 3e7)]
+
+
+# --- lymphodepletion ---------------------------------------------------------------------------------
+def test_lymphodepletion_expands_circulating_car_t_and_raises_crs():
+    over = dict(IV_SMALL, **{"delivery.dose_cells": 4.6e7,
+                             "delivery.lymphodepletion_division_multiplier": 1.0})
+    plain = run("iv_baseline", over)
+    ld = run("iv_baseline", dict(over, **{"delivery.lymphodepletion": True}))
+    assert (ld.state.blood > plain.state.blood).all()
+    a, b = plain.endpoints(), ld.endpoints()
+    assert b["entered_iv"].sum() > a["entered_iv"].sum()
+    assert b["peak_crs_signal"].mean() > a["peak_crs_signal"].mean()
