@@ -259,7 +259,7 @@ PARAMS: tuple[Param, ...] = (
     P("toxicity.tocilizumab_days", list, [], "Tocilizumab (IL-6R blockade) dose times (empty: none; prophylactic use).", ASSUMED, 0.0, 3650.0),
     P("toxicity.tocilizumab_at_grade", int, 0, "Tocilizumab given when CRS first reaches this grade (0: never; ASTCT practice is grade 2).", "Neelapu 2018 (management of CRS)", 0, 4),
     P("toxicity.tocilizumab_half_life_days", float, 11.0, "Half-life of the IL-6R blockade after a dose.", "tocilizumab label (t1/2 up to 11-13 days)", 0.01, 1e4),
-    P("toxicity.tocilizumab_blockade_fraction", float, 0.95, "Fraction of IL-6 signalling blocked right after a dose (it does not cross the blood-brain barrier).", "Norelli 2018, Nellan 2018 (tocilizumab prevents CRS, not neurotoxicity); value assumed", 0.0, 1.0),
+    P("toxicity.tocilizumab_blockade_fraction", float, 0.95, "Fraction of IL-6 signalling blocked right after a dose (it does not cross the blood-brain barrier).", "Norelli 2018 (tocilizumab prevents CRS, not neurotoxicity); value assumed", 0.0, 1.0),
     P("toxicity.tocilizumab_clearance_fraction", float, 0.5, "Fraction of IL-6 clearance (receptor-mediated) lost under full blockade: serum IL-6 rises after tocilizumab.", "Nishimoto 2008 (serum IL-6 rises under tocilizumab); value assumed", 0.0, 1.0),
     P("toxicity.steroid_days", list, [], "Corticosteroid (dexamethasone) dose times (empty: none).", ASSUMED, 0.0, 3650.0),
     P("toxicity.steroid_at_grade", int, 0, "Corticosteroid given when CRS or ICANS first reaches this grade (0: never; ASTCT practice is CRS 3 / ICANS 2, here the larger of the two grades).", "Neelapu 2018 (management of CRS / ICANS)", 0, 4),
