@@ -39,12 +39,12 @@ LATTICE = ("kind", "antigen_a", "antigen_b", "ecm", "o2", "glucose", "chemokine"
 AGENTS = car_t_mod.AGENT_FIELDS
 SYSTEMIC = ("blood", "csf", "il6", "il6_peak", "il6_auc", "csf_peak", "il1", "myeloid",
             "myeloid_peak", "crs_signal_peak", "endothelial", "cns_cytokine", "cns_peak",
-            "tocilizumab", "steroid")
+            "tocilizumab", "steroid", "anakinra")
 COUNTERS = ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths",
             "tumour_initial", "healthy_antigen_initial", "car_t_peak", "tumour_min",
             "cleared_step", "last_car_t_step", "car_t_tumour_peak", "crs_grade_max",
             "crs_onset_step", "icans_grade_max", "icans_onset_step", "tocilizumab_step",
-            "steroid_step", "entered_iv", "entered_intratumoral", "entered_regional")
+            "steroid_step", "anakinra_step", "entered_iv", "entered_intratumoral", "entered_regional")
 STATE_ARRAYS = LATTICE + AGENTS + ("t_count",) + SYSTEMIC + COUNTERS
 
 
@@ -142,6 +142,7 @@ METRICS: dict[str, Metric] = {
     "icans_grade": Metric("1", "ICANS grade now (0-4)"),
     "tocilizumab_exposure": Metric("fraction", "tocilizumab exposure (IL-6R blockade / blockade fraction)"),
     "steroid_exposure": Metric("fraction", "corticosteroid exposure"),
+    "anakinra_exposure": Metric("fraction", "anakinra exposure (IL-1R blockade / blockade fraction)"),
 }
 
 ENDPOINTS: dict[str, tuple[str, str, str]] = {
@@ -168,6 +169,7 @@ ENDPOINTS: dict[str, tuple[str, str, str]] = {
     "peak_csf_car_t": ("float64", "cells", "peak CAR-T cells in the CSF / cavity"),
     "tocilizumab_day": ("float64", "day", "time of the reactive tocilizumab dose (NaN: none)"),
     "steroid_day": ("float64", "day", "time of the reactive steroid dose (NaN: none)"),
+    "anakinra_day": ("float64", "day", "time of the reactive anakinra dose (NaN: none)"),
     "entered_iv": ("int64", "cells", "CAR-T cells that entered the domain from the blood (vessels)"),
     "entered_intratumoral": ("int64", "cells", "CAR-T cells placed by intratumoral doses"),
     "entered_regional": ("int64", "cells", "CAR-T cells that entered across the CSF / cavity face"),
@@ -450,13 +452,14 @@ class Simulation:
 
     def _toxicity_metrics(self, st) -> dict[str, np.ndarray]:
         sp = self.systemic_params
-        sig = crs_signal(sp, st.il6, st.il1, st.tocilizumab)
+        sig = crs_signal(sp, st.il6, st.il1, st.tocilizumab, st.anakinra)
         return {"il1": st.il1.copy(), "myeloid_activation": st.myeloid.copy(), "crs_signal": sig,
                 "fever_c": fever_c(sp, sig),
                 "crs_grade": np.searchsorted(sp.crs_thresholds, sig, side="right").astype(np.int64),
                 "endothelial_activation": st.endothelial.copy(), "cns_cytokine": st.cns_cytokine.copy(),
                 "icans_grade": np.searchsorted(sp.icans_thresholds, st.cns_cytokine, side="right").astype(np.int64),
-                "tocilizumab_exposure": st.tocilizumab.copy(), "steroid_exposure": st.steroid.copy()}
+                "tocilizumab_exposure": st.tocilizumab.copy(), "steroid_exposure": st.steroid.copy(),
+                "anakinra_exposure": st.anakinra.copy()}
 
     def _zone(self) -> np.ndarray:
         """Flat indices of the voxels within the initial tumour radius plus capsule."""
@@ -518,6 +521,7 @@ class Simulation:
             "peak_csf_car_t": st.csf_peak.copy(),
             "tocilizumab_day": at(st.tocilizumab_step),
             "steroid_day": at(st.steroid_step),
+            "anakinra_day": at(st.anakinra_step),
             "entered_iv": st.entered_iv.copy(),
             "entered_intratumoral": st.entered_intratumoral.copy(),
             "entered_regional": st.entered_regional.copy(),

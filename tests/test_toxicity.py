@@ -185,3 +185,13 @@ def test_lymphodepletion_expands_circulating_car_t_and_raises_crs():
     a, b = plain.endpoints(), ld.endpoints()
     assert b["entered_iv"].sum() > a["entered_iv"].sum()
     assert b["peak_crs_signal"].mean() > a["peak_crs_signal"].mean()
+
+
+def test_anakinra_lowers_crs_and_cns_exposure():
+    over = dict(IV_SMALL, **{"delivery.dose_cells": 2.2e8})
+    plain = run("iv_baseline", over).endpoints()
+    ana = run("iv_baseline", dict(over, **{"toxicity.anakinra_days": [0.0, 1.0, 2.0]})).endpoints()
+    assert (ana["peak_crs_signal"] < plain["peak_crs_signal"]).all()
+    assert (ana["peak_cns_cytokine"] < plain["peak_cns_cytokine"]).all()  # reaches the CNS
+    react = run("iv_baseline", dict(over, **{"toxicity.anakinra_at_grade": 1})).endpoints()
+    assert np.isfinite(react["anakinra_day"]).all()

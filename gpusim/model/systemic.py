@@ -39,7 +39,7 @@ and counted per route (``entered_*`` counters).
 fraction of monocytes / macrophages driven by engaged CAR-T cells, lysis and IL-1), plasma IL-1
 and IL-6, the CRS signal (IL-6 signalling left by tocilizumab + weighted IL-1), its grade and
 onset, endothelial activation, the CNS (CSF) cytokine exposure, the ICANS grade and onset,
-reactive tocilizumab / steroid.  Each linear relaxation is stepped exactly (``_relax``,
+reactive tocilizumab / anakinra / steroid.  Each linear relaxation is stepped exactly (``_relax``,
 ``_source``).
 """
 
@@ -109,6 +109,10 @@ class SystemicParams:
     toci_decay: float = 1.0
     toci_block: float = 0.0
     toci_clear: float = 0.0
+    anakinra_steps: frozenset = frozenset()
+    anakinra_grade: int = 0
+    anakinra_decay: float = 1.0
+    anakinra_block: float = 0.0
     steroid_steps: frozenset = frozenset()
     steroid_grade: int = 0
     steroid_decay: float = 1.0
@@ -198,6 +202,10 @@ class SystemicParams:
             toci_decay=math.exp(-ln2 * dtd / sc["toxicity.tocilizumab_half_life_days"]),
             toci_block=float(sc["toxicity.tocilizumab_blockade_fraction"]),
             toci_clear=float(sc["toxicity.tocilizumab_clearance_fraction"]),
+            anakinra_steps=steps(sc["toxicity.anakinra_days"]),
+            anakinra_grade=int(sc["toxicity.anakinra_at_grade"]),
+            anakinra_decay=math.exp(-ln2 * dtd / sc["toxicity.anakinra_half_life_days"]),
+            anakinra_block=float(sc["toxicity.anakinra_blockade_fraction"]),
             steroid_steps=steps(sc["toxicity.steroid_days"]),
             steroid_grade=int(sc["toxicity.steroid_at_grade"]),
             steroid_decay=math.exp(-ln2 * dtd / sc["toxicity.steroid_half_life_days"]),
@@ -495,10 +503,10 @@ def _source(c: np.ndarray, prod: np.ndarray, rate: np.ndarray | float, dt: float
     return np.where(rate > 0, inf + (c - inf) * f, c + prod * dt)
 
 
-def crs_signal(sp: SystemicParams, il6, il1, toci) -> np.ndarray:
+def crs_signal(sp: SystemicParams, il6, il1, toci, anakinra=0.0) -> np.ndarray:
     """The CRS signal (pg/mL IL-6-equivalent): IL-6 signalling left by the IL-6R blockade plus
-    weighted IL-1."""
-    return il6 * (1.0 - sp.toci_block * toci) + sp.il1_weight * il1
+    weighted IL-1 signalling left by the IL-1R blockade."""
+    return il6 * (1.0 - sp.toci_block * toci) + sp.il1_weight * il1 * (1.0 - sp.anakinra_block * anakinra)
 
 
 def fever_c(sp: SystemicParams, signal) -> np.ndarray:
@@ -520,14 +528,18 @@ def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) ->
     # drugs: exposure decays, scheduled doses restore it
     st.tocilizumab *= sp.toci_decay
     st.steroid *= sp.steroid_decay
+    st.anakinra *= sp.anakinra_decay
+    if step in sp.anakinra_steps:
+        st.anakinra[:] = 1.0
     if step in sp.toci_steps:
         st.tocilizumab[:] = 1.0
     if step in sp.steroid_steps:
         st.steroid[:] = 1.0
     sup = sp.steroid_sup * st.steroid
+    il1_left = 1.0 - sp.anakinra_block * st.anakinra  # IL-1 signalling left by anakinra
     # myeloid amplifier: whole-tumour CAR-T signal (engaged cells) and lysis (per day)
     tumour_signal = (eng * sp.truck + sp.myeloid_lysis_w * lysed / dt) / sp.domain_share
-    drive = sp.systemic_fraction * tumour_signal / sp.myeloid_s50 + sp.il1_feedback * st.il1 / sp.il1_half
+    drive = sp.systemic_fraction * tumour_signal / sp.myeloid_s50 + sp.il1_feedback * st.il1 * il1_left / sp.il1_half
     dn = drive ** sp.myeloid_hill
     act = sp.myeloid_act * dn / (1.0 + dn) * (1.0 - sup)
     st.myeloid[:] = _relax(st.myeloid, act, sp.myeloid_off, dt)
@@ -536,7 +548,7 @@ def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) ->
     direct = sp.systemic_fraction * (lysed * sp.il6_lysis + eng * sp.il6_act_step) / 1e6 / sp.domain_share
     rate6 = sp.il6_rate * (1.0 - sp.toci_clear * st.tocilizumab)
     st.il6[:] = _source(st.il6 + direct, sp.il6_myeloid * st.myeloid, rate6, dt)
-    sig = crs_signal(sp, st.il6, st.il1, st.tocilizumab)
+    sig = crs_signal(sp, st.il6, st.il1, st.tocilizumab, st.anakinra)
     crs = np.searchsorted(sp.crs_thresholds, sig, side="right").astype(np.int64)
     # ICANS: endothelial activation by the CRS signal opens the barrier; CNS cytokine from the
     # plasma (raw IL-6: tocilizumab does not cross), CAR-T cells in the CSF and a CNS tumour
@@ -545,7 +557,7 @@ def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) ->
     perm = sp.bbb_q0 + (1.0 - sp.bbb_q0) * st.endothelial
     local = (sp.csf_car_t_cyt * st.csf
              + sp.cns_tumour_cyt * (1.0 - sp.systemic_fraction) * tumour_signal) / sp.csf_volume_mL
-    prod = sp.csf_turnover * perm * (st.il6 + sp.il1_weight * st.il1) + local * (1.0 - sup)
+    prod = sp.csf_turnover * perm * (st.il6 + sp.il1_weight * st.il1 * il1_left) + local * (1.0 - sup)
     st.cns_cytokine[:] = _source(st.cns_cytokine, prod, sp.csf_turnover, dt)
     icans = np.searchsorted(sp.icans_thresholds, st.cns_cytokine, side="right").astype(np.int64)
     # peaks, grades, onsets (step + 1: the time at the end of this step; 0 never)
@@ -564,6 +576,10 @@ def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) ->
         give = (st.crs_grade_max >= sp.toci_grade) & (st.tocilizumab_step == 0)
         st.tocilizumab[give] = 1.0
         st.tocilizumab_step[give] = step + 1
+    if sp.anakinra_grade > 0:
+        give = (np.maximum(st.crs_grade_max, st.icans_grade_max) >= sp.anakinra_grade) & (st.anakinra_step == 0)
+        st.anakinra[give] = 1.0
+        st.anakinra_step[give] = step + 1
     if sp.steroid_grade > 0:
         give = (np.maximum(st.crs_grade_max, st.icans_grade_max) >= sp.steroid_grade) & (st.steroid_step == 0)
         st.steroid[give] = 1.0
