@@ -9,7 +9,8 @@ A step (MODEL.md section 10):
    (model/microenv.py);
 5. CAR-T cells: engagement and killing (suppression, trogocytosis), exhaustion, death and
    proliferation, migration;
-6. toxicity: plasma IL-6, its peak and AUC (model/systemic.toxicity_phase).
+6. toxicity: myeloid amplifier, IL-1 / IL-6, CRS and ICANS grades, drugs
+   (model/systemic.toxicity_phase).
 Each phase reads the state as it was when the phase began.  A replicate's trajectory depends only
 on (scenario, seed, global replicate index).
 """
@@ -28,7 +29,7 @@ from .model.car_t import CarTParams, car_t_phase
 from .model.environment import FieldsPhase
 from .model.lattice import Kind, TState, to_host
 from .model.microenv import MicroenvParams, microenv_phase
-from .model.systemic import SystemicParams, systemic_phase, toxicity_phase
+from .model.systemic import SystemicParams, crs_signal, fever_c, systemic_phase, toxicity_phase
 from .model.tissue import initial_tissue_batch
 from .model.tumour import TumourParams, tumour_phase
 from .scenario import Scenario
@@ -36,10 +37,14 @@ from .scenario import Scenario
 LATTICE = ("kind", "antigen_a", "antigen_b", "ecm", "o2", "glucose", "chemokine", "tgfb", "ifng",
            "il12", "pdl1", "antigen_a_base", "antigen_b_base")
 AGENTS = car_t_mod.AGENT_FIELDS
-SYSTEMIC = ("blood", "csf", "il6", "il6_peak", "il6_auc", "csf_peak")
+SYSTEMIC = ("blood", "csf", "il6", "il6_peak", "il6_auc", "csf_peak", "il1", "myeloid",
+            "myeloid_peak", "crs_signal_peak", "endothelial", "cns_cytokine", "cns_peak",
+            "tocilizumab", "steroid", "anakinra")
 COUNTERS = ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths",
             "tumour_initial", "healthy_antigen_initial", "car_t_peak", "tumour_min",
-            "cleared_step", "last_car_t_step", "car_t_tumour_peak")
+            "cleared_step", "last_car_t_step", "car_t_tumour_peak", "crs_grade_max",
+            "crs_onset_step", "icans_grade_max", "icans_onset_step", "tocilizumab_step",
+            "steroid_step", "anakinra_step", "entered_iv", "entered_intratumoral", "entered_regional")
 STATE_ARRAYS = LATTICE + AGENTS + ("t_count",) + SYSTEMIC + COUNTERS
 
 
@@ -56,7 +61,9 @@ class State:
     ``t_act`` int16 (steps of activation left), ``t_eng`` uint8 (1: engaged a target this step).
     Per replicate: ``t_count`` int32, float64 ``blood`` (circulating CAR-T cells), ``csf``
     (CAR-T cells in the CSF / cavity), ``il6`` (plasma IL-6, pg/mL), ``il6_peak``, ``il6_auc``
-    (pg/mL × day), ``csf_peak``, and int64 counters.
+    (pg/mL × day), ``csf_peak``, the toxicity state (``il1``, ``myeloid``, ``endothelial``,
+    ``cns_cytokine``, ``tocilizumab``, ``steroid`` and peaks; docs/model.md, Toxicity), and int64
+    counters (grades, onsets as step + 1 with 0 for never, entrants per route).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], replicates: np.ndarray, step: int):
@@ -124,7 +131,18 @@ METRICS: dict[str, Metric] = {
     "mean_ecm_tumour": Metric("fraction", "mean ECM density over the tumour's bounding region (tumour, capsule and septa)"),
     "car_t_engaged": Metric("cells", "CAR-T cells that engaged a target in the last step"),
     "il6": Metric("pg/mL", "plasma IL-6"),
-    "car_t_csf": Metric("cells", "CAR-T cells in the CSF / cavity (regional delivery)"),
+    "car_t_csf": Metric("cells", "CAR-T cells in the CSF / cavity (whole body)"),
+    "il1": Metric("pg/mL", "plasma IL-1 (myeloid)"),
+    "myeloid_activation": Metric("fraction", "activated fraction of the monocyte / macrophage compartment"),
+    "crs_signal": Metric("pg/mL", "CRS signal: IL-6 signalling left by IL-6R blockade + weighted IL-1"),
+    "fever_c": Metric("°C", "fever proxy from the CRS signal (38 °C at the grade-1 threshold)"),
+    "crs_grade": Metric("1", "CRS grade now (0-4)"),
+    "endothelial_activation": Metric("fraction", "endothelial activation (barrier opening)"),
+    "cns_cytokine": Metric("pg/mL", "CNS (CSF) cytokine exposure, IL-6-equivalent"),
+    "icans_grade": Metric("1", "ICANS grade now (0-4)"),
+    "tocilizumab_exposure": Metric("fraction", "tocilizumab exposure (IL-6R blockade / blockade fraction)"),
+    "steroid_exposure": Metric("fraction", "corticosteroid exposure"),
+    "anakinra_exposure": Metric("fraction", "anakinra exposure (IL-1R blockade / blockade fraction)"),
 }
 
 ENDPOINTS: dict[str, tuple[str, str, str]] = {
@@ -140,8 +158,21 @@ ENDPOINTS: dict[str, tuple[str, str, str]] = {
     "kills_healthy": ("int64", "cells", "healthy cells killed by CAR-T cells"),
     "car_t_tumour_peak": ("int64", "cells", "largest number of CAR-T cells in or next to tumour cells"),
     "peak_il6": ("float64", "pg/mL", "peak plasma IL-6"),
-    "crs_grade": ("int8", "1", "CRS grade 0-4 from peak IL-6 and toxicity.crs_thresholds_pg_per_mL (assumed)"),
-    "icans_index": ("float64", "1", "IL-6 AUC / icans_il6_auc_ref + peak CSF CAR-T / icans_csf_ref (assumed)"),
+    "crs_grade": ("int8", "1", "highest CRS grade 0-4 (CRS signal vs toxicity.crs_thresholds_pg_per_mL)"),
+    "crs_onset_days": ("float64", "day", "first time CRS reached grade 1 (NaN: never)"),
+    "icans_grade": ("int8", "1", "highest ICANS grade 0-4 (CNS cytokine vs toxicity.icans_thresholds_pg_per_mL)"),
+    "icans_onset_days": ("float64", "day", "first time ICANS reached grade 1 (NaN: never)"),
+    "icans_index": ("float64", "1", "peak CNS cytokine exposure / the ICANS grade-1 threshold"),
+    "peak_myeloid": ("float64", "fraction", "peak activated fraction of the myeloid compartment"),
+    "peak_crs_signal": ("float64", "pg/mL", "peak CRS signal"),
+    "peak_cns_cytokine": ("float64", "pg/mL", "peak CNS (CSF) cytokine exposure"),
+    "peak_csf_car_t": ("float64", "cells", "peak CAR-T cells in the CSF / cavity"),
+    "tocilizumab_day": ("float64", "day", "time of the reactive tocilizumab dose (NaN: none)"),
+    "steroid_day": ("float64", "day", "time of the reactive steroid dose (NaN: none)"),
+    "anakinra_day": ("float64", "day", "time of the reactive anakinra dose (NaN: none)"),
+    "entered_iv": ("int64", "cells", "CAR-T cells that entered the domain from the blood (vessels)"),
+    "entered_intratumoral": ("int64", "cells", "CAR-T cells placed by intratumoral doses"),
+    "entered_regional": ("int64", "cells", "CAR-T cells that entered across the CSF / cavity face"),
 }
 
 SNAPSHOTS: dict[str, tuple[str, str, str]] = {
@@ -232,8 +263,6 @@ class Simulation:
         self.car_t_params = CarTParams.from_scenario(sc)
         self.systemic_params = SystemicParams.from_scenario(sc, self.nvox)
         self.microenv_params = MicroenvParams.from_scenario(sc)
-        self._crs = np.asarray(sorted(sc["toxicity.crs_thresholds_pg_per_mL"]), dtype=np.float64)
-        self._icans_ref = (sc["toxicity.icans_il6_auc_ref_pg_per_mL"], sc["toxicity.icans_csf_ref_cells"])
         self._tumour_zone = None
         self.fields = FieldsPhase(sc, R)
         self.dt_min = float(sc["run.dt_min"])
@@ -420,7 +449,19 @@ class Simulation:
             "car_t_engaged": st.t_eng.sum(axis=1, dtype=np.int64),
             "il6": st.il6.copy(),
             "car_t_csf": st.csf.copy(),
+            **self._toxicity_metrics(st),
         }
+
+    def _toxicity_metrics(self, st) -> dict[str, np.ndarray]:
+        sp = self.systemic_params
+        sig = crs_signal(sp, st.il6, st.il1, st.tocilizumab, st.anakinra)
+        return {"il1": st.il1.copy(), "myeloid_activation": st.myeloid.copy(), "crs_signal": sig,
+                "fever_c": fever_c(sp, sig),
+                "crs_grade": np.searchsorted(sp.crs_thresholds, sig, side="right").astype(np.int64),
+                "endothelial_activation": st.endothelial.copy(), "cns_cytokine": st.cns_cytokine.copy(),
+                "icans_grade": np.searchsorted(sp.icans_thresholds, st.cns_cytokine, side="right").astype(np.int64),
+                "tocilizumab_exposure": st.tocilizumab.copy(), "steroid_exposure": st.steroid.copy(),
+                "anakinra_exposure": st.anakinra.copy()}
 
     def _zone(self) -> np.ndarray:
         """Flat indices of the voxels within the initial tumour radius plus capsule."""
@@ -466,8 +507,28 @@ class Simulation:
             "kills_healthy": st.kills_healthy.copy(),
             "car_t_tumour_peak": st.car_t_tumour_peak.copy(),
             "peak_il6": st.il6_peak.copy(),
-            "crs_grade": np.searchsorted(self._crs, st.il6_peak, side="right").astype(np.int8),
-            "icans_index": st.il6_auc / self._icans_ref[0] + st.csf_peak / self._icans_ref[1],
+            **self._toxicity_endpoints(st, days),
+        }
+
+    def _toxicity_endpoints(self, st, days: float) -> dict[str, np.ndarray]:
+        sp = self.systemic_params
+        at = lambda s: np.where(s > 0, s * days, np.nan)  # noqa: E731
+        return {
+            "crs_grade": st.crs_grade_max.astype(np.int8),
+            "crs_onset_days": at(st.crs_onset_step),
+            "icans_grade": st.icans_grade_max.astype(np.int8),
+            "icans_onset_days": at(st.icans_onset_step),
+            "icans_index": st.cns_peak / max(float(sp.icans_thresholds[0]), 1e-12),
+            "peak_myeloid": st.myeloid_peak.copy(),
+            "peak_crs_signal": st.crs_signal_peak.copy(),
+            "peak_cns_cytokine": st.cns_peak.copy(),
+            "peak_csf_car_t": st.csf_peak.copy(),
+            "tocilizumab_day": at(st.tocilizumab_step),
+            "steroid_day": at(st.steroid_step),
+            "anakinra_day": at(st.anakinra_step),
+            "entered_iv": st.entered_iv.copy(),
+            "entered_intratumoral": st.entered_intratumoral.copy(),
+            "entered_regional": st.entered_regional.copy(),
         }
 
     def _invisible_initial(self) -> np.ndarray:

@@ -247,7 +247,65 @@ def _check(v: dict[str, Any]) -> dict[str, Any]:
         raise ScenarioError("domain too large: at most 2**31 voxels")
     if v["domain.x_voxels"] * v["domain.y_voxels"] * v["domain.z_voxels"] >= 2**31:
         raise ScenarioError("domain too large: x_voxels × y_voxels × z_voxels must be below 2**31")
+    _check_schedule(v)
     return v
+
+
+#: dose-schedule route names -> the route of the model
+ROUTES = {"iv": "intravenous", "intravenous": "intravenous", "intratumoral": "intratumoral",
+          "it": "intratumoral", "intraventricular": "regional", "icv": "regional",
+          "intracavitary": "regional", "regional": "regional"}
+
+
+def parse_schedule(text: str) -> list[tuple[str, float, float]]:
+    """``delivery.schedule`` -> ``[(route, day, cells), ...]`` in the written order (route one of
+    intravenous, intratumoral, regional).  Raises ScenarioError naming the bad entry."""
+    out = []
+    for i, item in enumerate(x.strip() for x in text.split(";")):
+        if not item:
+            continue
+        parts = item.split()
+        where = f"delivery.schedule dose {i + 1} '{item}'"
+        if len(parts) != 3:
+            raise ScenarioError(f"{where}: expected 'route day cells', e.g. 'iv 0 1e8'")
+        route = ROUTES.get(parts[0].lower())
+        if route is None:
+            raise ScenarioError(f"{where}: unknown route '{parts[0]}'; routes: "
+                                "iv, intratumoral, intraventricular (or regional, intracavitary)")
+        try:
+            day, cells = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise ScenarioError(f"{where}: day and cells must be numbers") from None
+        if not (math.isfinite(day) and 0.0 <= day <= 3650.0):
+            raise ScenarioError(f"{where}: day out of range; allowed 0 to 3650")
+        if not (math.isfinite(cells) and 0.0 <= cells <= 1e13):
+            raise ScenarioError(f"{where}: cells out of range; allowed 0 to 1e13")
+        out.append((route, day, cells))
+    return out
+
+
+def doses(sc) -> list[tuple[str, float, float]]:
+    """The doses of a scenario, ``[(route, day, cells), ...]``: ``delivery.schedule`` when set,
+    else one dose of ``dose_cells`` by ``delivery.route`` at each of ``dose_days``."""
+    if sc["delivery.schedule"].strip():
+        return parse_schedule(sc["delivery.schedule"])
+    return [(sc["delivery.route"], d, sc["delivery.dose_cells"]) for d in sc["delivery.dose_days"]]
+
+
+def _check_schedule(v: dict[str, Any]) -> None:
+    if not v["delivery.schedule"].strip():
+        return
+    sched = parse_schedule(v["delivery.schedule"])
+    if not sched:
+        raise ScenarioError("delivery.schedule has no dose; leave it empty to use delivery.dose_days")
+    for key in ("delivery.route", "delivery.dose_cells", "delivery.dose_days"):
+        if v[key] != BY_KEY[key].default:
+            raise ScenarioError(f"{key} = {_toml_value(v[key])} and delivery.schedule are both set: "
+                                "the schedule gives every dose's route, day and cells; leave "
+                                f"{key} at its default or drop the schedule")
+    if v["delivery.lymphodepletion"] and min(d for _, d, _ in sched) > 0.0:
+        raise ScenarioError("delivery.lymphodepletion with delivery.schedule: the conditioning "
+                            "window starts at day 0, so the first scheduled dose must be on day 0")
 
 
 def _tomlable(val: Any) -> bool:

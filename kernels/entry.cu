@@ -1,4 +1,4 @@
-// entry.cu -- regional face entry of CAR-T cells (dose / infusion steps of the systemic phase),
+// entry.cu -- regional face entry of CAR-T cells (while the CSF / cavity pool holds cells),
 // all replicates in one launch each, one thread per replicate x face voxel (R * F).  NumPy twin:
 // gpusim.model.systemic.regional_entry.  Shapes, dtypes, units and RNG: entry_logic.cuh.
 #include "entry_logic.cuh"
@@ -13,7 +13,7 @@ extern "C" __global__ void regional_free_kernel(int R, int F, long long V, const
 
 extern "C" __global__ void regional_decide_kernel(int R, int F, long long V, unsigned int seed,
                                                   unsigned int step, const unsigned int* reps,
-                                                  double lam, const int* face, const int* occ,
+                                                  const double* lam, const int* face, const int* occ,
                                                   const unsigned long long* nfree,
                                                   unsigned char* enter,
                                                   unsigned long long* counts) {

@@ -221,4 +221,4 @@ extern "C" __global__ void extravasation_decide_kernel(int R, int Z, int Y, int 
 
 // entry.cu
 extern "C" __global__ void regional_free_kernel(int R, int F, long long V, const int* face, const int* occ, unsigned long long* nfree);
-extern "C" __global__ void regional_decide_kernel(int R, int F, long long V, unsigned int seed, unsigned int step, const unsigned int* reps, double lam, const int* face, const int* occ, const unsigned long long* nfree, unsigned char* enter, unsigned long long* counts);
+extern "C" __global__ void regional_decide_kernel(int R, int F, long long V, unsigned int seed, unsigned int step, const unsigned int* reps, const double* lam, const int* face, const int* occ, const unsigned long long* nfree, unsigned char* enter, unsigned long long* counts);

@@ -51,6 +51,9 @@ VARIANTS = {
                                      "oxygen.consumption_healthy_mmHg_per_min=50"]),
     "truck_fibroblasts": ("intratumoral", ["car_t.generation=fourth", "stroma.fibroblast_fraction=0.9",
                                            "car_t.armour=TGFb_trap"]),
+    "schedule_drugs": ("quickstart", ["delivery.schedule=iv 0 1e9; intratumoral 0 3e7; intraventricular 0 1e9",
+                                       "delivery.regional_surface_cm2=1.0", "toxicity.tocilizumab_at_grade=1", "toxicity.anakinra_at_grade=2",
+                                       "toxicity.steroid_days=[0.05]", "delivery.cns_tumour=true"]),
     "lympho_drug": ("quickstart", ["delivery.lymphodepletion=true", "stroma.drug_degradation_per_day=2",
                                    "stroma.drug_start_day=0.0", "stroma.car_t_degradation_per_day=3"]),
     # tumour shoving in 3D through a fibroblast-rich capsule, at a radius and ECM response that no

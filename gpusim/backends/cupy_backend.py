@@ -140,8 +140,8 @@ class DevicePhases:
     def inject_order(self, sp):
         return self._order
 
-    def regional(self, st, sp, seed, step, lam):
-        """Regional face entry (kernels/entry.cu): uint8 (R, V) entry mask."""
+    def regional(self, st, sp, seed, step, lam: np.ndarray):
+        """Regional face entry (kernels/entry.cu): uint8 (R, V) entry mask (``lam`` float64 (R,))."""
         xp = self.xp
         R, V = st.kind.shape[0], st.nvox
         F = int(self._face.size)
@@ -149,7 +149,8 @@ class DevicePhases:
         nfree, counts = xp.zeros(R, xp.uint64), xp.zeros(R, xp.uint64)
         mod = self.rt.module("entry.cu")
         launch(mod, "regional_free_kernel", R * F, R=R, F=F, V=V, face=self._face, occ=occ, nfree=nfree)
-        launch(mod, "regional_decide_kernel", R * F, R=R, F=F, V=V, **self._rng(st), lam=lam,
+        launch(mod, "regional_decide_kernel", R * F, R=R, F=F, V=V, **self._rng(st),
+               lam=xp.asarray(np.asarray(lam, np.float64)),
                face=self._face, occ=occ, nfree=nfree, enter=enter, counts=counts)
         return enter.reshape(R, V)
 

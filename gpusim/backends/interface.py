@@ -174,7 +174,7 @@ KERNELS: dict[str, dict[str, str]] = {
     },
     "entry.cu": {
         "regional_free_kernel": "R:i32 F:i32 V:i64 face:const i32* occ:const i32* nfree:u64*",
-        "regional_decide_kernel": f"R:i32 F:i32 V:i64 {_RNG} lam:f64 face:const i32* occ:const i32* "
+        "regional_decide_kernel": f"R:i32 F:i32 V:i64 {_RNG} lam:const f64* face:const i32* occ:const i32* "
                                   "nfree:const u64* enter:u8* counts:u64*",
     },
 }

@@ -1,35 +1,46 @@
-"""Systemic compartment, delivery routes and toxicity.  MODEL.md sections 7 and 8.
+"""Systemic compartment, delivery routes, the CSF pool and toxicity.  MODEL.md sections 7 and 8;
+the equations with their sources are in docs/model.md (Delivery, Toxicity).
 
 Everything here is per replicate float64 host arithmetic in a fixed order (identical on every
 backend) except the per-voxel entry decisions, which compare Philox words with float32
-probabilities.  Each step (:func:`systemic_phase`, before the fields):
+probabilities.  The doses are ``scenario.doses(sc)``: ``delivery.schedule`` (route, day, cells
+each) or the legacy ``route`` / ``dose_days`` / ``dose_cells``.  Each step
+(:func:`systemic_phase`, before the fields):
 
-1. doses due at this step (``delivery.dose_days``, ``delivery.dose_cells`` each), by route:
+1. doses due at this step, in the schedule's order, by route:
    * intravenous: the dose enters the blood pool;
    * intratumoral: ``leak_fraction`` of it enters the blood; the domain receives
      ``n = floor(dose × (1 − leak) × V_domain / V_tumour + 0.5)`` cells, placed at the ``n`` voxels
      without a CAR-T cell nearest to the injection sites (ties broken by a random word: block
      (v, draw 1) of stream EXTRAVASATION, word 0), i.e. a ball around the sites;
-   * regional: ``regional_blood_fraction`` enters the blood, the rest the CSF / cavity pool
-     ``csf``; over the infusion (``infusion_hours``) the domain's face receives, per step,
-     ``λ = dose × (1 − bf) × A_face / A_surface / n_infusion_steps`` cells: each face voxel
-     without a CAR-T cell admits one with probability ``float32(λ / n_free)`` (capped at 1; word 0
-     of block (v, draw 2) of stream EXTRAVASATION); the pool loses ``entrants × A_surface / A_face``;
-2. intravenous extravasation from the blood pool (all routes): the whole tumour receives
+   * regional (intraventricular / intracavitary): ``regional_blood_fraction`` enters the blood,
+     the rest the CSF / cavity pool ``csf`` evenly over ``infusion_hours``;
+2. CSF face entry, whenever the domain borders the CSF (a regional dose in the schedule or
+   ``delivery.cns_tumour``) and the pool holds cells: the face receives ``λ_r = csf_r × (1 −
+   exp(−csf_tissue_entry_per_day × dt)) × A_face / A_surface`` cells; each face voxel without a
+   CAR-T cell admits one with probability ``float32(min(λ_r / n_free, 1))`` (word 0 of block (v,
+   draw 2) of stream EXTRAVASATION); the pool loses ``entrants × A_surface / A_face``;
+3. intravenous extravasation from the blood pool (all routes): the whole tumour receives
    ``blood × homing`` cells; the domain expects ``λ = blood × homing × V_domain / V_tumour``;
    each vessel voxel without a CAR-T cell admits one with probability ``p_v = float32(λ / W) ×
    w_v`` (capped at 1), ``w_v = 256 + floor(256 × weight × c_v)`` an integer chemokine weight and
    ``W`` its exact integer sum over the replicate's free vessel voxels (word: ``rng.words`` of
    stream EXTRAVASATION);
-3. ``blood ← (blood − entrants − blood × homing) × exp(−ln 2 dt / half-life)`` (floor 0), the
-   CSF pool decays with the same half-life.
-Entrants are appended to the agent table in voxel order (intratumoral, regional, then vessels).
+4. pools (:func:`blood_after_entry`): the blood loses entrants, homing and the IV -> CSF traffic
+   ``blood × blood_to_csf × (1 + gain × endothelial)``, clears with its half-life and gains the
+   CSF outflow's blood fraction; the CSF pool decays with ``csf_half_life_days`` and gains the
+   traffic; a steroid's exposure clears both further (floor 0); within the lymphodepletion
+   window (first dose to ``lymphodepletion_days`` later, as the CAR-T phase's) the blood pool expands by
+   ``exp(lymphodepletion_blood_expansion_per_day × dt)`` (homeostatic cytokines).
+Entrants are appended to the agent table in voxel order (intratumoral, CSF face, then vessels)
+and counted per route (``entered_*`` counters).
 
-:func:`toxicity_phase` (after the CAR-T phase): plasma IL-6 (pg/mL) ``il6 ← (il6 + P) × exp(−ln 2
-dt / half-life)`` with ``P = (lysed × k_lysis + engaged × k_act × dt_days × m_truck) / 1e6 /
-share``, where lysed and engaged are the domain's counts this step and ``share = V_domain /
-V_tumour`` scales them to the whole tumour; ``il6_peak`` = running max, ``il6_auc`` += il6 ×
-dt_days, ``csf_peak`` = running max of the CSF pool.
+:func:`toxicity_phase` (after the CAR-T phase): drug exposures, the myeloid amplifier (activated
+fraction of monocytes / macrophages driven by engaged CAR-T cells, lysis and IL-1), plasma IL-1
+and IL-6, the CRS signal (IL-6 signalling left by tocilizumab + weighted IL-1), its grade and
+onset, endothelial activation, the CNS (CSF) cytokine exposure, the ICANS grade and onset,
+reactive tocilizumab / anakinra / steroid.  Each linear relaxation is stepped exactly (``_relax``,
+``_source``).
 """
 
 from __future__ import annotations
@@ -48,54 +59,109 @@ from .tissue import tumour_centre_um
 F32 = np.float32
 
 
+ROUTES = ("intravenous", "intratumoral", "regional")
+
+
 @dataclass(frozen=True)
 class SystemicParams:
-    dose_steps: dict[int, float]
+    dose_steps: dict[int, tuple]  # step -> ((route, cells), ...) in the schedule's order
     homing_per_step: float
     domain_share: float
     clearance_factor: float
     weight256: np.float32
     max_divisions: int
-    route: str = "intravenous"
     leak: float = 0.0
     inject_order: np.ndarray | None = None  # (V,) int64 voxels sorted by (distance to the nearest site, v)
     inject_shells: tuple | None = None  # (starts, ends) int64 (S,): runs of equal distance in that order
-    face_voxels: np.ndarray | None = None  # (F,) int64
+    face_voxels: np.ndarray | None = None  # (F,) int64; None: no CSF / cavity face
     face_share: float = 0.0
     regional_bf: float = 0.0
     infusion_steps: int = 1
+    csf_entry_per_step: float = 0.0  # fraction of the CSF pool crossing the whole surface per step
+    csf_decay: float = 1.0  # CSF pool outflow factor per step
+    csf_to_blood: float = 0.0
+    blood_to_csf_per_step: float = 0.0
+    csf_gain: float = 0.0
+    steroid_clear_per_step: float = 0.0
+    lympho_window: tuple = ()  # (first step, end step) of systemic homeostatic expansion, or ()
+    lympho_growth: float = 1.0  # blood pool factor per step in the window
+    # toxicity
     il6_lysis: float = 0.0
     il6_act_step: float = 0.0
-    il6_decay: float = 1.0
+    il6_rate: float = 0.0  # IL-6 clearance rate, 1/day
     dt_days: float = 0.0
+    truck: float = 1.0
+    myeloid_s50: float = 1.0
+    myeloid_lysis_w: float = 0.0
+    myeloid_hill: float = 1.0
+    myeloid_act: float = 0.0
+    myeloid_off: float = 0.0
+    il1_feedback: float = 0.0
+    il1_half: float = 1.0
+    il6_myeloid: float = 0.0
+    il1_myeloid: float = 0.0
+    il1_decay: float = 1.0
+    il1_weight: float = 0.0
+    crs_thresholds: np.ndarray = None
+    icans_thresholds: np.ndarray = None
+    toci_steps: frozenset = frozenset()
+    toci_grade: int = 0
+    toci_decay: float = 1.0
+    toci_block: float = 0.0
+    toci_clear: float = 0.0
+    anakinra_steps: frozenset = frozenset()
+    anakinra_grade: int = 0
+    anakinra_decay: float = 1.0
+    anakinra_block: float = 0.0
+    steroid_steps: frozenset = frozenset()
+    steroid_grade: int = 0
+    steroid_decay: float = 1.0
+    steroid_sup: float = 0.0
+    endo_act: float = 0.0
+    endo_half: float = 1.0
+    endo_off: float = 0.0
+    bbb_q0: float = 0.0
+    csf_volume_mL: float = 150.0
+    csf_turnover: float = 0.0
+    csf_car_t_cyt: float = 0.0
+    cns_tumour_cyt: float = 0.0  # 0 unless delivery.cns_tumour
+    systemic_fraction: float = 1.0  # of the tumour's signal reaching the systemic compartment
+
+    @property
+    def routes(self) -> set:
+        return {r for d in self.dose_steps.values() for r, _ in d}
 
     @classmethod
     def from_scenario(cls, sc, nvox: int) -> "SystemicParams":
+        from ..scenario import doses as scenario_doses
         dt = sc["run.dt_min"]
-        doses: dict[int, float] = {}
-        for day in sc["delivery.dose_days"]:
+        dtd = dt / 1440.0
+        doses: dict[int, tuple] = {}
+        for route, day, cells in scenario_doses(sc):
             s = int(round(day * 1440.0 / dt))
-            doses[s] = doses.get(s, 0.0) + sc["delivery.dose_cells"]
+            doses[s] = doses.get(s, ()) + ((route, float(cells)),)
+        routes = {r for d in doses.values() for r, _ in d}
+        first = min((day for _, day, _ in scenario_doses(sc)), default=0.0)
         h = sc["domain.voxel_um"]
         vox_cm3 = (h * 1e-4) ** 3
-        route = sc["delivery.route"]
         shape = sc.shape
         order = shells = face = None
         face_share = 0.0
-        if route == "intratumoral":
+        if "intratumoral" in routes:
             order, shells = _shells(_site_distance2(sc))
-        elif route == "regional":
+        if "regional" in routes or sc["delivery.cns_tumour"]:
             face, area_vox = _face(sc["delivery.regional_face"], shape)
             face_share = area_vox * (h * 1e-4) ** 2 / sc["delivery.regional_surface_cm2"]
         truck = sc["toxicity.il6_truck_multiplier"] if sc["car_t.generation"] == "fourth" else 1.0
+        ln2 = math.log(2.0)
+        steps = lambda days: frozenset(int(round(d * 1440.0 / dt)) for d in days)  # noqa: E731
         return cls(
             dose_steps=doses,
-            homing_per_step=sc["delivery.tumour_homing_fraction_per_day"] * dt / 1440.0,
+            homing_per_step=sc["delivery.tumour_homing_fraction_per_day"] * dtd,
             domain_share=nvox * vox_cm3 / sc["delivery.tumour_volume_cm3"],
-            clearance_factor=math.exp(-math.log(2.0) * dt / (sc["delivery.blood_half_life_days"] * 1440.0)),
+            clearance_factor=math.exp(-ln2 * dtd / sc["delivery.blood_half_life_days"]),
             weight256=F32(256.0 * sc["delivery.chemokine_weight"]),
             max_divisions=int(sc["car_t.max_divisions"]),
-            route=route,
             leak=float(sc["delivery.leak_fraction"]),
             inject_order=order,
             inject_shells=shells,
@@ -103,10 +169,58 @@ class SystemicParams:
             face_share=face_share,
             regional_bf=float(sc["delivery.regional_blood_fraction"]),
             infusion_steps=max(1, int(round(sc["delivery.infusion_hours"] * 60.0 / dt))),
+            csf_entry_per_step=-math.expm1(-sc["delivery.csf_tissue_entry_per_day"] * dtd),
+            csf_decay=math.exp(-ln2 * dtd / sc["delivery.csf_half_life_days"]),
+            csf_to_blood=float(sc["delivery.csf_outflow_to_blood_fraction"]),
+            blood_to_csf_per_step=sc["delivery.blood_to_csf_per_day"] * dtd,
+            csf_gain=float(sc["delivery.csf_trafficking_activation_gain"]),
+            steroid_clear_per_step=sc["toxicity.steroid_car_t_clearance_per_day"] * dtd,
+            lympho_window=((int(round(first * 1440.0 / dt)),
+                            int(round((first + sc["delivery.lymphodepletion_days"]) * 1440.0 / dt)))
+                           if sc["delivery.lymphodepletion"] and doses else ()),
+            lympho_growth=math.exp(sc["delivery.lymphodepletion_blood_expansion_per_day"] * dtd),
             il6_lysis=float(sc["toxicity.il6_per_million_lysed_pg_per_mL"]),
-            il6_act_step=float(sc["toxicity.il6_per_million_activated_per_day_pg_per_mL"]) * dt / 1440.0 * truck,
-            il6_decay=math.exp(-math.log(2.0) * dt / (sc["toxicity.il6_half_life_hours"] * 60.0)),
-            dt_days=dt / 1440.0,
+            il6_act_step=float(sc["toxicity.il6_per_million_activated_per_day_pg_per_mL"]) * dtd * truck,
+            il6_rate=ln2 / (sc["toxicity.il6_half_life_hours"] / 24.0),
+            dt_days=dtd,
+            truck=truck,
+            myeloid_s50=float(sc["toxicity.myeloid_half_signal_cells"]),
+            myeloid_lysis_w=float(sc["toxicity.myeloid_lysis_weight"]),
+            myeloid_hill=float(sc["toxicity.myeloid_hill"]),
+            myeloid_act=float(sc["toxicity.myeloid_activation_per_day"]),
+            myeloid_off=ln2 / sc["toxicity.myeloid_half_life_days"],
+            il1_feedback=float(sc["toxicity.myeloid_il1_feedback"]),
+            il1_half=float(sc["toxicity.il1_half_pg_per_mL"]),
+            il6_myeloid=float(sc["toxicity.il6_myeloid_max_pg_per_mL_per_day"]),
+            il1_myeloid=float(sc["toxicity.il1_myeloid_max_pg_per_mL_per_day"]),
+            il1_decay=math.exp(-ln2 * dtd / (sc["toxicity.il1_half_life_hours"] / 24.0)),
+            il1_weight=float(sc["toxicity.il1_pyrogen_weight"]),
+            crs_thresholds=np.asarray(sorted(sc["toxicity.crs_thresholds_pg_per_mL"]), np.float64),
+            icans_thresholds=np.asarray(sorted(sc["toxicity.icans_thresholds_pg_per_mL"]), np.float64),
+            toci_steps=steps(sc["toxicity.tocilizumab_days"]),
+            toci_grade=int(sc["toxicity.tocilizumab_at_grade"]),
+            toci_decay=math.exp(-ln2 * dtd / sc["toxicity.tocilizumab_half_life_days"]),
+            toci_block=float(sc["toxicity.tocilizumab_blockade_fraction"]),
+            toci_clear=float(sc["toxicity.tocilizumab_clearance_fraction"]),
+            anakinra_steps=steps(sc["toxicity.anakinra_days"]),
+            anakinra_grade=int(sc["toxicity.anakinra_at_grade"]),
+            anakinra_decay=math.exp(-ln2 * dtd / sc["toxicity.anakinra_half_life_days"]),
+            anakinra_block=float(sc["toxicity.anakinra_blockade_fraction"]),
+            steroid_steps=steps(sc["toxicity.steroid_days"]),
+            steroid_grade=int(sc["toxicity.steroid_at_grade"]),
+            steroid_decay=math.exp(-ln2 * dtd / sc["toxicity.steroid_half_life_days"]),
+            steroid_sup=float(sc["toxicity.steroid_myeloid_suppression_fraction"]),
+            endo_act=float(sc["toxicity.endothelial_activation_per_day"]),
+            endo_half=float(sc["toxicity.endothelial_half_pg_per_mL"]),
+            endo_off=ln2 / sc["toxicity.endothelial_half_life_days"],
+            bbb_q0=float(sc["toxicity.bbb_quotient_fraction"]),
+            csf_volume_mL=float(sc["toxicity.csf_volume_mL"]),
+            csf_turnover=float(sc["toxicity.csf_turnover_per_day"]),
+            csf_car_t_cyt=float(sc["toxicity.csf_car_t_cytokine_pg_per_cell_per_day"]),
+            cns_tumour_cyt=(float(sc["toxicity.cns_tumour_cytokine_pg_per_cell_per_day"])
+                            if sc["delivery.cns_tumour"] else 0.0),
+            systemic_fraction=(float(sc["toxicity.cns_tumour_systemic_fraction"])
+                               if sc["delivery.cns_tumour"] else 1.0),
         )
 
 
@@ -160,44 +274,69 @@ def occupied(xp, st):
     return occ
 
 
-def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray) -> tuple[int, float]:
+def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray) -> int:
     """Step 1 of the phase, host float64: the doses due at ``step`` into the blood and CSF pools
-    (in place).  Returns ``(n_inject, lam_face)``: the cells the intratumoral placement puts into
-    the domain (0 unless an intratumoral dose is due) and the cells the regional face receives
-    this step (0.0 outside a regional infusion)."""
-    dose = sp.dose_steps.get(step, 0.0)
-    n_inject, lam_face = 0, 0.0
-    if sp.route == "intravenous":
-        blood += dose
-    elif sp.route == "intratumoral":
-        if dose > 0:
-            blood += dose * sp.leak
-            n_inject = int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
-    else:  # regional
-        if dose > 0:
-            blood += dose * sp.regional_bf
-            csf += dose * (1.0 - sp.regional_bf)
-        for s0, dd in sp.dose_steps.items():
-            if s0 <= step < s0 + sp.infusion_steps:
-                lam_face += dd * (1.0 - sp.regional_bf) * sp.face_share / sp.infusion_steps
-    return n_inject, lam_face
+    (in place; a regional dose enters the CSF pool over its infusion).  Returns ``n_inject``, the
+    cells the intratumoral placement puts into the domain (0 unless an intratumoral dose is
+    due)."""
+    n_inject = 0
+    for route, dose in sp.dose_steps.get(step, ()):
+        if route == "intravenous":
+            blood += dose
+        elif route == "intratumoral":
+            if dose > 0:
+                blood += dose * sp.leak
+                n_inject += int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
+        else:  # regional
+            if dose > 0:
+                blood += dose * sp.regional_bf
+    for s0, due in sp.dose_steps.items():
+        if s0 <= step < s0 + sp.infusion_steps:
+            for route, dose in due:
+                if route == "regional" and dose > 0:
+                    csf += dose * (1.0 - sp.regional_bf) / sp.infusion_steps
+    return n_inject
+
+
+def face_lambda(sp: SystemicParams, csf: np.ndarray) -> np.ndarray | None:
+    """float64 (R,): the CSF / cavity cells the domain's face receives this step (the pool's
+    per-step tissue-entry fraction of the face's share), or None without a face or cells."""
+    if sp.face_voxels is None or not (csf > 0).any():
+        return None
+    return csf * sp.csf_entry_per_step * sp.face_share
 
 
 def regional_csf(sp: SystemicParams, csf: np.ndarray, entered: np.ndarray) -> None:
-    """The CSF pool loses the face entrants scaled to the whole surface (host, in place)."""
+    """The CSF pool loses the face entrants scaled to the whole surface (host, in place): the
+    whole surface admits ``entrants / face_share`` (floor 0)."""
     if sp.face_share > 0:
         csf -= entered / sp.face_share
         np.maximum(csf, 0.0, out=csf)
 
 
 def blood_after_entry(sp: SystemicParams, blood: np.ndarray, csf: np.ndarray,
-                      entered: np.ndarray) -> None:
-    """Step 3, host float64 (in place): homing, clearance (floor 0) and the CSF decay."""
+                      entered: np.ndarray, endothelial: np.ndarray | None = None,
+                      steroid: np.ndarray | None = None) -> None:
+    """Step 3, host float64 (in place): homing, IV -> CSF trafficking (raised by endothelial
+    activation), clearance, CSF outflow (a fraction to the blood), the steroid's extra clearance
+    of circulating and CSF cells (floor 0)."""
+    R = blood.shape[0]
+    endo = np.zeros(R) if endothelial is None else endothelial
+    ster = np.zeros(R) if steroid is None else steroid
     blood -= entered
     blood -= blood * sp.homing_per_step
+    to_csf = blood * (sp.blood_to_csf_per_step * (1.0 + sp.csf_gain * endo))
+    blood -= to_csf
+    out = csf * (1.0 - sp.csf_decay)
     blood *= sp.clearance_factor
+    blood += out * sp.csf_to_blood
+    csf -= out
+    csf += to_csf
+    kill = np.exp(-sp.steroid_clear_per_step * ster)
+    blood *= kill
+    csf *= kill
     np.maximum(blood, 0.0, out=blood)
-    csf *= sp.clearance_factor
+    np.maximum(csf, 0.0, out=csf)
 
 
 def inject_select(xp, st, sp: SystemicParams, seed: int, step: int, n: int, order=None):
@@ -234,9 +373,9 @@ def inject_select(xp, st, sp: SystemicParams, seed: int, step: int, n: int, orde
     return enter
 
 
-def regional_entry(st, sp: SystemicParams, seed: int, step: int, lam: float) -> np.ndarray:
+def regional_entry(st, sp: SystemicParams, seed: int, step: int, lam: np.ndarray) -> np.ndarray:
     """Regional entry (NumPy): bool (R, V), the face voxels without a CAR-T cell that admit one,
-    each with probability ``float32(min(lam / n_free, 1))`` (word 0 of block (v, draw 2) of stream
+    each with probability ``float32(min(lam[r] / n_free, 1))`` (``lam`` float64 (R,)) (word 0 of block (v, draw 2) of stream
     EXTRAVASATION)."""
     R = st.kind.shape[0]
     face = sp.face_voxels
@@ -244,7 +383,7 @@ def regional_entry(st, sp: SystemicParams, seed: int, step: int, lam: float) -> 
     nfree = free.sum(axis=1)
     p = np.zeros(R, dtype=F32)
     ok = nfree > 0
-    p[ok] = np.minimum(lam / nfree[ok], 1.0).astype(F32)
+    p[ok] = np.minimum(lam[ok] / nfree[ok], 1.0).astype(F32)
     enter = np.zeros((R, st.nvox), dtype=bool)
     fr, fi = np.nonzero(free)
     if fr.size:
@@ -325,33 +464,123 @@ def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict,
                    entry=NumpyEntry) -> None:
     """The systemic phase on any backend: the host arithmetic here, the entry decisions from
     ``entry`` (``regional``, ``vessels``: (R, V) masks; ``xp`` the array module), entrants
-    appended in voxel order (intratumoral or regional first, then vessels)."""
+    appended in voxel order (intratumoral, then the CSF face, then vessels)."""
     xp = entry.xp
-    n_inject, lam_face = doses_due(sp, step, st.blood, st.csf)
+    n_inject = doses_due(sp, step, st.blood, st.csf)
     entered = np.zeros(st.kind.shape[0], dtype=np.int64)
     if n_inject > 0:
         enter = inject_select(xp, st, sp, seed, step, n_inject, entry.inject_order(sp))
-        entered += append_entrants(xp, st, enter, sp.max_divisions)
-    elif lam_face > 0:
+        e = append_entrants(xp, st, enter, sp.max_divisions)
+        st.entered_intratumoral += e
+        entered += e
+    lam_face = face_lambda(sp, st.csf)
+    if lam_face is not None:
         e = append_entrants(xp, st, entry.regional(st, sp, seed, step, lam_face), sp.max_divisions)
         regional_csf(sp, st.csf, e)
+        st.entered_regional += e
         entered += e
     lam = st.blood * sp.homing_per_step * sp.domain_share  # float64 (R,)
     e = append_entrants(xp, st, entry.vessels(st, sp, seed, step, lam), sp.max_divisions)
-    blood_after_entry(sp, st.blood, st.csf, e)
+    st.entered_iv += e
+    blood_after_entry(sp, st.blood, st.csf, e, st.endothelial, st.steroid)
+    if sp.lympho_window and sp.lympho_window[0] <= step < sp.lympho_window[1]:
+        st.blood *= sp.lympho_growth  # homeostatic expansion after lymphodepletion
     events["car_t_entered"] = events.get("car_t_entered", 0) + entered + e
 
 
+def _relax(x: np.ndarray, rate_in: np.ndarray, rate_out: float, dt: float) -> np.ndarray:
+    """One exact step of ``dx/dt = rate_in (1 - x) - rate_out x`` (rates per day, (R,) float64)."""
+    tot = rate_in + rate_out
+    inf = np.where(tot > 0, rate_in / np.where(tot > 0, tot, 1.0), x)
+    return inf + (x - inf) * np.exp(-tot * dt)
+
+
+def _source(c: np.ndarray, prod: np.ndarray, rate: np.ndarray | float, dt: float) -> np.ndarray:
+    """One exact step of ``dc/dt = prod - rate c`` (float64 (R,))."""
+    rate = np.broadcast_to(np.asarray(rate, np.float64), c.shape)
+    f = np.exp(-rate * dt)
+    inf = np.where(rate > 0, prod / np.where(rate > 0, rate, 1.0), 0.0)
+    return np.where(rate > 0, inf + (c - inf) * f, c + prod * dt)
+
+
+def crs_signal(sp: SystemicParams, il6, il1, toci, anakinra=0.0) -> np.ndarray:
+    """The CRS signal (pg/mL IL-6-equivalent): IL-6 signalling left by the IL-6R blockade plus
+    weighted IL-1 signalling left by the IL-1R blockade."""
+    return il6 * (1.0 - sp.toci_block * toci) + sp.il1_weight * il1 * (1.0 - sp.anakinra_block * anakinra)
+
+
+def fever_c(sp: SystemicParams, signal) -> np.ndarray:
+    """Fever proxy (°C): 37 + 4 s / (s + 3 g1), 38 °C exactly at the grade-1 threshold g1."""
+    g1 = max(float(sp.crs_thresholds[0]), 1e-12)
+    return 37.0 + 4.0 * signal / (signal + 3.0 * g1)
+
+
 def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) -> None:
-    """Plasma IL-6, its peak and area under the curve, the CSF peak (module docstring); host
-    float64 on the (R,) pools of ``st``, from this step's kills and the ``engaged`` cells (host
-    (R,))."""
+    """CRS (myeloid amplifier, IL-6, IL-1, fever, grade), ICANS (endothelial activation, CNS
+    cytokine exposure, grade), tocilizumab and steroid (docs/model.md, Toxicity); host float64 on
+    the (R,) pools of ``st``, from this step's kills and the ``engaged`` cells (host (R,))."""
     R = st.il6.shape[0]
+    dt = sp.dt_days
+    step = st.step
     lysed = (events.get("kills_tumour", np.zeros(R, np.int64))
              + events.get("kills_healthy", np.zeros(R, np.int64))).astype(np.float64)
-    prod = (lysed * sp.il6_lysis + np.asarray(engaged, np.float64) * sp.il6_act_step) / 1e6 / sp.domain_share
-    st.il6 += prod
-    st.il6 *= sp.il6_decay
+    eng = np.asarray(engaged, np.float64)
+    # drugs: exposure decays, scheduled doses restore it
+    st.tocilizumab *= sp.toci_decay
+    st.steroid *= sp.steroid_decay
+    st.anakinra *= sp.anakinra_decay
+    if step in sp.anakinra_steps:
+        st.anakinra[:] = 1.0
+    if step in sp.toci_steps:
+        st.tocilizumab[:] = 1.0
+    if step in sp.steroid_steps:
+        st.steroid[:] = 1.0
+    sup = sp.steroid_sup * st.steroid
+    il1_left = 1.0 - sp.anakinra_block * st.anakinra  # IL-1 signalling left by anakinra
+    # myeloid amplifier: whole-tumour CAR-T signal (engaged cells) and lysis (per day)
+    tumour_signal = (eng * sp.truck + sp.myeloid_lysis_w * lysed / dt) / sp.domain_share
+    drive = sp.systemic_fraction * tumour_signal / sp.myeloid_s50 + sp.il1_feedback * st.il1 * il1_left / sp.il1_half
+    dn = drive ** sp.myeloid_hill
+    act = sp.myeloid_act * dn / (1.0 + dn) * (1.0 - sup)
+    st.myeloid[:] = _relax(st.myeloid, act, sp.myeloid_off, dt)
+    st.il1 *= sp.il1_decay
+    st.il1 += sp.il1_myeloid * st.myeloid * dt
+    direct = sp.systemic_fraction * (lysed * sp.il6_lysis + eng * sp.il6_act_step) / 1e6 / sp.domain_share
+    rate6 = sp.il6_rate * (1.0 - sp.toci_clear * st.tocilizumab)
+    st.il6[:] = _source(st.il6 + direct, sp.il6_myeloid * st.myeloid, rate6, dt)
+    sig = crs_signal(sp, st.il6, st.il1, st.tocilizumab, st.anakinra)
+    crs = np.searchsorted(sp.crs_thresholds, sig, side="right").astype(np.int64)
+    # ICANS: endothelial activation by the CRS signal opens the barrier; CNS cytokine from the
+    # plasma (raw IL-6: tocilizumab does not cross), CAR-T cells in the CSF and a CNS tumour
+    ea = sp.endo_act * sig / (sig + sp.endo_half)
+    st.endothelial[:] = _relax(st.endothelial, ea, sp.endo_off, dt)
+    perm = sp.bbb_q0 + (1.0 - sp.bbb_q0) * st.endothelial
+    local = (sp.csf_car_t_cyt * st.csf
+             + sp.cns_tumour_cyt * (1.0 - sp.systemic_fraction) * tumour_signal) / sp.csf_volume_mL
+    prod = sp.csf_turnover * perm * (st.il6 + sp.il1_weight * st.il1 * il1_left) + local * (1.0 - sup)
+    st.cns_cytokine[:] = _source(st.cns_cytokine, prod, sp.csf_turnover, dt)
+    icans = np.searchsorted(sp.icans_thresholds, st.cns_cytokine, side="right").astype(np.int64)
+    # peaks, grades, onsets (step + 1: the time at the end of this step; 0 never)
     np.maximum(st.il6_peak, st.il6, out=st.il6_peak)
-    st.il6_auc += st.il6 * sp.dt_days
+    st.il6_auc += st.il6 * dt
     np.maximum(st.csf_peak, st.csf, out=st.csf_peak)
+    np.maximum(st.myeloid_peak, st.myeloid, out=st.myeloid_peak)
+    np.maximum(st.crs_signal_peak, sig, out=st.crs_signal_peak)
+    np.maximum(st.cns_peak, st.cns_cytokine, out=st.cns_peak)
+    st.crs_onset_step[(crs >= 1) & (st.crs_onset_step == 0)] = step + 1
+    st.icans_onset_step[(icans >= 1) & (st.icans_onset_step == 0)] = step + 1
+    np.maximum(st.crs_grade_max, crs, out=st.crs_grade_max)
+    np.maximum(st.icans_grade_max, icans, out=st.icans_grade_max)
+    # reactive drugs (given at the end of the step the grade is first reached)
+    if sp.toci_grade > 0:
+        give = (st.crs_grade_max >= sp.toci_grade) & (st.tocilizumab_step == 0)
+        st.tocilizumab[give] = 1.0
+        st.tocilizumab_step[give] = step + 1
+    if sp.anakinra_grade > 0:
+        give = (np.maximum(st.crs_grade_max, st.icans_grade_max) >= sp.anakinra_grade) & (st.anakinra_step == 0)
+        st.anakinra[give] = 1.0
+        st.anakinra_step[give] = step + 1
+    if sp.steroid_grade > 0:
+        give = (np.maximum(st.crs_grade_max, st.icans_grade_max) >= sp.steroid_grade) & (st.steroid_step == 0)
+        st.steroid[give] = 1.0
+        st.steroid_step[give] = step + 1
