@@ -120,6 +120,11 @@ class Results:
     endpoints: name -> (R,) per-replicate outcomes (NaN / -1 until the run completes).
     units: dataset path (``"/timeseries/tumor_cells"``) -> units string.
     descriptions: dataset path -> description string.
+    events: name -> (R, T) int64 — event counts per output interval (``/events``; empty for
+        files written before it existed).
+    profiles: name -> (R, T, nbins) float64 — per-interval profiles and histograms
+        (``/profiles``; empty for older files).
+    profile_edges: name -> (nbins + 1,) float64 — the bin edges of each profile.
     """
 
     path: Path
@@ -134,6 +139,9 @@ class Results:
     endpoints: dict[str, np.ndarray]
     units: dict[str, str] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
+    events: dict[str, np.ndarray] = field(default_factory=dict)
+    profiles: dict[str, np.ndarray] = field(default_factory=dict)
+    profile_edges: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def replicates(self) -> int:
@@ -215,9 +223,21 @@ def open_results(path: str | os.PathLike) -> Results:
         g = f["timeseries"]
         time_days = load(g["time_days"])
         timeseries = {name: load(ds) for name, ds in g.items() if name != "time_days"}
-        T = min([len(time_days), *(a.shape[1] for a in timeseries.values())])
+        # /events and /profiles: absent in files of older writers (read as empty)
+        events = {name: load(ds) for name, ds in f["events"].items()} if "events" in f else {}
+        profiles, profile_edges = {}, {}
+        if "profiles" in f:
+            for name, ds in f["profiles"].items():
+                if isinstance(ds, h5py.Dataset):
+                    profiles[name] = load(ds)
+            for name, ds in f["profiles"].get("bin_edges", {}).items():
+                profile_edges[name] = load(ds)
+        T = min([len(time_days), *(a.shape[1] for a in (*timeseries.values(), *events.values(),
+                                                        *profiles.values()))])
         time_days = time_days[:T]
         timeseries = {k: a[:, :T] for k, a in timeseries.items()}
+        events = {k: a[:, :T] for k, a in events.items()}
+        profiles = {k: a[:, :T] for k, a in profiles.items()}
 
         g = f["snapshots"]
         snapshot_times = load(g["time_days"])
@@ -247,4 +267,7 @@ def open_results(path: str | os.PathLike) -> Results:
         endpoints=endpoints,
         units=units,
         descriptions=descriptions,
+        events=events,
+        profiles=profiles,
+        profile_edges=profile_edges,
     )
