@@ -170,6 +170,8 @@ ENDPOINTS: dict[str, tuple[str, str, str]] = {
     "final_car_t_effector": ("int64", "cells", "effector CAR-T cells in the domain at the end"),
     "final_car_t_exhausted": ("int64", "cells", "exhausted CAR-T cells in the domain at the end"),
     "final_car_t_memory": ("int64", "cells", "memory CAR-T cells in the domain at the end"),
+    "final_infiltration_depth_mean_um": ("float64", "µm", "infiltration_depth_mean_um at the end (NaN: no CAR-T cell or no tumour)"),
+    "final_infiltration_depth_p50_um": ("float64", "µm", "infiltration_depth_p50_um (median CAR-T depth) at the end"),
 }
 
 #: endpoints computed from the output time series (``Simulation.endpoints(series=...)``; without
@@ -565,6 +567,8 @@ class Simulation:
             "final_car_t_effector": (tmap == TState.EFFECTOR).sum(axis=1).astype(np.int64),
             "final_car_t_exhausted": (tmap == TState.EXHAUSTED).sum(axis=1).astype(np.int64),
             "final_car_t_memory": (tmap == TState.MEMORY).sum(axis=1).astype(np.int64),
+            "final_infiltration_depth_mean_um": m["infiltration_depth_mean_um"],
+            "final_infiltration_depth_p50_um": m["infiltration_depth_p50_um"],
             **ser,
         }
         return {k: ep[k] for k in ENDPOINTS}
