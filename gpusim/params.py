@@ -245,6 +245,7 @@ PARAMS: tuple[Param, ...] = (
     # --- outputs (observation only: they never change the dynamics) -----------------------------
     P("outputs.progression_multiple", float, 1.2, "Time to progression: first output time after which the tumour exceeds this multiple of its running nadir (1.2: RECIST 1.1's 20 % increase over the smallest size).", "RECIST 1.1 (Eisenhauer 2009), applied to cell counts", 1.0, 1e6),
     P("outputs.persistence_fraction", float, 0.1, "CAR-T persistence: last output time at which the functional CAR-T cells (effector + memory in the domain, plus blood) are at least this fraction of their peak.", ASSUMED, 0.0, 1.0),
+    P("outputs.boundary_closing_voxels", int, 2, "Infiltration depth: the tumour mass (tumour cells and necrotic debris) is morphologically closed by a cube of this half-width, so holes left by killed cells are not boundary.", ASSUMED, 0, 64),
     P("outputs.profile_bins", int, 20, "Number of radial shells of the radial CAR-T and tumour profiles.", ASSUMED, 1, 10000),
 )
 # fmt: on

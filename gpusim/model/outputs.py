@@ -7,7 +7,8 @@ series); nothing draws a random number or changes the state, so the outputs are 
 every backend and cannot change the dynamics.  Definitions (also in docs/io_format.md):
 
 * **Tumour mass**: the voxels whose tissue slot holds a tumour cell or necrotic debris
-  (``Kind.TUMOUR``, ``Kind.NECROTIC``).
+  (``Kind.TUMOUR``, ``Kind.NECROTIC``), closed morphologically by ``outputs.boundary_closing_voxels``
+  (a cube: dilation then erosion) so that small holes left by killed cells are inside the mass.
 * **Boundary and depth**: the boundary is the set of faces between tumour-mass voxels and other
   voxels (the domain's outer faces are not boundary).  The signed depth of a voxel centre is
   ``+ (d_out - h/2)`` inside the tumour mass, where ``d_out`` is the Euclidean distance (µm) from
@@ -87,9 +88,31 @@ def edt_sq(feature: np.ndarray, h: float, points: tuple | None = None) -> np.nda
     return out
 
 
-def tumour_mass(kind: np.ndarray) -> np.ndarray:
-    """Boolean mask of the tumour mass (tumour cells and necrotic debris)."""
-    return (kind == Kind.TUMOUR) | (kind == Kind.NECROTIC)
+def _dilate3(mask: np.ndarray, k: int) -> np.ndarray:
+    """Dilation of a (Z, Y, X) mask by a cube of half-width ``k`` voxels (z left out when Z = 1);
+    voxels beyond the domain count as absent."""
+    out = mask.copy()
+    for ax in range(1 if mask.shape[0] == 1 else 0, 3):
+        cur = out.copy()
+        n = mask.shape[ax]
+        for d in range(1, min(k, n - 1) + 1):
+            a = [slice(None)] * 3
+            b = [slice(None)] * 3
+            a[ax], b[ax] = slice(d, None), slice(None, n - d)
+            out[tuple(a)] |= cur[tuple(b)]
+            out[tuple(b)] |= cur[tuple(a)]
+    return out
+
+
+def tumour_mass(kind: np.ndarray, closing: int = 0) -> np.ndarray:
+    """Boolean (Z, Y, X) mask of the tumour mass: voxels holding a tumour cell or necrotic debris,
+    morphologically closed by a cube of half-width ``closing`` voxels (dilation, then erosion), so
+    that holes and channels narrower than about ``2 closing + 1`` voxels (killed cells, single
+    T cells' paths) count as inside the tumour, not as boundary."""
+    m = (kind == Kind.TUMOUR) | (kind == Kind.NECROTIC)
+    if closing > 0 and m.any():
+        m = ~_dilate3(~_dilate3(m, closing), closing)
+    return m
 
 
 def signed_depth(mass: np.ndarray, h: float, flat_pos: np.ndarray) -> np.ndarray:
@@ -154,6 +177,7 @@ class Observer:
         self.radial_edges = radial_edges(d, int(scenario["outputs.profile_bins"]))
         self.shell = shell_index(d, self.radial_edges)  # (V,)
         self.shell_voxels = np.bincount(self.shell, minlength=self.radial_edges.size - 1)
+        self.closing = int(scenario["outputs.boundary_closing_voxels"])
 
     # -- per output interval --------------------------------------------------------------------
     def depth_metrics(self, st, rows: np.ndarray, slots: np.ndarray) -> dict[str, np.ndarray]:
@@ -164,7 +188,7 @@ class Observer:
             pos = st.t_pos[r, slots[rows == r]]
             if pos.size == 0:
                 continue
-            dep = signed_depth(tumour_mass(st.kind[r]), self.h, pos)
+            dep = signed_depth(tumour_mass(st.kind[r], self.closing), self.h, pos)
             for k, v in depth_stats(dep).items():
                 cols[k][r] = v
             fin = np.isfinite(dep)
