@@ -316,9 +316,11 @@ def _print_outputs(ep, n: int) -> None:
         click.echo(s)
     if "car_t_persistence_days" in ep:
         v = np.asarray(ep["car_t_persistence_days"], dtype=float)
-        c = int(np.sum(np.asarray(ep.get("car_t_persistence_censored", np.zeros(n))) == 1))
-        click.echo(f"  {'CAR-T persistence (days)':<28} median {np.median(v):.3g}  "
-                   f"(range {v.min():.3g}..{v.max():.3g}; still persisting at the end: {c}/{n})")
+        s = f"  {'CAR-T persistence (days)':<28} median {np.median(v):.3g}  (range {v.min():.3g}..{v.max():.3g}"
+        if "car_t_persistence_censored" in ep:  # older files: the last step with any CAR-T cell
+            c = int(np.sum(np.asarray(ep["car_t_persistence_censored"]) == 1))
+            s += f"; still persisting at the end: {c}/{n}"
+        click.echo(s + ")")
     sig = [(k, lbl) for k, lbl in (("ifng", "IFN-γ"), ("il12", "IL-12"), ("tgfb", "TGF-β"))
            if f"peak_mean_{k}" in ep]
     if sig:
