@@ -80,7 +80,8 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
 
 
 #: name of the checkpointed array that holds the events counted since the last output
-#: (int64 (len(EVENTS), R)); it is not part of the engine state
+#: (int64 (R, len(EVENTS)), replicate axis first like every checkpointed array); it is not part
+#: of the engine state
 INTERVAL_EVENTS = "interval_events"
 
 
@@ -173,7 +174,7 @@ def resume(path: str | Path, *, progress: Progress | None = None,
         sim = make_simulation(be, sc, res.replicates, first,
                               state=State({k: arrays[k] for k in STATE_ARRAYS}, reps, step))
         # files of older writers checkpoint no event tally: count from the checkpoint on
-        tally = arrays.get(INTERVAL_EVENTS)
+        tally = arrays[INTERVAL_EVENTS].T if INTERVAL_EVENTS in arrays else None
         if log:
             log(f"resuming '{path}' at day {t_ck:g} (step {step})")
     except BaseException:
@@ -211,8 +212,8 @@ class _Writer:
         self.path = Path(out)
         spec = {k: (v.shape, v.dtype.str) for k, v in sim.state.arrays().items()}
         spec["step"] = ((), "<i8")
-        spec[INTERVAL_EVENTS] = ((len(EVENTS), len(sim.replicates)), "<i8", "events",
-                                 "events counted since the last output (rows: engine.EVENTS), to resume mid-interval")
+        spec[INTERVAL_EVENTS] = ((len(sim.replicates), len(EVENTS)), "<i8", "events",
+                                 "events counted since the last output (columns: engine.EVENTS), to resume mid-interval")
         if not _checkpoints_expected(sc):  # no storage for a checkpoint that is never written
             spec = {}
         self.w = ResultWriter(
@@ -241,7 +242,7 @@ class _Writer:
         self.w.snapshot(sim.time_days, sim.snapshot(n))
 
     def checkpoint(self, sim):
-        self.w.checkpoint(sim.state.step, sim.time_days, {**sim.state.arrays(), INTERVAL_EVENTS: self.acc})
+        self.w.checkpoint(sim.state.step, sim.time_days, {**sim.state.arrays(), INTERVAL_EVENTS: self.acc.T})
 
     def finish(self, sim):
         series = (self.w.timeseries("time_days"), {k: self.w.timeseries(k) for k in SERIES_METRICS})
