@@ -39,31 +39,53 @@ SIGNALS = {"ifng": "IFN-γ", "il12": "IL-12", "tgfb": "TGF-β"}
 # -- Euclidean distance transform ---------------------------------------------------------------
 def _scan_axis0(feature: np.ndarray, h: float) -> np.ndarray:
     """Squared distance (µm²) along axis 0 to the nearest True of ``feature`` in the same line
-    (inf where the line has none).  O(n) scans."""
+    (inf where the line has none).  O(n) scans, few temporaries (see :func:`work_bytes`)."""
     n = feature.shape[0]
+    if n == 1:
+        return np.where(feature, 0.0, np.inf)
     idx = np.arange(n, dtype=np.float64).reshape((n,) + (1,) * (feature.ndim - 1))
-    left = np.where(feature, idx, -np.inf)
-    left = np.maximum.accumulate(left, axis=0)
+    d = np.where(feature, idx, -np.inf)
+    np.maximum.accumulate(d, axis=0, out=d)
+    np.subtract(idx, d, out=d)  # distance to the nearest feature at or before
     right = np.where(feature, idx, np.inf)
-    right = np.flip(np.minimum.accumulate(np.flip(right, axis=0), axis=0), axis=0)
-    d = np.minimum(idx - left, right - idx)
-    return (d * h) ** 2
+    right = np.flip(right, axis=0)
+    np.minimum.accumulate(right, axis=0, out=right)
+    right = np.flip(right, axis=0)
+    right -= idx  # distance to the nearest feature at or after
+    np.minimum(d, right, out=d)
+    del right
+    d *= h
+    d *= d
+    return d
 
 
 def _minplus_axis(f: np.ndarray, axis: int, h: float) -> np.ndarray:
     """``g(x) = min_i f(i) + ((x - i) h)²`` along ``axis`` (the 1D step of a separable squared
-    EDT), by increasing offsets, stopping once the offset's cost exceeds every finite value."""
+    EDT), by increasing offsets, stopping once the offset's cost reaches the largest value (every
+    value finite)."""
     f = np.moveaxis(f, axis, 0)
     n = f.shape[0]
     g = f.copy()
+    tmp = np.empty_like(f[1:])
     for k in range(1, n):
         c = (k * h) ** 2
-        finite = g[np.isfinite(g)]
-        if np.isfinite(g).all() and (finite.size == 0 or c >= finite.max()):
+        if c >= g.max():  # inf while some value is still inf
             break
-        np.minimum(g[k:], f[:-k] + c, out=g[k:])
-        np.minimum(g[:-k], f[k:] + c, out=g[:-k])
+        t = tmp[: n - k]
+        np.add(f[:-k], c, out=t)
+        np.minimum(g[k:], t, out=g[k:])
+        np.add(f[k:], c, out=t)
+        np.minimum(g[:-k], t, out=g[:-k])
     return np.moveaxis(g, 0, axis)
+
+
+def work_bytes(shape: tuple[int, int, int]) -> int:
+    """Bytes of the largest working set of the depth computation of one replicate on a lattice of
+    ``shape``: four float64 lattice arrays (scan, min-plus pass and its temporary, result) and
+    four bool ones (the mass, its complement, the closing's two buffers); memory.estimate adds it,
+    with the observer's shell index (int64 per voxel)."""
+    V = int(np.prod(shape))
+    return V * (4 * 8 + 4 * 1)
 
 
 def edt_sq(feature: np.ndarray, h: float, points: tuple | None = None) -> np.ndarray:
@@ -135,12 +157,21 @@ def signed_depth(mass: np.ndarray, h: float, flat_pos: np.ndarray) -> np.ndarray
     return out
 
 
+def _quantile(s: np.ndarray, q: float) -> float:
+    """Quantile ``q`` of the sorted sample ``s`` by linear interpolation between order statistics
+    (NumPy's default method; written out so that no NumPy submodule is imported mid-run)."""
+    pos = q * (s.size - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, s.size - 1)
+    return float(s[lo] + (s[hi] - s[lo]) * (pos - lo))
+
+
 def depth_stats(depths: np.ndarray) -> dict[str, float]:
     """Mean and :data:`DEPTH_QUANTILES` (NumPy's linear quantiles) of finite depths; NaN if none."""
-    d = depths[np.isfinite(depths)]
+    d = np.sort(depths[np.isfinite(depths)])
     out = {"mean": float(d.mean()) if d.size else np.nan}
     for q in DEPTH_QUANTILES:
-        out[f"p{round(q * 100)}"] = float(np.quantile(d, q)) if d.size else np.nan
+        out[f"p{round(q * 100)}"] = _quantile(d, q) if d.size else np.nan
     return out
 
 
