@@ -16,6 +16,8 @@ independent differences, in NumPy.
   :func:`paired_proportion_diff` (Bonett–Price), :func:`proportion_diff` (Agresti–Caffo),
   :func:`fisher_exact`: differences between an arm and a reference arm.
 * :func:`at_horizon`: endpoints re-derived at an earlier output time from the stored time series.
+* :func:`ratio_to_untreated`: tumour size of a therapy run relative to an untreated control run
+  at their last common output time (paired per replicate when the runs share seed and replicates).
 * :func:`endpoint_table`: every endpoint of every arm, and the differences from a reference arm,
   as rows ready for printing (:func:`format_table`) or CSV (:func:`write_csv`).
 """
@@ -297,8 +299,10 @@ def fisher_exact(k_ref: int, n_ref: int, k_arm: int, n_arm: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-PROPORTIONS = ("cleared", "antigen_escape")
+PROPORTIONS = ("cleared", "antigen_escape", "progressed", "car_t_persistence_censored")
 SURVIVAL = "time_to_clearance_days"
+#: censored times (NaN: no event by the horizon) and the verb of their event
+SURVIVAL_TIMES = {SURVIVAL: "cleared", "time_to_progression_days": "progressed"}
 HORIZON_TOL = 1e-6
 """Two output times closer than this (day) are the same time."""
 
@@ -376,7 +380,11 @@ def at_horizon(res, horizon: float) -> tuple[dict[str, np.ndarray], dict[str, st
     (a clearance after the horizon is not observed: censored), ``cleared`` (no tumour cell at
     the horizon), ``final_tumour_ratio`` (tumour cells at the horizon / at day 0),
     ``antigen_escape`` (not cleared and most tumour cells invisible to the CAR at the horizon),
-    ``kills_tumour`` and ``kills_healthy`` (cumulative counts).  Every other endpoint is a peak,
+    ``kills_tumour`` and ``kills_healthy`` (cumulative counts), the endpoints defined on the
+    output series (``time_to_progression_days``/``progressed``, ``car_t_persistence_*``,
+    ``peak_mean_*``/``peak_max_*``: computed from the outputs up to the horizon) and the final
+    counts that a time series holds (``final_tumour_*``, ``final_necrotic_voxels``,
+    ``final_car_t_*``, ``final_infiltration_depth_*``).  Every other endpoint is a peak,
     a minimum, an area or a last time over every step of the whole run, which the output times
     do not determine: not computable.
     """
@@ -396,8 +404,27 @@ def at_horizon(res, horizon: float) -> tuple[dict[str, np.ndarray], dict[str, st
             why[name] = f"needs the time series {', '.join(missing)}, which the file lacks"
         return not missing
 
+    series_ep = _series_endpoints_at(res, ts, t, i)
+    final_from = {"final_tumour_cells": "tumour_cells", "final_necrotic_voxels": "necrotic_voxels",
+                  "final_car_t_exhausted": "car_t_exhausted", "final_car_t_memory": "car_t_memory",
+                  "final_infiltration_depth_mean_um": "infiltration_depth_mean_um",
+                  "final_infiltration_depth_p50_um": "infiltration_depth_p50_um",
+                  **{f"final_{c}": c for c in ("tumour_a_pos_b_pos", "tumour_a_pos_b_neg",
+                                               "tumour_a_neg_b_pos", "tumour_a_neg_b_neg")}}
     for name, v in res.endpoints.items():
         v = np.asarray(v)
+        if name in series_ep:
+            out[name] = series_ep[name].astype(v.dtype)
+            continue
+        if name in final_from:
+            if have(final_from[name]):
+                out[name] = ts[final_from[name]][:, i].astype(v.dtype)
+            continue
+        if name == "final_car_t_effector":
+            if have("car_t_tissue", "car_t_exhausted", "car_t_memory"):
+                out[name] = (ts["car_t_tissue"][:, i] - ts["car_t_exhausted"][:, i]
+                             - ts["car_t_memory"][:, i]).astype(v.dtype)
+            continue
         if name == SURVIVAL:
             with np.errstate(invalid="ignore"):
                 out[name] = np.where(v <= horizon + HORIZON_TOL, v, np.nan)
@@ -422,6 +449,66 @@ def at_horizon(res, horizon: float) -> tuple[dict[str, np.ndarray], dict[str, st
             why[name] = ("depends on every step of the whole run (a peak, minimum, area or last "
                          "time), not only on the stored output times")
     return out, why
+
+
+def _series_endpoints_at(res, ts, t, i) -> dict[str, np.ndarray]:
+    """The endpoints defined on the output time series (time to progression, CAR-T persistence,
+    signal peaks; gpusim.model.outputs), re-derived from the outputs up to index ``i``; empty when
+    the file lacks a series they need."""
+    from .engine import SERIES_METRICS
+    from .model.outputs import series_endpoints
+
+    if any(m not in ts for m in SERIES_METRICS):
+        return {}
+    multiple, fraction = _outputs_params(res)
+    return series_endpoints(t[: i + 1], {m: ts[m][:, : i + 1] for m in SERIES_METRICS}, multiple, fraction)
+
+
+def _outputs_params(res) -> tuple[float, float]:
+    """``outputs.progression_multiple`` and ``outputs.persistence_fraction`` of a result's
+    scenario (the defaults when the stored scenario predates them)."""
+    import tomllib
+
+    from .params import BY_KEY
+
+    try:
+        sec = tomllib.loads(getattr(res, "scenario_toml", "") or "").get("outputs", {})
+    except tomllib.TOMLDecodeError:
+        sec = {}
+    return (float(sec.get("progression_multiple", BY_KEY["outputs.progression_multiple"].default)),
+            float(sec.get("persistence_fraction", BY_KEY["outputs.persistence_fraction"].default)))
+
+
+@dataclass
+class UntreatedRatio:
+    """Tumour size of a run relative to an untreated control, at day ``day``."""
+
+    day: float
+    ratio_of_means: float  #: mean tumour cells (run) / mean tumour cells (control)
+    paired: np.ndarray | None  #: per-replicate ratios when the runs share seed and replicates
+
+
+def ratio_to_untreated(res, control) -> UntreatedRatio:
+    """Tumour cells of ``res`` over those of the untreated ``control`` at the last output time
+    the two runs share (within HORIZON_TOL).  Paired per replicate when both record the same
+    seed, first replicate and replicate count (paired seeds: the same initial tissue).
+
+    Raises ComparisonError when the runs share no output time or lack ``tumour_cells``."""
+    t1 = np.asarray(res.time_days, dtype=np.float64)
+    t0 = np.asarray(control.time_days, dtype=np.float64)
+    if "tumour_cells" not in res.timeseries or "tumour_cells" not in control.timeseries:
+        raise ComparisonError("ratio to untreated: a file lacks the tumour_cells time series")
+    common = [(i, int(np.flatnonzero(np.abs(t0 - x) <= HORIZON_TOL)[-1])) for i, x in enumerate(t1)
+              if np.any(np.abs(t0 - x) <= HORIZON_TOL)]
+    if not common:
+        raise ComparisonError("ratio to untreated: the runs share no output time")
+    i, j = common[-1]
+    a = np.asarray(res.timeseries["tumour_cells"][:, i], dtype=np.float64)
+    b = np.asarray(control.timeseries["tumour_cells"][:, j], dtype=np.float64)
+    rom = float(a.mean() / b.mean()) if b.mean() > 0 else math.nan
+    k1, k0 = _pair_key(res, a.size), _pair_key(control, b.size)
+    paired = a / np.maximum(b, 1) if k1 is not None and k1 == k0 else None
+    return UntreatedRatio(float(t1[i]), rom, paired)
 
 
 def _pair_key(res, n: int):
@@ -525,7 +612,7 @@ def endpoint_table(arms: Sequence[tuple[str, object]], *, horizon: float | None 
             if name not in ep:
                 continue
             v = np.asarray(ep[name])
-            if name == SURVIVAL:
+            if name in SURVIVAL_TIMES:
                 obs = ~np.isnan(v)
                 t = np.where(obs, v, H)
                 med, lo, hi = km_median(kaplan_meier(t, obs))
@@ -536,9 +623,10 @@ def endpoint_table(arms: Sequence[tuple[str, object]], *, horizon: float | None 
                                     f"{int(obs.sum())} events, censored at {H:g} d"
                                     + (f"; n = {v.size} < {MIN_N_MEDIAN}: no interval" if small else ""),
                                     small=small))
-                all_t.append(t)
-                all_e.append(obs)
-                all_g += [label] * v.size
+                if name == SURVIVAL:
+                    all_t.append(t)
+                    all_e.append(obs)
+                    all_g += [label] * v.size
             elif _is_proportion(name, v):
                 k, n = int(np.sum(v != 0)), int(v.size)
                 lo, hi = wilson(k, n)
@@ -603,7 +691,8 @@ def _diff(label, ref, name, eps, why, paired, H) -> Diff:
         if name not in eps[a]:
             return nc(f"{a} has no {name}")
     x, r = np.asarray(eps[label][name]), np.asarray(eps[ref][name])
-    if name == SURVIVAL:
+    if name in SURVIVAL_TIMES:
+        verb = SURVIVAL_TIMES[name]
         xs, rs = np.where(np.isnan(x), H, np.minimum(x, H)), np.where(np.isnan(r), H, np.minimum(r, H))
         if paired:
             d = xs - rs
@@ -611,13 +700,14 @@ def _diff(label, ref, name, eps, why, paired, H) -> Diff:
             small = d.size < MIN_N_MEDIAN
             return Diff(label, ref, name, "median paired difference of min(time, horizon)", d.size,
                         med, lo, hi, sign_test(d), cov, True,
-                        f"sign test; {int(np.sum(d < 0))} pairs cleared sooner in {label}, "
+                        f"sign test; {int(np.sum(d < 0))} pairs {verb} sooner in {label}, "
                         f"{int(np.sum(d > 0))} in {ref}", small)
         t = np.r_[xs, rs]
         e = np.r_[~np.isnan(x), ~np.isnan(r)]
         s, df, p = logrank(t, e, [label] * x.size + [ref] * r.size)
         return Diff(label, ref, name, "log-rank", x.size + r.size, math.nan, math.nan, math.nan, p,
                     paired=False, detail=(f"chi2 = {s:.3f}, df = {df}" if not math.isnan(s)
+                                          else f"not computable: no replicate {verb} in either arm" if name != SURVIVAL
                                           else "not computable: no clearance in either arm"))
     if _is_proportion(name, x) or _is_proportion(name, r):
         if paired:

@@ -228,12 +228,29 @@ def run(scenario, out, replicates, first_replicate, days, seed, backend, sets, f
 
 @main.command()
 @click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--untreated", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="An untreated control run (e.g. of the same tissue with delivery.dose_cells=0): "
+                   "also show the tumour size relative to it.")
 @_errors
-def summary(results):
+def summary(results, untreated):
     """Endpoints and ensemble statistics of a result file (also while it is being written)."""
     from .io import open_results
 
-    _print_summary(open_results(results))
+    res = open_results(results)
+    _print_summary(res)
+    if untreated is not None:
+        _print_untreated_ratio(res, open_results(untreated))
+
+
+def _print_untreated_ratio(res, control) -> None:
+    from .analysis import ratio_to_untreated
+
+    u = ratio_to_untreated(res, control)
+    s = f"  {'tumour vs untreated':<28} day {u.day:g}: ratio of means {u.ratio_of_means:.3g}"
+    if u.paired is not None:
+        s += (f"; paired per replicate median {np.median(u.paired):.3g} "
+              f"(range {np.min(u.paired):.3g}..{np.max(u.paired):.3g})")
+    click.echo(s)
 
 
 def _status(res) -> str:
@@ -262,6 +279,12 @@ def _print_summary(res) -> None:
                 s = (f"  {label:<28} {np.mean(a0):.1f} -> mean {np.mean(a1):.1f}, median "
                      f"{np.median(a1):.1f}, range {np.min(a1):g}..{np.max(a1):g}")
             click.echo(s)
+        if "infiltration_depth_mean_um" in ts:  # files written before it existed lack it
+            d = ts["infiltration_depth_mean_um"][:, -1]
+            if np.isfinite(d).any():
+                p50 = ts["infiltration_depth_p50_um"][:, -1]
+                click.echo(f"  {'CAR-T depth in tumour (now)':<28} mean {np.nanmedian(d):.3g} µm, median "
+                           f"{np.nanmedian(p50):.3g} µm (medians over replicates; inward positive)")
     ep = res.endpoints
     if res.status == "complete" and ep:
         n = len(ep["cleared"])
@@ -282,8 +305,42 @@ def _print_summary(res) -> None:
                 continue
             v = np.asarray(ep[name], dtype=float)
             click.echo(f"  {label:<28} median {np.median(v):.3g}  (range {np.min(v):.3g}..{np.max(v):.3g})")
+        _print_outputs(ep, n)
     elif res.status != "complete":
         click.echo(f"  endpoints: not yet written (status {_status(res).split(' ', 1)[0]})")
+
+
+def _print_outputs(ep, n: int) -> None:
+    """The observation endpoints (progression, persistence, signal peaks, final counts), when the
+    file has them (files written before they existed lack them)."""
+    if "progressed" in ep:
+        k = int(np.sum(np.asarray(ep["progressed"]) == 1))
+        t = np.asarray(ep["time_to_progression_days"], dtype=float)
+        t = t[np.isfinite(t)]
+        s = f"  {'progressed':<28} {k}/{n}"
+        if t.size:
+            s += f", at day {np.median(t):.3g} (median of those; range {t.min():.3g}..{t.max():.3g})"
+        click.echo(s)
+    if "car_t_persistence_days" in ep:
+        v = np.asarray(ep["car_t_persistence_days"], dtype=float)
+        s = f"  {'CAR-T persistence (days)':<28} median {np.median(v):.3g}  (range {v.min():.3g}..{v.max():.3g}"
+        if "car_t_persistence_censored" in ep:  # older files: the last step with any CAR-T cell
+            c = int(np.sum(np.asarray(ep["car_t_persistence_censored"]) == 1))
+            s += f"; still persisting at the end: {c}/{n}"
+        click.echo(s + ")")
+    sig = [(k, lbl) for k, lbl in (("ifng", "IFN-γ"), ("il12", "IL-12"), ("tgfb", "TGF-β"))
+           if f"peak_mean_{k}" in ep]
+    if sig:
+        click.echo(f"  {'peak signal, mean/max (a.u.)':<28} " + ", ".join(
+            f"{lbl} {np.median(ep[f'peak_mean_{k}']):.3g}/{np.median(ep[f'peak_max_{k}']):.3g}" for k, lbl in sig))
+    if "final_car_t_effector" in ep:
+        med = lambda k: f"{np.median(np.asarray(ep[k], dtype=float)):g}"
+        click.echo(f"  {'final CAR-T eff/exh/mem':<28} {med('final_car_t_effector')} / "
+                   f"{med('final_car_t_exhausted')} / {med('final_car_t_memory')} (medians)")
+        cls = ", ".join(f"{lbl} {med('final_tumour_' + k)}" for k, lbl in (
+            ("a_pos_b_pos", "A+B+"), ("a_pos_b_neg", "A+B-"), ("a_neg_b_pos", "A-B+"), ("a_neg_b_neg", "A-B-")))
+        click.echo(f"  {'final tumour by class':<28} {cls}; healthy {med('final_healthy_cells')}, "
+                   f"necrotic {med('final_necrotic_voxels')} (medians)")
 
 
 from .analysis import wilson as _wilson  # noqa: E402  (one implementation, in analysis.py)

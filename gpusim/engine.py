@@ -29,6 +29,7 @@ from .model.car_t import CarTParams, car_t_phase
 from .model.environment import FieldsPhase
 from .model.lattice import Kind, TState, to_host
 from .model.microenv import MicroenvParams, microenv_phase
+from .model import outputs as obs
 from .model.systemic import SystemicParams, crs_signal, fever_c, systemic_phase, toxicity_phase
 from .model.tissue import initial_tissue_batch
 from .model.tumour import TumourParams, tumour_phase
@@ -143,6 +144,17 @@ METRICS: dict[str, Metric] = {
     "tocilizumab_exposure": Metric("fraction", "tocilizumab exposure (IL-6R blockade / blockade fraction)"),
     "steroid_exposure": Metric("fraction", "corticosteroid exposure"),
     "anakinra_exposure": Metric("fraction", "anakinra exposure (IL-1R blockade / blockade fraction)"),
+    "infiltration_depth_mean_um": Metric("µm", "mean signed depth of the CAR-T cells in the domain below the tumour boundary (inward positive; NaN: no CAR-T cell or no tumour)"),
+    "infiltration_depth_p10_um": Metric("µm", "10th percentile of the CAR-T cells' signed depth below the tumour boundary (inward positive)"),
+    "infiltration_depth_p50_um": Metric("µm", "median signed depth of the CAR-T cells below the tumour boundary (inward positive)"),
+    "infiltration_depth_p90_um": Metric("µm", "90th percentile of the CAR-T cells' signed depth below the tumour boundary (inward positive)"),
+    "car_t_inside_tumour_fraction": Metric("fraction", "fraction of the CAR-T cells in the domain inside the tumour mass (depth > 0)"),
+    "mean_ifng": Metric("a.u.", "mean IFN-γ over the domain"),
+    "max_ifng": Metric("a.u.", "largest IFN-γ in a voxel of the domain"),
+    "mean_il12": Metric("a.u.", "mean IL-12 over the domain"),
+    "max_il12": Metric("a.u.", "largest IL-12 in a voxel of the domain"),
+    "mean_tgfb": Metric("a.u.", "mean TGF-β over the domain"),
+    "max_tgfb": Metric("a.u.", "largest TGF-β in a voxel of the domain"),
 }
 
 ENDPOINTS: dict[str, tuple[str, str, str]] = {
@@ -152,7 +164,10 @@ ENDPOINTS: dict[str, tuple[str, str, str]] = {
     "final_tumour_ratio": ("float64", "fraction", "final tumour size / initial size"),
     "antigen_escape": ("int8", "1", "1 if the tumour persists, most of it is invisible to the CAR, and the invisible fraction grew at least half-way from its initial value to 1"),
     "car_t_peak": ("int64", "cells", "largest number of CAR-T cells in the domain"),
-    "car_t_persistence_days": ("float64", "day", "last time a CAR-T cell was in the domain"),
+    "car_t_persistence_days": ("float64", "day", "last output time at which the functional CAR-T cells (effector + memory in the domain, plus blood) were at least outputs.persistence_fraction of their peak (0: never any)"),
+    "car_t_persistence_censored": ("int8", "1", "1 if the functional CAR-T cells were still at or above that level at the last output (persistence censored by the end of the run)"),
+    "time_to_progression_days": ("float64", "day", "first output time at which the tumour exceeded outputs.progression_multiple x its running nadir (NaN: censored, see progressed)"),
+    "progressed": ("int8", "1", "1 if progression was observed by the last output (event flag of time_to_progression_days)"),
     "healthy_damage": ("float64", "fraction", "healthy antigen+ cells killed / initial healthy antigen+ cells"),
     "kills_tumour": ("int64", "cells", "tumour cells killed by CAR-T cells"),
     "kills_healthy": ("int64", "cells", "healthy cells killed by CAR-T cells"),
@@ -173,7 +188,35 @@ ENDPOINTS: dict[str, tuple[str, str, str]] = {
     "entered_iv": ("int64", "cells", "CAR-T cells that entered the domain from the blood (vessels)"),
     "entered_intratumoral": ("int64", "cells", "CAR-T cells placed by intratumoral doses"),
     "entered_regional": ("int64", "cells", "CAR-T cells that entered across the CSF / cavity face"),
+    **{f"peak_{stat}_{k}": ("float64", "a.u.", f"largest {what} {label} over the output times")
+       for k, label in obs.SIGNALS.items()
+       for stat, what in (("mean", "domain-mean"), ("max", "single-voxel"))},
+    "final_tumour_cells": ("int64", "cells", "live tumour cells at the end"),
+    "final_tumour_a_pos_b_pos": ("int64", "cells", "tumour cells expressing A and B at the end"),
+    "final_tumour_a_pos_b_neg": ("int64", "cells", "tumour cells expressing A only at the end"),
+    "final_tumour_a_neg_b_pos": ("int64", "cells", "tumour cells expressing B only at the end"),
+    "final_tumour_a_neg_b_neg": ("int64", "cells", "tumour cells expressing neither A nor B at the end"),
+    "final_healthy_cells": ("int64", "cells", "healthy cells at the end"),
+    "final_necrotic_voxels": ("int64", "voxels", "voxels holding necrotic debris at the end"),
+    "final_car_t_effector": ("int64", "cells", "effector CAR-T cells in the domain at the end"),
+    "final_car_t_exhausted": ("int64", "cells", "exhausted CAR-T cells in the domain at the end"),
+    "final_car_t_memory": ("int64", "cells", "memory CAR-T cells in the domain at the end"),
+    "final_infiltration_depth_mean_um": ("float64", "µm", "infiltration_depth_mean_um at the end (NaN: no CAR-T cell or no tumour)"),
+    "final_infiltration_depth_p50_um": ("float64", "µm", "infiltration_depth_p50_um (median CAR-T depth) at the end"),
 }
+
+#: endpoints computed from the output time series (``Simulation.endpoints(series=...)``; without
+#: a series they hold the fill value: NaN, or -1 for the flags)
+SERIES_ENDPOINTS = ("car_t_persistence_days", "car_t_persistence_censored", "time_to_progression_days",
+                    "progressed", *(f"peak_{s}_{k}" for k in obs.SIGNALS for s in ("mean", "max")))
+
+#: the metrics SERIES_ENDPOINTS are computed from
+SERIES_METRICS = ("tumour_cells", "car_t_tissue", "car_t_exhausted", "car_t_blood",
+                  *(f"{s}_{k}" for k in obs.SIGNALS for s in ("mean", "max")))
+
+#: profiles written every output interval: ``name -> (units, description)``, each (R, nbins) per
+#: output, stored as /profiles/<name> (R, T, nbins) with its bin edges (gpusim.model.outputs)
+PROFILES: dict[str, Metric] = {k: Metric(v[3], v[4]) for k, v in obs.profile_specs().items()}
 
 SNAPSHOTS: dict[str, tuple[str, str, str]] = {
     "kind": ("uint8", "1", "cell kind: 0 empty, 1 tumour, 2 healthy, 3 fibroblast, 4 apoptotic, 5 necrotic, 6 vessel"),
@@ -191,6 +234,28 @@ EVENTS = ("car_t_entered", "tumour_apoptosis", "tumour_necrosis", "tumour_divisi
           "kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
           "car_t_births", "memory_conversions", "memory_reactivations", "healthy_displaced",
           "fibroblast_displaced")
+#: units and description of each event, as written to /events/<name> (counts per output interval)
+EVENT_INFO: dict[str, Metric] = {
+    "car_t_entered": Metric("cells", "CAR-T cells that entered the domain (extravasation, injection, regional entry)"),
+    "tumour_apoptosis": Metric("cells", "tumour cells that became apoptotic"),
+    "tumour_necrosis": Metric("cells", "tumour cells that became necrotic"),
+    "tumour_divisions": Metric("cells", "tumour cell divisions"),
+    "antigen_a_loss": Metric("cells", "daughters that lost antigen A"),
+    "antigen_b_loss": Metric("cells", "daughters that lost antigen B"),
+    "cleared": Metric("voxels", "dead cells (apoptotic, necrotic) cleared"),
+    "vessel_collapse": Metric("voxels", "vessel voxels that collapsed"),
+    "antigen_recovered": Metric("cells", "tumour cells whose trogocytosed antigen recovered"),
+    "kills_tumour": Metric("cells", "tumour cells killed by CAR-T cells"),
+    "kills_healthy": Metric("cells", "healthy cells killed by CAR-T cells"),
+    "engagements": Metric("engagements", "CAR-T cell engagements of a target"),
+    "trogocytosis": Metric("events", "trogocytosis events (antigen taken from a target)"),
+    "car_t_deaths": Metric("cells", "CAR-T cells that died"),
+    "car_t_births": Metric("cells", "CAR-T cells born by division"),
+    "memory_conversions": Metric("cells", "effector CAR-T cells that became memory cells"),
+    "memory_reactivations": Metric("cells", "memory CAR-T cells reactivated to effectors"),
+    "healthy_displaced": Metric("cells", "healthy cells displaced by a dividing tumour cell (removed)"),
+    "fibroblast_displaced": Metric("cells", "fibroblasts displaced by a dividing tumour cell (removed)"),
+}
 #: state arrays a device backend keeps on the device (the per-replicate pools and counters stay on
 #: the host, where the systemic, toxicity and bookkeeping arithmetic runs)
 DEVICE_ARRAYS = LATTICE + AGENTS + ("t_count",)
@@ -450,6 +515,8 @@ class Simulation:
             "il6": st.il6.copy(),
             "car_t_csf": st.csf.copy(),
             **self._toxicity_metrics(st),
+            **self.observer.depth_metrics(st, r, s),
+            **self.observer.signal_metrics(st),
         }
 
     def _toxicity_metrics(self, st) -> dict[str, np.ndarray]:
@@ -462,6 +529,23 @@ class Simulation:
                 "icans_grade": np.searchsorted(sp.icans_thresholds, st.cns_cytokine, side="right").astype(np.int64),
                 "tocilizumab_exposure": st.tocilizumab.copy(), "steroid_exposure": st.steroid.copy(),
                 "anakinra_exposure": st.anakinra.copy()}
+
+    @property
+    def observer(self) -> obs.Observer:
+        """The observation helper (radial shells, depth; gpusim.model.outputs), built on first use."""
+        if getattr(self, "_observer", None) is None:
+            self._observer = obs.Observer(self.scenario, self.shape)
+        return self._observer
+
+    def profiles(self) -> dict[str, np.ndarray]:
+        """The PROFILES of the current state, each int64 (R, nbins): CAR-T cells and tumour cells
+        per radial shell from the tumour centre, CAR-T cells per exhaustion bin."""
+        r, s = live_slots(self.state)
+        return self.observer.profiles(self.state, r, s)
+
+    def profile_bins(self) -> dict[str, tuple]:
+        """``name -> (edges, edge_units, edge_description, units, description)`` of PROFILES."""
+        return obs.profile_specs(self.observer)
 
     def _zone(self) -> np.ndarray:
         """Flat indices of the voxels within the initial tumour radius plus capsule."""
@@ -482,7 +566,12 @@ class Simulation:
         return {"kind": st.kind[:n].copy(), "antigen_class": cls,
                 "car_t": st.tcell_map()[:n], "o2": st.o2[:n].copy(), "ecm": st.ecm[:n].copy()}
 
-    def endpoints(self) -> dict[str, np.ndarray]:
+    def endpoints(self, series: tuple | None = None) -> dict[str, np.ndarray]:
+        """The ENDPOINTS of the run so far, each (R,).
+
+        ``series``: ``(time_days (T,), {metric: (R, T)})``, the output time series of the whole
+        run (the runner passes it); the SERIES_ENDPOINTS are computed from it, and without it they
+        hold the fill value (NaN; -1 for the flags)."""
         st = self.state
         R = st.kind.shape[0]
         m = self.metrics()
@@ -491,7 +580,16 @@ class Simulation:
         cleared = m["tumour_cells"] == 0
         ttc = np.where(st.cleared_step >= 0, st.cleared_step * days, np.nan)
         invisible = m["tumour_invisible"] / np.maximum(m["tumour_cells"], 1)
-        return {
+        if series is not None:
+            sc = self.scenario
+            ser = obs.series_endpoints(series[0], series[1], sc["outputs.progression_multiple"],
+                                       sc["outputs.persistence_fraction"])
+        else:
+            ser = {k: (np.full(R, -1, np.int8) if ENDPOINTS[k][0] == "int8" else np.full(R, np.nan))
+                   for k in SERIES_ENDPOINTS}
+        kind = st.kind.reshape(R, -1)
+        tmap = st.tcell_map().reshape(R, -1)
+        ep = {
             "cleared": cleared.astype(np.int8),
             "time_to_clearance_days": ttc,
             "best_response": st.tumour_min / init,
@@ -500,7 +598,6 @@ class Simulation:
                                & (invisible - self._invisible_initial() >= 0.5 * (1.0 - self._invisible_initial()))
                                ).astype(np.int8),
             "car_t_peak": st.car_t_peak.copy(),
-            "car_t_persistence_days": np.where(st.last_car_t_step >= 0, st.last_car_t_step * days, 0.0),
             "healthy_damage": np.where(st.healthy_antigen_initial > 0,
                                        st.kills_healthy / np.maximum(st.healthy_antigen_initial, 1), 0.0),
             "kills_tumour": st.kills_tumour.copy(),
@@ -508,7 +605,19 @@ class Simulation:
             "car_t_tumour_peak": st.car_t_tumour_peak.copy(),
             "peak_il6": st.il6_peak.copy(),
             **self._toxicity_endpoints(st, days),
+            "final_tumour_cells": m["tumour_cells"].astype(np.int64),
+            **{f"final_{k}": m[k].astype(np.int64) for k in ("tumour_a_pos_b_pos", "tumour_a_pos_b_neg",
+                                                             "tumour_a_neg_b_pos", "tumour_a_neg_b_neg")},
+            "final_healthy_cells": (kind == Kind.HEALTHY).sum(axis=1).astype(np.int64),
+            "final_necrotic_voxels": m["necrotic_voxels"].astype(np.int64),
+            "final_car_t_effector": (tmap == TState.EFFECTOR).sum(axis=1).astype(np.int64),
+            "final_car_t_exhausted": (tmap == TState.EXHAUSTED).sum(axis=1).astype(np.int64),
+            "final_car_t_memory": (tmap == TState.MEMORY).sum(axis=1).astype(np.int64),
+            "final_infiltration_depth_mean_um": m["infiltration_depth_mean_um"],
+            "final_infiltration_depth_p50_um": m["infiltration_depth_p50_um"],
+            **ser,
         }
+        return {k: ep[k] for k in ENDPOINTS}
 
     def _toxicity_endpoints(self, st, days: float) -> dict[str, np.ndarray]:
         sp = self.systemic_params

@@ -140,6 +140,8 @@ def merge(parts: Sequence[str | Path], out: str | Path, scenario_toml: str, *,
     attrs = {k: v for k, v in a0.attrs.items() if k not in RESERVED_ATTRS}
     attrs["setup_seconds"] = max(float(r.attrs.get("setup_seconds", 0.0)) for r in res)
     ts = {k: np.concatenate([r.timeseries[k] for r in res]) for k in a0.timeseries}
+    evs = {k: np.concatenate([r.events[k] for r in res]) for k in a0.events}
+    profs = {k: np.concatenate([r.profiles[k] for r in res]) for k in a0.profiles}
     snaps = {k: np.concatenate([r.snapshots[k] for r in res if k in r.snapshots], axis=1)[:, :rs]
              for k in a0.snapshots} if rs else {}
     u, d = a0.units, a0.descriptions
@@ -153,10 +155,15 @@ def merge(parts: Sequence[str | Path], out: str | Path, scenario_toml: str, *,
         endpoints={k: (v.dtype.str, u[f"/endpoints/{k}"], d[f"/endpoints/{k}"]) for k, v in a0.endpoints.items()},
         snapshot_fields={k: (v.dtype.str, u[f"/snapshots/{k}"], d[f"/snapshots/{k}"]) for k, v in snaps.items()},
         snapshot_shape=(rs, *next(iter(snaps.values())).shape[2:]) if snaps else None,
-        checkpoint_spec=ck_spec, force=force, checkpoint_backup=backup)
+        checkpoint_spec=ck_spec, force=force, checkpoint_backup=backup,
+        events={k: (u[f"/events/{k}"], d[f"/events/{k}"]) for k in evs},
+        profiles={k: (a0.profile_edges[k], u[f"/profiles/bin_edges/{k}"], d[f"/profiles/bin_edges/{k}"],
+                      u[f"/profiles/{k}"], d[f"/profiles/{k}"]) for k in profs})
     with w:
         for i, t in enumerate(a0.time_days):
-            w.append(float(t), {k: v[:, i] for k, v in ts.items()})
+            w.append(float(t), {k: v[:, i] for k, v in ts.items()},
+                     events={k: v[:, i] for k, v in evs.items()},
+                     profiles={k: v[:, i] for k, v in profs.items()})
         for i, t in enumerate(a0.snapshot_times if snaps else ()):
             w.snapshot(float(t), {k: v[i] for k, v in snaps.items()})
         if ckpts[0] is not None:

@@ -16,7 +16,9 @@ The estimate is derived, not tabulated by hand where the code declares it:
   positions (padding, and vessels for oxygen and glucose).  The layout mirrors the module's
   "NumPy realisation"; tests/test_memory_estimate.py checks it byte for byte against real solvers.
 * **outputs**: the snapshot of ``run.snapshot_replicates`` replicates (dtypes of engine.SNAPSHOTS)
-  and one interval of metrics (float64 each).
+  and one interval of metrics (float64 each), profiles and events; the observation helpers'
+  radial shell index and one replicate's working set of the infiltration depth
+  (gpusim/model/outputs.py ``work_bytes``).
 * **working set**: the temporaries of a step and of the metrics, as lattice-sized arrays of
   the dtypes in :data:`WORK_PER_VOXEL` (and :data:`WORK_PER_SLOT`), an allowance checked against
   the measured peak (tracemalloc) of set-up plus steps in the tests.
@@ -190,6 +192,13 @@ def estimate(sc, replicates: int | None = None, backend: str = "numpy", *,
     n_snap = min(int(sc["run.snapshot_replicates"] if snapshot_replicates is None else snapshot_replicates), R)
     snap = n_snap * V * sum(np.dtype(d).itemsize for d, _, _ in SNAPSHOTS.values())
     out = snap + R * len(METRICS) * 8
+    # observation outputs (gpusim/model/outputs.py): the radial shell index (int64 per voxel), one
+    # replicate's depth working set, and one interval of profiles and events per replicate
+    from .engine import EVENTS
+    from .model.outputs import EXHAUSTION_EDGES, work_bytes
+
+    nbins = 2 * int(sc["outputs.profile_bins"]) + EXHAUSTION_EDGES.size - 1
+    out += V * 8 + work_bytes(sc.shape) + R * (nbins + len(EVENTS)) * 8
     from .model.tissue import CHUNK
 
     # the larger of: a step's temporaries, or (set-up) one work box of the initial tissue

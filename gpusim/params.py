@@ -287,6 +287,11 @@ PARAMS: tuple[Param, ...] = (
     P("pd1.dose_days", list, [], "Anti-PD-1 dose times (empty: none).", ASSUMED, 0.0, 3650.0),
     P("pd1.half_life_days", float, 25.0, "Exposure half-life of the antibody.", "nivolumab / pembrolizumab terminal half-life ≈ 25 days", 0.01, 1e4),
     P("pd1.max_blockade_fraction", float, 0.9, "Fraction of the PD-L1 effect removed at full exposure (exposure = sum of 2^(-t/half-life) over past doses, capped at 1).", ASSUMED, 0.0, 1.0),
+    # --- outputs (observation only: they never change the dynamics) -----------------------------
+    P("outputs.progression_multiple", float, 1.2, "Time to progression: first output time after which the tumour exceeds this multiple of its running nadir (1.2: RECIST 1.1's 20 % increase over the smallest size).", "RECIST 1.1 (Eisenhauer 2009), applied to cell counts", 1.0, 1e6),
+    P("outputs.persistence_fraction", float, 0.1, "CAR-T persistence: last output time at which the functional CAR-T cells (effector + memory in the domain, plus blood) are at least this fraction of their peak.", ASSUMED, 0.0, 1.0),
+    P("outputs.boundary_closing_voxels", int, 2, "Infiltration depth: the tumour mass (tumour cells and necrotic debris) is morphologically closed by a cube of this half-width, so holes left by killed cells are not boundary.", ASSUMED, 0, 64),
+    P("outputs.profile_bins", int, 20, "Number of radial shells of the radial CAR-T and tumour profiles.", ASSUMED, 1, 10000),
 )
 # fmt: on
 

@@ -84,6 +84,19 @@ def _band(ax, t, y, label, colour):
         ax.fill_between(t, lo, hi, color=colour, alpha=0.2, lw=0)
 
 
+def _nanband(ax, t, y, label, colour):
+    """:func:`_band` for series with undefined (NaN) entries: statistics over the defined ones."""
+    R = y.shape[0]
+    ok = np.isfinite(y).any(axis=0)
+    med = np.full(y.shape[1], np.nan)
+    med[ok] = np.nanmedian(y[:, ok], axis=0)
+    ax.plot(t, med, color=colour, label=_wrap(f"{label} (R={R})"), lw=1.8)
+    if R > 1 and ok.any():
+        lo, hi = np.full_like(med, np.nan), np.full_like(med, np.nan)
+        lo[ok], hi[ok] = np.nanquantile(y[:, ok], [0.05, 0.95], axis=0)
+        ax.fill_between(t, lo, hi, color=colour, alpha=0.2, lw=0)
+
+
 def _legend(ax):
     """Legend outside the axes on the right, so long (wrapped) labels never cover the data."""
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
@@ -230,6 +243,61 @@ def figures(plt, arms):
         _legend(axes[0][-1])
         fig.tight_layout()
         yield "il6", fig, f"Plasma IL-6. {BAND_NOTE}."
+
+    # infiltration depth and the soluble signals (files written before they existed lack them)
+    if any("infiltration_depth_mean_um" in r.timeseries for _, r, _ in arms):
+        fig, axes = plt.subplots(1, 2, figsize=(12 if wide else 11, 4.0))
+        for i, (lbl, r, _) in enumerate(arms):
+            for ax, m in zip(axes, ("infiltration_depth_mean_um", "infiltration_depth_p50_um")):
+                if m in r.timeseries:
+                    _nanband(ax, r.time_days, r.timeseries[m], lbl, col(i))
+        for ax, what in zip(axes, ("mean", "median")):
+            ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
+            ax.set(xlabel="time (day)", ylabel="depth below the tumour boundary (µm)",
+                   title=f"CAR-T infiltration depth: {what} over cells")
+        _legend(axes[1])
+        fig.tight_layout()
+        yield ("infiltration_depth", fig,
+               "Signed depth of the CAR-T cells below the tumour boundary (inward positive, µm; 0: the "
+               "boundary; docs/io_format.md defines it), mean and median over each replicate's cells. "
+               f"{BAND_NOTE}; gaps: no CAR-T cell in the domain.")
+    sig = [(k, lbl) for k, lbl in (("ifng", "IFN-γ"), ("il12", "IL-12"), ("tgfb", "TGF-β"))
+           if any(f"mean_{k}" in r.timeseries for _, r, _ in arms)]
+    if sig:
+        fig, axes = plt.subplots(1, len(sig), figsize=(4.6 * len(sig) + (2 if wide else 1), 3.8), squeeze=False)
+        for ax, (k, name) in zip(axes[0], sig):
+            for i, (lbl, r, _) in enumerate(arms):
+                if f"mean_{k}" in r.timeseries:
+                    _band(ax, r.time_days, r.timeseries[f"mean_{k}"], lbl, col(i))
+            unit = arms[0][1].units.get(f"/timeseries/mean_{k}", "")
+            ax.set(xlabel="time (day)", ylabel=f"domain mean ({unit})" if unit else "domain mean", title=name)
+        _legend(axes[0][-1])
+        fig.tight_layout()
+        yield "signals", fig, f"Soluble signals, mean over the domain. {BAND_NOTE}."
+
+    # radial profiles and exhaustion at the last output (median over replicates)
+    have = [(lbl, r) for lbl, r, _ in arms if getattr(r, "profiles", None) and r.time_days.size]
+    if have:
+        fig, axes = plt.subplots(1, 3, figsize=(15 if wide else 14, 4.0))
+        for i, (lbl, r) in enumerate(have):
+            for ax, m in zip(axes, ("car_t_radial", "tumour_radial", "exhaustion_histogram")):
+                if m not in r.profiles or m not in r.profile_edges:
+                    continue
+                e = r.profile_edges[m]
+                y = np.median(r.profiles[m][:, -1, :], axis=0)
+                ax.step(0.5 * (e[:-1] + e[1:]), y, where="mid", color=col(i),
+                        label=_wrap(f"{lbl} (R={r.replicates})"))
+        axes[0].set(xlabel="distance from the tumour centre (µm)", ylabel="cells per shell (median)",
+                    title="CAR-T cells by radius")
+        axes[1].set(xlabel="distance from the tumour centre (µm)", ylabel="cells per shell (median)",
+                    title="Tumour cells by radius")
+        axes[2].set(xlabel="exhaustion (fraction)", ylabel="CAR-T cells per bin (median)",
+                    title="CAR-T exhaustion")
+        axes[2].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                       title="median over replicates", title_fontsize=7)
+        fig.tight_layout()
+        yield ("profiles", fig, "At the last output: CAR-T and tumour cells per radial shell from the "
+               "initial tumour centre, and CAR-T cells per exhaustion bin (medians over replicates).")
 
     # lattice snapshots
     for k, (lbl, r, _) in enumerate(arms):

@@ -13,7 +13,7 @@ import numpy as np
 from . import __version__
 from . import backends
 from .backends import make_simulation, select
-from .engine import ENDPOINTS, METRICS, SNAPSHOTS, Simulation, steps_for
+from .engine import ENDPOINTS, EVENT_INFO, EVENTS, METRICS, SERIES_METRICS, SNAPSHOTS, Simulation, steps_for
 from .errors import OutputError, ScenarioError
 from .io import ResultWriter, Results, open_results
 from .scenario import Scenario, _split_set, load_scenario
@@ -83,11 +83,20 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
     return sink.results()
 
 
-def _loop(sc: Scenario, sim: Simulation, sink, progress: Progress | None) -> None:
+#: name of the checkpointed array that holds the events counted since the last output
+#: (int64 (R, len(EVENTS)), replicate axis first like every checkpointed array); it is not part
+#: of the engine state
+INTERVAL_EVENTS = "interval_events"
+
+
+def _loop(sc: Scenario, sim: Simulation, sink, progress: Progress | None,
+          tally: np.ndarray | None = None) -> None:
     """Step ``sim`` from its current step to the end, writing to ``sink`` as a straight run does.
 
     A straight run starts at step 0 and writes the initial interval and snapshot; a resumed run
-    starts at its checkpoint's step, whose outputs are already in the file.
+    starts at its checkpoint's step, whose outputs are already in the file, with ``tally`` (the
+    events counted since the last output before the checkpoint).  The events of every step
+    (``sim.last_events``) are summed over each output interval and written with it.
     """
     R = len(sim.replicates)
     dt = sc["run.dt_min"]
@@ -98,14 +107,19 @@ def _loop(sc: Scenario, sim: Simulation, sink, progress: Progress | None) -> Non
     ckpt_every = every(sc["run.checkpoint_interval_hours"])
     n_snap = min(sc["run.snapshot_replicates"], R)
     start = sim.state.step
+    # the sink reads the tally (updated in place) when it appends or checkpoints
+    acc = sink.acc = np.zeros((len(EVENTS), R), np.int64) if tally is None else np.array(tally, dtype=np.int64)
     if start == 0:
         sink.append(sim)
         if snap_every and n_snap:
             sink.snapshot(sim, n_snap)
     for s in range(start + 1, n_steps + 1):
         sim.step()
+        for i, k in enumerate(EVENTS):
+            acc[i] += sim.last_events[k]
         if s % out_every == 0 or s == n_steps:
             sink.append(sim)
+            acc[:] = 0
             if progress:
                 progress(s, n_steps)
         if snap_every and n_snap and s % snap_every == 0:
@@ -152,7 +166,7 @@ def resume(path: str | Path, *, progress: Progress | None = None,
     sim = None
     if ckpt is not None:  # no checkpoint: ResultWriter.resume says so
         missing = sorted(set(STATE_ARRAYS) - set(ckpt[2]))
-        unknown = sorted(set(ckpt[2]) - set(STATE_ARRAYS))
+        unknown = sorted(set(ckpt[2]) - set(STATE_ARRAYS) - {INTERVAL_EVENTS})
         if missing or unknown:
             raise OutputError(f"the checkpoint in '{path}' does not match this gpusim's engine state "
                               f"(missing {missing}, unknown {unknown}); it was written by another "
@@ -175,6 +189,8 @@ def resume(path: str | Path, *, progress: Progress | None = None,
         step, t_ck = w.resumed_from
         if step != ckpt[0]:  # pragma: no cover - only if another process changed the file
             raise OutputError(f"the checkpoint in '{path}' changed while resuming")
+        # files of older writers checkpoint no event tally: count from the checkpoint on
+        tally = arrays[INTERVAL_EVENTS].T if INTERVAL_EVENTS in arrays else None
         if log:
             log(f"resuming '{path}' at day {t_ck:g} (step {step})")
     except BaseException:
@@ -183,7 +199,7 @@ def resume(path: str | Path, *, progress: Progress | None = None,
     sink = _Writer.__new__(_Writer)
     sink.path, sink.w = path, w
     with sink:
-        _loop(sc, sim, sink, progress)
+        _loop(sc, sim, sink, progress, tally)
     return sink.results()
 
 
@@ -194,6 +210,8 @@ def _check_state_shapes(sim, arrays) -> None:
 
     R, shape, cap = len(sim.replicates), tuple(sim.shape), int(sim.capacity)
     for k, a in arrays.items():
+        if k == INTERVAL_EVENTS:  # the output interval's event tally, not engine state
+            continue
         want = (R, *shape) if k in LATTICE else (R, cap) if k in AGENTS else (R,)
         if tuple(a.shape) != want:
             raise ValueError(f"state array '{k}' has shape {tuple(a.shape)}, the scenario needs {want}")
@@ -219,11 +237,19 @@ def _precheck_output(path: str | Path, force: bool) -> None:
         raise OutputError(f"output directory '{parent}' is not writable")
 
 
+def _event_decl() -> dict[str, tuple[str, str]]:
+    """``/events`` declarations: every engine event, counted per output interval."""
+    return {k: (m.units, f"{m.description}, per output interval (summed over the steps since the "
+                         "previous output; 0 at the first output)") for k, m in EVENT_INFO.items()}
+
+
 class _Writer:
     def __init__(self, out, sc: Scenario, sim: Simulation, attrs, n_snap: int, force: bool):
         self.path = Path(out)
         spec = {k: (v.shape, v.dtype.str) for k, v in sim.state.arrays().items()}
         spec["step"] = ((), "<i8")
+        spec[INTERVAL_EVENTS] = ((len(sim.replicates), len(EVENTS)), "<i8", "events",
+                                 "events counted since the last output (columns: engine.EVENTS), to resume mid-interval")
         if not _checkpoints_expected(sc):  # no storage for a checkpoint that is never written
             spec = {}
         self.w = ResultWriter(
@@ -233,7 +259,8 @@ class _Writer:
             snapshot_fields=SNAPSHOTS if n_snap else {},
             snapshot_shape=(n_snap,) + sim.shape if n_snap else None,
             checkpoint_spec={k: v for k, v in spec.items() if k != "step"},
-            force=force, checkpoint_backup=bool(spec))
+            force=force, checkpoint_backup=bool(spec),
+            events=_event_decl(), profiles=sim.profile_bins())
 
     def __enter__(self):
         self.w.__enter__()
@@ -243,16 +270,19 @@ class _Writer:
         return self.w.__exit__(*exc)
 
     def append(self, sim):
-        self.w.append(sim.time_days, {k: np.asarray(v, dtype=np.float64) for k, v in sim.metrics().items()})
+        acc = self.acc
+        self.w.append(sim.time_days, {k: np.asarray(v, dtype=np.float64) for k, v in sim.metrics().items()},
+                      events={k: acc[i] for i, k in enumerate(EVENTS)}, profiles=sim.profiles())
 
     def snapshot(self, sim, n):
         self.w.snapshot(sim.time_days, sim.snapshot(n))
 
     def checkpoint(self, sim):
-        self.w.checkpoint(sim.state.step, sim.time_days, sim.state.arrays())
+        self.w.checkpoint(sim.state.step, sim.time_days, {**sim.state.arrays(), INTERVAL_EVENTS: self.acc.T})
 
     def finish(self, sim):
-        self.w.finish(sim.endpoints())
+        series = (self.w.timeseries("time_days"), {k: self.w.timeseries(k) for k in SERIES_METRICS})
+        self.w.finish(sim.endpoints(series))
 
     def results(self) -> Results:
         return open_results(self.path)
@@ -266,6 +296,9 @@ class _Memory:
         self.rows: list[dict] = []
         self.snap_t: list[float] = []
         self.snaps: list[dict] = []
+        self.ev: list[np.ndarray] = []
+        self.prof: list[dict] = []
+        self.bins = sim.profile_bins()
         self.ep: dict = {}
 
     def __enter__(self):
@@ -279,6 +312,8 @@ class _Memory:
     def append(self, sim):
         self.times.append(sim.time_days)
         self.rows.append(sim.metrics())
+        self.ev.append(self.acc.copy())
+        self.prof.append(sim.profiles())
 
     def snapshot(self, sim, n):
         self.snap_t.append(sim.time_days)
@@ -287,14 +322,27 @@ class _Memory:
     def checkpoint(self, sim):
         pass
 
+    def _series(self, k):
+        return np.stack([np.asarray(r[k], dtype=np.float64) for r in self.rows], axis=1)
+
     def finish(self, sim):
-        self.ep = sim.endpoints()
+        self.ep = sim.endpoints((np.array(self.times), {k: self._series(k) for k in SERIES_METRICS}))
         self.attrs["status"] = "complete"
 
     def results(self) -> Results:
-        ts = {k: np.stack([np.asarray(r[k], dtype=np.float64) for r in self.rows], axis=1) for k in METRICS}
+        ts = {k: self._series(k) for k in METRICS}
         snaps = {k: np.stack([s[k] for s in self.snaps]) for k in SNAPSHOTS} if self.snaps else {}
+        ev = np.stack(self.ev, axis=2) if self.ev else np.zeros((len(EVENTS), 0, 0), np.int64)
+        units = {f"/timeseries/{k}": m.units for k, m in METRICS.items()}
+        units.update({f"/events/{k}": m.units for k, m in EVENT_INFO.items()})
+        units.update({f"/profiles/{k}": v[3] for k, v in self.bins.items()})
+        units.update({f"/profiles/bin_edges/{k}": v[1] for k, v in self.bins.items()})
+        units.update({f"/endpoints/{k}": v[1] for k, v in ENDPOINTS.items()})
         return Results(path=None, attrs=self.attrs, status=self.attrs["status"], schema="gpusim/1",
                        scenario_toml=self.sc.to_toml(), time_days=np.array(self.times),
                        timeseries=ts, snapshot_times=np.array(self.snap_t), snapshots=snaps,
-                       endpoints=self.ep)
+                       endpoints=self.ep, units=units,
+                       events={k: ev[i] for i, k in enumerate(EVENTS)},
+                       profiles={k: np.stack([p[k] for p in self.prof], axis=1).astype(np.float64)
+                                 for k in self.bins} if self.prof else {},
+                       profile_edges={k: v[0] for k, v in self.bins.items()})

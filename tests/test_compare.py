@@ -451,7 +451,15 @@ def test_endpoints_at_horizon_equal_those_of_a_run_stopped_there():
     short = run(load_scenario("quickstart", SMALL_RUN + ["run.days=1"]))
     ep, why = an.at_horizon(long, 1.0)
     assert set(ep) == {"cleared", "time_to_clearance_days", "final_tumour_ratio", "antigen_escape",
-                       "kills_tumour", "kills_healthy"}
+                       "kills_tumour", "kills_healthy",
+                       # the outputs defined on the output series or as final counts
+                       "time_to_progression_days", "progressed", "car_t_persistence_days",
+                       "car_t_persistence_censored", *(f"peak_{s}_{k}" for k in ("ifng", "il12", "tgfb")
+                                                       for s in ("mean", "max")),
+                       "final_tumour_cells", "final_tumour_a_pos_b_pos", "final_tumour_a_pos_b_neg",
+                       "final_tumour_a_neg_b_pos", "final_tumour_a_neg_b_neg", "final_necrotic_voxels",
+                       "final_car_t_effector", "final_car_t_exhausted", "final_car_t_memory",
+                       "final_infiltration_depth_mean_um", "final_infiltration_depth_p50_um"}
     assert set(ep) | set(why) == set(long.endpoints)
     assert short.endpoints["kills_tumour"].any()  # the check is not vacuous
     for k, v in ep.items():

@@ -73,6 +73,8 @@ def test_report_two_arms(runs, tmp_path):
     expect = {"tumour_burden", "antigen_classes", "car_t", "snapshots_0", "snapshots_1"}
     if any(m.startswith("il6") for m in open_results(runs / "a.h5").timeseries):
         expect.add("il6")  # the model writes IL-6: it must be plotted
+    if "infiltration_depth_mean_um" in open_results(runs / "a.h5").timeseries:
+        expect |= {"infiltration_depth", "signals", "profiles"}  # the observation outputs (issue 11)
     refs = _check_page(out, expect)
     assert len(refs) == 2 * len(expect)  # each figure: PNG shown, SVG linked
     html = (out / "index.html").read_text()

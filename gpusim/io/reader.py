@@ -177,6 +177,11 @@ class Results:
     endpoints: name -> (R,) per-replicate outcomes (NaN / -1 until the run completes).
     units: dataset path (``"/timeseries/tumour_cells"``) -> units string.
     descriptions: dataset path -> description string.
+    events: name -> (R, T) int64 — event counts per output interval (``/events``; empty for
+        files written before it existed).
+    profiles: name -> (R, T, nbins) float64 — per-interval profiles and histograms
+        (``/profiles``; empty for older files).
+    profile_edges: name -> (nbins + 1,) float64 — the bin edges of each profile.
     """
 
     path: Path
@@ -191,6 +196,9 @@ class Results:
     endpoints: dict[str, np.ndarray]
     units: dict[str, str] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
+    events: dict[str, np.ndarray] = field(default_factory=dict)
+    profiles: dict[str, np.ndarray] = field(default_factory=dict)
+    profile_edges: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def replicates(self) -> int:
@@ -312,12 +320,26 @@ def _load(path: Path) -> Results:
         g = f["timeseries"]
         time_days = load(g["time_days"])
         names = [name for name in g if name != "time_days"]
+        # /events and /profiles: absent in files of older writers (read as empty)
+        ev_g = f["events"] if "events" in f else None
+        pr_g = f["profiles"] if "profiles" in f else None
+        ev_names = list(ev_g) if ev_g is not None else []
+        pr_names = [n for n in pr_g if isinstance(pr_g[n], h5py.Dataset)] if pr_g is not None else []
         if swmr:
             for name in names:
                 g[name].refresh()
-        T = min([len(time_days), *(g[name].shape[1] for name in names)])
+            for name in ev_names:
+                ev_g[name].refresh()
+            for name in pr_names:
+                pr_g[name].refresh()
+        T = min([len(time_days), *(g[name].shape[1] for name in names),
+                 *(ev_g[name].shape[1] for name in ev_names), *(pr_g[name].shape[1] for name in pr_names)])
         time_days = time_days[:T]
         timeseries = {name: load(g[name], np.s_[:, :T]) for name in names}
+        events = {name: load(ev_g[name], np.s_[:, :T]) for name in ev_names}
+        profiles = {name: load(pr_g[name], np.s_[:, :T]) for name in pr_names}
+        profile_edges = ({name: load(ds) for name, ds in pr_g["bin_edges"].items()}
+                         if pr_g is not None and "bin_edges" in pr_g else {})
 
         g = f["snapshots"]
         snapshot_times = load(g["time_days"])
@@ -350,4 +372,7 @@ def _load(path: Path) -> Results:
         endpoints=endpoints,
         units=units,
         descriptions=descriptions,
+        events=events,
+        profiles=profiles,
+        profile_edges=profile_edges,
     )

@@ -340,6 +340,14 @@ class ResultWriter:
         ``name -> (dtype, units, description)``.  Each becomes ``/endpoints/<name>``, shape
         ``(R,)``, pre-filled with NaN (floats), -1 (signed ints), the maximum (unsigned ints)
         or False (bool) until :meth:`finish` writes it.
+    events:
+        ``name -> (units, description)``.  Each becomes ``/events/<name>``, int64, shape
+        ``(R, T)``: counts per output interval, one column per :meth:`append` (fill -1).
+    profiles:
+        ``name -> (edges, edge_units, edge_description, units, description)``.  Each becomes
+        ``/profiles/<name>``, float64, shape ``(R, T, nbins)``, one ``(R, nbins)`` slab per
+        :meth:`append`, and ``/profiles/bin_edges/<name>`` (``nbins + 1``,) float64, its bin
+        edges (in ``edge_units``).
     snapshot_fields:
         ``name -> (dtype, units, description)``.  Each becomes ``/snapshots/<name>``, shape
         ``(S, Rs, Z, Y, X)``, gzip-compressed, one entry per :meth:`snapshot`.
@@ -380,6 +388,8 @@ class ResultWriter:
         checkpoint_spec: Mapping[str, tuple] | None = None,
         force: bool = False,
         checkpoint_backup: bool = False,
+        events: Mapping[str, tuple[str, str]] | None = None,
+        profiles: Mapping[str, tuple] | None = None,
         _prefill=None,
     ) -> None:
         self._file: h5py.File | None = None
@@ -420,6 +430,16 @@ class ResultWriter:
         self._metrics = {}
         for name, (units, description) in metrics.items():
             self._metrics[_check_name("metric", name)] = (str(units), str(description))
+        self._events = {}
+        for name, (units, description) in (events or {}).items():
+            self._events[_check_name("event", name)] = (str(units), str(description))
+        self._profiles = {}
+        for name, (edges, eunits, edesc, units, description) in (profiles or {}).items():
+            _check_name("profile", name)
+            edges = np.asarray(edges, dtype=np.float64)
+            if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
+                raise OutputError(f"profile {name!r}: bin edges must be increasing, at least 2")
+            self._profiles[name] = (edges, str(eunits), str(edesc), str(units), str(description))
         self._endpoints = {}
         for name, (dtype, units, description) in endpoints.items():
             _check_name("endpoint", name)
@@ -542,6 +562,11 @@ class ResultWriter:
             snap_shape = tuple(next(iter(f["snapshots"][n] for n in snap)).shape[1:]) if snap else None
             ckspec = {n: (ds.shape, ds.dtype.str, *meta(ds)) for n, ds in f["checkpoint/state"].items()}
             order = {g: list(f[g].keys()) for g in ("timeseries", "endpoints", "snapshots")}
+            events = {n: meta(ds) for n, ds in f["events"].items()} if "events" in f else {}
+            profiles = ({n: (np.asarray(f["profiles/bin_edges"][n][...]), *meta(f["profiles/bin_edges"][n]),
+                             *meta(ds))
+                         for n, ds in f["profiles"].items() if isinstance(ds, h5py.Dataset)}
+                        if "profiles" in f else {})
             backup = "previous" in f["checkpoint"]
         attrs = {k: v for k, v in res.attrs.items() if k not in RESERVED_ATTRS}
         attrs["resumes"] = int(attrs.get("resumes", 0)) + 1
@@ -565,6 +590,11 @@ class ResultWriter:
             for name in metrics:
                 put(g[name], res.timeseries[name][:, :T], (res.replicates, T))
             put(g["time_days"], res.time_days[:T], (T,))
+            for name in events:
+                put(f["events"][name], res.events[name][:, :T], (res.replicates, T))
+            for name in profiles:
+                ds = f["profiles"][name]
+                put(ds, res.profiles[name][:, :T], (res.replicates, T, ds.shape[2]))
             S = int(keep_s.sum())
             g = f["snapshots"]
             for name in snap:
@@ -582,7 +612,7 @@ class ResultWriter:
                 endpoints={n: endpoints[n] for n in order["endpoints"]},
                 snapshot_fields={n: snap[n] for n in order["snapshots"] if n in snap},
                 snapshot_shape=snap_shape, checkpoint_spec=ckspec, force=True,
-                checkpoint_backup=backup, _prefill=prefill)
+                checkpoint_backup=backup, events=events, profiles=profiles, _prefill=prefill)
         w.resumed_from = (step, t_ck)
         return w
 
@@ -612,6 +642,24 @@ class ResultWriter:
             ds = g.create_dataset(name, shape=(R, 0), maxshape=(R, None), chunks=(R, ct),
                                   dtype="f8", fillvalue=np.nan)
             _set_common(ds, units, description)
+
+        if self._events:
+            g = f.create_group("events")
+            for name, (units, description) in self._events.items():
+                ds = g.create_dataset(name, shape=(R, 0), maxshape=(R, None), chunks=(R, ct),
+                                      dtype="i8", fillvalue=-1)
+                _set_common(ds, units, description)
+        if self._profiles:
+            g = f.create_group("profiles")
+            ge = g.create_group("bin_edges")
+            for name, (edges, eunits, edesc, units, description) in self._profiles.items():
+                nb = edges.size - 1
+                cp = max(1, min(1024, _CHUNK_BYTES // (8 * R * nb)))
+                ds = g.create_dataset(name, shape=(R, 0, nb), maxshape=(R, None, nb), chunks=(R, cp, nb),
+                                      dtype="f8", fillvalue=np.nan)
+                _set_common(ds, units, description)
+                ds = ge.create_dataset(name, data=edges)
+                _set_common(ds, eunits, edesc)
 
         g = f.create_group("snapshots")
         ds = g.create_dataset("time_days", shape=(0,), maxshape=(None,), chunks=(64,), dtype="f8")
@@ -707,6 +755,21 @@ class ResultWriter:
         return out
 
     @staticmethod
+    def _check_arrays_any(what: str, arrays: Mapping[str, Any], declared) -> dict[str, np.ndarray]:
+        missing = sorted(set(declared) - set(arrays))
+        unknown = sorted(set(arrays) - set(declared))
+        if missing or unknown:
+            raise OutputError(f"{what}: missing {missing}, undeclared {unknown}")
+        return {name: np.asarray(v) for name, v in arrays.items()}
+
+    def timeseries(self, name: str) -> np.ndarray:
+        """The (R, T) values of metric ``name`` written so far, or the (T,) ``time_days`` (read
+        back from the open file)."""
+        f = self._require_open()
+        ds = f["timeseries"][name]
+        return np.asarray(ds[: self._T] if ds.ndim == 1 else ds[:, : self._T])
+
+    @staticmethod
     def _check_time(what: str, time_days: float, last: float) -> float:
         t = float(time_days)
         if not np.isfinite(t) or t <= last:
@@ -714,18 +777,30 @@ class ResultWriter:
         return t
 
     # ------------------------------------------------------------------------------------
-    def append(self, time_days: float, metrics: Mapping[str, np.ndarray]) -> None:
+    def append(self, time_days: float, metrics: Mapping[str, np.ndarray],
+               events: Mapping[str, np.ndarray] | None = None,
+               profiles: Mapping[str, np.ndarray] | None = None) -> None:
         """Append one output interval and flush.
 
         ``time_days``: simulated time (day), strictly increasing.  ``metrics``: every declared
-        metric, each shape ``(R,)``, stored as float64.  The metric columns are written and
-        flushed first, then ``/timeseries/time_days`` grows and is flushed: a reader (or a
-        file left by a kill) never counts an interval whose metrics were not flushed.
+        metric, each shape ``(R,)``, stored as float64.  ``events``: every declared event, each
+        ``(R,)`` (int64); ``profiles``: every declared profile, each ``(R, nbins)``.  The
+        columns are written and flushed first, then ``/timeseries/time_days`` grows and is
+        flushed: a reader (or a file left by a kill) never counts an interval whose metrics were
+        not flushed.
         """
         f = self._require_open()
         t = self._check_time("append", time_days, self._last_t)
         cols = self._check_arrays("append", metrics, self._metrics, (self.replicates,))
-        with self._writing(8 * self.replicates * len(cols) * (self._ct if self._T % self._ct == 0 else 1)):
+        evs = self._check_arrays("append events", events or {}, self._events, (self.replicates,))
+        profs = {}
+        for name, arr in self._check_arrays_any("append profiles", profiles or {}, self._profiles).items():
+            shape = (self.replicates, self._profiles[name][0].size - 1)
+            if arr.shape != shape:
+                raise OutputError(f"append profile {name!r}: shape {arr.shape}, expected {shape}")
+            profs[name] = arr
+        nbytes = 8 * self.replicates * (len(cols) + len(evs) + sum(a.shape[1] for a in profs.values()))
+        with self._writing(nbytes * (self._ct if self._T % self._ct == 0 else 1)):
             self._mirror_checkpoint()
             T = self._T + 1
             g = f["timeseries"]
@@ -734,6 +809,16 @@ class ResultWriter:
                 ds.resize((self.replicates, T))
                 ds[:, T - 1] = col.astype(np.float64, copy=False)
                 ds.flush()  # a write error raises here, not later when ``ds`` is released
+            for name, col in evs.items():
+                ds = f["events"][name]
+                ds.resize((self.replicates, T))
+                ds[:, T - 1] = col.astype(np.int64, copy=False)
+                ds.flush()
+            for name, arr in profs.items():
+                ds = f["profiles"][name]
+                ds.resize((self.replicates, T, ds.shape[2]))
+                ds[:, T - 1, :] = arr.astype(np.float64, copy=False)
+                ds.flush()
             f.flush()
             ds = g["time_days"]
             ds.resize((T,))
