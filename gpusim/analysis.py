@@ -438,10 +438,15 @@ def at_horizon(res, horizon: float) -> tuple[dict[str, np.ndarray], dict[str, st
                 else:
                     why[name] = "needs the tumour size at day 0, which the file lacks"
         elif name == "antigen_escape":
-            if have("tumour_cells", "tumour_invisible"):
+            if have("tumour_cells", "tumour_invisible") and starts:
+                # the engine's rule: persists, mostly invisible, and the invisible fraction grew
+                # at least half-way from its day-0 value to 1
                 tc = ts["tumour_cells"][:, i]
                 inv = ts["tumour_invisible"][:, i] / np.maximum(tc, 1)
-                out[name] = ((tc != 0) & (inv > 0.5)).astype(v.dtype)
+                inv0 = ts["tumour_invisible"][:, 0] / np.maximum(ts["tumour_cells"][:, 0], 1)
+                out[name] = ((tc != 0) & (inv > 0.5) & (inv - inv0 >= 0.5 * (1.0 - inv0))).astype(v.dtype)
+            elif not starts:
+                why[name] = "needs the tumour composition at day 0, which the file lacks"
         elif name in ("kills_tumour", "kills_healthy"):
             if have(name):
                 out[name] = ts[name][:, i].astype(v.dtype)
