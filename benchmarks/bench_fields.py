@@ -43,21 +43,23 @@ FIELDS = ("o2", "glucose", "chemokine", "tgfb", "ifng", "il12")
 
 
 # ----------------------------------------------------------------------------- device bytes
-def device_bytes(sweeps: dict, voxels_per_rep: int) -> float:
-    """Bytes per voxel-step that the field solves of one device step move, from kernels/fields.cu
-    (and field_coeffs.cu), assuming each array element is read from or written to memory once
-    per kernel (neighbour reads served by cache):
+def device_bytes(sweeps: dict, cmax: bool) -> float:
+    """Bytes per voxel-step that the field solves of one device step move, counted from
+    kernels/fields.cu and field_coeffs.cu (one thread per voxel, C order, 32-byte sectors):
 
     * per solve: ``field_coeffs_kernel`` reads kind (1), amap (1), c_old (4), ifng (4), o2 (4) and
       writes a (4), s (4): 22 B; ``fields_prepare`` reads a (4), fixed (1), c (4) and writes
-      den (4), c (4): 17 B;
-    * per sweep (both colours): c read and written (8), s (4), den (4), fixed (1): 17 B.
+      den (4), c (4): 17 B; ``fields_cmax`` (from issue 14) reads c: 4 B;
+    * per sweep, two colour passes: a pass updates every other voxel of a row, so its reads of
+      c, s, den and fixed touch every sector of those arrays: 2 x 13 B; it writes half of c:
+      2 x 2 B (counted as half sectors); neighbour values are the other colour's words of
+      sectors just read (cache): 0.  30 B per voxel-sweep.
 
     ``sweeps``: field -> mean sweeps per replicate of a solve (0 for a skipped solve)."""
     total = 0.0
     for n in sweeps.values():
         if n > 0:
-            total += 22 + 17 + 17 * n
+            total += 22 + 17 + (4 if cmax else 0) + 30 * n
     return total
 
 
@@ -180,7 +182,8 @@ def summary(res: dict) -> dict:
                 step_seconds=round(res["step_seconds"], 4),
                 fields_seconds=round(res["fields_seconds"], 4),
                 ns_per_voxel_sweep=round(res["seconds_per_voxel_sweep"] * 1e9, 3),
-                device_bytes_per_voxel_step=round(device_bytes(sweeps, res["voxels"]), 1),
+                device_bytes_per_voxel_step=round(device_bytes(
+                    sweeps, any(r.get("scale", 0.0) > 0 for r in res["record"].values())), 1),
                 fields=fields)
 
 

@@ -239,6 +239,20 @@ def test_sor_agrees_with_sparse_direct_solve(shape, boundary, omega):
     assert np.abs(c - exact).max() / np.abs(exact).max() < 1e-4
 
 
+@pytest.mark.parametrize("shape,boundary", EXACT_CASES)
+def test_exact_solution_is_the_direct_solve(shape, boundary):
+    """gpusim.model.fields.exact_solution (vectorised assembly; direct, or CG above direct_max)
+    against the per-voxel assembly here: equal up to float64 rounding and the float32 den."""
+    from gpusim.model.fields import exact_solution
+
+    c0, a, s, fixed = make_problem(shape, seed=5)
+    fs = solver(shape, boundary=boundary, boundary_value=0.25)
+    ref = direct_solve(a, s, fixed, 1.0, D=400.0, h=20.0, boundary=boundary, bv=0.25)
+    for kw in ({}, {"direct_max": 0}, {"direct_max": 0, "x0": c0}):
+        got = exact_solution(fs, a, s, fixed, 1.0, **kw)
+        assert np.abs(got - ref).max() <= 1e-6 * np.abs(ref).max(), kw
+
+
 def test_weak_absorption_long_range_diffusion():
     """A field with D/h^2 >> a (oxygen-like: D = 1e5, a = 0.1..10) on a 2D tissue with vessels.
 

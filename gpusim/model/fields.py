@@ -487,8 +487,8 @@ def exact_solution(fs: FieldSolver, a, s, fixed_mask=None, fixed_value=0.0, *, x
         if len(free) <= direct_max:
             x[free] = spla.spsolve(Aff, bf)
         else:  # large 3D: SuperLU's fill-in is too costly; CG to the float64 rounding level
-            sol, info = spla.cg(Aff, bf, x0=np.asarray(x0[r], np.float64)[free] if x0 is not None
-                                else None, rtol=1e-14, atol=0.0, maxiter=100_000,
+            start = None if x0 is None else np.asarray(x0, np.float64).reshape(R, V)[r, free]
+            sol, info = spla.cg(Aff, bf, x0=start, rtol=1e-14, atol=0.0, maxiter=100_000,
                                 M=sp.diags(1.0 / Aff.diagonal()))
             if info != 0:
                 raise RuntimeError(f"exact_solution: CG did not converge (info {info})")
