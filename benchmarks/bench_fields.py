@@ -18,7 +18,11 @@ vessel mask) and the result.  The main process then solves each recorded system 
 Workers of the two versions alternate case by case, so that both see the same machine load.
 
     python benchmarks/bench_fields.py [--cases 100,400,75x3] [--ref 88ac9d8] [--steps 3]
-                                      [--warmup 4] [--out benchmarks/results/fields_numpy.json]
+                                      [--warmup 4] [--ref-tolerance 1e-6]
+                                      [--out benchmarks/results/fields_numpy.json]
+
+``--ref-tolerance`` runs the reference with a tighter ``run.field_tolerance``: its old stopping
+rule then gets closer to the accuracy this checkout states, for a comparison at equal accuracy.
 """
 
 from __future__ import annotations
@@ -64,25 +68,28 @@ def device_bytes(sweeps: dict, cmax: bool) -> float:
 
 
 # ----------------------------------------------------------------------------- worker
-def scenario_for(case: str, replicates: int):
+def scenario_for(case: str, replicates: int, tolerance: float | None = None):
     from gpusim.scenario import load_scenario
+
+    extra = {} if tolerance is None else {"run.field_tolerance": tolerance}
 
     if case.endswith("x3"):
         n = int(case[:-2])
         return load_scenario("large_3d", {"domain.x_voxels": n, "domain.y_voxels": n,
                                           "domain.z_voxels": n, "tumour.radius_um": 1200.0 * n / 160,
-                                          "run.replicates": replicates})
+                                          "run.replicates": replicates, **extra})
     n = int(case)
     return load_scenario("iv_baseline", {"domain.x_voxels": n, "domain.y_voxels": n,
                                          "tumour.radius_um": 1500.0 * n / 200.0,
-                                         "run.replicates": replicates})
+                                         "run.replicates": replicates, **extra})
 
 
-def worker(case: str, replicates: int, warmup: int, steps: int, out: str) -> None:
+def worker(case: str, replicates: int, warmup: int, steps: int, out: str,
+           tolerance: float | None = None) -> None:
     """Run in a subprocess with the version under test first on sys.path; writes a pickle."""
     from gpusim.engine import Simulation
 
-    sim = Simulation(scenario_for(case, replicates))
+    sim = Simulation(scenario_for(case, replicates, tolerance))
     f = sim.fields
     for _ in range(warmup):
         sim.step()
@@ -136,13 +143,15 @@ def worker(case: str, replicates: int, warmup: int, steps: int, out: str) -> Non
         pickle.dump(res, fh)
 
 
-def run_worker(src: Path, case: str, replicates: int, warmup: int, steps: int) -> dict:
+def run_worker(src: Path, case: str, replicates: int, warmup: int, steps: int,
+               tolerance: float | None = None) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as tmp:
         path = tmp.name
     env = dict(os.environ, PYTHONPATH=str(src))
     subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", case,
                     "--replicates", str(replicates), "--warmup", str(warmup), "--steps", str(steps),
-                    "--out", path], check=True, env=env, cwd=str(src))
+                    "--out", path] + ([] if tolerance is None else ["--tolerance", str(tolerance)]),
+                   check=True, env=env, cwd=str(src))
     with open(path, "rb") as fh:
         res = pickle.load(fh)
     os.unlink(path)
@@ -200,10 +209,14 @@ def main(argv=None) -> None:
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--out", default=str(HERE / "results" / "fields_numpy.json"))
+    ap.add_argument("--ref-tolerance", type=float, default=None,
+                    help="run.field_tolerance of the reference runs (e.g. tightened until the "
+                         "reference reaches the accuracy this checkout states)")
+    ap.add_argument("--tolerance", type=float, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        worker(a.worker, a.replicates, a.warmup, a.steps, a.out)
+        worker(a.worker, a.replicates, a.warmup, a.steps, a.out, a.tolerance)
         return
     sys.path.insert(0, str(ROOT))
     from bench_engine import device  # noqa: E402  (benchmarks/ helper: the CPU in words)
@@ -222,7 +235,9 @@ def main(argv=None) -> None:
         row = {"case": case}
         for tag, src in versions.items():
             print(f"[bench_fields] {case} x {R}: {tag}", file=sys.stderr, flush=True)
-            row[tag] = summary(run_worker(src, case, R, a.warmup, a.steps))
+            tol = a.ref_tolerance if tag == "ref" else None
+            row[tag] = summary(run_worker(src, case, R, a.warmup, a.steps, tol))
+            row[tag]["field_tolerance"] = tol
         if "ref" in row:
             row["step_speedup"] = round(row["ref"]["step_seconds"] / row["this"]["step_seconds"], 3)
             row["fields_speedup"] = round(row["ref"]["fields_seconds"] / row["this"]["fields_seconds"], 3)

@@ -148,7 +148,7 @@ PARAMS: tuple[Param, ...] = (
     P("glucose.uptake_healthy_per_min", float, 0.005, "Glucose uptake by a healthy cell or fibroblast.", ASSUMED, 0.0, 1e4),
     P("glucose.uptake_car_t_per_min", float, 0.01, "Glucose uptake by a CAR-T cell.", ASSUMED, 0.0, 1e4),
     P("glucose.sor_omega", float, 1.9, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
-    P("glucose.sor_omega_3d", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
+    P("glucose.sor_omega_3d", float, 1.85, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
     P("glucose.boundary", str, "neumann", "Domain boundary: no flux, or held at boundary_mM.", ASSUMED, choices=("neumann", "dirichlet")),
     P("glucose.boundary_mM", float, 5.0, "Glucose on a dirichlet boundary.", ASSUMED, 0.0, 100.0),
     # --- chemokine ----------------------------------------------------------------------------
