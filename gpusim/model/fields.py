@@ -91,7 +91,7 @@ which other replicates share its batch.
 
 Choosing tol: in float32 an over-relaxed sweep does not settle on a fixed point but keeps cycling
 in the last few ulps (max change ~8 ulp of the field's largest value for omega = 1.8; exactly 0
-is typical only for omega = 1). ``tol * (1 - rho) / rho`` must sit above that, otherwise the
+is typical only for omega = 1). ``tol * (1 - rho) / (2 rho)`` must sit above that, otherwise the
 replicate runs to max_iter: with rho ~ 0.9, tol >= ~1e-4 of the field's scale.
 
 NumPy realisation (free to differ, as long as every voxel sees the operations above): the
@@ -245,9 +245,6 @@ class FieldSolver:
         self._below = np.empty(R * B if floor is not None else 0, dtype=bool)
         self._red = np.empty(R, dtype=_F32)
         self._maxchg = np.empty(R, dtype=_F32)
-        self._dprev = np.zeros(R, dtype=_F32)   # per active slot: d of the previous sweep
-        self._rprev = np.zeros(R, dtype=_F32)   # per active slot: r of the previous sweep
-        self._noise = np.zeros(R, dtype=_F32)   # per active slot: rounding level of a change
         self._views = None
 
     # ------------------------------------------------------------------ internals
@@ -305,11 +302,12 @@ class FieldSolver:
             np.copyto(c, acc)
         return maxchg
 
-    def _converged(self, d: np.ndarray) -> np.ndarray:
+    def _converged(self, d: np.ndarray, rule: np.ndarray) -> np.ndarray:
         """The stopping rule of the module docstring for the n active slots (d: their max change
-        this sweep); updates d_prev and r_prev.  Float32, elementwise, in the contract's order."""
+        this sweep); ``rule`` (3, R) float32 holds per slot d_prev, r_prev and noise (a per-solve
+        array, updated here).  Float32, elementwise, in the contract's order."""
         n = len(d)
-        dprev, rprev = self._dprev[:n], self._rprev[:n]
+        dprev, rprev, noise = rule[0, :n], rule[1, :n], rule[2, :n]
         r = np.ones(n, dtype=_F32)
         np.divide(d, dprev, out=r, where=dprev > 0)
         rho = np.where(r > rprev, r, rprev)
@@ -319,13 +317,12 @@ class FieldSolver:
         rhs = self._tol * (_F32(1) - rho)
         np.copyto(dprev, d)
         np.copyto(rprev, r)
-        return (lhs <= rhs) | ((d <= self._noise[:n]) & (r >= _F32(1)))
+        return (lhs <= rhs) | ((d <= noise) & (r >= _F32(1)))
 
-    def _move(self, src: int, dst: int) -> None:
+    def _move(self, src: int, dst: int, rule: np.ndarray) -> None:
         """Move the working data of replicate slot src to slot dst."""
         B, m = self._B, self._margin
-        for buf in (self._dprev, self._rprev, self._noise):
-            buf[dst] = buf[src]
+        rule[:, dst] = rule[:, src]
         for p in self._parities:
             self._c[p][m + dst * B:m + (dst + 1) * B] = self._c[p][m + src * B:m + (src + 1) * B]
         for bufs in (self._s, self._den, self._hold):
@@ -392,17 +389,16 @@ class FieldSolver:
                 np.maximum(cmax, blk.reshape(R, -1).max(axis=1), out=cmax)
         if self._scale > 0:
             cmax = np.where(cmax > self._scale, cmax, self._scale)
-        np.multiply(cmax, _F32(2.0 ** -18), out=self._noise)
+        rule = np.zeros((3, R), dtype=_F32)   # per slot: d_prev, r_prev, noise (this solve)
+        np.multiply(cmax, _F32(2.0 ** -18), out=rule[2])
         iters = np.zeros(R, dtype=np.int32)
         slot_of = np.arange(R)          # original replicate held by each active slot
         n = R
-        self._dprev.fill(0)
-        self._rprev.fill(0)
         self._build_views(n)
         for _ in range(self.max_iter):
             maxchg = self._sweep()
             iters[slot_of[:n]] += 1
-            done = self._converged(maxchg)
+            done = self._converged(maxchg, rule)
             if not done.any():
                 continue
             # copy converged replicates out, then compact the active ones to the front
@@ -411,7 +407,7 @@ class FieldSolver:
             keep = np.flatnonzero(~done)
             for dst, src in enumerate(keep):
                 if dst != src:
-                    self._move(src, dst)
+                    self._move(src, dst, rule)
                     slot_of[dst] = slot_of[src]
             n = len(keep)
             if n == 0:
