@@ -65,8 +65,8 @@ PARAMS: tuple[Param, ...] = (
     P("run.snapshot_interval_hours", float, 48.0, "Interval between lattice snapshots (0: none).", ASSUMED, 0.0, 1e5),
     P("run.snapshot_replicates", int, 2, "Snapshots are written for the first this many replicates.", ASSUMED, 0, 64),
     P("run.checkpoint_interval_hours", float, 24.0, "Interval between checkpoints of the full state (0: none).", ASSUMED, 0.0, 1e5),
-    P("run.field_tolerance", float, 1e-4, "Fields: a solve stops when a sweep changes no voxel by more than this fraction of the field's scale.", ASSUMED, 1e-9, 1e-1),
-    P("run.field_omega", float, 1.6, "Over-relaxation factor of the red-black SOR field solver.", ASSUMED, 1.0, 1.95),
+    P("run.field_tolerance", float, 1e-4, "Fields: each solve stops when its estimated max-norm error against the converged solution of the same discrete system is at most this fraction of the field's scale (docs/fields.md).", ASSUMED, 1e-9, 1e-1),
+    P("run.field_omega", float, 0.0, "Over-relaxation factor of the red-black SOR field solver for every field; 0: each field's own `<field>.sor_omega`.", ASSUMED, 0.0, 1.95),
     # --- domain -------------------------------------------------------------------------------
     P("domain.x_voxels", int, 200, "Lattice size along x.", ASSUMED, 3, 4096),
     P("domain.y_voxels", int, 200, "Lattice size along y.", ASSUMED, 3, 4096),
@@ -140,6 +140,8 @@ PARAMS: tuple[Param, ...] = (
     P("oxygen.uptake_car_t_per_min", float, 1.0, "Oxygen uptake by a CAR-T cell.", "PhysiCell cancer_immune", 0.0, 1e4),
     P("oxygen.consumption_tumour_mmHg_per_min", float, 0.0, "Zero-order oxygen consumption by a tumour cell, wherever oxygen is left (Greenspan 1972; the oxygen solve is then projected onto O2 >= 0); 0: first-order uptake only, as PhysiCell.", ASSUMED, 0.0, 1e6),
     P("oxygen.consumption_healthy_mmHg_per_min", float, 0.0, "Zero-order oxygen consumption by a healthy cell or fibroblast, wherever oxygen is left (0: first-order uptake only).", ASSUMED, 0.0, 1e6),
+    P("oxygen.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
+    P("oxygen.sor_omega_3d", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
     P("oxygen.boundary", str, "neumann", "Domain boundary: no flux, or held at boundary_mmHg.", ASSUMED, choices=("neumann", "dirichlet")),
     P("oxygen.boundary_mmHg", float, 38.0, "Oxygen on a dirichlet boundary.", ASSUMED, 0.0, 760.0),
     # --- glucose ------------------------------------------------------------------------------
@@ -149,12 +151,16 @@ PARAMS: tuple[Param, ...] = (
     P("glucose.uptake_tumour_per_min", float, 0.02, "Glucose uptake by a tumour cell (Warburg: high).", ASSUMED, 0.0, 1e4),
     P("glucose.uptake_healthy_per_min", float, 0.005, "Glucose uptake by a healthy cell or fibroblast.", ASSUMED, 0.0, 1e4),
     P("glucose.uptake_car_t_per_min", float, 0.01, "Glucose uptake by a CAR-T cell.", ASSUMED, 0.0, 1e4),
+    P("glucose.sor_omega", float, 1.9, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
+    P("glucose.sor_omega_3d", float, 1.85, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
     P("glucose.boundary", str, "neumann", "Domain boundary: no flux, or held at boundary_mM.", ASSUMED, choices=("neumann", "dirichlet")),
     P("glucose.boundary_mM", float, 5.0, "Glucose on a dirichlet boundary.", ASSUMED, 0.0, 100.0),
     # --- chemokine ----------------------------------------------------------------------------
     P("chemokine.diffusion_um2_per_min", float, 1000.0, "Chemokine (CXCL9/10-like) diffusion coefficient.", "PhysiCell immunostimulatory factor", 1e-3, 1e8),
     P("chemokine.decay_per_min", float, 0.016, "Chemokine decay.", "PhysiCell immunostimulatory factor", 0.0, 1e4),
     P("chemokine.secretion_tumour_per_min", float, 10.0, "Secretion by tumour cells towards saturation 1: rate × (1 - c).", "PhysiCell immunostimulatory factor", 0.0, 1e4),
+    P("chemokine.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
+    P("chemokine.sor_omega_3d", float, 1.8, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
     P("chemokine.boundary", str, "neumann", "Domain boundary: no flux, or held at 0.", ASSUMED, choices=("neumann", "dirichlet")),
     # --- TGF-β --------------------------------------------------------------------------------
     P("tgfb.diffusion_um2_per_min", float, 1000.0, "TGF-β diffusion coefficient.", "assumed (cytokine-like)", 1e-3, 1e8),
@@ -163,12 +169,16 @@ PARAMS: tuple[Param, ...] = (
     P("tgfb.secretion_fibroblast_per_min", float, 0.15, "TGF-β secretion of a fibroblast (CAF).", ASSUMED, 0.0, 1e4),
     P("tgfb.hypoxic_secretion_multiplier", float, 2.0, "Secretion multiplier of hypoxic tumour cells.", ASSUMED, 0.0, 1e4),
     P("tgfb.trap_uptake_per_min", float, 0.5, "TGF-β removal by a CAR-T cell armoured with a TGF-β trap.", ASSUMED, 0.0, 1e4),
+    P("tgfb.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
+    P("tgfb.sor_omega_3d", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
     P("tgfb.boundary", str, "neumann", "Domain boundary: no flux, or held at 0.", ASSUMED, choices=("neumann", "dirichlet")),
     # --- IFN-γ --------------------------------------------------------------------------------
     P("ifng.diffusion_um2_per_min", float, 1000.0, "IFN-γ diffusion coefficient.", ASSUMED, 1e-3, 1e8),
     P("ifng.decay_per_min", float, 0.016, "IFN-γ decay.", ASSUMED, 0.0, 1e4),
     P("ifng.secretion_car_t_per_min", float, 0.2, "IFN-γ secretion of an engaged CAR-T cell (a.u. per min).", ASSUMED, 0.0, 1e4),
     P("ifng.chemokine_boost", float, 1.0, "Chemokine secretion of tumour cells × (1 + boost × IFN/(IFN + K)) (CXCL9/10 are IFN-γ induced).", ASSUMED, 0.0, 1e4),
+    P("ifng.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
+    P("ifng.sor_omega_3d", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
     P("ifng.boundary", str, "neumann", "Domain boundary: no flux, or held at 0.", ASSUMED, choices=("neumann", "dirichlet")),
     # --- IL-12 --------------------------------------------------------------------------------
     P("il12.diffusion_um2_per_min", float, 1000.0, "IL-12 diffusion coefficient.", ASSUMED, 1e-3, 1e8),
@@ -176,6 +186,8 @@ PARAMS: tuple[Param, ...] = (
     P("il12.secretion_car_t_per_min", float, 0.05, "IL-12 secretion of an activated 4th-generation (TRUCK) CAR-T cell (a.u. per min).", ASSUMED, 0.0, 1e4),
     P("il12.half", float, 0.1, "IL-12 level (a.u.) of half-maximal effect on killing; also divides the TGF-β a T cell feels by (1 + IL12/half).", ASSUMED, 1e-6, 1e4),
     P("il12.kill_boost", float, 1.0, "Killing × (1 + boost × IL12/(IL12 + half)).", "Chmielewski 2011 (IL-12 TRUCKs); value assumed", 0.0, 100.0),
+    P("il12.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
+    P("il12.sor_omega_3d", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95),
     P("il12.boundary", str, "neumann", "Domain boundary: no flux, or held at 0.", ASSUMED, choices=("neumann", "dirichlet")),
     # --- CAR-T cells --------------------------------------------------------------------------
     P("car_t.targets", str, "A", "Antigens the CAR recognises and its logic.", ASSUMED, choices=("A", "B", "A|B", "A&B")),

@@ -3,11 +3,12 @@
 // logic in fields_logic.cuh.
 //
 // Arrays (device, C order): c, s, den, a float32 (R, Z, Y, X); fixed uint8 (R, Z, Y, X) or null;
-// active uint8 (R) (1 = still sweeping); iters int32 (R); maxchg uint32 (R) (float32 bits).
+// active uint8 (R) (1 = still sweeping); iters int32 (R); maxchg uint32 (R) (float32 bits);
+// dprev, rprev float32 (R): the stopping rule's max change and ratio of the previous sweep.
 // Units: as the field (mmHg, mM, 1); a, den 1/min; s unit/min.  RNG: none.
 // floor_on / floor: projected SOR (FieldSolver(floor=...)): new values below floor are raised
 // to it; floor_on = 0 is plain SOR.
-// A solve: fields_prepare once, then per sweep fields_sor_colour(0), fields_sor_colour(1),
+// A solve: fields_prepare and fields_cmax once, then per sweep fields_sor_colour(0), fields_sor_colour(1),
 // fields_after_sweep; the host polls `active` every few sweeps (a frozen replicate is a no-op,
 // so extra sweeps never change a result).
 #include "fields_logic.cuh"
@@ -30,8 +31,17 @@ extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, in
     if (t < sor_threads(g)) sor_voxel(t, colour, g, c, s, den, fixed, active, maxchg);
 }
 
-extern "C" __global__ void fields_after_sweep(int R, float tol, int max_iter, unsigned char* active,
-                                              int* iters, unsigned int* maxchg) {
+extern "C" __global__ void fields_cmax(long long n, long long V, const float* c,
+                                       unsigned int* cmax) {
+    long long v = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (v < n) sor_cmax(v, V, c, cmax);
+}
+
+extern "C" __global__ void fields_after_sweep(int R, float tol, float rho_min, float scale,
+                                              int max_iter, unsigned char* active, int* iters,
+                                              unsigned int* maxchg, float* dprev, float* rprev,
+                                              const unsigned int* cmax) {
     int r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r < R) sor_after_sweep(r, tol, max_iter, active, iters, maxchg);
+    if (r < R) sor_after_sweep(r, tol, rho_min, scale, max_iter, active, iters, maxchg, dprev, rprev,
+                               cmax);
 }

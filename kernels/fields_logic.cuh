@@ -67,13 +67,35 @@ GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const 
     max_nonneg_f32(&maxchg_bits[r], change);
 }
 
-// After a sweep, per replicate r: count the sweep, freeze the replicate when it converged
-// (max change <= tol) or reached max_iter, and reset its max change.
-GPUSIM_HD void sor_after_sweep(i32 r, float tol, i32 max_iter, u8* active, i32* iters,
-                               u32* maxchg_bits) {
+// After a sweep, per replicate r: count the sweep, evaluate the stopping rule (float32, in the
+// order of the contract: r = d / d_prev (1 when d_prev is 0), rho = max(r, r_prev, rho_min),
+// converged when 2 d rho <= tol (1 - rho), or d <= noise = max(cmax, scale) 2^-18 with r >= 1;
+// noise = 0 when scale is 0),
+// freeze the replicate when it converged or reached max_iter, and reset its max change.
+// dprev, rprev: float32 (R), zero before the first sweep; cmax_bits: uint32 (R), the bits of
+// max |c| after sor_prepare (sor_cmax).
+GPUSIM_HD void sor_after_sweep(i32 r, float tol, float rho_min, float scale, i32 max_iter,
+                               u8* active, i32* iters, u32* maxchg_bits, float* dprev,
+                               float* rprev, const u32* cmax_bits) {
     if (active[r]) {
         iters[r] += 1;
-        if (f32_from_bits(maxchg_bits[r]) <= tol || iters[r] >= max_iter) active[r] = 0;
+        const float d = f32_from_bits(maxchg_bits[r]);
+        const float ratio = dprev[r] > 0.0f ? d / dprev[r] : 1.0f;
+        float rho = ratio > rprev[r] ? ratio : rprev[r];
+        rho = rho > rho_min ? rho : rho_min;
+        float lhs = d * rho;
+        lhs = lhs + lhs;
+        float rhs = 1.0f - rho;
+        rhs = tol * rhs;
+        dprev[r] = d;
+        rprev[r] = ratio;
+        float m = 0.0f;  // scale 0: the rounding-level branch is off
+        if (scale > 0.0f) {
+            m = f32_from_bits(cmax_bits[r]);
+            m = m > scale ? m : scale;
+        }
+        const float noise = m * 3.814697265625e-06f;  // 2^-18, exact
+        if (lhs <= rhs || (d <= noise && ratio >= 1.0f) || iters[r] >= max_iter) active[r] = 0;
     }
     maxchg_bits[r] = 0;
 }
@@ -83,6 +105,11 @@ GPUSIM_HD void sor_prepare(i64 v, float den0, const float* a, float* den, float*
                            const u8* fixed, float fixed_value) {
     den[v] = den0 + a[v];
     if (fixed && fixed[v]) c[v] = fixed_value;
+}
+
+// Per voxel, once per solve after sor_prepare: raise cmax_bits[r] to |c| (an exact max).
+GPUSIM_HD void sor_cmax(i64 v, i64 V, const float* c, u32* cmax_bits) {
+    max_nonneg_f32(&cmax_bits[v / V], abs_f32(c[v]));
 }
 
 }  // namespace gpusim

@@ -186,7 +186,8 @@ struct AgentTable {
 // fields.cu
 extern "C" __global__ void fields_prepare(long long n, float den0, const float* a, float* den, float* c, const unsigned char* fixed, float fixed_value);
 extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int dirichlet, float bv, float dh, float omega, int floor_on, float floor, float* c, const float* s, const float* den, const unsigned char* fixed, const unsigned char* active, unsigned int* maxchg);
-extern "C" __global__ void fields_after_sweep(int R, float tol, int max_iter, unsigned char* active, int* iters, unsigned int* maxchg);
+extern "C" __global__ void fields_cmax(long long n, long long V, const float* c, unsigned int* cmax);
+extern "C" __global__ void fields_after_sweep(int R, float tol, float rho_min, float scale, int max_iter, unsigned char* active, int* iters, unsigned int* maxchg, float* dprev, float* rprev, const unsigned int* cmax);
 
 // field_coeffs.cu
 extern "C" __global__ void field_agent_map_kernel(int R, int Z, int Y, int X, int C, const int* t_count, const int* t_pos, const unsigned char* t_eng, const short* t_act, const unsigned char* t_state, unsigned char* amap);

@@ -164,6 +164,21 @@ def test_field_solver_on_the_device_bitwise(emulated, shape, boundary, omega, fl
         assert (c_np[~fixed] == 0).any(), "the floor never binds"
 
 
+@needs_cxx
+def test_field_solver_rounding_level_stop_on_the_device_bitwise(emulated):
+    """A tolerance below float32's reach: over-relaxed sweeps cycle in the last ulps, and the
+    stopping rule's rounding-level branch (``scale``) ends the solve, bitwise on both backends."""
+    from gpusim.model.fields import FieldSolver
+
+    _, c0, a, s, fixed = solver_case((2, 1, 24, 24), "neumann")
+    kw = dict(diffusion_um2_per_min=2000.0, voxel_um=20.0, boundary="neumann", boundary_value=0.3,
+              omega=1.9, tol=1e-9, max_iter=400)
+    fs = FieldSolver(c0.shape, scale=1.0, **kw)
+    assert_device_solve_bitwise(emulated, (fs, c0, a, s, fixed))
+    assert (fs.solve(c0.copy(), a, s, fixed, F32(0.75)) < 400).all()
+    assert (FieldSolver(c0.shape, **kw).solve(c0.copy(), a, s, fixed, F32(0.75)) == 400).all()
+
+
 # ----------------------------------------------------------------------------- planted errors
 @needs_cxx
 def test_planted_kernel_error_is_caught(tmp_path, monkeypatch):

@@ -39,7 +39,7 @@ def neighbours(z, y, x, Z, Y, X):
 
 
 def reference_solve(c, a, s, fixed, fixed_value, *, D, h, boundary, bv, omega, tol, max_iter,
-                    floor=None):
+                    floor=None, scale=0.0):
     """Scalar, per-voxel transcription of the arithmetic contract in gpusim.model.fields
     (``floor``: the projected sweep, as FieldSolver(floor=...))."""
     c = c.copy()
@@ -53,6 +53,9 @@ def reference_solve(c, a, s, fixed, fixed_value, *, D, h, boundary, bv, omega, t
         cr = c[r]
         cr[fixed[r]] = F32(fixed_value)
         den = (den0 + a[r]).astype(F32)
+        dprev = rprev = F32(0)
+        cmax = F32(np.abs(cr).max())
+        noise = F32(max(cmax, F32(scale)) * F32(2.0 ** -18)) if scale > 0 else F32(0)
         for _ in range(max_iter):
             maxchg = F32(0)
             for colour in (0, 1):
@@ -82,7 +85,12 @@ def reference_solve(c, a, s, fixed, fixed_value, *, D, h, boundary, bv, omega, t
                             maxchg = max(maxchg, F32(abs(F32(cn - cc))))
                             cr[z, y, x] = cn
             iters[r] += 1
-            if maxchg <= tl:
+            ratio = F32(maxchg / dprev) if dprev > 0 else F32(1)
+            rho = ratio if ratio > rprev else rprev
+            rho = rho if rho > F32(om - F32(1)) else F32(om - F32(1))
+            dprev, rprev = maxchg, ratio
+            lhs = F32(maxchg * rho)
+            if F32(lhs + lhs) <= F32(tl * F32(F32(1) - rho)) or (maxchg <= noise and ratio >= 1):
                 break
     return c, iters
 
@@ -231,18 +239,34 @@ def test_sor_agrees_with_sparse_direct_solve(shape, boundary, omega):
     assert np.abs(c - exact).max() / np.abs(exact).max() < 1e-4
 
 
+@pytest.mark.parametrize("shape,boundary", EXACT_CASES)
+def test_exact_solution_is_the_direct_solve(shape, boundary):
+    """gpusim.model.fields.exact_solution (vectorised assembly; direct, or CG above direct_max)
+    against the per-voxel assembly here: equal up to float64 rounding and the float32 den."""
+    from gpusim.model.fields import exact_solution
+
+    c0, a, s, fixed = make_problem(shape, seed=5)
+    fs = solver(shape, boundary=boundary, boundary_value=0.25)
+    ref = direct_solve(a, s, fixed, 1.0, D=400.0, h=20.0, boundary=boundary, bv=0.25)
+    for kw in ({}, {"direct_max": 0}, {"direct_max": 0, "x0": c0}):
+        got = exact_solution(fs, a, s, fixed, 1.0, **kw)
+        assert np.abs(got - ref).max() <= 1e-6 * np.abs(ref).max(), kw
+
+
 def test_weak_absorption_long_range_diffusion():
     """A field with D/h^2 >> a (oxygen-like: D = 1e5, a = 0.1..10) on a 2D tissue with vessels.
 
     Values ~20..38 have a float32 ulp of ~4e-6 and over-relaxed sweeps keep cycling in the last
-    ~8 ulps (max change ~3e-5 for omega = 1.8), so tol must sit above that: 1e-4 here."""
+    ~8 ulps (max change ~3e-5 for omega = 1.8), so the solve needs the rounding-level stop
+    (``scale``) or a tol far above that."""
     shape = (2, 1, 24, 24)
     rng = np.random.default_rng(3)
     a = rng.choice(np.array([0.1, 5.0, 10.0], F32), size=shape)
     s = np.zeros(shape, F32)
     fixed = rng.random(shape) < 0.03
     c = np.zeros(shape, F32)
-    fs = FieldSolver(shape, diffusion_um2_per_min=1e5, voxel_um=20.0, omega=1.8, tol=1e-4)
+    fs = FieldSolver(shape, diffusion_um2_per_min=1e5, voxel_um=20.0, omega=1.8, tol=1e-4,
+                     scale=38.0)  # without the rounding-level stop it would cycle to max_iter
     it = fs.solve(c, a, s, fixed, 38.0)
     assert (it < 10_000).all()
     exact = direct_solve(a, s, fixed, 38.0, D=1e5, h=20.0, boundary="neumann", bv=0.0)
@@ -363,6 +387,8 @@ def test_determinism_same_input_same_bits():
 
 
 def test_warm_start_from_converged_state_stops_at_once():
+    """A converged state stops after at most 3 sweeps: 1 when the first sweep changes nothing
+    (an exact fixed point), else the two or three a contraction ratio needs."""
     shape = (2, 1, 15, 15)
     c0, a, s, fixed = make_problem(shape, seed=8)
     fs = solver(shape, omega=1.0, tol=1e-5)
@@ -370,8 +396,10 @@ def test_warm_start_from_converged_state_stops_at_once():
     fs.solve(c, a, s, fixed, 1.0)
     before = c.copy()
     it = fs.solve(c, a, s, fixed, 1.0)
-    assert (it == 1).all()
+    assert (it <= 3).all()
     assert np.abs(c - before).max() <= 1e-5
+    it = fs.solve(c, a, s, fixed, 1.0)
+    assert (it <= 3).all()
 
 
 # ----------------------------------------------------------------------------- fixed, uniform
@@ -402,7 +430,7 @@ def test_uniform_problem_has_uniform_solution(omega, shape, boundary):
     s = np.full(shape, F32(a_val * cstar), F32)
     fixed = np.zeros(shape, bool)
     fixed[..., 0, 0] = True
-    kw = dict(omega=omega, boundary=boundary, boundary_value=float(cstar), tol=1e-6)
+    kw = dict(omega=omega, boundary=boundary, boundary_value=float(cstar), tol=1e-6, scale=0.75)
     # started at c*, it is a fixed point bitwise and stops after one sweep
     c = np.full(shape, cstar, F32)
     it = solver(shape, **kw).solve(c, a, s, fixed, cstar)

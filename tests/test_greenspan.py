@@ -169,10 +169,13 @@ def _floor_problem(shape, seed):
 ])
 def test_projected_sweep_matches_scalar_transcription_bitwise(shape, boundary, omega):
     c0, a, s, fixed = _floor_problem(shape, sum(shape))
+    # scale: the stopping rule's rounding-level branch, as the fields phase uses it (a tol of
+    # 1e-6 on values ~1 is below what over-relaxed float32 sweeps settle to)
     kw = dict(D=400.0, h=20.0, boundary=boundary, bv=0.5, omega=omega, tol=1e-6, max_iter=400)
-    ref, ref_it = reference_solve(c0, a, s, fixed, 0.8, floor=0.0, **kw)
+    ref, ref_it = reference_solve(c0, a, s, fixed, 0.8, floor=0.0, scale=1.0, **kw)
     fs = FieldSolver(shape, diffusion_um2_per_min=400.0, voxel_um=20.0, boundary=boundary,
-                     boundary_value=0.5, omega=omega, tol=1e-6, max_iter=400, floor=0.0)
+                     boundary_value=0.5, omega=omega, tol=1e-6, max_iter=400, floor=0.0,
+                     scale=1.0)
     c = c0.copy()
     it = fs.solve(c, a, s, fixed, 0.8)
     np.testing.assert_array_equal(it, ref_it)

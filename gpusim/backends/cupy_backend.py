@@ -337,6 +337,9 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
            fixed_value=fixed_value)
     active = xp.full(R, 1 if fs.max_iter > 0 else 0, xp.uint8)
     iters, maxchg = xp.zeros(R, xp.int32), xp.zeros(R, xp.uint32)
+    dprev, rprev = xp.zeros(R, xp.float32), xp.zeros(R, xp.float32)
+    cmax = xp.zeros(R, xp.uint32)
+    launch(mod, "fields_cmax", n, n=n, V=Z * Y * X, c=c, cmax=cmax)
     geo = dict(R=R, Z=Z, Y=Y, X=X, dirichlet=fs.boundary == "dirichlet", bv=fs.boundary_value,
                dh=fs._dh, omega=fs._omega, floor_on=fs.floor is not None,
                floor=0.0 if fs.floor is None else fs.floor, c=c, s=s, den=den, fixed=fixed,
@@ -347,8 +350,9 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
         for _ in range(SWEEPS_PER_POLL):
             launch(mod, "fields_sor_colour", nt, colour=0, **geo)
             launch(mod, "fields_sor_colour", nt, colour=1, **geo)
-            launch(mod, "fields_after_sweep", R, R=R, tol=fs._tol, max_iter=fs.max_iter,
-                   active=active, iters=iters, maxchg=maxchg)
+            launch(mod, "fields_after_sweep", R, R=R, tol=fs._tol, rho_min=fs._rho_min,
+                   scale=fs._scale, max_iter=fs.max_iter, active=active, iters=iters,
+                   maxchg=maxchg, dprev=dprev, rprev=rprev, cmax=cmax)
         done = not bool(active.any())  # one host read per SWEEPS_PER_POLL sweeps
     return iters.get()
 

@@ -62,11 +62,15 @@ class FieldsPhase:
         self.o2_src = (F32(0) - cons).astype(F32)
         self.o2_floor_on = bool((cons > 0).any())
 
+        suffix = "_3d" if sc.shape[0] > 1 else ""
+
         def solver(name: str, boundary_value: float, scale: float, floor=None) -> FieldSolver:
+            # tol bounds the error against the converged discrete solution (docs/fields.md);
+            # scale also sets the float32 rounding level at which a stagnating solve stops
             return FieldSolver(shape, diffusion_um2_per_min=sc[f"{name}.diffusion_um2_per_min"],
                                voxel_um=sc["domain.voxel_um"], boundary=sc[f"{name}.boundary"],
-                               boundary_value=boundary_value, omega=om, tol=tol * scale,
-                               floor=floor)
+                               boundary_value=boundary_value, omega=om or sc[f"{name}.sor_omega{suffix}"],
+                               tol=tol * scale, floor=floor, scale=scale)
 
         self.o2 = solver("oxygen", sc["oxygen.boundary_mmHg"], sc["oxygen.vessel_mmHg"] or 1.0,
                          0.0 if self.o2_floor_on else None)

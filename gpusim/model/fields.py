@@ -54,19 +54,45 @@ convergence a voxel either satisfies the equation above or sits at the floor wit
 consumption stops where the oxygen is exhausted). Without a floor (``floor=None``, the default) the operation is absent and results are
 bitwise those of plain SOR.
 
-Fixed voxels are never written (their change is 0). After every sweep, per replicate,
-``max_change = max over the replicate's voxels of change`` (a max is exact, so its order does not
-matter). A replicate whose ``max_change <= tol`` has converged: it is not swept again and its values
-stay bitwise frozen. The solve stops when every replicate has converged or after ``max_iter``
-sweeps; it returns the number of sweeps each replicate received (``max_iter`` for one that did
-not converge; nothing is raised, the caller decides). Convergence is decided per replicate and
-never across replicates, so a replicate's result does not depend on which other replicates share
-its batch.
+Fixed voxels are never written (their change is 0). After every sweep ``k`` (1, 2, ...), per
+replicate, ``d = max over the replicate's voxels of change`` (a max is exact, so its order does
+not matter), and the *stopping rule* (docs/fields.md derives it) is evaluated per replicate in
+float32, in exactly this order, from the replicate's ``d_prev`` (``d`` of the previous sweep,
+0 before the first) and ``r_prev`` (``r`` of the previous sweep, 0 before the first)::
+
+    r    = d / d_prev if d_prev > 0 else 1     # contraction ratio of this sweep
+    rho  = max(r, r_prev)                      # estimate of the asymptotic rate,
+    rho  = max(rho, rho_min)                   #   at least rho_min = omega - 1 (float32)
+    lhs  = d * rho
+    lhs  = lhs + lhs                           # safety factor 2 (docs/fields.md)
+    rhs  = 1 - rho
+    rhs  = tol * rhs
+    converged = lhs <= rhs or (d <= noise and r >= 1)   # 2 d rho / (1 - rho) <= tol, or
+                                               #   stagnation at the rounding level
+    d_prev = d; r_prev = r
+
+with ``rho_min = float32(omega - 1)`` and, per replicate, ``noise = max(cmax, scale) * 2**-18``
+(float32; exact, a power of two), where ``cmax`` is the max over the replicate's voxels of ``|c|``
+once the fixed voxels are set (an exact max) and ``scale`` (``scale=`` of the constructor,
+``float32``) a floor of the field's magnitude: ``noise`` is 16 to 32 ulp of it.  With
+``scale = 0`` (the default) this branch is off (``noise = 0``): the pure error rule.
+
+``d * rho / (1 - rho)`` estimates the max-norm distance to the converged solution of the same
+discrete system (the sum of all later changes when they shrink geometrically with ratio rho), so
+a replicate stops once twice that estimate is at most ``tol``; a change at the float32 rounding
+level (``noise``) that did not shrink stops too, since over-relaxed float32 sweeps cycle there
+instead of settling; ``d == 0`` (an exact fixed point) always
+stops (``0 <= rhs`` also for rho = 1 on the first sweep). A converged replicate is not swept
+again and its values stay bitwise frozen. The solve stops when every replicate has converged or
+after ``max_iter`` sweeps; it returns the number of sweeps each replicate received
+(``max_iter`` for one that did not converge; nothing is raised, the caller decides). Convergence
+is decided per replicate and never across replicates, so a replicate's result does not depend on
+which other replicates share its batch.
 
 Choosing tol: in float32 an over-relaxed sweep does not settle on a fixed point but keeps cycling
 in the last few ulps (max change ~8 ulp of the field's largest value for omega = 1.8; exactly 0
-is typical only for omega = 1). tol must sit above that (e.g. 1e-4 for oxygen at ~38 mmHg),
-otherwise the replicate runs to max_iter.
+is typical only for omega = 1). ``tol * (1 - rho) / (2 rho)`` must sit above that, otherwise the
+replicate runs to max_iter: with rho ~ 0.9, tol >= ~1e-4 of the field's scale.
 
 NumPy realisation (free to differ, as long as every voxel sees the operations above): the
 lattice is split into its 4 (2D) or 8 (3D) parity sub-lattices (x % 2, y % 2, z % 2), each stored
@@ -87,7 +113,7 @@ from itertools import product
 
 import numpy as np
 
-__all__ = ["FieldSolver"]
+__all__ = ["FieldSolver", "exact_solution"]
 
 _F32 = np.float32
 
@@ -102,7 +128,7 @@ class FieldSolver:
     def __init__(self, shape, *, diffusion_um2_per_min: float, voxel_um: float,
                  boundary: str = "neumann", boundary_value: float = 0.0,
                  omega: float = 1.5, tol: float = 1e-4, max_iter: int = 10_000,
-                 floor: float | None = None):
+                 floor: float | None = None, scale: float = 0.0):
         shape = tuple(int(v) for v in shape)
         if len(shape) != 4 or min(shape) < 1:
             raise ValueError(f"shape must be (R, Z, Y, X) with every extent >= 1, got {shape}")
@@ -118,6 +144,8 @@ class FieldSolver:
             raise ValueError(f"boundary_value must be finite, got {boundary_value}")
         if int(max_iter) < 0:
             raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+        if not (np.isfinite(scale) and scale >= 0.0):
+            raise ValueError(f"scale must be finite and >= 0, got {scale}")
         if floor is not None and not np.isfinite(floor):
             raise ValueError(f"floor must be None or finite, got {floor}")
 
@@ -127,6 +155,7 @@ class FieldSolver:
         self.omega = float(omega)
         self.tol = float(tol)
         self.max_iter = int(max_iter)
+        self.scale = float(scale)
         self.diffusion_um2_per_min = float(diffusion_um2_per_min)
         self.voxel_um = float(voxel_um)
         self.floor = None if floor is None else float(floor)
@@ -139,6 +168,8 @@ class FieldSolver:
         self._den0 = _F32(self._dh * _F32(self.n_nb))
         self._omega = _F32(self.omega)
         self._tol = _F32(self.tol)
+        self._rho_min = _F32(self._omega - _F32(1))   # SOR's rate is never below omega - 1
+        self._scale = _F32(self.scale)
 
         # --- sub-lattice geometry: axes (z, y, x); z is split only in 3D
         lengths = (Z, Y, X)
@@ -271,9 +302,27 @@ class FieldSolver:
             np.copyto(c, acc)
         return maxchg
 
-    def _move(self, src: int, dst: int) -> None:
+    def _converged(self, d: np.ndarray, rule: np.ndarray) -> np.ndarray:
+        """The stopping rule of the module docstring for the n active slots (d: their max change
+        this sweep); ``rule`` (3, R) float32 holds per slot d_prev, r_prev and noise (a per-solve
+        array, updated here).  Float32, elementwise, in the contract's order."""
+        n = len(d)
+        dprev, rprev, noise = rule[0, :n], rule[1, :n], rule[2, :n]
+        r = np.ones(n, dtype=_F32)
+        np.divide(d, dprev, out=r, where=dprev > 0)
+        rho = np.where(r > rprev, r, rprev)
+        rho = np.where(rho > self._rho_min, rho, self._rho_min)
+        lhs = d * rho
+        lhs = lhs + lhs
+        rhs = self._tol * (_F32(1) - rho)
+        np.copyto(dprev, d)
+        np.copyto(rprev, r)
+        return (lhs <= rhs) | ((d <= noise) & (r >= _F32(1)))
+
+    def _move(self, src: int, dst: int, rule: np.ndarray) -> None:
         """Move the working data of replicate slot src to slot dst."""
         B, m = self._B, self._margin
+        rule[:, dst] = rule[:, src]
         for p in self._parities:
             self._c[p][m + dst * B:m + (dst + 1) * B] = self._c[p][m + src * B:m + (src + 1) * B]
         for bufs in (self._s, self._den, self._hold):
@@ -332,6 +381,16 @@ class FieldSolver:
                 np.copyto(sb[real], _F32(0), where=fm)
                 np.logical_or(hb[real], fm, out=hb[real])
 
+        # the rounding level of the stopping rule: max(max |c|, scale) * 2**-18, per replicate
+        cmax = np.zeros(R, dtype=_F32)
+        for p in self._parities if self._scale > 0 else ():
+            if p in self._s:
+                blk = np.abs(self._blocks(self._c[p], R, True)[al + self._real[p]])
+                np.maximum(cmax, blk.reshape(R, -1).max(axis=1), out=cmax)
+        if self._scale > 0:
+            cmax = np.where(cmax > self._scale, cmax, self._scale)
+        rule = np.zeros((3, R), dtype=_F32)   # per slot: d_prev, r_prev, noise (this solve)
+        np.multiply(cmax, _F32(2.0 ** -18), out=rule[2])
         iters = np.zeros(R, dtype=np.int32)
         slot_of = np.arange(R)          # original replicate held by each active slot
         n = R
@@ -339,7 +398,7 @@ class FieldSolver:
         for _ in range(self.max_iter):
             maxchg = self._sweep()
             iters[slot_of[:n]] += 1
-            done = maxchg <= self._tol
+            done = self._converged(maxchg, rule)
             if not done.any():
                 continue
             # copy converged replicates out, then compact the active ones to the front
@@ -348,7 +407,7 @@ class FieldSolver:
             keep = np.flatnonzero(~done)
             for dst, src in enumerate(keep):
                 if dst != src:
-                    self._move(src, dst)
+                    self._move(src, dst, rule)
                     slot_of[dst] = slot_of[src]
             n = len(keep)
             if n == 0:
@@ -357,3 +416,78 @@ class FieldSolver:
         for k in range(n):              # not converged within max_iter (or max_iter == 0)
             self._gather(c, k, slot_of[k])
         return iters
+
+
+def exact_solution(fs: FieldSolver, a, s, fixed_mask=None, fixed_value=0.0, *, x0=None,
+                   direct_max: int = 200_000) -> np.ndarray:
+    """The converged solution of the discrete system ``fs`` iterates on, in float64 (scipy.sparse
+    direct solve; a test and benchmark oracle, scipy is not a run-time dependency).
+
+    Same system as :meth:`FieldSolver.solve`: the float32 coefficients ``dh`` and ``den0 + a``
+    (float32 sum) of the contract, fixed voxels held at ``float32(fixed_value)``, dirichlet
+    neighbours at ``float32(boundary_value)``, neumann neighbours outside the domain replaced by
+    the voxel itself.  No floor: a solver with a floor (an obstacle problem) is refused.
+    The fixed voxels are eliminated (the rest is symmetric positive definite); up to
+    ``direct_max`` free voxels per replicate it is a direct solve (SuperLU), above that
+    Jacobi-preconditioned CG to a relative residual of 1e-14 from ``x0`` (e.g. the float32
+    result).  Returns float64 of ``fs.shape``."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    if fs.floor is not None:
+        raise ValueError("exact_solution: a solver with a floor solves an obstacle problem")
+    R, Z, Y, X = fs.shape
+    V = Z * Y * X
+    a = np.asarray(a, dtype=_F32).reshape(R, V)
+    s = np.asarray(s, dtype=_F32).reshape(R, V)
+    fixed = (np.zeros((R, V), bool) if fixed_mask is None
+             else np.asarray(fixed_mask, dtype=bool).reshape(R, V))
+    fv = np.broadcast_to(np.asarray(fixed_value, dtype=_F32), fs.shape).reshape(R, V)
+    dh, bv = float(fs._dh), float(_F32(fs.boundary_value))
+    idx = np.arange(V).reshape(Z, Y, X)
+    pairs = []  # (voxel, neighbour) index arrays for in-domain neighbours; count of outside ones
+    n_out = np.zeros((Z, Y, X), np.int64)
+    for ax in ((0, 1, 2) if fs.three_d else (1, 2)):
+        for sgn in (-1, 1):
+            src = [slice(None)] * 3
+            dst = [slice(None)] * 3
+            src[ax] = slice(1, None) if sgn < 0 else slice(None, -1)
+            dst[ax] = slice(None, -1) if sgn < 0 else slice(1, None)
+            pairs.append((idx[tuple(src)].ravel(), idx[tuple(dst)].ravel()))
+            edge = [slice(None)] * 3
+            edge[ax] = 0 if sgn < 0 else -1
+            n_out[tuple(edge)] += 1
+    n_out = n_out.ravel()
+    i_in = np.concatenate([p[0] for p in pairs])
+    j_in = np.concatenate([p[1] for p in pairs])
+    out = np.empty((R, V), np.float64)
+    for r in range(R):
+        fx = fixed[r]
+        diag = (fs._den0 + a[r]).astype(np.float64)          # den = den0 + a in float32
+        rhs = s[r].astype(np.float64)
+        if fs.boundary == "dirichlet":
+            rhs = rhs + dh * bv * n_out
+        else:
+            diag = diag - dh * n_out
+        keep = ~fx[i_in]
+        A = sp.csr_matrix((np.concatenate([diag, np.full(int(keep.sum()), -dh)]),
+                           (np.concatenate([np.arange(V), i_in[keep]]),
+                            np.concatenate([np.arange(V), j_in[keep]]))), shape=(V, V))
+        # eliminate the fixed voxels: a symmetric positive definite system in the free ones
+        free = np.flatnonzero(~fx)
+        xf = np.where(fx, fv[r].astype(np.float64), 0.0)
+        A = A.tocsr()
+        Aff = A[free][:, free].tocsc()
+        bf = rhs[free] - A[free] @ xf
+        x = xf.copy()
+        if len(free) <= direct_max:
+            x[free] = spla.spsolve(Aff, bf)
+        else:  # large 3D: SuperLU's fill-in is too costly; CG to the float64 rounding level
+            start = None if x0 is None else np.asarray(x0, np.float64).reshape(R, V)[r, free]
+            sol, info = spla.cg(Aff, bf, x0=start, rtol=1e-14, atol=0.0, maxiter=100_000,
+                                M=sp.diags(1.0 / Aff.diagonal()))
+            if info != 0:
+                raise RuntimeError(f"exact_solution: CG did not converge (info {info})")
+            x[free] = sol
+        out[r] = x
+    return out.reshape(fs.shape)
