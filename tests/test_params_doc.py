@@ -32,6 +32,15 @@ def test_every_parameter_has_a_doc_a_source_and_a_row():
         assert cells[-1] == ("*assumed*" if p.source == ASSUMED else p.source.strip()), p.key
 
 
+def test_every_parameter_declares_its_unit():
+    """A unit is declared, not guessed from the key: "1" for a dimensionless number, "" only for
+    text, switches, integers that count things, and seeds."""
+    for p in PARAMS:
+        assert p.unit is not None, f"{p.key} declares no unit"
+        if p.type is float:
+            assert p.unit != "", f"{p.key}: a number needs a unit ('1' if dimensionless)"
+
+
 def test_docs_name_only_parameters_that_exist():
     """Every `section.key` the docs name is a declared parameter (no stale names)."""
     keys = {p.key for p in PARAMS}
