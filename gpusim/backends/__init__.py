@@ -125,34 +125,27 @@ def make_simulation(backend: "Backend | str", scenario, replicates: int | None =
 
 
 def gpu_details() -> dict[str, str]:
-    """What ``gpusim info`` shows about the GPU side: CuPy and CUDA versions, the device and its
-    memory, NVRTC, and the self-check verdict; a ``"gpu"`` entry saying why when there is none."""
+    """What ``gpusim info`` shows about the GPU side: NVRTC, CuPy and CUDA versions, every device
+    with its memory, and the self-check verdict; a ``"gpu"`` entry saying why when there is none."""
     from . import nvrtc
 
     ok, nv = nvrtc.available()
     out = {"nvrtc": nv if ok else f"not found ({nv})"}
-    try:
-        import cupy
-    except Exception as e:
-        out["gpu"] = f"none usable (CuPy is not importable: {type(e).__name__}: {e})"
+    dev, driver, why = gpu_device()
+    if dev is None:
+        out["gpu"] = why
         return out
-    out["cupy"] = cupy.__version__
-    try:
-        rt = cupy.cuda.runtime
-        v = rt.runtimeGetVersion()
-        d = rt.driverGetVersion()
-        out["cuda"] = f"runtime {v // 1000}.{v % 1000 // 10}, driver {d // 1000}.{d % 1000 // 10}"
-        n = rt.getDeviceCount()
-        for i in range(n):
-            p = rt.getDeviceProperties(i)
-            name = p["name"].decode() if isinstance(p["name"], bytes) else p["name"]
-            with cupy.cuda.Device(i):
-                free, total = rt.memGetInfo()
-            out[f"device {i}"] = (f"{name}, compute capability {p['major']}.{p['minor']}, "
-                                  f"{total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free)")
-        if n == 0:
-            out["gpu"] = "none (no CUDA device)"
-    except Exception as e:
-        out["gpu"] = f"CUDA query failed ({type(e).__name__}: {e})"
+    import cupy
+
+    rt = cupy.cuda.runtime
+    v = rt.runtimeGetVersion()
+    out.update(cupy=cupy.__version__, cuda=f"runtime {v // 1000}.{v % 1000 // 10}, driver {driver}")
+    for i in range(rt.getDeviceCount()):
+        p = rt.getDeviceProperties(i)
+        name = p["name"].decode() if isinstance(p["name"], bytes) else p["name"]
+        with cupy.cuda.Device(i):
+            free, total = rt.memGetInfo()
+        out[f"device {i}"] = (f"{name}, compute capability {p['major']}.{p['minor']}, "
+                              f"{total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free)")
     out["self-check"] = cupy_status(run_check=False)[1]
     return out

@@ -228,7 +228,6 @@ def _tokens(spec: str) -> str:  # "a:const f32*" -> "a:const_f32*" so that split
 
 
 _SIGS = {k: _parse(_tokens(s)) for f in KERNELS.values() for k, s in f.items()}
-KERNEL_FILE = {k: f for f, ks in KERNELS.items() for k in ks}
 
 
 def table_args(arrays: dict, prefix: str = "t", table: dict | None = None) -> dict:

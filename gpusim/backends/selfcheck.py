@@ -15,7 +15,7 @@ import datetime
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +145,6 @@ class Verdict:
     seconds: float = 0.0
     report: str = ""
     cached: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def check(runtime, device: str, driver: str, *, force: bool = False, names=SCENARIOS,
