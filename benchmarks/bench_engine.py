@@ -16,36 +16,16 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
 import gpusim
+from gpusim.backends import cpu_description
+from gpusim.bench import git_commit
 from gpusim.engine import Simulation
 from gpusim.scenario import load_scenario
-
-
-def device() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} logical cores"
-
-
-def commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "HEAD"], text=True,
-                                       cwd=Path(__file__).parent).strip()
-    except Exception:
-        return "unknown"
 
 
 def bench_size(n: int, replicates: int, steps: int, warmup: int) -> dict:
@@ -102,9 +82,9 @@ def main() -> None:
         rows.append(row)
     q = bench_quickstart()
     print(json.dumps(q))
-    record = {"benchmark": "engine_numpy", "backend": "numpy", "device": device(),
+    record = {"benchmark": "engine_numpy", "backend": "numpy", "device": cpu_description(),
               "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
-              "commit": commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "commit": git_commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "numpy": np.__version__, "gpusim": gpusim.__version__,
               "sizes": rows, "quickstart": q}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -35,31 +35,13 @@ import numpy as np
 
 import gpusim
 from gpusim import memory
+from gpusim.backends import cpu_description
+from gpusim.bench import git_commit
 from gpusim.engine import Simulation
 from gpusim.model import environment, tissue
 from gpusim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def device() -> str:
-    name = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name or 'CPU'}, {os.cpu_count()} logical cores"
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def scenario(n: int):
@@ -156,8 +138,8 @@ def main() -> None:
                 row["extrapolated_field_s"] = field * k**3 * k  # voxels x sweeps (linear in N)
                 row["extrapolated_from_edge"] = last_full["edge"]
         rows.append(row)
-    rec = {"benchmark": "setup", "backend": "numpy", "device": device(),
-           "load_average_1_5_15": list(os.getloadavg()), "commit": commit(),
+    rec = {"benchmark": "setup", "backend": "numpy", "device": cpu_description(),
+           "load_average_1_5_15": list(os.getloadavg()), "commit": git_commit(),
            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "numpy": np.__version__, "gpusim": gpusim.__version__, "scenario": "large_3d (N^3, radius 1200 um x N/160), 1 replicate",
            "before_commit": a.before, "sizes": rows}

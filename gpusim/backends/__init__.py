@@ -13,6 +13,7 @@ never chosen by ``auto``).  Asking for a backend where it cannot run is a
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 
@@ -76,7 +77,14 @@ def cupy_status(run_check: bool = True) -> tuple[bool, str]:
 
 
 def cpu_description() -> str:
-    return f"CPU ({platform.machine() or 'unknown'}, {platform.processor() or platform.system()})"
+    """The CPU: its model name (Linux /proc/cpuinfo) or the platform's, and the logical cores."""
+    name = platform.processor() or platform.machine() or "CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} logical cores"
 
 
 def select(name: str = "auto") -> Backend:

@@ -804,21 +804,13 @@ class ResultWriter:
             self._mirror_checkpoint()
             T = self._T + 1
             g = f["timeseries"]
-            for name, col in cols.items():
-                ds = g[name]
-                ds.resize((self.replicates, T))
-                ds[:, T - 1] = col.astype(np.float64, copy=False)
+            columns = ([(g[n], c, np.float64) for n, c in cols.items()]
+                       + [(f["events"][n], c, np.int64) for n, c in evs.items()]
+                       + [(f["profiles"][n], a, np.float64) for n, a in profs.items()])
+            for ds, col, dtype in columns:  # (R, T) or (R, T, nbins): column T - 1
+                ds.resize((self.replicates, T, *ds.shape[2:]))
+                ds[:, T - 1] = col.astype(dtype, copy=False)
                 ds.flush()  # a write error raises here, not later when ``ds`` is released
-            for name, col in evs.items():
-                ds = f["events"][name]
-                ds.resize((self.replicates, T))
-                ds[:, T - 1] = col.astype(np.int64, copy=False)
-                ds.flush()
-            for name, arr in profs.items():
-                ds = f["profiles"][name]
-                ds.resize((self.replicates, T, ds.shape[2]))
-                ds[:, T - 1, :] = arr.astype(np.float64, copy=False)
-                ds.flush()
             f.flush()
             ds = g["time_days"]
             ds.resize((T,))
