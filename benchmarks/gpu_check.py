@@ -53,7 +53,8 @@ sys.exit(0 if ok else 1)
 
 
 def stage(name: str, cmd: list[str], timeout: float, out: Path, env: dict) -> dict:
-    print(f"== {name}: {' '.join(cmd)} (limit {timeout:.0f} s)", flush=True)
+    shown = " ".join(c if "\n" not in c else "<script>" for c in cmd)
+    print(f"== {name}: {shown} (limit {timeout:.0f} s)", flush=True)
     t0 = time.perf_counter()
     log = out / f"{name}.log"
     with open(log, "w") as f:
@@ -81,19 +82,19 @@ def main(argv=None) -> int:
     k = 0.2 if a.quick else 1.0
     stages = {
         "tests": stage("tests", [py, "-m", "pytest", "-q", "-m", "gpu", "tests/test_gpu.py",
-                                 f"--junitxml={out / 'tests.xml'}"], 150 * k, out, env),
-        "selfcheck": stage("selfcheck", [py, "-c", SELFCHECK, str(out / "selfcheck.json")], 60 * k, out, env),
+                                 f"--junitxml={out / 'tests.xml'}"], 120 * k, out, env),
+        "selfcheck": stage("selfcheck", [py, "-c", SELFCHECK, str(out / "selfcheck.json")], 75 * k, out, env),
         "validate": stage("validate", [py, "-m", "gpusim.cli", "validate", "--quick", "--backend", "cupy"],
-                          120 * k, out, env),
+                          100 * k, out, env),
         "bench_2d": stage("bench_2d", [py, "benchmarks/bench_gpu.py", "--backend", "cupy", "--steps", "50",
                                        "--time-limit", str(10 * k), "--json", str(out / "bench_2d.json"),
                                        "--scenario", "iv_baseline", "--size", "100", "--size", "400",
-                                       "-r", "8"], 60 * k, out, env),
+                                       "-r", "8"], 45 * k, out, env),
         "bench_3d": stage("bench_3d", [py, "benchmarks/bench_gpu.py", "--backend", "cupy", "--steps", "20",
                                        "--time-limit", str(10 * k), "--json", str(out / "bench_3d.json"),
                                        "--scenario", "large_3d", "--size", "75x75x75", "--size", "128x128x128",
                                        "--size", "256x256x256", "--size", "512x512x512", "-r", "1"],
-                          150 * k, out, env),
+                          120 * k, out, env),
     }
     summary = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "stages": stages,
                "passed": all(s["exit"] == 0 for s in stages.values())}

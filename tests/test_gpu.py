@@ -116,7 +116,7 @@ VARIANTS = {
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", sorted(bundled()) + sorted(VARIANTS))
 def test_cupy_backend_bitwise_every_step(cuda, name):
-    """Every state array and event after every step, 300 steps, on the real device."""
+    """Every state array and event after every step, 200 steps, on the real device."""
     from gpusim.backends.cupy_backend import device_phases
     from gpusim.backends.selfcheck import first_difference, reduced
     from gpusim.engine import Simulation
@@ -125,7 +125,7 @@ def test_cupy_backend_bitwise_every_step(cuda, name):
     sc = reduced(base, extra, size=48, depth=8)
     ref = Simulation(sc, replicates=2, first_replicate=3)
     dev = Simulation(sc, replicates=2, first_replicate=3, phases=device_phases(cuda))
-    m = first_difference(ref, dev, 300, name)
+    m = first_difference(ref, dev, 200, name)
     assert m is None, m
 
 
