@@ -42,7 +42,7 @@ SYSTEMIC = ("blood", "csf", "il6", "il6_peak", "il6_auc", "csf_peak", "il1", "my
             "myeloid_peak", "crs_signal_peak", "endothelial", "cns_cytokine", "cns_peak",
             "tocilizumab", "steroid", "anakinra")
 COUNTERS = ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths",
-            "tumour_initial", "healthy_antigen_initial", "car_t_peak", "tumour_min",
+            "tumour_initial", "tumour_invisible_initial", "healthy_antigen_initial", "car_t_peak", "tumour_min",
             "cleared_step", "last_car_t_step", "car_t_tumour_peak", "crs_grade_max",
             "crs_onset_step", "icans_grade_max", "icans_onset_step", "tocilizumab_step",
             "steroid_step", "anakinra_step", "entered_iv", "entered_intratumoral", "entered_regional")
@@ -384,6 +384,7 @@ class Simulation:
         vis = self.car_t_params.rec_threshold[a["antigen_a"].reshape(R, -1).astype(np.uint16) * np.uint16(256)
                                               + a["antigen_b"].reshape(R, -1)] > 0
         a["healthy_antigen_initial"] = (hk & vis).sum(axis=1).astype(np.int64)
+        a["tumour_invisible_initial"] = ((kind == Kind.TUMOUR) & ~vis).sum(axis=1).astype(np.int64)
         a["cleared_step"] = np.full(R, -1, np.int64)
         a["last_car_t_step"] = np.full(R, -1, np.int64)
         return State(a, self.replicates, 0)
@@ -641,19 +642,9 @@ class Simulation:
         }
 
     def _invisible_initial(self) -> np.ndarray:
-        """Fraction of the initial tumour cells invisible to the CAR, per replicate (float64 (R,)),
-        from the initial tissue rebuilt one replicate at a time (it depends only on the scenario,
-        seed and replicate); cached."""
-        if getattr(self, "_inv0", None) is None:
-            rec = self.car_t_params.rec_threshold
-            out = np.zeros(self.state.replicates.size)
-            for i, r in enumerate(self.state.replicates):
-                t = initial_tissue_batch(self.scenario, self.seed, [int(r)])
-                tum = t["kind"][0] == Kind.TUMOUR
-                vis = rec[t["antigen_a"][0][tum].astype(np.int64) * 256 + t["antigen_b"][0][tum]] > 0
-                out[i] = (~vis).sum() / max(int(tum.sum()), 1)
-            self._inv0 = out
-        return self._inv0
+        """Fraction of the initial tumour cells invisible to the CAR, per replicate (float64 (R,))."""
+        st = self.state
+        return st.tumour_invisible_initial / np.maximum(st.tumour_initial, 1)
 
     @property
     def time_days(self) -> float:

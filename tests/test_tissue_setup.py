@@ -95,10 +95,16 @@ def test_initial_engine_state_bitwise_as_before(name):
     ref = DIGESTS[name]["state"]
     got = sim.state.digest()
     assert {k: got[k] for k in ref} == ref
-    # state arrays added since the digests were recorded (the toxicity and CSF state of issue
-    # 12) start at zero
-    for k in set(got) - set(ref):
-        assert not np.asarray(getattr(sim.state, k)).any(), k
+    # state arrays added since the digests were recorded: the toxicity and CSF state of issue 12
+    # start at zero; the initial invisible tumour cells are counted from the initial tissue
+    st = sim.state
+    R = st.kind.shape[0]
+    tum = st.kind.reshape(R, -1) == 1
+    seen = sim.car_t_params.rec_threshold[st.antigen_a.reshape(R, -1).astype(np.int64) * 256
+                                          + st.antigen_b.reshape(R, -1)] > 0
+    np.testing.assert_array_equal(st.tumour_invisible_initial, (tum & ~seen).sum(axis=1))
+    for k in set(got) - set(ref) - {"tumour_invisible_initial"}:
+        assert not np.asarray(getattr(st, k)).any(), k
 
 
 def test_cases_exercise_septa_patches_and_edges():
