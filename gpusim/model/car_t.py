@@ -45,12 +45,17 @@ Suppression (MODEL.md section 5), float32 per CAR-T cell at its own voxel, in th
     p   = min(((p_kill * S) * f_pdl1) * boost, 1)
 
 Step-dependent host constants (float64 on the host, rounded once to float32): anti-PD-1 blockade
-``max_fraction × min(1, Σ_doses 2^(−(t − t_d)/half-life))`` and the division probability, which is
-raised by lymphodepletion within its window.  Costimulation (CD28 vs 4-1BB) and generation (5th:
-IL-2Rβ) multiply the rates before ``1 − exp(−rate dt)`` on the host, so they cost nothing per cell.
+``max_fraction × min(1, Σ_doses 2^(−(t − t_d)/half-life))`` and the reinvigoration probability
+it drives; the kill and division probabilities, raised after lymphodepletion
+(model/conditioning.py).  Per replicate: the death table with the steroid's extra death rate.
+Costimulation (CD28 vs 4-1BB) multiplies the rates before ``1 − exp(−rate dt)`` on the host.  The
+5th generation (IL-2Rβ) changes no constant: its JAK-STAT signal ``s = t_act × inv_act`` (float32,
+1 after an engagement, 0 without one) raises division × (1 + g5_div s), lowers an effector's death
+× (1 − g5_surv s) and adds g5_mem s to the memory conversion probability.
 RNG: CAR_T_ENGAGE (slot, draw 0) words 0 candidate, 1 claim priority, 2 recognition, 3 kill or
 reactivation; CAR_T_FATE (slot, draw 0) words 0 death, 1 division, 2 neighbour, 3 claim priority;
-CAR_T_FATE (slot, draw 1) word 0 memory conversion (drawn only when p_mem > 0); CAR_T_MOVE
+CAR_T_FATE (slot, draw 1) word 0 memory conversion (drawn only when p_mem or g5_mem > 0), word 1
+anti-PD-1 reinvigoration of an exhausted cell (only when p_revive > 0); CAR_T_MOVE
 (slot, draws 2m and 2m + 1 of sub-move m).  Memory cells migrate like the others and neither
 kill, divide nor secrete (t_act 0, t_eng 0 unless reactivated).
 """
