@@ -159,18 +159,24 @@ def test_fap_targeting_kills_cafs_and_lowers_tgfb():
     assert_greater(plain.metrics()["mean_tgfb"], fap.metrics()["mean_tgfb"], "mean TGF-β")
 
 
-def test_cafs_restore_degraded_ecm_up_to_their_level_and_dead_cafs_do_not():
-    """Deposition: a fibroblast voxel below stroma.fibroblast_density relaxes towards it; with the
-    fibroblasts killed (FAP) the degraded ECM stays lower."""
-    kw = dict(CAPSULE, stroma__car_t_degradation_per_day=20.0, run__replicates=4)
-    dep = simulate(40, **kw)
-    fap = simulate(40, **kw, car_t__fap_targeting=True)
-    nodep = simulate(40, **kw, stroma__fibroblast_ecm_deposition_per_day=0.0)
-    fib = dep.state.kind == Kind.FIBROBLAST
-    assert (dep.state.ecm >= nodep.state.ecm - 1e-6).all()  # deposition only adds
-    assert (dep.state.ecm[fib] > nodep.state.ecm[fib]).any()
-    assert (dep.state.ecm.sum(dtype=np.float64) > fap.state.ecm.sum(dtype=np.float64))
-    assert (fap.last_events["kills_fibroblast"] >= 0).all()
+def test_cafs_restore_degraded_ecm_up_to_their_level_exactly():
+    """Deposition, one microenvironment step on a state whose fibroblast voxels were degraded to
+    0.2: there ecm' = ecm + r_dep × (ρ_CAF − ecm) (float32), everywhere else the ECM is unchanged;
+    a voxel whose fibroblast is gone (apoptotic) gets nothing."""
+    from gpusim.model.microenv import microenv_phase
+    sim = simulate(0, **CAPSULE, run__replicates=2)
+    st, mp = sim.state, sim.microenv_params
+    fib = st.kind == Kind.FIBROBLAST
+    assert fib.sum() > 10
+    dead = fib & (np.cumsum(fib.ravel()).reshape(fib.shape) % 2 == 0)
+    st.kind[dead] = Kind.APOPTOTIC
+    st.ecm[fib] = np.float32(0.2)
+    before = st.ecm.copy()
+    microenv_phase(st, mp, sim.seed, 0, {})
+    live = fib & ~dead
+    want = (np.float32(0.2) + mp.r_dep * (mp.caf_level - np.float32(0.2))).astype(np.float32)
+    assert mp.r_dep > 0 and (st.ecm[live] == want).all()
+    np.testing.assert_array_equal(st.ecm[~live], before[~live])
 
 
 # --- steroid -------------------------------------------------------------------------------------
