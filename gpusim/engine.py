@@ -5,8 +5,8 @@ A step (MODEL.md section 10):
    intratumoral injection and regional entry (model/systemic.py);
 2. fields: oxygen, glucose (quasi-steady), chemokine, TGF-β, IFN-γ, IL-12 (backward Euler);
 3. tissue cells: apoptosis, necrosis, division with antigen loss, clearance, vessel collapse;
-4. microenvironment: PD-L1, antigen recovery after trogocytosis, stroma degradation
-   (model/microenv.py);
+4. microenvironment: PD-L1, antigen recovery after trogocytosis, IL-12-recruited innate killing,
+   stroma degradation, FAP-targeting CAF killing, CAF ECM deposition (model/microenv.py);
 5. CAR-T cells: engagement and killing (suppression, trogocytosis), exhaustion, death and
    proliferation, migration;
 6. toxicity: myeloid amplifier, IL-1 / IL-6, CRS and ICANS grades, drugs
