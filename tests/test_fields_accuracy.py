@@ -59,3 +59,38 @@ def test_every_field_within_its_bound_on_a_real_state(case):
         exact = exact_solution(fs, a, s, fixed, fv)
         err = np.abs(c.astype(np.float64) - exact).max()
         assert err <= fs.tol, (field, err, fs.tol, it)
+
+
+def test_field_bench_record_and_cli(tmp_path):
+    """gpusim bench --fields: the record's per-field numbers are the solves' own (sweeps of the
+    recorded step, error against the float64 solve, bytes from the kernel count), and bad cases
+    are refused with the allowed form."""
+    import json
+
+    from click.testing import CliRunner
+
+    from gpusim.cli import main
+    from gpusim.fieldbench import device_bytes, run_field_bench
+
+    rec = run_field_bench(["24"], replicates=2, steps=2, warmup=1)
+    assert rec["backend"] == "numpy" and rec["commit"] and rec["date_utc"].endswith("Z")
+    (row,) = rec["cases"]
+    assert row["voxels"] == 24 * 24 and row["replicates"] == 2 and row["timed_steps"] == 2
+    f = row["fields"]
+    assert {"o2", "glucose", "chemokine", "tgfb"} <= set(f)
+    for v in f.values():
+        assert 1 <= v["sweeps_mean"] <= v["sweeps_max"]
+        assert v["err_over_tol"] == pytest.approx(v["err"] / v["tol"])
+    sweeps = {k: v["sweeps_mean"] for k, v in f.items()}
+    # 43 bytes per solve (coefficients, set-up, max |c|) and 30 per sweep
+    assert device_bytes(sweeps, True) == sum(43 + 30 * n for n in sweeps.values())
+    assert row["device_bytes_per_voxel_step"] == pytest.approx(device_bytes(sweeps, True), abs=0.05)
+    assert row["fields_seconds"] <= row["step_seconds"]
+
+    out = tmp_path / "f.json"
+    res = CliRunner().invoke(main, ["bench", "--fields", "16", "-r", "1", "--steps", "1",
+                                    "--warmup", "0", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "err/tol" in res.output and json.loads(out.read_text())["cases"][0]["voxels"] == 256
+    res = CliRunner().invoke(main, ["bench", "--fields", "16q"])
+    assert res.exit_code != 0 and "allowed 'N'" in res.output
