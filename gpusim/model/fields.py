@@ -428,6 +428,7 @@ class FieldSolver:
             self._build_views(n, slot_of)
         for k in range(n):              # not converged within max_iter (or max_iter == 0)
             self._gather(c, k, slot_of[k])
+        self._held_rep = None           # per-solve; the views keep only their own indices
         return iters
 
 
