@@ -67,8 +67,10 @@ float32, in exactly this order, from the replicate's ``d_prev`` (``d`` of the pr
     lhs  = lhs + lhs                           # safety factor 2 (docs/fields.md)
     rhs  = 1 - rho
     rhs  = tol * rhs
-    converged = lhs <= rhs or (d <= noise and r >= 1)   # 2 d rho / (1 - rho) <= tol, or
-                                               #   stagnation at the rounding level
+    converged = lhs <= rhs or (d <= noise and r >= 1 and d_prev > 0)
+                                               # 2 d rho / (1 - rho) <= tol, or stagnation
+                                               #   at the rounding level: a change that did
+                                               #   not shrink, measured (not on sweep 1)
     d_prev = d; r_prev = r
 
 with ``rho_min = float32(omega - 1)`` and, per replicate, ``noise = max(cmax, scale) * 2**-18``
@@ -327,9 +329,10 @@ class FieldSolver:
         lhs = d * rho
         lhs = lhs + lhs
         rhs = self._tol * (_F32(1) - rho)
+        measured = dprev > 0          # a ratio was measured (r = 1 on sweep 1 is no evidence)
         np.copyto(dprev, d)
         np.copyto(rprev, r)
-        return (lhs <= rhs) | ((d <= noise) & (r >= _F32(1)))
+        return (lhs <= rhs) | ((d <= noise) & (r >= _F32(1)) & measured)
 
     def _move(self, src: int, dst: int, rule: np.ndarray) -> None:
         """Move the working data of replicate slot src to slot dst."""
