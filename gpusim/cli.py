@@ -565,6 +565,10 @@ def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, forc
     from pathlib import Path as _P
 
     if fields_cases is not None:
+        if sizes or set(backends) - {"numpy"}:
+            from .errors import ScenarioError
+            raise ScenarioError("bench --fields runs on the NumPy backend at its own sizes; choose them "
+                                "with --fields 100,400,75x3 (no --size, --backend numpy only)")
         return _bench_fields(fields_cases, scenarios, replicates, steps, warmup, json_path, force)
 
     from .backends import select

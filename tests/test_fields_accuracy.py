@@ -94,6 +94,8 @@ def test_field_bench_record_and_cli(tmp_path):
     assert "err/tol" in res.output and json.loads(out.read_text())["cases"][0]["voxels"] == 256
     res = CliRunner().invoke(main, ["bench", "--fields", "16q"])
     assert res.exit_code != 0 and "allowed 'N'" in res.output
+    res = CliRunner().invoke(main, ["bench", "--fields", "16", "--backend", "cupy"])
+    assert res.exit_code != 0 and "NumPy backend" in res.output
 
 
 def test_rounding_level_stop_needs_a_measured_ratio():
