@@ -5,8 +5,8 @@ A step (MODEL.md section 10):
    intratumoral injection and regional entry (model/systemic.py);
 2. fields: oxygen, glucose (quasi-steady), chemokine, TGF-β, IFN-γ, IL-12 (backward Euler);
 3. tissue cells: apoptosis, necrosis, division with antigen loss, clearance, vessel collapse;
-4. microenvironment: PD-L1, antigen recovery after trogocytosis, stroma degradation
-   (model/microenv.py);
+4. microenvironment: PD-L1, antigen recovery after trogocytosis, IL-12-recruited innate killing,
+   stroma degradation, FAP-targeting CAF killing, CAF ECM deposition (model/microenv.py);
 5. CAR-T cells: engagement and killing (suppression, trogocytosis), exhaustion, death and
    proliferation, migration;
 6. toxicity: myeloid amplifier, IL-1 / IL-6, CRS and ICANS grades, drugs
@@ -233,7 +233,7 @@ EVENTS = ("car_t_entered", "tumour_apoptosis", "tumour_necrosis", "tumour_divisi
           "antigen_a_loss", "antigen_b_loss", "cleared", "vessel_collapse", "antigen_recovered",
           "kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
           "car_t_births", "memory_conversions", "memory_reactivations", "healthy_displaced",
-          "fibroblast_displaced")
+          "fibroblast_displaced", "kills_innate", "kills_fibroblast", "pd1_reinvigorations")
 #: units and description of each event, as written to /events/<name> (counts per output interval)
 EVENT_INFO: dict[str, Metric] = {
     "car_t_entered": Metric("cells", "CAR-T cells that entered the domain (extravasation, injection, regional entry)"),
@@ -255,6 +255,9 @@ EVENT_INFO: dict[str, Metric] = {
     "memory_reactivations": Metric("cells", "memory CAR-T cells reactivated to effectors"),
     "healthy_displaced": Metric("cells", "healthy cells displaced by a dividing tumour cell (removed)"),
     "fibroblast_displaced": Metric("cells", "fibroblasts displaced by a dividing tumour cell (removed)"),
+    "kills_innate": Metric("cells", "tumour cells killed by innate cells recruited and activated by IL-12 (TRUCK)"),
+    "kills_fibroblast": Metric("cells", "fibroblasts (CAFs) killed by FAP-targeting CAR-T cells"),
+    "pd1_reinvigorations": Metric("cells", "exhausted CAR-T cells reinvigorated by anti-PD-1"),
 }
 #: state arrays a device backend keeps on the device (the per-replicate pools and counters stay on
 #: the host, where the systemic, toxicity and bookkeeping arithmetic runs)
@@ -451,7 +454,7 @@ class Simulation:
         st = self.state
         after = self._tallies()
         exp_t = (before["tumour"] + ev["tumour_divisions"] - ev["tumour_apoptosis"]
-                 - ev["tumour_necrosis"] - ev["kills_tumour"])
+                 - ev["tumour_necrosis"] - ev["kills_tumour"] - ev["kills_innate"])
         assert np.array_equal(after["tumour"], exp_t), f"tumour cells not conserved: {after['tumour']} != {exp_t}"
         # a healthy cell shoved aside by a tumour daughter is compressed (removed and counted)
         exp_h = before["healthy"] - ev["kills_healthy"] - ev["healthy_displaced"]

@@ -75,13 +75,13 @@ extern "C" __global__ void car_t_fate_claim(int R, int Z, int Y, int X, int C, c
                                             const unsigned int* reps, const int* t_count,
                                             GPUSIM_TABLE_ARGS(t), const float* o2,
                                             const float* glucose, const float* tgfb,
-                                            const float* il12, const int* occ,
-                                            unsigned long long* claims, int* tgt,
+                                            const float* il12, const float* p_death_r,
+                                            const int* occ, unsigned long long* claims, int* tgt,
                                             unsigned char* died, unsigned char* born,
                                             unsigned long long* counts) {
     GPUSIM_ENTRY
     fate_claim(i, geo, C, *pp, seed, step, reps, t_count, GPUSIM_TABLE(t), o2, glucose, tgfb, il12,
-               occ, claims, tgt, died, born, counts);
+               p_death_r, occ, claims, tgt, died, born, counts);
 }
 
 extern "C" __global__ void car_t_fate_resolve(int R, int Z, int Y, int X, int C, const int* t_count,

@@ -16,20 +16,25 @@
 // RNG: CAR_T_ENGAGE block (slot) words 0 target choice, 1 claim priority, 2 recognition, 3 kill
 //   (memory cell: reactivation); CAR_T_FATE block (slot, draw 0) words 0 death, 1 division,
 //   2 neighbour, 3 claim priority; CAR_T_FATE block (slot, draw 1) word 0 memory conversion
-//   (drawn only when p_mem > 0).
+//   (drawn only when p_mem > 0 or g5_mem > 0), word 1 anti-PD-1 reinvigoration (exhausted cells,
+//   drawn only when p_revive > 0).
 // Memory cells (TSTATE_MEMORY): engage_claim picks their candidate like an effector's and sets
 //   tgt, but they never claim (so engage_resolve, which needs the claim, skips them); in the same
 //   pass, reading the lattice as at the phase start, a memory cell whose candidate is recognised
 //   (word 2) reactivates with p_react (word 3): state EFFECTOR, stim 1, pd_seen = target PD-L1,
 //   no kill.  fate_claim: death row 0 effector / 1 exhausted / 2 memory; then an effector that
-//   survived with eng 0 becomes MEMORY (act 0, no division) with p_mem.
+//   survived with eng 0 becomes MEMORY (act 0, no division) with p_mem + g5_mem * s; an
+//   exhausted cell that survived becomes an EFFECTOR with exh = revive_exh (no division this
+//   step) with p_revive.  s = act * inv_act is the 5th generation's JAK-STAT signal (g5_* are 0
+//   for other generations).  p_death_r float32 (R, 3, 2): the replicate's death probabilities
+//   (with the steroid), an effector's x (1 - g5_surv * s).
 // Float32 order (car_t.suppression / _engage / _exhaustion / _fate):
 //   T = tgfb / (1 + il12 * inv_il12_half)  (0 with dnTGFbRII);  ft = 1 / (1 + T * inv_tgfb_half)
 //   fh = o2 < o2_hypoxic ? hypoxia_factor : 1;  fg = glucose / (glucose + glucose_half) (1 if K = 0)
 //   S = (ft * fh) * fg;  boost = 1 + kill_boost * (il12 / (il12 + il12_half))
 //   p_kill' = min(((p_kill * S) * (1 - inhib * pdl1[target])) * boost, 1)
 //   e (+ exh_per_kill) (+ exh_pd * pd_seen | max(e - recovery, 0)) (+ exh_hypoxia)
-//     (+ exh_tgfb * (T / (T + tgfb_half)));  p_div = p_div_step * S.
+//     (+ exh_tgfb * (T / (T + tgfb_half)));  p_div = (p_div_step * S) * (1 + g5_div * s).
 // Passes per step (each over every table entry unless noted): engage_claim, engage_resolve,
 // claim_reset, exhaustion, fate_claim, fate_resolve, claim_reset, then compact_entry (one thread
 // per replicate, double-buffered table) and the migration passes.
@@ -186,8 +191,8 @@ GPUSIM_HD void exhaustion(i64 i, const Geom& geo, i32 C, const CarTK& p, const i
 GPUSIM_HD void fate_claim(i64 i, const Geom& geo, i32 C, const CarTK& p, u32 seed, u32 step,
                           const u32* reps, const i32* t_count, const AgentTable& t,
                           const float* o2, const float* glucose, const float* tgfb,
-                          const float* il12, const i32* occ, u64* claims, i32* tgt, u8* died,
-                          u8* born, u64* counts) {
+                          const float* il12, const float* p_death_r, const i32* occ, u64* claims,
+                          i32* tgt, u8* died, u8* born, u64* counts) {
     const i32 r = (i32)(i / C), s = (i32)(i % C);
     if (s >= t_count[r]) return;
     tgt[i] = -1;
@@ -199,23 +204,35 @@ GPUSIM_HD void fate_claim(i64 i, const Geom& geo, i32 C, const CarTK& p, u32 see
     const u8 state = t.state[i];
     const i32 row = state == TSTATE_EXHAUSTED ? 1 : (state == TSTATE_MEMORY ? 2 : 0);
     const i32 starving = glu < p.starvation_glucose ? 1 : 0;
-    const bool d = below(b.w[0], p.p_death[row * 2 + starving]);
+    const float sig = (float)t.act[i] * p.inv_act;
+    float pd = p_death_r[(i64)r * 6 + row * 2 + starving];
+    if (row == 0) pd = pd * (1.0f - p.g5_surv * sig);
+    const bool d = below(b.w[0], pd);
     died[i] = d ? 1 : 0;
     if (d) {
         count_add(&counts[r * CART_NCOUNT + CC_DEATHS], 1);
         return;
     }
-    if (p.p_mem > 0.0f && state == TSTATE_EFFECTOR && !t.eng[i]) {
+    if ((p.p_mem > 0.0f || p.g5_mem > 0.0f) && state == TSTATE_EFFECTOR && !t.eng[i]) {
         const Block4 b1 = block(seed, reps[r], step, CAR_T_FATE, (u32)s, 1u);
-        if (below(b1.w[0], p.p_mem)) {
+        if (below(b1.w[0], p.p_mem + p.g5_mem * sig)) {
             t.state[i] = TSTATE_MEMORY;
             t.act[i] = 0;
             count_add(&counts[r * CART_NCOUNT + CC_MEM_CONVERSIONS], 1);
             return;
         }
     }
+    if (p.p_revive > 0.0f && state == TSTATE_EXHAUSTED) {
+        const Block4 b1 = block(seed, reps[r], step, CAR_T_FATE, (u32)s, 1u);
+        if (below(b1.w[1], p.p_revive)) {
+            t.state[i] = TSTATE_EFFECTOR;
+            t.exh[i] = p.revive_exh;
+            count_add(&counts[r * CART_NCOUNT + CC_PD1_REINVIGORATIONS], 1);
+        }
+        return;
+    }
     const float S = car_t_suppression(p, tgfb[pg], il12[pg], o2[pg], glu, nullptr);
-    const float p_div = p.p_div_step * S;
+    const float p_div = (p.p_div_step * S) * (1.0f + p.g5_div * sig);
     if (!(t.state[i] == TSTATE_EFFECTOR && t.act[i] > 0 && t.div[i] > 0 && below(b.w[1], p_div)))
         return;
     i64 nb[MAX_NB];

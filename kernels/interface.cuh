@@ -59,7 +59,15 @@ enum CarTCount : u32 {
     CC_BIRTHS = 5,
     CC_MEM_CONVERSIONS = 6,
     CC_MEM_REACTIVATIONS = 7,
-    CART_NCOUNT = 8,
+    CC_PD1_REINVIGORATIONS = 8,
+    CART_NCOUNT = 9,
+};
+
+enum MicroCount : u32 {
+    MC_ANTIGEN_RECOVERED = 0,
+    MC_KILLS_INNATE = 1,
+    MC_KILLS_FIBROBLAST = 2,
+    MICRO_NCOUNT = 3,
 };
 
 enum FieldId : i32 {
@@ -117,10 +125,15 @@ struct CarTK {
     float starvation_glucose;
     float p_mem;
     float p_react;
-    float p_death[6];
+    float inv_act;
+    float g5_div;
+    float g5_surv;
+    float g5_mem;
+    float revive_exh;
     float inhib;
     float exh_pd;
     float p_div_step;
+    float p_revive;
     int dnTGFbRII;
     int tgfb_exh_on;
     int trog256;
@@ -144,6 +157,11 @@ struct MicroK {
     float p_recover;
     float d_car;
     float d_drug;
+    float p_innate;
+    float il12_half;
+    float p_fap;
+    float r_dep;
+    float caf_level;
     int drug_on;
 };
 
@@ -198,15 +216,15 @@ extern "C" __global__ void tumour_decide_kernel(int R, int Z, int Y, int X, cons
 extern "C" __global__ void tumour_births_kernel(int R, int Z, int Y, int X, const gpusim::TumourK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, unsigned char* kind_out, unsigned char* antigen_a, unsigned char* antigen_b, unsigned char* antigen_a_base, unsigned char* antigen_b_base, float* pdl1, unsigned long long* claims, unsigned long long* counts);
 
 // microenv.cu
-extern "C" __global__ void microenv_agents_kernel(int R, int Z, int Y, int X, int C, const gpusim::MicroK* pp, const int* t_count, const unsigned char* t_state, const int* t_pos, float* ecm);
-extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, const gpusim::MicroK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const unsigned char* kind, float* pdl1, const float* ifng, const float* o2, unsigned char* antigen_a, unsigned char* antigen_b, const unsigned char* antigen_a_base, const unsigned char* antigen_b_base, float* ecm, unsigned long long* counts);
+extern "C" __global__ void microenv_agents_kernel(int R, int Z, int Y, int X, int C, const gpusim::MicroK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const int* t_count, const unsigned char* t_state, const int* t_pos, unsigned char* kind, float* ecm, unsigned long long* counts);
+extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, const gpusim::MicroK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, unsigned char* kind, float* pdl1, const float* ifng, const float* o2, const float* il12, unsigned char* antigen_a, unsigned char* antigen_b, const unsigned char* antigen_a_base, const unsigned char* antigen_b_base, float* ecm, unsigned long long* counts);
 
 // car_t.cu
 extern "C" __global__ void car_t_engage_claim(int R, int Z, int Y, int X, int C, const gpusim::CarTK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const int* t_count, unsigned char* t_state, int* t_pos, float* t_exh, unsigned char* t_div, int* t_kills, signed char* t_dir, short* t_act, unsigned char* t_eng, const unsigned char* kind, const unsigned char* antigen_a, const unsigned char* antigen_b, const float* pdl1, const unsigned long long* rec, unsigned long long* claims, int* tgt, unsigned char* stim, unsigned char* killed, float* pd_seen, unsigned long long* counts);
 extern "C" __global__ void car_t_engage_resolve(int R, int Z, int Y, int X, int C, const gpusim::CarTK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const int* t_count, unsigned char* t_state, int* t_pos, float* t_exh, unsigned char* t_div, int* t_kills, signed char* t_dir, short* t_act, unsigned char* t_eng, unsigned char* kind, unsigned char* antigen_a, unsigned char* antigen_b, const float* o2, const float* glucose, const float* tgfb, const float* il12, const float* pdl1, const unsigned long long* rec, const unsigned long long* claims, const int* tgt, unsigned char* stim, unsigned char* killed, float* pd_seen, unsigned long long* counts);
 extern "C" __global__ void car_t_claim_reset(int R, int Z, int Y, int X, int C, const int* t_count, unsigned long long* claims, const int* tgt);
 extern "C" __global__ void car_t_exhaustion(int R, int Z, int Y, int X, int C, const gpusim::CarTK* pp, const int* t_count, unsigned char* t_state, int* t_pos, float* t_exh, unsigned char* t_div, int* t_kills, signed char* t_dir, short* t_act, unsigned char* t_eng, const float* o2, const float* tgfb, const float* il12, const unsigned char* stim, const unsigned char* killed, const float* pd_seen);
-extern "C" __global__ void car_t_fate_claim(int R, int Z, int Y, int X, int C, const gpusim::CarTK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const int* t_count, unsigned char* t_state, int* t_pos, float* t_exh, unsigned char* t_div, int* t_kills, signed char* t_dir, short* t_act, unsigned char* t_eng, const float* o2, const float* glucose, const float* tgfb, const float* il12, const int* occ, unsigned long long* claims, int* tgt, unsigned char* died, unsigned char* born, unsigned long long* counts);
+extern "C" __global__ void car_t_fate_claim(int R, int Z, int Y, int X, int C, const gpusim::CarTK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const int* t_count, unsigned char* t_state, int* t_pos, float* t_exh, unsigned char* t_div, int* t_kills, signed char* t_dir, short* t_act, unsigned char* t_eng, const float* o2, const float* glucose, const float* tgfb, const float* il12, const float* p_death_r, const int* occ, unsigned long long* claims, int* tgt, unsigned char* died, unsigned char* born, unsigned long long* counts);
 extern "C" __global__ void car_t_fate_resolve(int R, int Z, int Y, int X, int C, const int* t_count, unsigned char* t_state, int* t_pos, float* t_exh, unsigned char* t_div, int* t_kills, signed char* t_dir, short* t_act, unsigned char* t_eng, const unsigned long long* claims, const int* tgt, unsigned char* born, unsigned long long* counts);
 extern "C" __global__ void car_t_compact(int R, int Z, int Y, int X, int C, const gpusim::CarTK* pp, const int* t_count, unsigned char* t_state, int* t_pos, float* t_exh, unsigned char* t_div, int* t_kills, signed char* t_dir, short* t_act, unsigned char* t_eng, unsigned char* o_state, int* o_pos, float* o_exh, unsigned char* o_div, int* o_kills, signed char* o_dir, short* o_act, unsigned char* o_eng, const unsigned char* died, const unsigned char* born, const int* tgt, const long long* dst_keep, const long long* dst_born);
 

@@ -9,19 +9,24 @@
 using namespace gpusim;
 
 extern "C" __global__ void microenv_agents_kernel(int R, int Z, int Y, int X, int C,
-                                                  const MicroK* pp, const int* t_count,
+                                                  const MicroK* pp, unsigned int seed,
+                                                  unsigned int step, const unsigned int* reps,
+                                                  const int* t_count,
                                                   const unsigned char* t_state, const int* t_pos,
-                                                  float* ecm) {
+                                                  unsigned char* kind, float* ecm,
+                                                  unsigned long long* counts) {
     Geom geo{R, Z, Y, X};
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < (long long)R * C) microenv_agents(i, geo, C, *pp, t_count, t_state, t_pos, ecm);
+    if (i < (long long)R * C)
+        microenv_agents(i, geo, C, *pp, seed, step, reps, t_count, t_state, t_pos, kind, ecm, counts);
 }
 
 extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, const MicroK* pp,
                                                  unsigned int seed, unsigned int step,
                                                  const unsigned int* reps,
-                                                 const unsigned char* kind, float* pdl1,
+                                                 unsigned char* kind, float* pdl1,
                                                  const float* ifng, const float* o2,
+                                                 const float* il12,
                                                  unsigned char* antigen_a,
                                                  unsigned char* antigen_b,
                                                  const unsigned char* antigen_a_base,
@@ -30,6 +35,6 @@ extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, con
     Geom geo{R, Z, Y, X};
     long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (g < (long long)R * geo_nvox(geo))
-        microenv_voxel(g, geo, *pp, seed, step, reps, kind, pdl1, ifng, o2, antigen_a, antigen_b,
+        microenv_voxel(g, geo, *pp, seed, step, reps, kind, pdl1, ifng, o2, il12, antigen_a, antigen_b,
                        antigen_a_base, antigen_b_base, ecm, counts);
 }

@@ -221,9 +221,10 @@ def test_cd28_and_4_1bb_presets_set_the_per_step_probabilities():
     assert cd.exh_per_kill == np.float32(sc["car_t.exhaustion_per_kill"] * sc["car_t.cd28_exhaustion_multiplier"])
     life = sc["car_t.lifespan_days"] * 1440.0
     assert cd.p_death[0, 0] == p(1.0 / (life * sc["car_t.cd28_lifespan_multiplier"]))
+    # the 5th generation changes no constant: its JAK-STAT signal acts per cell after engagement
     g5 = Simulation(sc.replace(car_t__generation="fifth"), replicates=1).car_t_params
-    assert g5.p_division == p(sc["car_t.division_rate_per_min"] * sc["car_t.gen5_division_multiplier"])
-    assert g5.p_death[0, 0] == p(1.0 / (life * sc["car_t.gen5_lifespan_multiplier"]))
+    assert g5.p_division == bb.p_division and (g5.p_death == bb.p_death).all()
+    assert g5.g5_div == np.float32(sc["car_t.gen5_division_gain"]) and bb.g5_div == 0
 
 
 @pytest.mark.slow

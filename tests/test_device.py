@@ -56,6 +56,10 @@ VARIANTS = {
                                        "toxicity.steroid_days=[0.05]", "delivery.cns_tumour=true"]),
     "lympho_drug": ("quickstart", ["delivery.lymphodepletion=true", "stroma.drug_degradation_per_day=2",
                                    "stroma.drug_start_day=0.0", "stroma.car_t_degradation_per_day=3"]),
+    # anti-PD-1 reinvigoration (fast exhaustion, fast revival), a 5th-generation product and
+    # lymphodepletion together
+    "pd1_gen5_lympho": ("pd1_combo", ["car_t.exhaustion_per_kill=0.5", "pd1.reinvigoration_rate_per_day=50",
+                                      "car_t.generation=fifth", "delivery.lymphodepletion=true"]),
     # tumour shoving in 3D through a fibroblast-rich capsule, at a radius and ECM response that no
     # bundled scenario uses
     "shove_3d": ("large_3d", ["tumour.push_radius_voxels=3", "tumour.push_probability=0.7",
@@ -115,6 +119,10 @@ def test_variants_exercise_their_mechanism(emulated):
     assert (st.o2 == 0).any(), "no anoxic voxel: the floor never bound"
     _, st = seen["truck_fibroblasts"]
     assert st.il12.max() > 0 and (st.kind == 3).any()
+    tot, _ = seen["pd1_gen5_lympho"]
+    assert tot["pd1_reinvigorations"] > 0 and tot["memory_conversions"] > 0, tot
+    tot, _ = seen["schedule_drugs"]
+    assert tot["car_t_deaths"] > 0
     tot, _ = seen["shove_3d"]
     assert tot["fibroblast_displaced"] > 0 and tot["tumour_divisions"] > 0, tot
 

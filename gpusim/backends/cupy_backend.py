@@ -36,7 +36,7 @@ from ..errors import BackendError, CapacityError
 from ..model.lattice import Kind
 from ..model.systemic import systemic_phase
 from . import nvrtc
-from .interface import (AMAP_BITS, CART_COUNTS, FIELD_IDS, TABLE_FIELDS, TUMOUR_COUNTS, launch, pack,
+from .interface import (AMAP_BITS, CART_COUNTS, FIELD_IDS, MICRO_COUNTS, TABLE_FIELDS, TUMOUR_COUNTS, launch, pack,
                         table_args)
 
 SWEEPS_PER_POLL = 8  #: field sweeps between two host reads of the convergence flags
@@ -234,14 +234,15 @@ class DevicePhases:
         mod = self.rt.module("microenv.cu")
         R = st.kind.shape[0]
         k = xp.asarray(pack("MicroK", mp, drug_on=mp.d_drug > 0 and st.step >= mp.drug_start_step))
-        counts = xp.zeros((R, 1), xp.uint64)
+        counts = xp.zeros((R, len(MICRO_COUNTS)), xp.uint64)
         launch(mod, "microenv_agents_kernel", st.t_state.size, **self._geo(st, True), pp=k,
-               t_count=st.t_count, t_state=st.t_state, t_pos=st.t_pos, ecm=st.ecm)
+               **self._rng(st), t_count=st.t_count, t_state=st.t_state, t_pos=st.t_pos,
+               kind=st.kind, ecm=st.ecm, counts=counts)
         launch(mod, "microenv_voxel_kernel", st.kind.size, **self._geo(st), pp=k, **self._rng(st),
-               kind=st.kind, pdl1=st.pdl1, ifng=st.ifng, o2=st.o2, antigen_a=st.antigen_a,
+               kind=st.kind, pdl1=st.pdl1, ifng=st.ifng, o2=st.o2, il12=st.il12, antigen_a=st.antigen_a,
                antigen_b=st.antigen_b, antigen_a_base=st.antigen_a_base,
                antigen_b_base=st.antigen_b_base, ecm=st.ecm, counts=counts)
-        self._add(events, ("antigen_recovered",), counts)
+        self._add(events, MICRO_COUNTS, counts)
 
     # -- CAR-T cells ---------------------------------------------------------------------------
     def car_t(self, st, events: dict) -> None:
@@ -254,8 +255,8 @@ class DevicePhases:
         RC, step = R * C, st.step
         mod, mv = self.rt.module("car_t.cu"), self.rt.module("car_t_move.cu")
         inhib, exh_pd = ctp.pdl1_terms(step)
-        k = xp.asarray(pack("CarTK", ctp, p_death=ctp.p_death, inhib=inhib, exh_pd=exh_pd,
-                            p_div_step=ctp.p_division_at(step),
+        k = xp.asarray(pack("CarTK", ctp, inhib=inhib, exh_pd=exh_pd, p_kill=ctp.p_kill_at(step),
+                            p_div_step=ctp.p_division_at(step), p_revive=ctp.p_revive_at(step),
                             tgfb_exh_on=ctp.exh_tgfb > 0 and not ctp.dnTGFbRII))
         table = {f: getattr(st, f) for f in TABLE_FIELDS}
         tgt = xp.full(RC, -1, xp.int32)
@@ -276,7 +277,8 @@ class DevicePhases:
         launch(mod, "car_t_exhaustion", RC, **geo, pp=k, **tab, o2=st.o2, tgfb=st.tgfb, il12=st.il12,
                stim=stim, killed=killed, pd_seen=pd_seen)
         launch(mod, "car_t_fate_claim", RC, **geo, pp=k, **rnd, **tab, o2=st.o2, glucose=st.glucose,
-               tgfb=st.tgfb, il12=st.il12, occ=occ, claims=self.claims(st), tgt=tgt, died=died,
+               tgfb=st.tgfb, il12=st.il12, p_death_r=xp.asarray(ctp.p_death_table(st.steroid).ravel()),
+               occ=occ, claims=self.claims(st), tgt=tgt, died=died,
                born=born, counts=counts)
         launch(mod, "car_t_fate_resolve", RC, **geo, **tab, claims=self.claims(st), tgt=tgt, born=born,
                counts=counts)

@@ -40,7 +40,8 @@ TUMOUR_COUNTS = ("tumour_apoptosis", "tumour_necrosis", "tumour_divisions", "ant
                  "antigen_b_loss", "cleared", "vessel_collapse", "healthy_displaced",
                  "fibroblast_displaced")
 CART_COUNTS = ("kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
-               "car_t_births", "memory_conversions", "memory_reactivations")
+               "car_t_births", "memory_conversions", "memory_reactivations", "pd1_reinvigorations")
+MICRO_COUNTS = ("antigen_recovered", "kills_innate", "kills_fibroblast")
 FIELD_IDS = ("o2", "glucose", "chemokine", "tgfb", "ifng", "il12")
 AMAP_BITS = {"AMAP_TCELL": 1, "AMAP_ENG": 2, "AMAP_ACT": 4}  #: field_agent_map_kernel's bits
 
@@ -53,6 +54,8 @@ ENUMS = {
                             for i, n in enumerate(TUMOUR_COUNTS)] + [("TUMOUR_NCOUNT", len(TUMOUR_COUNTS))]),
     "CarTCount": ("u32", [("CC_" + n.upper().replace("CAR_T_", "").replace("MEMORY_", "MEM_"), i)
                           for i, n in enumerate(CART_COUNTS)] + [("CART_NCOUNT", len(CART_COUNTS))]),
+    "MicroCount": ("u32", [("MC_" + n.upper(), i) for i, n in enumerate(MICRO_COUNTS)]
+                   + [("MICRO_NCOUNT", len(MICRO_COUNTS))]),
     "FieldId": ("i32", [(f"FIELD_{n.upper()}", i) for i, n in enumerate(FIELD_IDS)]),
     "AgentMapBits": ("u8", list(AMAP_BITS.items())),
 }
@@ -69,13 +72,15 @@ STRUCTS = {
     "CarTK": [(f, "f32", 1) for f in (
         "p_kill", "exh_per_kill", "inv_tgfb_half", "tgfb_half", "inv_il12_half", "il12_half",
         "kill_boost", "hypoxia_factor", "glucose_half", "exh_tgfb", "exh_recovery", "exh_hypoxia",
-        "o2_hypoxic", "daughter_exh", "starvation_glucose", "p_mem", "p_react")]
-        + [("p_death", "f32", 6), ("inhib", "f32", 1), ("exh_pd", "f32", 1), ("p_div_step", "f32", 1)]
+        "o2_hypoxic", "daughter_exh", "starvation_glucose", "p_mem", "p_react", "inv_act", "g5_div",
+        "g5_surv", "g5_mem", "revive_exh")]
+        + [("inhib", "f32", 1), ("exh_pd", "f32", 1), ("p_div_step", "f32", 1), ("p_revive", "f32", 1)]
         + [(f, "i32", 1) for f in ("dnTGFbRII", "tgfb_exh_on", "trog256", "activation_steps")],
     "MoveK": [(f, "f32", 1) for f in ("p_move", "p_persist", "p_chemotaxis", "one_minus_perm",
                                       "crowding")],
     "MicroK": [(f, "f32", 1) for f in ("r_ifng", "r_hyp", "r_dec", "ifng_half", "o2_hypoxic",
-                                       "p_recover", "d_car", "d_drug")] + [("drug_on", "i32", 1)],
+                                       "p_recover", "d_car", "d_drug", "p_innate", "il12_half",
+                                       "p_fap", "r_dep", "caf_level")] + [("drug_on", "i32", 1)],
     "FieldCoefK": [(f, "f32", N_KINDS) for f in ("o2_sink", "glucose_sink", "tgfb_src", "o2_src")]
         + [(f, "f32", 1) for f in ("o2_t", "glucose_t", "chem_sec", "chem_base", "chem_boost",
                                    "ifng_half", "tgfb_base", "tgfb_hyp_src", "o2_hypoxic",
@@ -134,10 +139,10 @@ KERNELS: dict[str, dict[str, str]] = {
                                 "counts:u64*",
     },
     "microenv.cu": {
-        "microenv_agents_kernel": f"{_GC} pp:MicroK t_count:const i32* t_state:const u8* "
-                                  "t_pos:const i32* ecm:f32*",
-        "microenv_voxel_kernel": f"{_G} pp:MicroK {_RNG} kind:const u8* pdl1:f32* ifng:const f32* "
-                                 "o2:const f32* antigen_a:u8* antigen_b:u8* antigen_a_base:const u8* "
+        "microenv_agents_kernel": f"{_GC} pp:MicroK {_RNG} t_count:const i32* t_state:const u8* "
+                                  "t_pos:const i32* kind:u8* ecm:f32* counts:u64*",
+        "microenv_voxel_kernel": f"{_G} pp:MicroK {_RNG} kind:u8* pdl1:f32* ifng:const f32* "
+                                 "o2:const f32* il12:const f32* antigen_a:u8* antigen_b:u8* antigen_a_base:const u8* "
                                  "antigen_b_base:const u8* ecm:f32* counts:u64*",
     },
     "car_t.cu": {
@@ -152,7 +157,7 @@ KERNELS: dict[str, dict[str, str]] = {
         "car_t_exhaustion": f"{_GC} pp:CarTK t_count:const i32* @t o2:const f32* tgfb:const f32* "
                             "il12:const f32* stim:const u8* killed:const u8* pd_seen:const f32*",
         "car_t_fate_claim": f"{_GC} pp:CarTK {_RNG} t_count:const i32* @t o2:const f32* "
-                            "glucose:const f32* tgfb:const f32* il12:const f32* occ:const i32* "
+                            "glucose:const f32* tgfb:const f32* il12:const f32* p_death_r:const f32* occ:const i32* "
                             "claims:u64* tgt:i32* died:u8* born:u8* counts:u64*",
         "car_t_fate_resolve": f"{_GC} t_count:const i32* @t claims:const u64* tgt:const i32* "
                               "born:u8* counts:u64*",

@@ -45,12 +45,17 @@ Suppression (MODEL.md section 5), float32 per CAR-T cell at its own voxel, in th
     p   = min(((p_kill * S) * f_pdl1) * boost, 1)
 
 Step-dependent host constants (float64 on the host, rounded once to float32): anti-PD-1 blockade
-``max_fraction × min(1, Σ_doses 2^(−(t − t_d)/half-life))`` and the division probability, which is
-raised by lymphodepletion within its window.  Costimulation (CD28 vs 4-1BB) and generation (5th:
-IL-2Rβ) multiply the rates before ``1 − exp(−rate dt)`` on the host, so they cost nothing per cell.
+``max_fraction × min(1, Σ_doses 2^(−(t − t_d)/half-life))`` and the reinvigoration probability
+it drives; the kill and division probabilities, raised after lymphodepletion
+(model/conditioning.py).  Per replicate: the death table with the steroid's extra death rate.
+Costimulation (CD28 vs 4-1BB) multiplies the rates before ``1 − exp(−rate dt)`` on the host.  The
+5th generation (IL-2Rβ) changes no constant: its JAK-STAT signal ``s = t_act × inv_act`` (float32,
+1 after an engagement, 0 without one) raises division × (1 + g5_div s), lowers an effector's death
+× (1 − g5_surv s) and adds g5_mem s to the memory conversion probability.
 RNG: CAR_T_ENGAGE (slot, draw 0) words 0 candidate, 1 claim priority, 2 recognition, 3 kill or
 reactivation; CAR_T_FATE (slot, draw 0) words 0 death, 1 division, 2 neighbour, 3 claim priority;
-CAR_T_FATE (slot, draw 1) word 0 memory conversion (drawn only when p_mem > 0); CAR_T_MOVE
+CAR_T_FATE (slot, draw 1) word 0 memory conversion (drawn only when p_mem or g5_mem > 0), word 1
+anti-PD-1 reinvigoration of an exhausted cell (only when p_revive > 0); CAR_T_MOVE
 (slot, draws 2m and 2m + 1 of sub-move m).  Memory cells migrate like the others and neither
 kill, divide nor secrete (t_act 0, t_eng 0 unless reactivated).
 """
@@ -65,6 +70,7 @@ import numpy as np
 from .. import rng
 from ..errors import CapacityError
 from ..rng import Stream
+from .conditioning import Conditioning
 from .lattice import ANTIGEN_SCALE, Kind, TState, moore_offsets, neighbours, resolve_claims
 
 F32 = np.float32
@@ -111,8 +117,6 @@ class CarTParams:
     pd1_dose_steps: tuple
     pd1_half_life_steps: float
     pd1_max_blockade: float
-    p_division_lympho: np.float32
-    lympho_window: tuple  # (first step, end step) of the lymphodepletion window, or ()
     trog256: int
     exh_recovery: np.float32  # per step
     exh_hypoxia: np.float32  # per step
@@ -122,6 +126,7 @@ class CarTParams:
     max_divisions: int
     daughter_exh: np.float32
     p_death: np.ndarray  # (3 phenotype rows: effector, exhausted, memory; 2 starving?) float32
+    death_rates: np.ndarray  # the same as rates per min (float64), for the per-replicate table
     p_mem: np.float32  # per step: an unstimulated effector becomes a memory cell
     p_react: np.float32  # a memory cell that recognises its candidate target reactivates
     starvation_glucose: np.float32
@@ -131,6 +136,18 @@ class CarTParams:
     p_chemotaxis: np.float32
     one_minus_perm: np.float32
     crowding: np.float32
+    # next-generation mechanisms (docs/model.md, Next-generation designs)
+    p_kill64: float = 0.0  # p_kill before rounding (host)
+    div_rate_step: float = 0.0  # division rate x dt (host), before conditioning
+    lympho_div_gain: float = 0.0  # lymphodepletion_division_multiplier - 1
+    conditioning: Conditioning = Conditioning(None)
+    steroid_death_per_min: float = 0.0
+    inv_act: np.float32 = F32(0)  # 1 / activation steps (the JAK-STAT signal s = t_act x inv_act)
+    g5_div: np.float32 = F32(0)
+    g5_surv: np.float32 = F32(0)
+    g5_mem: np.float32 = F32(0)
+    revive_per_step: float = 0.0  # reinvigoration rate x dt at full blockade (host)
+    revive_exh: np.float32 = F32(0)
 
     @classmethod
     def from_scenario(cls, sc) -> "CarTParams":
@@ -138,11 +155,10 @@ class CarTParams:
         cd28 = sc["car_t.costimulation"] == "CD28"
         gen5 = sc["car_t.generation"] == "fifth"
         kill_m = sc["car_t.cd28_kill_multiplier"] if cd28 else 1.0
-        div_m = (sc["car_t.cd28_division_multiplier"] if cd28 else 1.0) * (
-            sc["car_t.gen5_division_multiplier"] if gen5 else 1.0)
+        div_m = sc["car_t.cd28_division_multiplier"] if cd28 else 1.0
         exh_m = sc["car_t.cd28_exhaustion_multiplier"] if cd28 else 1.0
-        life_m = (sc["car_t.cd28_lifespan_multiplier"] if cd28 else 1.0) * (
-            sc["car_t.gen5_lifespan_multiplier"] if gen5 else 1.0)
+        life_m = sc["car_t.cd28_lifespan_multiplier"] if cd28 else 1.0
+        act_steps = min(32767, round(sc["car_t.activation_hours"] * 60.0 / dt))
         life = sc["car_t.lifespan_days"] * 1440.0 * life_m
         mult = sc["car_t.exhausted_death_multiplier"]
         starve = sc["car_t.starvation_death_rate_per_min"]
@@ -172,20 +188,16 @@ class CarTParams:
             pd1_dose_steps=tuple(sorted(int(round(d * 1440.0 / dt)) for d in sc["pd1.dose_days"])),
             pd1_half_life_steps=sc["pd1.half_life_days"] * 1440.0 / dt,
             pd1_max_blockade=float(sc["pd1.max_blockade_fraction"]),
-            p_division_lympho=F32(-np.expm1(-sc["car_t.division_rate_per_min"] * div_m * dt
-                                             * sc["delivery.lymphodepletion_division_multiplier"])),
-            lympho_window=((int(round(min(sc["delivery.dose_days"]) * 1440.0 / dt)),
-                            int(round((min(sc["delivery.dose_days"]) + sc["delivery.lymphodepletion_days"]) * 1440.0 / dt)))
-                           if sc["delivery.lymphodepletion"] and sc["delivery.dose_days"] else ()),
             trog256=int(round(256 * sc["tumour.trogocytosis_fraction"])),
             exh_recovery=F32(sc["car_t.exhaustion_recovery_per_day"] * dt / 1440.0),
             exh_hypoxia=F32(sc["car_t.exhaustion_hypoxia_per_day"] * dt / 1440.0),
             o2_hypoxic=F32(sc["tumour.o2_hypoxic_mmHg"]),
-            activation_steps=min(32767, round(sc["car_t.activation_hours"] * 60.0 / dt)),
+            activation_steps=act_steps,
             p_division=F32(-np.expm1(-sc["car_t.division_rate_per_min"] * div_m * dt)),
             max_divisions=int(sc["car_t.max_divisions"]),
             daughter_exh=F32(sc["car_t.daughter_exhaustion_fraction"]),
             p_death=(-np.expm1(-rates * dt)).astype(F32),
+            death_rates=rates,
             p_mem=F32(-np.expm1(-sc["car_t.memory_conversion_rate_per_day"] / 1440.0 * dt)),
             p_react=F32(sc["car_t.memory_reactivation_probability"]),
             starvation_glucose=F32(sc["car_t.starvation_glucose_mM"]),
@@ -195,6 +207,17 @@ class CarTParams:
             p_chemotaxis=F32(sc["car_t.chemotaxis_bias"]),
             one_minus_perm=F32(1.0 - sc["stroma.permeability"]),
             crowding=F32(sc["car_t.crowding_factor"]),
+            p_kill64=float(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
+            div_rate_step=sc["car_t.division_rate_per_min"] * div_m * dt,
+            lympho_div_gain=sc["delivery.lymphodepletion_division_multiplier"] - 1.0,
+            conditioning=Conditioning.from_scenario(sc),
+            steroid_death_per_min=sc["toxicity.steroid_tissue_car_t_death_per_day"] / 1440.0,
+            inv_act=F32(1.0 / act_steps) if act_steps > 0 else F32(0),
+            g5_div=F32(sc["car_t.gen5_division_gain"] if gen5 else 0.0),
+            g5_surv=F32(sc["car_t.gen5_survival_fraction"] if gen5 else 0.0),
+            g5_mem=F32(-np.expm1(-sc["car_t.gen5_memory_rate_per_day"] / 1440.0 * dt) if gen5 else 0.0),
+            revive_per_step=sc["pd1.reinvigoration_rate_per_day"] * dt / 1440.0,
+            revive_exh=F32(sc["pd1.reinvigorated_exhaustion"]),
         )
 
 
@@ -212,8 +235,30 @@ class CarTParams:
         return F32(self.pdl1_inhibition * free), F32(self.exh_pdl1 * free)
 
     def p_division_at(self, step: int) -> np.float32:
-        w = self.lympho_window
-        return self.p_division_lympho if w and w[0] <= step < w[1] else self.p_division
+        """Division probability at ``step``: the homeostatic cytokines and the regulatory cells
+        removed by lymphodepletion raise it (model/conditioning.py); else ``p_division``."""
+        c = self.conditioning
+        if not c.on:
+            return self.p_division
+        rate = self.div_rate_step * (1.0 + self.lympho_div_gain * c.cytokines(step))
+        return F32(min(-math.expm1(-rate) * c.relief(step), 1.0))
+
+    def p_kill_at(self, step: int) -> np.float32:
+        """Kill probability (before suppression) at ``step``: raised while lymphodepletion has
+        removed regulatory cells (model/conditioning.py); else ``p_kill``."""
+        c = self.conditioning
+        return F32(min(self.p_kill64 * c.relief(step), 1.0)) if c.on else self.p_kill
+
+    def p_revive_at(self, step: int) -> np.float32:
+        """Probability per step that an exhausted cell is reinvigorated by anti-PD-1 (rate × the
+        blockade fraction at ``step``)."""
+        return F32(-math.expm1(-self.revive_per_step * self.blockade(step)))
+
+    def p_death_table(self, steroid: np.ndarray) -> np.ndarray:
+        """float32 (R, 3, 2): ``p_death`` of each replicate with the steroid's extra death rate
+        (``steroid_tissue_car_t_death_per_day`` × exposure; host float64, rounded once)."""
+        extra = self.steroid_death_per_min * np.asarray(steroid, np.float64)
+        return (-np.expm1(-(self.death_rates[None] + extra[:, None, None]) * self.dt_min)).astype(F32)
 
 
 def suppression(cp: CarTParams, tgfb, il12, o2, glucose):
@@ -296,7 +341,7 @@ def _kill_probability(st, cp, step, rep, pos, target):
     pdl1 = st.pdl1.reshape(R, V)[rep, target]
     inhib, _ = cp.pdl1_terms(step)
     f_pd = F32(1) - inhib * pdl1
-    return np.minimum(((cp.p_kill * s_fac) * f_pd) * boost, F32(1)).astype(F32), pdl1
+    return np.minimum(((cp.p_kill_at(step) * s_fac) * f_pd) * boost, F32(1)).astype(F32), pdl1
 
 
 def _trogocytose(st, cp, rep, target, events) -> None:
@@ -386,12 +431,13 @@ def _death_row(state: np.ndarray) -> np.ndarray:
     return np.where(state == TState.EXHAUSTED, 1, np.where(state == TState.MEMORY, 2, 0))
 
 
-def _convert_to_memory(st, cp, seed, step, r, slot, a, died, events) -> None:
+def _convert_to_memory(st, cp, seed, step, r, slot, a, died, sig, events) -> None:
     """An effector that survived and was not stimulated this step (t_eng 0) becomes a memory cell
-    (t_act 0, no division this step) iff CAR_T_FATE block (slot, draw 1) word 0 < p_mem."""
+    (t_act 0, no division this step) iff CAR_T_FATE block (slot, draw 1) word 0 <
+    ``p_mem + g5_mem × s`` (float32; s the 5th generation's JAK-STAT signal)."""
     c = np.flatnonzero(~died & (a["t_state"] == TState.EFFECTOR) & (a["t_eng"] == 0))
     words = rng.blocks(seed, st.replicates[r[c]], step, Stream.CAR_T_FATE, slot[c], draw=1)
-    conv = c[rng.below(words[:, 0], cp.p_mem)]
+    conv = c[rng.below(words[:, 0], (cp.p_mem + cp.g5_mem * sig[c]).astype(F32))]
     a["t_state"][conv] = TState.MEMORY
     a["t_act"][conv] = 0
     events["memory_conversions"] = (events.get("memory_conversions", 0)
@@ -415,24 +461,50 @@ def _divide(st, r, slot, a, occ, words, dividing):
     return idx[win], voxel[win]
 
 
+def _reinvigorate(st, cp, seed, step, r, slot, a, died, events) -> np.ndarray:
+    """Anti-PD-1: an exhausted cell that survived becomes an effector again with exhaustion
+    ``revive_exh`` (partial: it exhausts again after a few stimulations) iff CAR_T_FATE block
+    (slot, draw 1) word 1 < p_revive(step); it does not divide this step.  Returns the mask."""
+    revived = np.zeros(r.size, dtype=bool)
+    p_rev = cp.p_revive_at(step)
+    if p_rev > 0:
+        c = np.flatnonzero(~died & (a["t_state"] == TState.EXHAUSTED))
+        words = rng.blocks(seed, st.replicates[r[c]], step, Stream.CAR_T_FATE, slot[c], draw=1)
+        revived[c[rng.below(words[:, 1], p_rev)]] = True
+        a["t_state"][revived] = TState.EFFECTOR
+        a["t_exh"][revived] = cp.revive_exh
+    events["pd1_reinvigorations"] = (events.get("pd1_reinvigorations", 0)
+                                     + np.bincount(r[revived], minlength=st.kind.shape[0]))
+    return revived
+
+
 def _fate(st, cp, seed, step, r, slot, a, occ, events):
-    """Death, memory conversion and division; returns the new flat agent list (r, a) with births
-    appended.  Death: CAR_T_FATE block (slot, draw 0) word 0 < p_death[row, starving]; then memory
-    conversion (drawn only when p_mem > 0, :func:`_convert_to_memory`); then division (words 1-3
-    of draw 0) of activated effectors."""
+    """Death, memory conversion, reinvigoration and division; returns the new flat agent list
+    (r, a) with births appended.  Death: CAR_T_FATE block (slot, draw 0) word 0 < the replicate's
+    p_death[row, starving] (with the steroid, :meth:`CarTParams.p_death_table`), × (1 − g5_surv
+    × s) for an effector; then memory conversion (drawn only when p_mem or g5_mem > 0,
+    :func:`_convert_to_memory`); then anti-PD-1 reinvigoration (:func:`_reinvigorate`); then
+    division (words 1-3 of draw 0) of activated effectors, probability ``(p_div(step) × S) × (1 +
+    g5_div × s)``.  s = t_act × inv_act is the 5th generation's JAK-STAT signal (0 otherwise:
+    g5_* are 0)."""
     R, V = st.kind.shape[0], st.nvox
     words = rng.blocks(seed, st.replicates[r], step, Stream.CAR_T_FATE, slot)
     pos = a["t_pos"]
     glu = st.glucose.reshape(R, V)[r, pos]
     starving = (glu < cp.starvation_glucose).astype(np.int64)
-    died = rng.below(words[:, 0], cp.p_death[_death_row(a["t_state"]), starving])
-    if cp.p_mem > 0:
-        _convert_to_memory(st, cp, seed, step, r, slot, a, died, events)
+    row = _death_row(a["t_state"])
+    sig = (a["t_act"].astype(F32) * cp.inv_act).astype(F32)
+    p_d = cp.p_death_table(st.steroid)[r, row, starving]
+    p_d = np.where(row == 0, p_d * (F32(1) - cp.g5_surv * sig), p_d).astype(F32)
+    died = rng.below(words[:, 0], p_d)
+    if cp.p_mem > 0 or cp.g5_mem > 0:
+        _convert_to_memory(st, cp, seed, step, r, slot, a, died, sig, events)
+    revived = _reinvigorate(st, cp, seed, step, r, slot, a, died, events)
     s_fac, _ = suppression(cp, st.tgfb.reshape(R, V)[r, pos], st.il12.reshape(R, V)[r, pos],
                            st.o2.reshape(R, V)[r, pos], glu)
-    p_div = (cp.p_division_at(step) * s_fac).astype(F32)
-    dividing = (~died & (a["t_state"] == TState.EFFECTOR) & (a["t_act"] > 0) & (a["t_div"] > 0)
-                & rng.below(words[:, 1], p_div))
+    p_div = ((cp.p_division_at(step) * s_fac) * (F32(1) + cp.g5_div * sig)).astype(F32)
+    dividing = (~died & ~revived & (a["t_state"] == TState.EFFECTOR) & (a["t_act"] > 0)
+                & (a["t_div"] > 0) & rng.below(words[:, 1], p_div))
     born, born_v = _divide(st, r, slot, a, occ, words, dividing)
     a["t_div"] = a["t_div"].copy()
     a["t_div"][born] -= 1

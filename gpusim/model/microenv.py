@@ -13,10 +13,18 @@ phase, reading the fields just solved and the CAR-T table as the step began.
   (``antigen_a_base``; trogocytosis lowered it) returns to the baseline with probability
   ``p_rec = 1 − exp(−antigen_recovery_per_day × dt)``: words 0 (A) and 1 (B) of block (v, draw 1)
   of stream TUMOUR_EVENT (draw 0 of that stream is the per-voxel event word).
+* Innate killing recruited by IL-12 (TRUCK): a tumour cell, whatever its antigens, becomes
+  apoptotic iff word 0 of block (v, draw 2) of stream TUMOUR_EVENT < ``p_innate × (il12 / (il12 +
+  il12_half))`` (float32; ``p_innate = 1 − exp(−innate_kill_rate_per_day × dt)``); events
+  ``kills_innate``.  Zero without IL-12, i.e. for every generation but the 4th.
 * Stroma: at the voxel of every effector CAR-T cell (heparanase / FAP-directed products degrade
   the matrix as they migrate), ``ecm ←
   max(ecm − d_car, 0)`` (``d_car`` = car_t_degradation_per_day × dt / 1440, float32; two cells
-  never share a voxel); from the drug's start step, everywhere ``ecm ← ecm × (1 − d_drug)`` with
+  never share a voxel); with ``car_t.fap_targeting`` an effector in a fibroblast's voxel kills it
+  (kind APOPTOTIC) iff word 1 of block (v, draw 2) of stream TUMOUR_EVENT < ``p_fap`` (events
+  ``kills_fibroblast``); then every fibroblast restores its voxel's ECM towards
+  ``caf_level`` (``stroma.fibroblast_density``) when below it, ``ecm ← ecm + r_dep × (caf_level −
+  ecm)``; from the drug's start step, everywhere ``ecm ← ecm × (1 − d_drug)`` with
   ``d_drug = 1 − exp(−drug_degradation_per_day × dt/1440)`` (float32).
 """
 
@@ -44,6 +52,11 @@ class MicroenvParams:
     d_car: np.float32
     d_drug: np.float32
     drug_start_step: int
+    p_innate: np.float32 = F32(0)
+    il12_half: np.float32 = F32(1)
+    p_fap: np.float32 = F32(0)
+    r_dep: np.float32 = F32(0)
+    caf_level: np.float32 = F32(0)
 
     @classmethod
     def from_scenario(cls, sc) -> "MicroenvParams":
@@ -59,6 +72,12 @@ class MicroenvParams:
             d_car=F32(sc["stroma.car_t_degradation_per_day"] * dt / 1440.0),
             d_drug=step_rate(sc["stroma.drug_degradation_per_day"]),
             drug_start_step=int(round(sc["stroma.drug_start_day"] * 1440.0 / dt)),
+            p_innate=step_rate(sc["il12.innate_kill_rate_per_day"]),
+            il12_half=F32(sc["il12.half"]),
+            p_fap=(F32(-np.expm1(-sc["car_t.kill_rate_per_min"] * dt)) if sc["car_t.fap_targeting"]
+                   else F32(0)),
+            r_dep=step_rate(sc["stroma.fibroblast_ecm_deposition_per_day"]),
+            caf_level=F32(sc["stroma.fibroblast_density"]),
         )
 
 
@@ -88,14 +107,49 @@ def microenv_phase(st, mp: MicroenvParams, seed: int, step: int, events: dict) -
             aa[r_idx[rec_a], v_idx[rec_a]] = ba[r_idx[rec_a], v_idx[rec_a]]
             ab[r_idx[rec_b], v_idx[rec_b]] = bb[r_idx[rec_b], v_idx[rec_b]]
             events["antigen_recovered"] = np.bincount(r_idx[rec_a | rec_b], minlength=R).astype(np.int64)
-    # --- stroma degradation -------------------------------------------------------------------
+    _innate_kill(st, mp, seed, step, tum, events)
+    # --- stroma degradation, FAP killing, CAF deposition --------------------------------------
     ecm = st.ecm.reshape(R, V)
-    if mp.d_car > 0:
-        nmax = int(st.t_count.max(initial=0))
-        if nmax:
-            r, s = np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
-            act = st.t_state[r, s] == TState.EFFECTOR
-            rr, pp = r[act], st.t_pos[r[act], s[act]]
+    nmax = int(st.t_count.max(initial=0))
+    if (mp.d_car > 0 or mp.p_fap > 0) and nmax:
+        r, s = np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
+        act = st.t_state[r, s] == TState.EFFECTOR
+        rr, pp = r[act], st.t_pos[r[act], s[act]].astype(np.int64)
+        if mp.d_car > 0:
             ecm[rr, pp] = np.maximum(ecm[rr, pp] - mp.d_car, F32(0))
+        if mp.p_fap > 0:
+            _fap_kill(st, mp, seed, step, rr, pp, events)
+    if mp.r_dep > 0:
+        caf = (kind == Kind.FIBROBLAST) & (ecm < mp.caf_level)
+        ecm[caf] = (ecm[caf] + mp.r_dep * (mp.caf_level - ecm[caf])).astype(F32)
     if mp.d_drug > 0 and step >= mp.drug_start_step:
         ecm *= (F32(1) - mp.d_drug)
+
+
+def _innate_kill(st, mp: MicroenvParams, seed: int, step: int, tum: np.ndarray, events: dict) -> None:
+    """IL-12-recruited innate killing of tumour cells (module docstring); ``tum`` the tumour mask
+    (R, V) at the phase start."""
+    R = st.kind.shape[0]
+    il = st.il12.reshape(R, -1)
+    r_idx, v_idx = np.nonzero(tum & (il > 0)) if mp.p_innate > 0 else (np.zeros(0, np.int64),) * 2
+    if r_idx.size:
+        f = il[r_idx, v_idx]
+        p = (mp.p_innate * (f / (f + mp.il12_half))).astype(F32)
+        w = rng.blocks(seed, st.replicates[r_idx], step, Stream.TUMOUR_EVENT, v_idx, draw=2)[:, 0]
+        k = rng.below(w, p)
+        st.kind.reshape(R, -1)[r_idx[k], v_idx[k]] = Kind.APOPTOTIC
+        r_idx = r_idx[k]
+    events["kills_innate"] = events.get("kills_innate", 0) + np.bincount(r_idx, minlength=R)
+
+
+def _fap_kill(st, mp: MicroenvParams, seed: int, step: int, rr, pp, events: dict) -> None:
+    """FAP-targeting CAR: the effectors at (rr, pp) kill the fibroblast of their voxel (module
+    docstring)."""
+    R = st.kind.shape[0]
+    kind = st.kind.reshape(R, -1)
+    f = kind[rr, pp] == Kind.FIBROBLAST
+    rr, pp = rr[f], pp[f]
+    w = rng.blocks(seed, st.replicates[rr], step, Stream.TUMOUR_EVENT, pp, draw=2)[:, 1]
+    k = rng.below(w, mp.p_fap)
+    kind[rr[k], pp[k]] = Kind.APOPTOTIC
+    events["kills_fibroblast"] = events.get("kills_fibroblast", 0) + np.bincount(rr[k], minlength=R)

@@ -29,9 +29,9 @@ each) or the legacy ``route`` / ``dose_days`` / ``dose_cells``.  Each step
 4. pools (:func:`blood_after_entry`): the blood loses entrants, homing and the IV -> CSF traffic
    ``blood × blood_to_csf × (1 + gain × endothelial)``, clears with its half-life and gains the
    CSF outflow's blood fraction; the CSF pool decays with ``csf_half_life_days`` and gains the
-   traffic; a steroid's exposure clears both further (floor 0); within the lymphodepletion
-   window (first dose to ``lymphodepletion_days`` later, as the CAR-T phase's) the blood pool expands by
-   ``exp(lymphodepletion_blood_expansion_per_day × dt)`` (homeostatic cytokines).
+   traffic; a steroid's exposure clears both further (floor 0); after lymphodepletion the blood
+   pool expands by ``exp(lymphodepletion_blood_expansion_per_day × H(t) × dt)``, H the homeostatic
+   cytokines' time course (model/conditioning.py).
 Entrants are appended to the agent table in voxel order (intratumoral, CSF face, then vessels)
 and counted per route (``entered_*`` counters).
 
@@ -53,6 +53,7 @@ import numpy as np
 from .. import rng
 from ..errors import CapacityError
 from ..rng import Stream
+from .conditioning import Conditioning
 from .lattice import Kind, TState, coords, to_host, voxel_centres_um
 from .tissue import tumour_centre_um
 
@@ -83,8 +84,8 @@ class SystemicParams:
     blood_to_csf_per_step: float = 0.0
     csf_gain: float = 0.0
     steroid_clear_per_step: float = 0.0
-    lympho_window: tuple = ()  # (first step, end step) of systemic homeostatic expansion, or ()
-    lympho_growth: float = 1.0  # blood pool factor per step in the window
+    conditioning: Conditioning = Conditioning(None)
+    lympho_rate: float = 0.0  # blood expansion rate x dt at the homeostatic cytokines' peak
     # toxicity
     il6_lysis: float = 0.0
     il6_act_step: float = 0.0
@@ -141,7 +142,6 @@ class SystemicParams:
             s = int(round(day * 1440.0 / dt))
             doses[s] = doses.get(s, ()) + ((route, float(cells)),)
         routes = {r for d in doses.values() for r, _ in d}
-        first = min((day for _, day, _ in scenario_doses(sc)), default=0.0)
         h = sc["domain.voxel_um"]
         vox_cm3 = (h * 1e-4) ** 3
         shape = sc.shape
@@ -175,10 +175,8 @@ class SystemicParams:
             blood_to_csf_per_step=sc["delivery.blood_to_csf_per_day"] * dtd,
             csf_gain=float(sc["delivery.csf_trafficking_activation_gain"]),
             steroid_clear_per_step=sc["toxicity.steroid_car_t_clearance_per_day"] * dtd,
-            lympho_window=((int(round(first * 1440.0 / dt)),
-                            int(round((first + sc["delivery.lymphodepletion_days"]) * 1440.0 / dt)))
-                           if sc["delivery.lymphodepletion"] and doses else ()),
-            lympho_growth=math.exp(sc["delivery.lymphodepletion_blood_expansion_per_day"] * dtd),
+            conditioning=Conditioning.from_scenario(sc),
+            lympho_rate=sc["delivery.lymphodepletion_blood_expansion_per_day"] * dtd,
             il6_lysis=float(sc["toxicity.il6_per_million_lysed_pg_per_mL"]),
             il6_act_step=float(sc["toxicity.il6_per_million_activated_per_day_pg_per_mL"]) * dtd * truck,
             il6_rate=ln2 / (sc["toxicity.il6_half_life_hours"] / 24.0),
@@ -483,8 +481,8 @@ def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict,
     e = append_entrants(xp, st, entry.vessels(st, sp, seed, step, lam), sp.max_divisions)
     st.entered_iv += e
     blood_after_entry(sp, st.blood, st.csf, e, st.endothelial, st.steroid)
-    if sp.lympho_window and sp.lympho_window[0] <= step < sp.lympho_window[1]:
-        st.blood *= sp.lympho_growth  # homeostatic expansion after lymphodepletion
+    if sp.conditioning.on:  # homeostatic expansion after lymphodepletion (IL-7 / IL-15)
+        st.blood *= math.exp(sp.lympho_rate * sp.conditioning.cytokines(step))
     events["car_t_entered"] = events.get("car_t_entered", 0) + entered + e
 
 
