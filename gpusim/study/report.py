@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import MissingExtraError, OutputError
+from ..errors import MissingExtraError, OutputError
 
 ANTIGEN_CLASSES = (("tumour_a_pos_b_pos", "A+B+"), ("tumour_a_pos_b_neg", "A+B-"),
                    ("tumour_a_neg_b_pos", "A-B+"), ("tumour_a_neg_b_neg", "A-B-"))
@@ -318,7 +318,7 @@ def report(inputs: Sequence[str], out_dir: str | os.PathLike, *, force: bool = F
     truncated) is skipped with a line to ``warn``; OutputError when no input is left,
     MissingExtraError without matplotlib.
     """
-    from .ensemble import open_inputs
+    from .sweep import open_inputs
 
     plt = _plt()
     arms = open_inputs(inputs, warn or (lambda m: None))  # damaged inputs: skipped, warned
@@ -356,7 +356,8 @@ def report(inputs: Sequence[str], out_dir: str | os.PathLike, *, force: bool = F
 def endpoint_section(arms) -> str:
     """HTML: the endpoint table (estimate, 95 % CI, n) of the complete arms, the log-rank test,
     the differences from the first arm, and every caveat, from :mod:`gpusim.analysis`."""
-    from .analysis import (ComparisonError, HORIZON_TOL, _cell, _dcell, endpoint_table)
+    from .compare import ComparisonError, HORIZON_TOL, endpoint_table
+    from .table import _cell, _dcell
 
     e = lambda x: html.escape(x).replace(",", ",<wbr>")
     done = [(lbl, r) for lbl, r, _ in arms if r.status == "complete"]
@@ -445,7 +446,7 @@ def _run_block(arms) -> str:
 def _html(arms, figures: list[tuple[str, str]]) -> str:
     from datetime import datetime, timezone
 
-    from . import __version__
+    from .. import __version__
 
     e = html.escape
     figs = "\n".join(

@@ -10,13 +10,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from . import backends
-from .backends import make_simulation, select
-from .engine import ENDPOINTS, EVENT_INFO, EVENTS, METRICS, SERIES_METRICS, SNAPSHOTS, Simulation, steps_for
-from .errors import OutputError, ScenarioError
-from .io import ResultWriter, Results, open_results
-from .scenario import Scenario, _split_set, load_scenario
+from .. import __version__
+from .. import backends
+from ..backends import make_simulation, select
+from ..engine import ENDPOINTS, EVENT_INFO, EVENTS, METRICS, SERIES_METRICS, SNAPSHOTS, Simulation, steps_for
+from ..errors import OutputError, ScenarioError
+from ..io import ResultWriter, Results, open_results
+from ..io.resume import reopen
+from ..scenario import Scenario, _split_set, load_scenario
 
 Progress = Callable[[int, int], None]
 
@@ -149,7 +150,7 @@ def resume(path: str | Path, *, progress: Progress | None = None,
     """
     import tomllib
 
-    from .engine import STATE_ARRAYS, State
+    from ..engine import STATE_ARRAYS, State
 
     path = Path(path)
     res = open_results(path)  # schema check, clear errors on a bad file
@@ -164,7 +165,7 @@ def resume(path: str | Path, *, progress: Progress | None = None,
         log(f"backend: {be.name} on {be.device}" + (f" ({be.reason})" if be.reason else ""))
     ckpt = res.checkpoint()
     sim = None
-    if ckpt is not None:  # no checkpoint: ResultWriter.resume says so
+    if ckpt is not None:  # no checkpoint: io.resume.reopen says so
         missing = sorted(set(STATE_ARRAYS) - set(ckpt[2]))
         unknown = sorted(set(ckpt[2]) - set(STATE_ARRAYS) - {INTERVAL_EVENTS})
         if missing or unknown:
@@ -184,7 +185,7 @@ def resume(path: str | Path, *, progress: Progress | None = None,
             msg = " ".join(str(e).split()) or type(e).__name__
             raise OutputError(f"cannot resume '{path}': its checkpoint does not fit its stored scenario "
                               f"({msg}); run it again with --force") from None
-    w = ResultWriter.resume(path)  # rebuilds the file up to the checkpoint
+    w = reopen(path)  # rebuilds the file up to the checkpoint
     try:
         step, t_ck = w.resumed_from
         if step != ckpt[0]:  # pragma: no cover - only if another process changed the file
@@ -206,7 +207,7 @@ def resume(path: str | Path, *, progress: Progress | None = None,
 def _check_state_shapes(sim, arrays) -> None:
     """ValueError if a checkpointed state array does not have the shape the scenario gives
     (lattice arrays (R, Z, Y, X), the agent table (R, capacity), per-replicate values (R,))."""
-    from .engine import AGENTS, LATTICE
+    from ..engine import AGENTS, LATTICE
 
     R, shape, cap = len(sim.replicates), tuple(sim.shape), int(sim.capacity)
     for k, a in arrays.items():
@@ -219,8 +220,8 @@ def _check_state_shapes(sim, arrays) -> None:
 
 def _precheck_output(path: str | Path, force: bool) -> None:
     """Fail on an unusable output path before any work (the writer checks again when it opens)."""
-    from .errors import OutputError
-    from .io.writer import check_output_path, lock_path, writer_active
+    from ..errors import OutputError
+    from ..io.paths import check_output_path, lock_path, writer_active
     import os
 
     check_output_path(path)
@@ -346,3 +347,19 @@ class _Memory:
                        profiles={k: np.stack([p[k] for p in self.prof], axis=1).astype(np.float64)
                                  for k in self.bins} if self.prof else {},
                        profile_edges={k: v[0] for k, v in self.bins.items()})
+
+
+def run_or_continue(sc: Scenario, path: Path, progress=None, extra_attrs=None) -> str:
+    """Bring ``path`` to ``complete``: skip / resume / (re)run.  Returns what it did."""
+    if path.exists():
+        try:
+            res = open_results(path)
+        except OutputError:
+            res = None
+        if res is not None and res.status == "complete":
+            return "skipped"
+        if res is not None and res.checkpoint() is not None:
+            resume(path, progress=progress)
+            return "resumed"
+    run(sc, path, force=True, progress=progress, extra_attrs=extra_attrs)
+    return "ran"
