@@ -183,8 +183,8 @@ def _series_endpoints_at(res, ts, t, i) -> dict[str, np.ndarray]:
     """The endpoints defined on the output time series (time to progression, CAR-T persistence,
     signal peaks; gpusim.model.outputs), re-derived from the outputs up to index ``i``; empty when
     the file lacks a series they need."""
-    from .engine import SERIES_METRICS
-    from .model.outputs import series_endpoints
+    from ..engine import SERIES_METRICS
+    from ..model.outputs import series_endpoints
 
     if any(m not in ts for m in SERIES_METRICS):
         return {}
@@ -197,7 +197,7 @@ def _outputs_params(res) -> tuple[float, float]:
     scenario (the defaults when the stored scenario predates them)."""
     import tomllib
 
-    from .params import BY_KEY
+    from ..params import BY_KEY
 
     try:
         sec = tomllib.loads(getattr(res, "scenario_toml", "") or "").get("outputs", {})
