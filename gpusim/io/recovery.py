@@ -102,3 +102,30 @@ def reason(exc: BaseException) -> str:
         return f"{m.group(2)} (errno {m.group(1)})"
     return first_line(exc)
 
+
+def recover_flags(path: Path) -> None:
+    """:func:`clear_status_flags` of ``path``, ignoring a file that cannot be opened."""
+    try:
+        clear_status_flags(path)
+    except OSError:
+        pass
+
+
+def record_failure(path: Path, error: str, ended_utc: str) -> bool:
+    """Set ``status="failed"``, ``ended_utc`` and ``error`` in the closed file ``path`` (without
+    the HDF5 file lock).  Returns whether that worked; on a failed write the handle is abandoned
+    and the consistency flags cleared, so the file stays readable as of its last flush."""
+    try:
+        g = h5py.File(path, "r+", locking=False)
+    except OSError:
+        return False
+    try:
+        g.attrs["status"] = "failed"
+        g.attrs["ended_utc"] = ended_utc
+        g.attrs["error"] = error
+        g.close()
+    except (OSError, RuntimeError):
+        abandon(g)
+        recover_flags(path)
+        return False
+    return True

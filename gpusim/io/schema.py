@@ -122,6 +122,31 @@ def check_root_attrs(attrs: Mapping[str, Any], replicates: int) -> dict[str, Any
     return root_attrs
 
 
+def check_time(what: str, time_days: float, last: float) -> float:
+    """``time_days`` as a float, checked to be finite and after ``last`` (day)."""
+    t = float(time_days)
+    if not np.isfinite(t) or t <= last:
+        raise OutputError(f"{what} time {t} day is not finite and after the previous one ({last} day)")
+    return t
+
+
+def check_arrays(what: str, arrays: Mapping[str, Any], shapes: Mapping[str, tuple],
+                 one: str | None = None) -> dict[str, np.ndarray]:
+    """``arrays`` as NumPy arrays, checked to hold every name of ``shapes`` and no other, each of
+    its shape there; OutputError naming ``what`` (``one``: the word for one array) otherwise."""
+    missing = sorted(set(shapes) - set(arrays))
+    unknown = sorted(set(arrays) - set(shapes))
+    if missing or unknown:
+        raise OutputError(f"{what}: missing {missing}, undeclared {unknown}")
+    out = {}
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if arr.shape != shapes[name]:
+            raise OutputError(f"{one or what} {name!r}: shape {arr.shape}, expected {shapes[name]}")
+        out[name] = arr
+    return out
+
+
 @dataclass
 class Declarations:
     """Every dataset a result file declares besides ``/scenario`` and the time axes.

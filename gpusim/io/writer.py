@@ -46,8 +46,8 @@ from gpusim.errors import OutputError
 from gpusim.io import schema
 from gpusim.io.paths import acquire_lock, check_new_output, move_into_place, release_lock
 from gpusim.io.paths import writer_active  # noqa: F401  (part of this module's API: "is it being written")
-from gpusim.io.recovery import abandon, clear_status_flags, first_line, reason
-from gpusim.io.schema import utc_now
+from gpusim.io.recovery import abandon, first_line, reason, record_failure, recover_flags
+from gpusim.io.schema import check_arrays, check_time, utc_now
 
 # How long finish()/close() keep retrying to reopen the file read-write while another
 # process (a live reader) holds a lock on it, before opening it without file locking.
@@ -57,6 +57,15 @@ _REOPEN_WAIT_S = 2.0
 _SPACE_MARGIN = 1 << 20
 # Free space (bytes) needed to try recording status "failed" after a write error.
 _STATUS_ROOM = 1 << 18
+
+
+def _grow_time(f: h5py.File, ds: h5py.Dataset, n: int, t: float) -> None:
+    """Flush what was written, then grow the time axis ``ds`` to ``n`` entries ending at ``t``
+    and flush: a reader never counts an entry whose data were not flushed."""
+    f.flush()
+    ds.resize((n,))
+    ds[n - 1] = t
+    f.flush()
 
 
 def free_bytes(path: Path) -> int | None:
@@ -255,40 +264,12 @@ class ResultWriter:
             raise OutputError(f"result writer for '{self.path}' is closed")
         return self._file
 
-    def _check_arrays(self, what: str, arrays: Mapping[str, Any], declared, shape: tuple) -> dict[str, np.ndarray]:
-        missing = sorted(set(declared) - set(arrays))
-        unknown = sorted(set(arrays) - set(declared))
-        if missing or unknown:
-            raise OutputError(f"{what}: missing {missing}, undeclared {unknown}")
-        out = {}
-        for name, value in arrays.items():
-            arr = np.asarray(value)
-            if arr.shape != shape:
-                raise OutputError(f"{what} {name!r}: shape {arr.shape}, expected {shape}")
-            out[name] = arr
-        return out
-
-    @staticmethod
-    def _check_arrays_any(what: str, arrays: Mapping[str, Any], declared) -> dict[str, np.ndarray]:
-        missing = sorted(set(declared) - set(arrays))
-        unknown = sorted(set(arrays) - set(declared))
-        if missing or unknown:
-            raise OutputError(f"{what}: missing {missing}, undeclared {unknown}")
-        return {name: np.asarray(v) for name, v in arrays.items()}
-
     def timeseries(self, name: str) -> np.ndarray:
         """The (R, T) values of metric ``name`` written so far, or the (T,) ``time_days`` (read
         back from the open file)."""
         f = self._require_open()
         ds = f["timeseries"][name]
         return np.asarray(ds[: self._T] if ds.ndim == 1 else ds[:, : self._T])
-
-    @staticmethod
-    def _check_time(what: str, time_days: float, last: float) -> float:
-        t = float(time_days)
-        if not np.isfinite(t) or t <= last:
-            raise OutputError(f"{what} time {t} day is not finite and after the previous one ({last} day)")
-        return t
 
     # ------------------------------------------------------------------------------------
     def append(self, time_days: float, metrics: Mapping[str, np.ndarray],
@@ -304,15 +285,12 @@ class ResultWriter:
         not flushed.
         """
         f = self._require_open()
-        t = self._check_time("append", time_days, self._last_t)
-        cols = self._check_arrays("append", metrics, self._metrics, (self.replicates,))
-        evs = self._check_arrays("append events", events or {}, self._events, (self.replicates,))
-        profs = {}
-        for name, arr in self._check_arrays_any("append profiles", profiles or {}, self._profiles).items():
-            shape = (self.replicates, self._profiles[name][0].size - 1)
-            if arr.shape != shape:
-                raise OutputError(f"append profile {name!r}: shape {arr.shape}, expected {shape}")
-            profs[name] = arr
+        t = check_time("append", time_days, self._last_t)
+        R = self.replicates
+        cols = check_arrays("append", metrics, {n: (R,) for n in self._metrics})
+        evs = check_arrays("append events", events or {}, {n: (R,) for n in self._events})
+        profs = check_arrays("append profiles", profiles or {},
+                             {n: (R, p[0].size - 1) for n, p in self._profiles.items()}, "append profile")
         nbytes = 8 * self.replicates * (len(cols) + len(evs) + sum(a.shape[1] for a in profs.values()))
         with self._writing(nbytes * (self._ct if self._T % self._ct == 0 else 1)):
             self._mirror_checkpoint()
@@ -325,11 +303,7 @@ class ResultWriter:
                 ds.resize((self.replicates, T, *ds.shape[2:]))
                 ds[:, T - 1] = col.astype(dtype, copy=False)
                 ds.flush()  # a write error raises here, not later when ``ds`` is released
-            f.flush()
-            ds = g["time_days"]
-            ds.resize((T,))
-            ds[T - 1] = t
-            f.flush()
+            _grow_time(f, g["time_days"], T, t)
         self._T, self._last_t = T, t
 
     def snapshot(self, time_days: float, arrays: Mapping[str, np.ndarray]) -> None:
@@ -341,8 +315,8 @@ class ResultWriter:
         f = self._require_open()
         if self._snap_shape is None:
             raise OutputError("snapshot(): no snapshot_fields were declared")
-        t = self._check_time("snapshot", time_days, self._last_snap_t)
-        arrs = self._check_arrays("snapshot", arrays, self._snap_fields, self._snap_shape)
+        t = check_time("snapshot", time_days, self._last_snap_t)
+        arrs = check_arrays("snapshot", arrays, {n: self._snap_shape for n in self._snap_fields})
         S = self._S + 1
         g = f["snapshots"]
         with self._writing(sum(a.nbytes for a in arrs.values())):
@@ -351,11 +325,7 @@ class ResultWriter:
                 ds.resize((S, *self._snap_shape))
                 ds[S - 1] = arr.astype(ds.dtype, copy=False)
                 ds.flush()
-            f.flush()
-            ds = g["time_days"]
-            ds.resize((S,))
-            ds[S - 1] = t
-            f.flush()
+            _grow_time(f, g["time_days"], S, t)
         self._S, self._last_snap_t = S, t
 
     def checkpoint(self, step: int, time_days: float, state: Mapping[str, np.ndarray]) -> None:
@@ -369,17 +339,8 @@ class ResultWriter:
         (the same way), so a kill during a checkpoint still leaves the one before it.
         """
         f = self._require_open()
-        missing = sorted(set(self._ckpt_spec) - set(state))
-        unknown = sorted(set(state) - set(self._ckpt_spec))
-        if missing or unknown:
-            raise OutputError(f"checkpoint: missing {missing}, undeclared {unknown}")
-        arrs = {}
-        for name, value in state.items():
-            shape, dt, _, _ = self._ckpt_spec[name]
-            arr = np.asarray(value)
-            if arr.shape != shape:
-                raise OutputError(f"checkpoint {name!r}: shape {arr.shape}, expected {shape}")
-            arrs[name] = arr.astype(dt, copy=False)
+        arrs = check_arrays("checkpoint", state, {n: spec[0] for n, spec in self._ckpt_spec.items()})
+        arrs = {name: arr.astype(self._ckpt_spec[name][1], copy=False) for name, arr in arrs.items()}
         with self._writing(sum(a.nbytes for a in arrs.values())):
             write_checkpoint_slot(f, f["checkpoint"], step, time_days, arrs)
         self._mirror_pending = True
@@ -406,7 +367,7 @@ class ResultWriter:
         and the file reopened read-write to set the root attributes.
         """
         f = self._require_open()
-        arrs = self._check_arrays("finish", endpoints, self._endpoints, (self.replicates,))
+        arrs = check_arrays("finish", endpoints, {n: (self.replicates,) for n in self._endpoints})
         with self._writing(sum(a.nbytes for a in arrs.values())):
             self._mirror_checkpoint()
             g = f["endpoints"]
@@ -442,7 +403,7 @@ class ResultWriter:
             try:
                 g = self._reopen_rw()
             except OutputError:
-                self._recover_flags()
+                recover_flags(self.path)
                 raise
             try:
                 g.attrs["status"] = status
@@ -452,7 +413,7 @@ class ResultWriter:
                 g.close()
             except (OSError, RuntimeError) as exc:
                 abandon(g)
-                self._recover_flags()
+                recover_flags(self.path)
                 raise OutputError(f"cannot record status {status!r} in '{self.path}': "
                                   f"{first_line(exc)}") from None
             self.status = status
@@ -495,35 +456,15 @@ class ResultWriter:
     def _after_write_error(self, exc: Exception) -> None:
         """The file is closed; make it readable, record the failure if possible, raise."""
         why = reason(exc)
-        self._recover_flags()
-        recorded = False
+        recover_flags(self.path)
         free = free_bytes(self.path)
-        if free is not None and free >= _STATUS_ROOM:
-            try:
-                g = h5py.File(self.path, "r+", locking=False)
-            except OSError:
-                g = None
-            if g is not None:
-                try:
-                    g.attrs["status"] = "failed"
-                    g.attrs["ended_utc"] = utc_now()
-                    g.attrs["error"] = f"OSError: {why}"
-                    g.close()
-                    recorded = True
-                except (OSError, RuntimeError):
-                    abandon(g)
-                    self._recover_flags()
+        recorded = free is not None and free >= _STATUS_ROOM and record_failure(self.path, f"OSError: {why}",
+                                                                               utc_now())
         self.status = "failed" if recorded else "running"
         kept = f"{self._T} output interval(s)" if hasattr(self, "_T") else "nothing"
         state = "status failed" if recorded else "status not recorded"
         raise OutputError(f"cannot write to '{self.path}': {why}; the file keeps {kept} ({state}); "
                           f"free space and continue it with 'gpusim resume {self.path}'")
-
-    def _recover_flags(self) -> None:
-        try:
-            clear_status_flags(self.path)
-        except OSError:
-            pass
 
     def _reopen_rw(self) -> h5py.File:
         """Reopen the (closed) file read-write, waiting briefly for readers holding a lock."""
