@@ -210,7 +210,7 @@ def test_report_unequal_follow_up_compares_at_the_common_horizon(runs, tmp_path)
 
 
 def test_bands_keys_and_scale_bars_are_labelled(runs):
-    from gpusim.study.report import _plt, figures
+    from gpusim.study.figures import _plt, figures
 
     plt = _plt()
     arms = [(lbl, open_results(runs / f), runs / f) for lbl, f in zip(LONG, ("a.h5", "b.h5"))]
@@ -235,7 +235,7 @@ def test_bands_keys_and_scale_bars_are_labelled(runs):
 def test_long_sweep_labels_do_not_overlap(runs):
     # every text box of every figure (titles, legends, ticks, colour keys) inside the figure,
     # and no two of them overlapping by more than a pixel
-    from gpusim.study.report import _plt, figures
+    from gpusim.study.figures import _plt, figures
 
     plt = _plt()
     arms = [(lbl, open_results(runs / f), runs / f) for lbl, f in zip(LONG * 2, ("a.h5", "b.h5") * 2)]

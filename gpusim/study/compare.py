@@ -48,6 +48,8 @@ class Row:
     small: bool = False  #: n too small for a 95 % interval (see ``coverage`` / ``detail``)
 
 
+# Deliberate twin of Row: a difference carries the same estimate/interval fields plus the
+# reference arm and a p-value; the two are printed and written to CSV differently (table.py).
 @dataclass
 class Diff:
     """One endpoint of one arm against the reference arm (estimate = arm minus reference)."""
@@ -120,63 +122,77 @@ def at_horizon(res, horizon: float) -> tuple[dict[str, np.ndarray], dict[str, st
     starts = t.size > 0 and abs(t[0]) <= HORIZON_TOL
     out: dict[str, np.ndarray] = {}
     why: dict[str, str] = {}
-
-    def have(*metrics) -> bool:
-        missing = [m for m in metrics if m not in ts]
-        if missing:
-            why[name] = f"needs the time series {', '.join(missing)}, which the file lacks"
-        return not missing
-
     series_ep = _series_endpoints_at(res, ts, t, i)
-    final_from = {"final_tumour_cells": "tumour_cells", "final_necrotic_voxels": "necrotic_voxels",
-                  "final_car_t_exhausted": "car_t_exhausted", "final_car_t_memory": "car_t_memory",
-                  "final_infiltration_depth_mean_um": "infiltration_depth_mean_um",
-                  "final_infiltration_depth_p50_um": "infiltration_depth_p50_um",
-                  **{f"final_{c}": c for c in ("tumour_a_pos_b_pos", "tumour_a_pos_b_neg",
-                                               "tumour_a_neg_b_pos", "tumour_a_neg_b_neg")}}
     for name, v in res.endpoints.items():
         v = np.asarray(v)
         if name in series_ep:
-            out[name] = series_ep[name].astype(v.dtype)
-            continue
-        if name in final_from:
-            if have(final_from[name]):
-                out[name] = ts[final_from[name]][:, i].astype(v.dtype)
-            continue
-        if name == "final_car_t_effector":
-            if have("car_t_tissue", "car_t_exhausted", "car_t_memory"):
-                out[name] = (ts["car_t_tissue"][:, i] - ts["car_t_exhausted"][:, i]
-                             - ts["car_t_memory"][:, i]).astype(v.dtype)
-            continue
-        if name == SURVIVAL:
-            with np.errstate(invalid="ignore"):
-                out[name] = np.where(v <= horizon + HORIZON_TOL, v, np.nan)
-        elif name == "cleared":
-            if have("tumour_cells"):
-                out[name] = (ts["tumour_cells"][:, i] == 0).astype(v.dtype)
-        elif name == "final_tumour_ratio":
-            if have("tumour_cells"):
-                if starts:
-                    out[name] = ts["tumour_cells"][:, i] / np.maximum(ts["tumour_cells"][:, 0], 1)
-                else:
-                    why[name] = "needs the tumour size at day 0, which the file lacks"
-        elif name == "antigen_escape":
-            if have("tumour_cells", "tumour_invisible") and starts:
-                # the engine's rule: persists, mostly invisible, and the invisible fraction grew
-                # at least half-way from its day-0 value to 1
-                tc = ts["tumour_cells"][:, i]
-                inv = ts["tumour_invisible"][:, i] / np.maximum(tc, 1)
-                inv0 = ts["tumour_invisible"][:, 0] / np.maximum(ts["tumour_cells"][:, 0], 1)
-                out[name] = ((tc != 0) & (inv > 0.5) & (inv - inv0 >= 0.5 * (1.0 - inv0))).astype(v.dtype)
-            elif not starts:
-                why[name] = "needs the tumour composition at day 0, which the file lacks"
-        elif name in ("kills_tumour", "kills_healthy"):
-            if have(name):
-                out[name] = ts[name][:, i].astype(v.dtype)
+            value, reason = series_ep[name].astype(v.dtype), None
         else:
-            why[name] = ("depends on every step of the whole run (a peak, minimum, area or last "
-                         "time), not only on the stored output times")
+            value, reason = _derive_at(name, v, ts, i, horizon, starts)
+        if value is not None:
+            out[name] = value
+        if reason is not None:
+            why[name] = reason
     return out, why
+
+
+#: final counts that a time series holds at the horizon: endpoint -> series
+_FINAL_FROM = {"final_tumour_cells": "tumour_cells", "final_necrotic_voxels": "necrotic_voxels",
+               "final_car_t_exhausted": "car_t_exhausted", "final_car_t_memory": "car_t_memory",
+               "final_infiltration_depth_mean_um": "infiltration_depth_mean_um",
+               "final_infiltration_depth_p50_um": "infiltration_depth_p50_um",
+               **{f"final_{c}": c for c in ("tumour_a_pos_b_pos", "tumour_a_pos_b_neg",
+                                            "tumour_a_neg_b_pos", "tumour_a_neg_b_neg")}}
+
+
+def _missing(ts, *metrics) -> str | None:
+    """Why an endpoint cannot be re-derived when ``ts`` lacks one of ``metrics``, else None."""
+    missing = [m for m in metrics if m not in ts]
+    return f"needs the time series {', '.join(missing)}, which the file lacks" if missing else None
+
+
+def _derive_at(name: str, v: np.ndarray, ts, i: int, horizon: float, starts: bool):
+    """Endpoint ``name`` (final values ``v``, (R,)) at output index ``i`` (day ``horizon``):
+    ``(value or None, why not or None)``; see :func:`at_horizon`."""
+    if name in _FINAL_FROM:
+        why = _missing(ts, _FINAL_FROM[name])
+        return (None, why) if why else (ts[_FINAL_FROM[name]][:, i].astype(v.dtype), None)
+    if name == "final_car_t_effector":
+        why = _missing(ts, "car_t_tissue", "car_t_exhausted", "car_t_memory")
+        return (None, why) if why else ((ts["car_t_tissue"][:, i] - ts["car_t_exhausted"][:, i]
+                                         - ts["car_t_memory"][:, i]).astype(v.dtype), None)
+    if name == SURVIVAL:
+        with np.errstate(invalid="ignore"):
+            return np.where(v <= horizon + HORIZON_TOL, v, np.nan), None
+    if name in ("cleared", "final_tumour_ratio", "kills_tumour", "kills_healthy"):
+        why = _missing(ts, "tumour_cells" if name in ("cleared", "final_tumour_ratio") else name)
+        if why:
+            return None, why
+        if name == "cleared":
+            return (ts["tumour_cells"][:, i] == 0).astype(v.dtype), None
+        if name != "final_tumour_ratio":
+            return ts[name][:, i].astype(v.dtype), None
+        if not starts:
+            return None, "needs the tumour size at day 0, which the file lacks"
+        return ts["tumour_cells"][:, i] / np.maximum(ts["tumour_cells"][:, 0], 1), None
+    if name == "antigen_escape":
+        return _escape_at(v, ts, i, starts)
+    return None, ("depends on every step of the whole run (a peak, minimum, area or last "
+                  "time), not only on the stored output times")
+
+
+def _escape_at(v: np.ndarray, ts, i: int, starts: bool):
+    """``antigen_escape`` at output index ``i``, by the engine's rule: persists, mostly invisible,
+    and the invisible fraction grew at least half-way from its day-0 value to 1."""
+    why = _missing(ts, "tumour_cells", "tumour_invisible")
+    if not starts:
+        return None, "needs the tumour composition at day 0, which the file lacks"
+    if why:
+        return None, why
+    tc = ts["tumour_cells"][:, i]
+    inv = ts["tumour_invisible"][:, i] / np.maximum(tc, 1)
+    inv0 = ts["tumour_invisible"][:, 0] / np.maximum(ts["tumour_cells"][:, 0], 1)
+    return ((tc != 0) & (inv > 0.5) & (inv - inv0 >= 0.5 * (1.0 - inv0))).astype(v.dtype), None
 
 
 def _series_endpoints_at(res, ts, t, i) -> dict[str, np.ndarray]:
@@ -317,11 +333,36 @@ def endpoint_table(arms: Sequence[tuple[str, object]], *, horizon: float | None 
     H, fu = _common_horizon(arms, horizon)
     labels = [a for a, _ in arms]
     out = Comparison(arms=labels, horizon=H, follow_up=fu)
+    eps, why, names = _endpoints_at_common_horizon(arms, out)
+    survival: list[tuple[str, np.ndarray, np.ndarray]] = []  # (arm, time, observed) of SURVIVAL
+    for label, _ in arms:
+        for name in names:
+            if name in why[label]:
+                out.rows.append(Row(label, name, "not computable", out.n[label], math.nan, math.nan,
+                                    math.nan, f"at day {H:g}: {why[label][name]}"))
+            elif name in eps[label]:
+                out.rows.append(_row(label, name, np.asarray(eps[label][name]), H, survival))
+    small = [a for a in labels if 0 < out.n[a] < MIN_N_MEDIAN]
+    if small:
+        out.notes.append(f"small n: {', '.join(f'{a} (n = {out.n[a]})' for a in small)}: fewer than "
+                         f"{MIN_N_MEDIAN} replicates, so medians have no 95 % interval (the true "
+                         "coverage of [min, max] is shown) and Kaplan-Meier medians none at all; "
+                         "run more replicates (-r)")
+    keys = {label: _pair_key(res, out.n[label]) for label, res in arms}
+    if len(arms) >= 2:
+        _differences(out, keys, reference, names, eps, why)
+        _logrank_across(out, keys, survival)
+    return out
+
+
+def _endpoints_at_common_horizon(arms, out: Comparison):
+    """Every arm's endpoints at ``out.horizon`` (re-derived where its follow-up is longer), the
+    reasons of those that cannot be, and every endpoint name in order of first appearance."""
     eps: dict[str, dict[str, np.ndarray]] = {}
     why: dict[str, dict[str, str]] = {}
     for label, res in arms:
-        if fu[label] > H + HORIZON_TOL:
-            eps[label], why[label] = at_horizon(res, H)
+        if out.follow_up[label] > out.horizon + HORIZON_TOL:
+            eps[label], why[label] = at_horizon(res, out.horizon)
             out.truncated = True
         else:
             eps[label], why[label] = dict(res.endpoints), {}
@@ -329,83 +370,76 @@ def endpoint_table(arms: Sequence[tuple[str, object]], *, horizon: float | None 
     names: list[str] = []
     for _, res in arms:
         names += [k for k in res.endpoints if k not in names]
-    all_t, all_e, all_g = [], [], []
-    for label, _ in arms:
-        ep = eps[label]
-        for name in names:
-            if name in why[label]:
-                out.rows.append(Row(label, name, "not computable", out.n[label], math.nan, math.nan,
-                                    math.nan, f"at day {H:g}: {why[label][name]}"))
-                continue
-            if name not in ep:
-                continue
-            v = np.asarray(ep[name])
-            if name in SURVIVAL_TIMES:
-                obs = ~np.isnan(v)
-                t = np.where(obs, v, H)
-                med, lo, hi = km_median(kaplan_meier(t, obs))
-                small = v.size < MIN_N_MEDIAN
-                if small:
-                    lo = hi = math.nan
-                out.rows.append(Row(label, name, "Kaplan-Meier median", v.size, med, lo, hi,
-                                    f"{int(obs.sum())} events, censored at {H:g} d"
-                                    + (f"; n = {v.size} < {MIN_N_MEDIAN}: no interval" if small else ""),
-                                    small=small))
-                if name == SURVIVAL:
-                    all_t.append(t)
-                    all_e.append(obs)
-                    all_g += [label] * v.size
-            elif _is_proportion(name, v):
-                k, n = int(np.sum(v != 0)), int(v.size)
-                lo, hi = wilson(k, n)
-                out.rows.append(Row(label, name, "Wilson", n, k / n if n else math.nan, lo, hi, f"{k}/{n}"))
-            else:
-                out.rows.append(_median_row(label, name, v))
-    small = [a for a in labels if 0 < out.n[a] < MIN_N_MEDIAN]
-    if small:
-        out.notes.append(f"small n: {', '.join(f'{a} (n = {out.n[a]})' for a in small)}: fewer than "
-                         f"{MIN_N_MEDIAN} replicates, so medians have no 95 % interval (the true "
-                         "coverage of [min, max] is shown) and Kaplan-Meier medians none at all; "
-                         "run more replicates (-r)")
+    return eps, why, names
 
-    keys = {label: _pair_key(res, out.n[label]) for label, res in arms}
-    if len(arms) >= 2:
-        ref = labels[0] if reference is None else reference
-        if ref not in labels:
-            raise ComparisonError(f"compare: reference '{ref}' is not one of the arms: {', '.join(labels)}")
-        out.reference = ref
-        for label in labels:
-            if label == ref:
-                continue
-            paired = keys[label] is not None and keys[label] == keys[ref]
-            if paired:
-                s, f, n = keys[label]
-                out.pairing[label] = (f"paired with {ref} (seed {s}, replicates {f}-{f + n - 1}): "
-                                      "replicate i of both used the same random numbers")
-            else:
-                out.pairing[label] = (f"independent of {ref} ("
-                                      + ("seed or replicate indices differ" if keys[label] and keys[ref]
-                                         else "seed or replicate indices not recorded") + ")")
-            for name in names:
-                out.diffs.append(_diff(label, ref, name, eps, why, paired, H))
-        # the k-sample log-rank test assumes independent arms
-        pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]
-                 if keys[a] is not None and keys[a] == keys[b]]
-        if all_t and len(all_t) >= 2:
-            if pairs:
-                k = len(labels)
-                which = ("all arms" if len(pairs) == k * (k - 1) // 2 else
-                         "arms " + "; ".join(f"{a} and {b}" for a, b in pairs))
-                out.logrank_note = (f"not applicable: {which} share seed and replicate indices "
-                                    "(paired), so they are not independent samples; see the paired "
-                                    "differences")
-            else:
-                out.logrank = logrank(np.concatenate(all_t), np.concatenate(all_e), all_g)
-                if math.isnan(out.logrank[0]):
-                    out.logrank_note = (f"not computable: no arm has a clearance before day {H:g}"
-                                        if not np.concatenate(all_e).any()
-                                        else "not computable: fewer than two arms with subjects")
-    return out
+
+def _row(label: str, name: str, v: np.ndarray, H: float, survival: list) -> Row:
+    """One arm's row for endpoint ``name`` (values ``v``, (n,)); a time to clearance is also
+    added to ``survival`` for the log-rank test."""
+    if name in SURVIVAL_TIMES:
+        obs = ~np.isnan(v)
+        t = np.where(obs, v, H)
+        med, lo, hi = km_median(kaplan_meier(t, obs))
+        small = v.size < MIN_N_MEDIAN
+        if small:
+            lo = hi = math.nan
+        if name == SURVIVAL:
+            survival.append((label, t, obs))
+        return Row(label, name, "Kaplan-Meier median", v.size, med, lo, hi,
+                   f"{int(obs.sum())} events, censored at {H:g} d"
+                   + (f"; n = {v.size} < {MIN_N_MEDIAN}: no interval" if small else ""), small=small)
+    if _is_proportion(name, v):
+        k, n = int(np.sum(v != 0)), int(v.size)
+        lo, hi = wilson(k, n)
+        return Row(label, name, "Wilson", n, k / n if n else math.nan, lo, hi, f"{k}/{n}")
+    return _median_row(label, name, v)
+
+
+def _differences(out: Comparison, keys, reference, names, eps, why) -> None:
+    """The differences of every arm from the reference arm, paired where they share seed and
+    replicate indices."""
+    labels = out.arms
+    ref = labels[0] if reference is None else reference
+    if ref not in labels:
+        raise ComparisonError(f"compare: reference '{ref}' is not one of the arms: {', '.join(labels)}")
+    out.reference = ref
+    for label in labels:
+        if label == ref:
+            continue
+        paired = keys[label] is not None and keys[label] == keys[ref]
+        if paired:
+            s, f, n = keys[label]
+            out.pairing[label] = (f"paired with {ref} (seed {s}, replicates {f}-{f + n - 1}): "
+                                  "replicate i of both used the same random numbers")
+        else:
+            out.pairing[label] = (f"independent of {ref} ("
+                                  + ("seed or replicate indices differ" if keys[label] and keys[ref]
+                                     else "seed or replicate indices not recorded") + ")")
+        for name in names:
+            out.diffs.append(_diff(label, ref, name, eps, why, paired, out.horizon))
+
+
+def _logrank_across(out: Comparison, keys, survival: list) -> None:
+    """The k-sample log-rank test of time to clearance, which assumes independent arms."""
+    labels = out.arms
+    pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]
+             if keys[a] is not None and keys[a] == keys[b]]
+    if len(survival) < 2:
+        return
+    if pairs:
+        k = len(labels)
+        which = ("all arms" if len(pairs) == k * (k - 1) // 2 else
+                 "arms " + "; ".join(f"{a} and {b}" for a, b in pairs))
+        out.logrank_note = (f"not applicable: {which} share seed and replicate indices "
+                            "(paired), so they are not independent samples; see the paired "
+                            "differences")
+        return
+    all_e = np.concatenate([obs for _, _, obs in survival])
+    groups = [label for label, t, _ in survival for _ in range(t.size)]
+    out.logrank = logrank(np.concatenate([t for _, t, _ in survival]), all_e, groups)
+    if math.isnan(out.logrank[0]):
+        out.logrank_note = (f"not computable: no arm has a clearance before day {out.horizon:g}"
+                            if not all_e.any() else "not computable: fewer than two arms with subjects")
 
 
 def _diff(label, ref, name, eps, why, paired, H) -> Diff:

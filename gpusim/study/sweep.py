@@ -129,6 +129,32 @@ def sweep(scenario: str | Scenario, out_dir: str | Path, grid: dict[str, list[st
     out_dir = Path(out_dir)
     index = {"schema": SWEEP_SCHEMA, "scenario": base.to_toml(), "grid": grid,
              "points": [{"id": p.id, "file": p.file, "params": p.params} for p in points]}
+    _prepare_directory(out_dir, index, force, log)
+    for p in points:
+        path = out_dir / p.file
+        extra = {"sweep_point": p.id, "sweep_params": json.dumps(p.params, default=_jsonable)}
+        prog = (lambda d, n, _id=p.id: progress(_id, d, n)) if progress else None
+        if cluster is not None:
+            if path.exists() and open_results(path).status == "complete":
+                what = "skipped"
+            else:
+                sc = p.scenario  # the part files carry the sweep attributes into the merge
+                run_distributed(sc, path, cluster, force=True, log=None)
+                what = "ran"
+        else:
+            what = run_or_continue(p.scenario, path, progress=prog, extra_attrs=extra)
+        if cluster is not None and what == "ran":
+            _set_attrs(path, extra)
+        if log:
+            log(f"{p.id} {p.params}: {what}")
+    return index
+
+
+def _prepare_directory(out_dir: Path, index: dict, force: bool, log: Log | None) -> None:
+    """Make ``out_dir`` the directory of the sweep ``index``: new (absent or empty), or holding
+    the same sweep (continued), or, with ``force``, another sweep's (its point files removed).
+    Writes ``index.json`` atomically when it is not there."""
+    grid = index["grid"]
     ipath = out_dir / "index.json"
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"sweep output '{out_dir}' exists and is not a directory")
@@ -155,24 +181,6 @@ def sweep(scenario: str | Scenario, out_dir: str | Path, grid: dict[str, list[st
         tmp = out_dir / ".index.json.partial"
         tmp.write_text(json.dumps(index, indent=1, default=_jsonable) + "\n", encoding="utf-8")
         os.replace(tmp, ipath)
-    for p in points:
-        path = out_dir / p.file
-        extra = {"sweep_point": p.id, "sweep_params": json.dumps(p.params, default=_jsonable)}
-        prog = (lambda d, n, _id=p.id: progress(_id, d, n)) if progress else None
-        if cluster is not None:
-            if path.exists() and open_results(path).status == "complete":
-                what = "skipped"
-            else:
-                sc = p.scenario  # the part files carry the sweep attributes into the merge
-                run_distributed(sc, path, cluster, force=True, log=None)
-                what = "ran"
-        else:
-            what = run_or_continue(p.scenario, path, progress=prog, extra_attrs=extra)
-        if cluster is not None and what == "ran":
-            _set_attrs(path, extra)
-        if log:
-            log(f"{p.id} {p.params}: {what}")
-    return index
 
 
 _POINT_FILE = re.compile(r"^p[0-9]{3,}\.h5$")
