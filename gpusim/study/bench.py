@@ -131,14 +131,28 @@ def run_bench(scenarios=("quickstart",), sizes=(None,), backends=None, replicate
               steps: int = 20, warmup: int = 2, log=None, force_memory: bool = False) -> dict:
     """Benchmark every (scenario, size) on each backend.
 
-    Args:
-        scenarios: bundled names or TOML paths.
-        sizes: lattice edge in voxels (sets x and y; z is kept), or None for the scenario's own.
-        backends: names; default every backend that can run here.
-        replicates: batch size (default the scenario's ``run.replicates``).
-        steps, warmup: timed steps and untimed warm-up steps per row.
-        force_memory: run rows whose memory estimate exceeds what is available (else every row
-            is checked before the first runs: :class:`gpusim.memory.MemoryLimitError`).
+    Parameters
+    ----------
+    scenarios:
+        Bundled names or TOML paths.
+    sizes:
+        Lattice edge in voxels (sets x and y; z is kept), or None for the scenario's own.
+    backends:
+        Names; default every backend that can run here.
+    replicates:
+        Batch size (default the scenario's ``run.replicates``).
+    steps, warmup:
+        Timed steps and untimed warm-up steps per row.
+    force_memory:
+        Run rows whose memory estimate exceeds what is available (else every row is checked
+        before the first runs: :class:`gpusim.memory.MemoryLimitError`).
+
+    Returns
+    -------
+    dict
+        The record (schema ``gpusim-bench/1``): version, commit, UTC date, host, the device of
+        each backend, ``results`` (one row per (scenario, size, backend), from :func:`bench_one`)
+        and ``ratios`` between backends.
     """
     from ..backends import NAMES
     from ..scenario import load_scenario

@@ -49,18 +49,34 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
         extra_attrs: dict | None = None) -> Results:
     """Run a scenario and return its results.
 
-    Args:
-        scenario: a :class:`Scenario`, a bundled name or a TOML path.
-        out: HDF5 file to stream to (``None``: keep the results in memory only).
-        replicates, first_replicate, seed, days, backend: override the scenario's ``run.*``.
-        force: replace an existing output file.
-        overrides: ``"section.key=value"`` strings, when ``scenario`` is a name or path.
-        progress: called as ``progress(steps_done, steps_total)`` after every output interval.
-        log: called with one-line messages (backend choice).
-        extra_attrs: more root attributes for the result file (e.g. a sweep point's parameters).
+    Parameters
+    ----------
+    scenario:
+        A :class:`Scenario`, a bundled name or a TOML path.
+    out:
+        HDF5 file to stream to (``None``: keep the results in memory only).
+    replicates, first_replicate, seed, days, backend:
+        Override the scenario's ``run.*`` (``days`` in day).
+    force:
+        Replace an existing output file.
+    overrides:
+        ``"section.key=value"`` strings, when ``scenario`` is a name or path.
+    progress:
+        Called as ``progress(steps_done, steps_total)`` after every output interval.
+    log:
+        Called with one-line messages (backend choice).
+    extra_attrs:
+        More root attributes for the result file (e.g. a sweep point's parameters).
 
-    Raises:
-        ScenarioError, OutputError, BackendError, CapacityError (all :class:`GpusimError`).
+    Returns
+    -------
+    Results
+        ``timeseries`` (R, T), ``endpoints`` (R,), ``snapshots`` (S, Rs, Z, Y, X), ``time_days`` (T,) day.
+
+    Raises
+    ------
+    GpusimError
+        ScenarioError, OutputError, BackendError or CapacityError, one line each.
     """
     sc = resolve(scenario, replicates=replicates, first_replicate=first_replicate, seed=seed,
                  days=days, backend=backend, overrides=overrides)
