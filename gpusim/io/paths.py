@@ -94,6 +94,8 @@ def acquire_lock(path: Path) -> int:
 
 
 def release_lock(path: Path, fd: int | None) -> None:
+    """Release the writer lock of ``path`` taken by :func:`acquire_lock` (descriptor ``fd``; None:
+    none held) and remove its lock file."""
     if fd is None:
         return
     try:

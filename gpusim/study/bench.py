@@ -122,6 +122,7 @@ def bench_one(sc, backend: str, replicates: int, steps: int, warmup: int) -> dic
 
 
 def available_backends() -> list[str]:
+    """The backends that can run here: numpy, and cupy where a usable GPU is present."""
     from ..backends import cupy_status
 
     return ["numpy"] + (["cupy"] if cupy_status()[0] else [])

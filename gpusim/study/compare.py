@@ -36,6 +36,8 @@ class ComparisonError(GpusimError):
 
 @dataclass
 class Row:
+    """One endpoint of one arm: estimate and interval (low, high) in the endpoint's units, n."""
+
     arm: str
     endpoint: str
     method: str
@@ -71,6 +73,8 @@ class Diff:
 
 @dataclass
 class Comparison:
+    """Everything :func:`endpoint_table` found: per-arm rows, differences, log-rank test, notes."""
+
     rows: list[Row] = field(default_factory=list)
     logrank: tuple[float, int, float] | None = None
     arms: list[str] = field(default_factory=list)

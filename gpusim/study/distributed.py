@@ -127,6 +127,7 @@ class Cluster:
 
     @property
     def n_workers(self) -> int:
+        """Number of Dask workers (at least 1)."""
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def __enter__(self) -> Cluster:

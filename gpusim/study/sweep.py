@@ -83,6 +83,8 @@ def _split_values(raw: str) -> list[str]:
 
 @dataclass
 class SweepPoint:
+    """One point of a sweep: its id (``pNNN``), file name, swept values and full scenario."""
+
     id: str
     file: str
     params: dict[str, Any]  #: key -> value as the scenario holds it

@@ -57,6 +57,7 @@ def run_cultures(phases, sc, tp, seed: int, R: int, batch: int):
 
 
 def case_antigen_loss(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
+    """Case 3: antigen loss at division against the exact laws and Luria-Delbrück."""
     from ...model import tumour as tumour_mod
 
     res = CaseResult("antigen_loss", "Antigen loss at division (pure birth)",

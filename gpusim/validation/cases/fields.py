@@ -63,6 +63,8 @@ def greenspan_engine(phases, R0: int, h: float, D: float, cv: float, q: float):
 
 
 def case_fields(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
+    """Case 5: steady oxygen fields (slab, spheroid, Greenspan) against exact and analytic
+    solutions (concentrations in mmHg, lengths in µm)."""
     res = CaseResult("fields", "Steady oxygen: slab and spheroid, first-order uptake; spheroid, "
                      "zero-order consumption",
                      "exact discrete solution (dense solve; obstacle problem by active set); "

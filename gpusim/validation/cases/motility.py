@@ -50,6 +50,8 @@ def run_walkers(phases, sc, seed, R, spacing, steps, chem_slope=0.0):
 
 
 def case_motility(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
+    """Case 4: CAR-T random walk, chemotaxis and stroma crossing against exact moments
+    (displacements in voxels, times in steps)."""
     res = CaseResult("motility", "CAR-T motility: random walk, chemotaxis, stroma crossing",
                      "exact moments of the persistent Moore-lattice walk (Markov chain on the "
                      "last direction); exact mean first-passage time across a slab")

@@ -19,6 +19,8 @@ WM_PARS = {"phi": 0.5, "rho": 1 / 42.0, "theta": 0.0, "alpha": 0.0, "eps": 0.0, 
 
 
 def case_well_mixed(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
+    """Case 6: the stirred engine against CARTmath (part A here, part B in
+    :func:`well_mixed_interacting`); counts in cells, time in days."""
     res = CaseResult("well_mixed", "Well-mixed limit: CARTmath (effector, memory, tumour)",
                      "Barros et al. 2021, CARTmath, Cancers 13:2941 (explicit Euler at the "
                      "engine's step): (A) growth, expansion and death alone, exact Galton-Watson "
