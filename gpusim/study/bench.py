@@ -180,6 +180,11 @@ def run_bench(scenarios=("quickstart",), sizes=(None,), backends=None, replicate
         if log:
             log(f"bench {sc.name} {sc.shape} x{R} on {b} ...")
         rows.append(bench_one(sc, b, R, steps, warmup))
+    return _record(rows)
+
+
+def _record(rows: list[dict]) -> dict:
+    """The bench record around its rows: schema, version, commit, date, host, devices, ratios."""
     return {
         "schema": "gpusim-bench/1",
         "gpusim_version": _version(),
