@@ -108,3 +108,11 @@ def merge_parts(parts: Sequence[str | os.PathLike], out: str | os.PathLike, scen
             w.checkpoint(*ckpt)
         w.finish(join("endpoints"))
     return open_results(Path(out))
+
+
+def add_root_attrs(path: str | os.PathLike, attrs: dict) -> None:
+    """Add root attributes to a finished result file (a merged sweep point: the attributes its
+    parts did not carry)."""
+    with h5py.File(path, "r+") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v

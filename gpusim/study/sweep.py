@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import h5py
 import numpy as np
 
 from ..errors import OutputError, ScenarioError
 from ..io import Results, open_results
+from ..io.merge import add_root_attrs
 from ..scenario import Scenario, _split_set, load_scenario
 from .distributed import Cluster, Log, run_distributed
 from .runner import resolve, run_or_continue
@@ -146,7 +146,7 @@ def sweep(scenario: str | Scenario, out_dir: str | Path, grid: dict[str, list[st
         else:
             what = run_or_continue(p.scenario, path, progress=prog, extra_attrs=extra)
         if cluster is not None and what == "ran":
-            _set_attrs(path, extra)
+            add_root_attrs(path, extra)
         if log:
             log(f"{p.id} {p.params}: {what}")
     return index
@@ -204,12 +204,6 @@ def _own_point_files(out_dir: Path, index: dict) -> list[Path]:
                               "of this sweep directory (pNNN.h5); nothing was deleted")
         files.append(f)
     return files
-
-
-def _set_attrs(path: Path, attrs: dict) -> None:
-    with h5py.File(path, "r+") as f:
-        for k, v in attrs.items():
-            f.attrs[k] = v
 
 
 def _jsonable(v):
