@@ -23,7 +23,7 @@ import numpy as np
 
 import gpusim
 from gpusim.backends import cpu_description
-from gpusim.bench import git_commit
+from gpusim.study.bench import git_commit
 from gpusim.engine import Simulation
 from gpusim.scenario import load_scenario
 

@@ -1,13 +1,13 @@
 """The field solver: sweeps, accuracy and cost, against reference commits in the same run.
 
-The measurement itself is :mod:`gpusim.fieldbench` (also behind ``gpusim bench --fields``, which
+The measurement itself is :mod:`gpusim.study.fieldbench` (also behind ``gpusim bench --fields``, which
 measures this checkout alone); this script adds the comparison: for each case (iv_baseline 2D at
 100^2 and 400^2, a 75^3 large_3d tumour; 8 replicates in 2D, 1 in 3D unless told) and each code
 version (this checkout, and every commit of ``--ref``, by default the commit before issue 14), a
-worker process with that version first on its path runs :func:`gpusim.fieldbench.record_case`;
+worker process with that version first on its path runs :func:`gpusim.study.fieldbench.record_case`;
 the main process then solves each recorded system in float64 and reports per field sweeps,
 error against the converged solution in units of ``tol``, time per voxel-sweep, and device bytes
-per voxel-step (:func:`gpusim.fieldbench.summary`), and per reference the step, fields and
+per voxel-step (:func:`gpusim.study.fieldbench.summary`), and per reference the step, fields and
 device-byte ratios.  Workers of the versions alternate case by case, so that all see the same
 machine load.
 
@@ -37,11 +37,11 @@ REF = "88ac9d8"
 
 
 def _fieldbench():
-    """gpusim/fieldbench.py of THIS checkout, loaded by path: the worker's ``gpusim`` may be a
+    """gpusim/study/fieldbench.py of THIS checkout, loaded by path: the worker's ``gpusim`` may be a
     reference commit that does not have it (its ``gpusim`` imports resolve to that commit)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("_fieldbench", ROOT / "gpusim" / "fieldbench.py")
+    spec = importlib.util.spec_from_file_location("_fieldbench", ROOT / "gpusim" / "study" / "fieldbench.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -96,7 +96,7 @@ def main(argv=None) -> None:
         return
     sys.path.insert(0, str(ROOT))
     from gpusim.backends import cpu_description
-    from gpusim.fieldbench import parse_cases, summary
+    from gpusim.study.fieldbench import parse_cases, summary
 
     refs = [r for r in a.ref.split(",") if r]
     versions = {"this": ROOT}

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpusim.bench import bench_one, format_table, git_commit, ratios, write_json  # noqa: E402
+from gpusim.study.bench import bench_one, format_table, git_commit, ratios, write_json  # noqa: E402
 from gpusim.backends import cupy_status, gpu_details  # noqa: E402
 from gpusim.scenario import load_scenario  # noqa: E402
 

@@ -36,7 +36,7 @@ import numpy as np
 import gpusim
 from gpusim import memory
 from gpusim.backends import cpu_description
-from gpusim.bench import git_commit
+from gpusim.study.bench import git_commit
 from gpusim.engine import Simulation
 from gpusim.model import environment, tissue
 from gpusim.scenario import load_scenario

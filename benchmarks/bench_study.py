@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from gpusim import __version__  # noqa: E402
 from gpusim.backends import select  # noqa: E402
 from gpusim.engine import steps_for  # noqa: E402
-from gpusim.runner import resolve, run  # noqa: E402
+from gpusim.study.runner import resolve, run  # noqa: E402
 
 
 def _commit() -> str:
@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
         out = Path(tmp) / "study.h5"
         t0 = time.perf_counter()
         if a.workers > 0:
-            from gpusim.ensemble import Cluster, run_distributed
+            from gpusim.study.distributed import Cluster, run_distributed
 
             with Cluster(workers=a.workers) as cl:
                 t1 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Would multigrid meet the fields' stopping bound at less cost than red-black SOR?  A float64
 prototype on recorded solves (not the solver; docs/fields.md, "Multigrid: measured feasibility").
 
-For each case it records one engine step's solves (:func:`gpusim.fieldbench.record_case`), takes
+For each case it records one engine step's solves (:func:`gpusim.study.fieldbench.record_case`), takes
 replicate 0 of each field's system (the float32 coefficients of the solver's contract, vessels
 held), and iterates V(nu, nu)-cycles from the same warm start the SOR solve had:
 
@@ -196,7 +196,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=None, help="also write the results as JSON")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from gpusim.fieldbench import record_case
+    from gpusim.study.fieldbench import record_case
 
     out = {}
     for case in a.cases.split(","):

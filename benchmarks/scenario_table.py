@@ -31,9 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpusim.analysis import ratio_to_untreated  # noqa: E402
+from gpusim.study.compare import ratio_to_untreated  # noqa: E402
 from gpusim.backends import cpu_description  # noqa: E402
-from gpusim.bench import git_commit  # noqa: E402
+from gpusim.study.bench import git_commit  # noqa: E402
 from gpusim.io.reader import open_results  # noqa: E402
 from gpusim.scenario import bundled  # noqa: E402
 

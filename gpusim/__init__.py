@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 from .errors import GpusimError, ScenarioError, OutputError, BackendError, CapacityError  # noqa: E402
 from .scenario import Scenario, load_scenario  # noqa: E402
 from .io import open_results, Results  # noqa: E402
-from .runner import run  # noqa: E402
+from .study.runner import run  # noqa: E402
 
 __all__ = ["__version__", "load_scenario", "run", "open_results", "Scenario", "Results",
            "GpusimError", "ScenarioError", "OutputError", "BackendError", "CapacityError"]

@@ -261,18 +261,20 @@ def check(sc, replicates: int | None = None, backend: str = "numpy", *, force: b
         return est
     host = host_available()
     if host is not None and est.host > host:
-        raise MemoryLimitError(
-            f"{what} needs about {_fmt(est.host)} of host memory ({est.replicates} replicate(s) x "
-            f"{est.voxels} voxels, {est.per_voxel():.0f} bytes/voxel), but {_fmt(host)} is available; "
-            "use fewer replicates or a smaller domain, or pass --force-memory to try anyway")
+        _refuse(what, est.host, "host memory", f"{est.replicates} replicate(s) x {est.voxels} voxels, "
+                f"{est.per_voxel():.0f} bytes/voxel", f"{_fmt(host)} is available")
     if backend == "cupy":
         dev = device_available()
         if dev is not None and est.device > dev:
-            raise MemoryLimitError(
-                f"{what} needs about {_fmt(est.device)} of GPU memory ({est.replicates} replicate(s) x "
-                f"{est.voxels} voxels), but {_fmt(dev)} is free on the device; use fewer replicates "
-                "or a smaller domain, or pass --force-memory to try anyway")
+            _refuse(what, est.device, "GPU memory", f"{est.replicates} replicate(s) x {est.voxels} voxels",
+                    f"{_fmt(dev)} is free on the device")
     return est
+
+
+def _refuse(what: str, need: int, where: str, detail: str, have: str) -> None:
+    """Raise the one-line :class:`MemoryLimitError` of a run that needs ``need`` bytes of ``where``."""
+    raise MemoryLimitError(f"{what} needs about {_fmt(need)} of {where} ({detail}), but {have}; use fewer "
+                           "replicates or a smaller domain, or pass --force-memory to try anyway")
 
 
 def check_many(items, *, force: bool = False) -> list[Estimate]:

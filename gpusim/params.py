@@ -34,6 +34,8 @@ class Param:
 
 P = Param
 # fmt: off
+# Deliberate twins: one row per parameter, so rows are alike in shape (a declaration table, not
+# repeated logic; a tool listing repeated lines will pair them).
 PARAMS: tuple[Param, ...] = (
     # --- scenario -----------------------------------------------------------------------------
     P("scenario.name", str, "custom", "Short name of the scenario.", ASSUMED, unit=""),

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 
 def test_bench_numpy_record_and_cli(tmp_path):
-    from gpusim.bench import run_bench
+    from gpusim.study.bench import run_bench
     from gpusim.cli import main
 
     rec = run_bench(("quickstart",), (24,), ("numpy",), replicates=2, steps=3, warmup=1)

@@ -1,4 +1,4 @@
-"""Tests of gpusim.analysis (Wilson, bootstrap medians, Kaplan-Meier, log-rank) and `gpusim compare`.
+"""Tests of gpusim.study.stats and gpusim.study.compare (Wilson, bootstrap medians, Kaplan-Meier, log-rank) and `gpusim compare`.
 
 The estimators are checked against SciPy (test-only dependency) or against exact answers; the
 one coverage test states its tolerance derivation.
@@ -15,8 +15,9 @@ import pytest
 import scipy.stats as st
 from click.testing import CliRunner
 
-from gpusim import analysis as an
-from gpusim.cli import _wilson, main
+from gpusim.study import compare as an, stats as gs, table as tb
+from gpusim.cli import main
+from gpusim.cli.run import _wilson
 from gpusim.io import ResultWriter
 
 
@@ -24,20 +25,20 @@ from gpusim.io import ResultWriter
 @pytest.mark.parametrize("k,n", [(0, 1), (0, 10), (3, 10), (10, 10), (17, 40), (500, 1000), (1, 7)])
 def test_wilson_matches_scipy(k, n):
     ci = st.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    lo, hi = an.wilson(k, n)
+    lo, hi = gs.wilson(k, n)
     assert lo == pytest.approx(ci.low, abs=1e-12) and hi == pytest.approx(ci.high, abs=1e-12)
 
 
 def test_cli_uses_the_one_wilson():
-    assert _wilson is an.wilson
-    assert an.wilson(0, 0) == (0.0, 1.0)
+    assert _wilson is gs.wilson
+    assert gs.wilson(0, 0) == (0.0, 1.0)
 
 
 # ---- chi-square tail ------------------------------------------------------------------------
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 20])
 def test_chi2_sf_matches_scipy(df):
     for x in (0.0, 1e-3, 0.5, 1.0, 3.3, df, 2.0 * df + 1, 30.0, 80.0):
-        assert an.chi2_sf(x, df) == pytest.approx(st.chi2.sf(x, df), rel=1e-10, abs=1e-300)
+        assert gs.chi2_sf(x, df) == pytest.approx(st.chi2.sf(x, df), rel=1e-10, abs=1e-300)
 
 
 # ---- Kaplan-Meier -----------------------------------------------------------------------------
@@ -50,11 +51,11 @@ def _survival_sample(seed, n, scale, cens=0.3):
 
 def test_kaplan_meier_matches_scipy_ecdf():
     t, e = _survival_sample(1, 60, 5.0)
-    km = an.kaplan_meier(t, e)
+    km = gs.kaplan_meier(t, e)
     ref = st.ecdf(st.CensoredData(uncensored=t[e], right=t[~e]))
     np.testing.assert_allclose(km.surv, ref.sf.evaluate(km.time), rtol=0, atol=1e-14)
     ci = ref.sf.confidence_interval(confidence_level=0.95, method="log-log")
-    lo, hi = an.km_band(km)
+    lo, hi = gs.km_band(km)
     ok = km.surv > 0
     np.testing.assert_allclose(lo[ok], ci.low.evaluate(km.time)[ok], atol=1e-12)
     np.testing.assert_allclose(hi[ok], ci.high.evaluate(km.time)[ok], atol=1e-12)
@@ -62,17 +63,17 @@ def test_kaplan_meier_matches_scipy_ecdf():
 
 def test_kaplan_meier_small_exact():
     # times 1,2,2(censored),3,4(censored): S = 4/5 after 1, 4/5*3/4 = 3/5 after 2, 3/5*1/2 after 3
-    km = an.kaplan_meier([1, 2, 2, 3, 4], [True, True, False, True, False])
+    km = gs.kaplan_meier([1, 2, 2, 3, 4], [True, True, False, True, False])
     np.testing.assert_array_equal(km.time, [1, 2, 3])
     np.testing.assert_allclose(km.surv, [0.8, 0.6, 0.3])
-    assert an.km_median(km)[0] == 3.0
+    assert gs.km_median(km)[0] == 3.0
     # no event at all: median not reached
-    assert all(math.isnan(v) for v in an.km_median(an.kaplan_meier([5.0, 5.0], [False, False])))
+    assert all(math.isnan(v) for v in gs.km_median(gs.kaplan_meier([5.0, 5.0], [False, False])))
 
 
 def test_km_median_interval_contains_median():
     t, e = _survival_sample(2, 200, 4.0, cens=0.1)
-    med, lo, hi = an.km_median(an.kaplan_meier(t, e))
+    med, lo, hi = gs.km_median(gs.kaplan_meier(t, e))
     assert lo <= med <= hi
     # true median of Exp(scale 4) is 4 ln 2 = 2.77 (censoring independent of time)
     assert lo < 4 * math.log(2) < hi
@@ -84,7 +85,7 @@ def test_logrank_two_samples_matches_scipy():
     t2, e2 = _survival_sample(4, 35, 9.0)
     ref = st.logrank(st.CensoredData(uncensored=t1[e1], right=t1[~e1]),
                      st.CensoredData(uncensored=t2[e2], right=t2[~e2]))
-    chi2, df, p = an.logrank(np.r_[t1, t2], np.r_[e1, e2], ["a"] * 40 + ["b"] * 35)
+    chi2, df, p = gs.logrank(np.r_[t1, t2], np.r_[e1, e2], ["a"] * 40 + ["b"] * 35)
     assert df == 1
     assert chi2 == pytest.approx(ref.statistic ** 2, rel=1e-10)
     assert p == pytest.approx(ref.pvalue, rel=1e-9)
@@ -93,24 +94,24 @@ def test_logrank_two_samples_matches_scipy():
 def test_logrank_k_samples_reduces_and_detects():
     # identical groups: statistic 0; very different groups: tiny p
     t, e = _survival_sample(5, 30, 5.0)
-    chi2, df, p = an.logrank(np.r_[t, t, t], np.r_[e, e, e], [0] * 30 + [1] * 30 + [2] * 30)
+    chi2, df, p = gs.logrank(np.r_[t, t, t], np.r_[e, e, e], [0] * 30 + [1] * 30 + [2] * 30)
     assert df == 2 and chi2 == pytest.approx(0.0, abs=1e-12) and p == pytest.approx(1.0)
     t2, e2 = _survival_sample(6, 30, 50.0)
-    chi2, df, p = an.logrank(np.r_[t, t2], np.r_[e, e2], [0] * 30 + [1] * 30)
+    chi2, df, p = gs.logrank(np.r_[t, t2], np.r_[e, e2], [0] * 30 + [1] * 30)
     assert p < 1e-3
     # no event at all: not computable (NaN), never "chi2 = 0, p = 1"
-    s, df, p = an.logrank([1.0, 2.0], [False, False], [0, 1])
+    s, df, p = gs.logrank([1.0, 2.0], [False, False], [0, 1])
     assert math.isnan(s) and df == 0 and math.isnan(p)
 
 
 # ---- bootstrap medians --------------------------------------------------------------------------
 def test_bootstrap_median_deterministic_and_brackets():
     x = np.r_[np.arange(25, dtype=float), np.nan]
-    a = an.bootstrap_median(x)
-    assert a == an.bootstrap_median(x)  # fixed seed
+    a = gs.bootstrap_median(x)
+    assert a == gs.bootstrap_median(x)  # fixed seed
     med, lo, hi = a
     assert med == 12.0 and lo <= med <= hi
-    assert all(math.isnan(v) for v in an.bootstrap_median([np.nan]))
+    assert all(math.isnan(v) for v in gs.bootstrap_median([np.nan]))
 
 
 def test_bootstrap_median_coverage():
@@ -124,7 +125,7 @@ def test_bootstrap_median_coverage():
     hits = 0
     for _ in range(300):
         x = rng.exponential(1.0, 51)
-        _, lo, hi = an.bootstrap_median(x, resamples=1000, seed=int(rng.integers(2**31)))
+        _, lo, hi = gs.bootstrap_median(x, resamples=1000, seed=int(rng.integers(2**31)))
         hits += lo <= math.log(2) <= hi
     assert 258 <= hits <= 300
 
@@ -143,7 +144,7 @@ def test_endpoint_table_methods_and_values():
     cmp = an.endpoint_table([("A", a), ("B", b)])
     rows = {(r.arm, r.endpoint): r for r in cmp.rows}
     r = rows[("A", "cleared")]
-    assert (r.method, r.n, r.estimate, (r.low, r.high)) == ("Wilson", 4, 0.75, an.wilson(3, 4))
+    assert (r.method, r.n, r.estimate, (r.low, r.high)) == ("Wilson", 4, 0.75, gs.wilson(3, 4))
     r = rows[("A", "time_to_clearance_days")]
     assert r.method == "Kaplan-Meier median" and r.estimate == 3.0  # S: 3/4, 2/4, 1/4
     assert math.isnan(rows[("B", "time_to_clearance_days")].estimate)  # S never below 3/4
@@ -153,8 +154,8 @@ def test_endpoint_table_methods_and_values():
     assert (r.low, r.high, r.coverage, r.small) == (0.0, 0.8, 0.875, True)
     t = np.r_[[2.0, 3.0, 10.0, 4.0], [10.0, 10.0, 6.0, 10.0]]
     e = np.r_[[1, 1, 0, 1], [0, 0, 1, 0]].astype(bool)
-    assert cmp.logrank == an.logrank(t, e, ["A"] * 4 + ["B"] * 4)
-    text = an.format_table(cmp)
+    assert cmp.logrank == gs.logrank(t, e, ["A"] * 4 + ["B"] * 4)
+    text = tb.format_table(cmp)
     assert "3/4 75%" in text and "log-rank" in text
     assert "0.5 [0, 0.8] 88% CI" in text  # never labelled a 95 % interval
 
@@ -204,7 +205,7 @@ def test_cli_compare_table_and_csv(tmp_path):
     rows = list(csv.DictReader(out.open()))
     got = {(x["arm"], x["endpoint"]): x for x in rows}
     assert float(got[("a", "cleared")]["estimate"]) == 0.75
-    assert float(got[("a", "cleared")]["ci_low"]) == an.wilson(3, 4)[0]
+    assert float(got[("a", "cleared")]["ci_low"]) == gs.wilson(3, 4)[0]
     assert got[("all", "time_to_clearance_days")]["method"] == "log-rank"
     # 2 arms x 4 endpoints, the log-rank row, and b's 4 differences from the reference a
     assert len(rows) == 2 * 4 + 1 + 4
@@ -232,19 +233,19 @@ def test_cli_compare_bad_inputs(tmp_path):
 def test_median_ci_order_statistics_by_hand():
     # [min, max] of n values misses the median only if all n fall on one side: 2 * 2^-n
     for n, cov in [(2, 0.5), (3, 0.75), (4, 0.875), (5, 0.9375)]:
-        med, lo, hi, c = an.median_ci(np.arange(n, dtype=float))
+        med, lo, hi, c = gs.median_ci(np.arange(n, dtype=float))
         assert (lo, hi, c) == (0.0, n - 1.0, cov)
     # n = 6: [min, max] covers 1 - 2/64 = 96.875 %, the first n with a 95 % interval
-    assert an.median_ci(np.arange(6.0))[1:] == (0.0, 5.0, 0.96875)
+    assert gs.median_ci(np.arange(6.0))[1:] == (0.0, 5.0, 0.96875)
     # n = 9: [x(2), x(8)] covers 1 - 2 (1 + 9)/512 = 0.9609375; [x(3), x(7)] only 1 - 2*46/512
-    assert an.median_ci(np.arange(9.0))[1:] == (1.0, 7.0, 0.9609375)
-    assert all(math.isnan(v) for v in an.median_ci([np.nan]))
+    assert gs.median_ci(np.arange(9.0))[1:] == (1.0, 7.0, 0.9609375)
+    assert all(math.isnan(v) for v in gs.median_ci([np.nan]))
 
 
 @pytest.mark.parametrize("n", [6, 7, 12, 25, 60, 101])
 def test_median_ci_is_the_largest_k_with_95_percent_coverage(n):
     x = np.arange(n, dtype=float)
-    _, lo, hi, cov = an.median_ci(x)
+    _, lo, hi, cov = gs.median_ci(x)
     k = int(lo) + 1  # interval is [x(k), x(n+1-k)]
     assert hi == n - k
     assert cov == pytest.approx(1 - 2 * st.binom.cdf(k - 1, n, 0.5), abs=1e-12)
@@ -259,7 +260,7 @@ def test_median_ci_true_coverage_by_simulation(n):
     rng = np.random.default_rng(100 + n)
     sims = 20_000
     x = rng.lognormal(0.0, 1.0, (sims, n))
-    _, lo0, _, cov = an.median_ci(np.arange(n, dtype=float))
+    _, lo0, _, cov = gs.median_ci(np.arange(n, dtype=float))
     k = int(lo0) + 1
     xs = np.sort(x, axis=1)
     hits = int(np.sum((xs[:, k - 1] <= 1.0) & (1.0 <= xs[:, n - k])))
@@ -267,7 +268,7 @@ def test_median_ci_true_coverage_by_simulation(n):
     assert abs(hits - sims * cov) < 4.4 * sd, (hits, sims * cov)
     # and the function picks the same interval on each sample (spot check)
     for row in x[:50]:
-        _, lo, hi, _ = an.median_ci(row)
+        _, lo, hi, _ = gs.median_ci(row)
         assert (lo, hi) == (np.sort(row)[k - 1], np.sort(row)[n - k])
 
 
@@ -276,7 +277,7 @@ def test_median_ci_on_ties_covers_at_least_the_stated_level():
     # coverage of the closed interval is at least the continuous value (here nearly 1)
     rng = np.random.default_rng(3)
     x = rng.choice([0.0, 1.0, 2.0], p=[0.3, 0.4, 0.3], size=(5000, 12))
-    _, lo0, _, cov = an.median_ci(np.arange(12.0))
+    _, lo0, _, cov = gs.median_ci(np.arange(12.0))
     k = int(lo0) + 1
     xs = np.sort(x, axis=1)
     assert np.mean((xs[:, k - 1] <= 1) & (1 <= xs[:, 12 - k])) >= cov
@@ -285,7 +286,7 @@ def test_median_ci_on_ties_covers_at_least_the_stated_level():
 @pytest.mark.parametrize("pos,neg,zeros", [(0, 0, 3), (1, 0, 0), (3, 1, 2), (9, 2, 0), (10, 10, 5), (0, 14, 1)])
 def test_sign_test_matches_scipy_binomtest(pos, neg, zeros):
     d = np.r_[np.ones(pos), -2.0 * np.ones(neg), np.zeros(zeros), np.nan]
-    p = an.sign_test(d)
+    p = gs.sign_test(d)
     ref = 1.0 if pos + neg == 0 else st.binomtest(pos, pos + neg, 0.5).pvalue
     assert p == pytest.approx(ref, rel=1e-12)
 
@@ -296,20 +297,20 @@ def test_paired_proportion_difference_by_hand():
     # p10 = 4/22, p01 = 2/22, theta = 2/22, var = (6/22 - (2/22)^2) / 22
     arm = np.r_[np.ones(3), np.zeros(1), np.ones(5), np.zeros(11)]
     ref = np.r_[np.zeros(3), np.ones(1), np.ones(5), np.zeros(11)]
-    est, lo, hi = an.paired_proportion_diff(ref, arm)
-    half = an.Z95 * math.sqrt((6 / 22 - (2 / 22) ** 2) / 22)
+    est, lo, hi = gs.paired_proportion_diff(ref, arm)
+    half = gs.Z95 * math.sqrt((6 / 22 - (2 / 22) ** 2) / 22)
     assert est == 2 / 20
     assert lo == pytest.approx(2 / 22 - half, abs=1e-15) and hi == pytest.approx(2 / 22 + half, abs=1e-15)
     assert (round(lo, 4), round(hi, 4)) == (-0.1240, 0.3058)
     # no discordant pair in 10: not [0, 0] but +- z sqrt((2/12) / 12) = +- 0.2310
-    est, lo, hi = an.paired_proportion_diff(np.r_[np.ones(5), np.zeros(5)], np.r_[np.ones(5), np.zeros(5)])
+    est, lo, hi = gs.paired_proportion_diff(np.r_[np.ones(5), np.zeros(5)], np.r_[np.ones(5), np.zeros(5)])
     assert est == 0 and hi == pytest.approx(-lo) and round(hi, 4) == 0.2310
 
 
 def test_independent_proportion_difference_by_hand():
     # Agresti-Caffo: 3/10 vs 7/10 -> (8/12 - 4/12) +- z sqrt(2 * (4/12)(8/12) / 12)
-    est, lo, hi = an.proportion_diff(3, 10, 7, 10)
-    half = an.Z95 * math.sqrt(2 * (4 / 12) * (8 / 12) / 12)
+    est, lo, hi = gs.proportion_diff(3, 10, 7, 10)
+    half = gs.Z95 * math.sqrt(2 * (4 / 12) * (8 / 12) / 12)
     assert est == pytest.approx(0.4)
     assert lo == pytest.approx(1 / 3 - half, abs=1e-15) and hi == pytest.approx(1 / 3 + half, abs=1e-15)
 
@@ -322,7 +323,7 @@ def _paired_coverage(n, p10, p01):
             pr = st.multinomial.pmf([f10, f01, n - f10 - f01], n, [p10, p01, 1 - p10 - p01])
             arm = np.r_[np.ones(f10), np.zeros(n - f10)]
             ref = np.r_[np.zeros(f10), np.ones(f01), np.zeros(n - f10 - f01)]
-            _, lo, hi = an.paired_proportion_diff(ref, arm)
+            _, lo, hi = gs.paired_proportion_diff(ref, arm)
             total += pr * (lo <= p10 - p01 <= hi)
     return total
 
@@ -345,7 +346,7 @@ def test_independent_proportion_difference_exact_coverage(n):
         for p2 in ps:
             w = np.outer(st.binom.pmf(k, n, p1), st.binom.pmf(k, n, p2))
             hit = np.array([[lo <= p2 - p1 <= hi for (_, lo, hi) in
-                             (an.proportion_diff(a, n, b, n) for b in k)] for a in k])
+                             (gs.proportion_diff(a, n, b, n) for b in k)] for a in k])
             cov.append(float(np.sum(w * hit)))
     assert min(cov) >= 0.92 and np.mean(cov) >= 0.95
 
@@ -354,7 +355,7 @@ def test_independent_proportion_difference_exact_coverage(n):
 def test_fisher_exact_matches_scipy(tab):
     kr, nr, ka, na = tab
     ref = st.fisher_exact([[ka, na - ka], [kr, nr - kr]]).pvalue
-    assert an.fisher_exact(kr, nr, ka, na) == pytest.approx(ref, rel=1e-9)
+    assert gs.fisher_exact(kr, nr, ka, na) == pytest.approx(ref, rel=1e-9)
 
 
 # ---- endpoint table: log-rank, follow-up, horizon, pairing, reference --------------------------
@@ -367,7 +368,7 @@ def test_logrank_not_computable_when_no_arm_has_an_event():
     a = _arm([0, 0, 0, 0, 0, 0], [np.nan] * 6, [0.5] * 6)
     b = _arm([0, 0, 0, 0, 0, 0], [np.nan] * 6, [0.6] * 6)
     cmp = an.endpoint_table([("A", a), ("B", b)])
-    line = [x for x in an.format_table(cmp).splitlines() if x.startswith("log-rank")]
+    line = [x for x in tb.format_table(cmp).splitlines() if x.startswith("log-rank")]
     assert line == ["log-rank test, time to clearance across 2 arms: not computable: no arm has "
                     "a clearance before day 10"]
     assert cmp.logrank is not None and math.isnan(cmp.logrank[0])
@@ -406,12 +407,12 @@ def test_paired_arms_get_paired_differences_and_no_logrank():
     # cleared: 2 discordant pairs, both for B: exact McNemar p = 2 * 2^-2 = 0.5
     c = d["cleared"]
     assert c.estimate == pytest.approx(2 / 12) and c.p == 0.5
-    assert (c.low, c.high) == pytest.approx(an.paired_proportion_diff(a.endpoints["cleared"],
+    assert (c.low, c.high) == pytest.approx(gs.paired_proportion_diff(a.endpoints["cleared"],
                                                                      b.endpoints["cleared"])[1:])
     # time to clearance restricted to the horizon (10): 6 pairs 0.5 sooner, 2 pairs 7 sooner
     t = d["time_to_clearance_days"]
     assert t.n == 12 and t.p == pytest.approx(st.binomtest(8, 8).pvalue)
-    text = an.format_table(cmp)
+    text = tb.format_table(cmp)
     assert "B - A" in text and "paired with A (seed 5, replicates 0-11)" in text
 
 
@@ -444,7 +445,7 @@ def test_endpoints_at_horizon_equal_those_of_a_run_stopped_there():
     # A replicate's trajectory depends only on (scenario, seed, replicate index), so a 1-day run
     # is the first day of a 1.5-day run: every endpoint re-derived at day 1 must equal the
     # engine's own endpoint of the 1-day run; the rest must say "not computable".
-    from gpusim.runner import run
+    from gpusim.study.runner import run
     from gpusim.scenario import load_scenario
 
     long = run(load_scenario("quickstart", SMALL_RUN + ["run.days=1.5"]))

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from gpusim.cli import main
-from gpusim.ensemble import chunks, merge, run_part
+from gpusim.study.distributed import chunks, merge, run_part
 from gpusim.errors import ClusterError, MissingExtraError, OutputError
 from gpusim.io import open_results
-from gpusim.runner import run
+from gpusim.study.runner import run
 from gpusim.scenario import load_scenario
 from h5diff import different_attrs, different_datasets
 
@@ -63,7 +63,7 @@ def test_two_workers_cli_bitwise(single, tmp_path):
 
 
 def test_four_workers_bitwise(single, tmp_path):
-    from gpusim.ensemble import Cluster, run_distributed
+    from gpusim.study.distributed import Cluster, run_distributed
 
     out = tmp_path / "w4.h5"
     with Cluster(workers=4) as cl:
@@ -84,7 +84,7 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
 
 
 def test_bad_options(tmp_path, monkeypatch):
-    from gpusim.ensemble import Cluster
+    from gpusim.study.distributed import Cluster
 
     with pytest.raises(ClusterError, match="positive"):
         Cluster(workers=0)

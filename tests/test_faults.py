@@ -23,7 +23,7 @@ import gpusim.io.writer as writer_mod
 from gpusim.cli import main
 from gpusim.errors import OutputError
 from gpusim.io import ResultWriter, open_results
-from gpusim.runner import resume, run
+from gpusim.study.runner import resume, run
 from gpusim.scenario import load_scenario
 from h5diff import different_datasets
 
@@ -442,7 +442,7 @@ def test_output_errors_are_one_line(tmp_path, monkeypatch):
     def boom(*a, **kw):
         raise OutputError("first part\n, second part")
 
-    monkeypatch.setattr("gpusim.runner.run", boom)
+    monkeypatch.setattr("gpusim.study.runner.run", boom)
     one_error_line(invoke("run", "quickstart", "-o", tmp_path / "o.h5"), "first part , second part")
 
 

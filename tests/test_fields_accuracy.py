@@ -70,7 +70,7 @@ def test_field_bench_record_and_cli(tmp_path):
     from click.testing import CliRunner
 
     from gpusim.cli import main
-    from gpusim.fieldbench import device_bytes, run_field_bench
+    from gpusim.study.fieldbench import device_bytes, run_field_bench
 
     rec = run_field_bench(["24"], replicates=2, steps=2, warmup=1)
     assert rec["backend"] == "numpy" and rec["commit"] and rec["date_utc"].endswith("Z")

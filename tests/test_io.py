@@ -241,10 +241,10 @@ def test_no_partial_file_when_construction_fails(tmp_path):
 
 
 def test_no_partial_file_when_final_move_fails(tmp_path, monkeypatch):
-    def boom(self, tmp, force):
+    def boom(tmp, path, force):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ResultWriter, "_move_into_place", boom)
+    monkeypatch.setattr(writer_mod, "move_into_place", boom)
     with pytest.raises(OutputError, match="disk full"):
         make_writer(tmp_path / "run.h5")
     assert os.listdir(tmp_path) == []

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gpusim import analysis as an
+from gpusim.study import compare as an
 from gpusim.cli import main
 from gpusim.engine import ENDPOINTS, EVENTS, METRICS, PROFILES, SERIES_ENDPOINTS, Simulation
 from gpusim.io import ResultWriter, open_results
 from gpusim.model import outputs as obs
 from gpusim.model.lattice import Kind, TState
-from gpusim.runner import run
+from gpusim.study.runner import run
 from gpusim.scenario import load_scenario
 
 H = 20.0

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from gpusim.cli import main
 from gpusim.errors import MissingExtraError
 from gpusim.io import ResultWriter, open_results
-from gpusim.runner import run
+from gpusim.study.runner import run
 from gpusim.scenario import load_scenario
 
 pytest.importorskip("matplotlib", reason="plots need the optional extra gpusim[plot]")
@@ -97,7 +97,7 @@ def test_report_plots_il6_when_present(tmp_path):
             w.append(float(i), {m: np.arange(R) * (i + 1.0) for m in metrics})
         w.finish({"cleared": np.zeros(R, np.int8)})
     out = tmp_path / "rep"
-    from gpusim.report import report
+    from gpusim.study.report import report
 
     report([str(tmp_path / "il6.h5")], out)
     _check_page(out, {"tumour_burden", "antigen_classes", "car_t", "il6"})
@@ -109,7 +109,7 @@ def test_report_errors(runs, tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["report", str(runs / "a.h5"), "-o", str(tmp_path / "no" / "r")])
     assert r.exit_code == 2 and "does not exist" in r.output
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    from gpusim.report import report
+    from gpusim.study.report import report
 
     with pytest.raises(MissingExtraError, match=r"gpusim\[plot\]"):
         report([str(runs / "a.h5")], tmp_path / "r2")
@@ -128,7 +128,7 @@ def test_report_page_in_headless_browser(runs, tmp_path):
     if browser is None:
         pytest.skip("no chromium, chromium-browser or google-chrome on PATH: cannot load the page in a real browser")
     out = tmp_path / "rep"
-    from gpusim.report import report
+    from gpusim.study.report import report
 
     # a long, sweep-like arm label next to a short one
     long = tmp_path / "p000 car_t.targets=A|B,delivery.dose_cells=30000000.0,car_t.kill_rate=0.5.h5"
@@ -183,14 +183,14 @@ def _texts(fig):
 
 def test_page_has_runs_block_and_endpoint_table(runs, tmp_path):
     from gpusim import __version__
-    from gpusim.report import report
+    from gpusim.study.report import report
 
     page = report([str(runs / "a.h5"), str(runs / "b.h5")], tmp_path / "rep").read_text()
     a = open_results(runs / "a.h5")
     for what in ("quickstart", "seed", "replicates (indices)", "3 (0-2)", __version__,
                  "numpy", a.attrs["created_utc"], a.attrs["ended_utc"], "voxel (µm)"):
         assert what in page, what
-    # the endpoint table: estimate, 95 % CI and n per arm, from gpusim.analysis
+    # the endpoint table: estimate, 95 % CI and n per arm, from gpusim.study.compare
     assert "<h2>Endpoints</h2>" in page and "n = 3" in page
     assert "0/3 0% [0-56]" in page  # cleared: Wilson 95 % interval of 0/3
     # n = 3: [min, max] with its true coverage 1 - 2/8, never called a 95 % interval
@@ -201,8 +201,8 @@ def test_page_has_runs_block_and_endpoint_table(runs, tmp_path):
 
 
 def test_report_unequal_follow_up_compares_at_the_common_horizon(runs, tmp_path):
-    from gpusim.report import report
-    from gpusim.runner import run as run_api
+    from gpusim.study.report import report
+    from gpusim.study.runner import run as run_api
 
     run_api(load_scenario("quickstart", SMALL[:-2] + ["run.days=0.5", "run.replicates=3"]), tmp_path / "long.h5")
     page = report([str(runs / "a.h5"), str(tmp_path / "long.h5")], tmp_path / "rep").read_text()
@@ -210,7 +210,7 @@ def test_report_unequal_follow_up_compares_at_the_common_horizon(runs, tmp_path)
 
 
 def test_bands_keys_and_scale_bars_are_labelled(runs):
-    from gpusim.report import _plt, figures
+    from gpusim.study.figures import _plt, figures
 
     plt = _plt()
     arms = [(lbl, open_results(runs / f), runs / f) for lbl, f in zip(LONG, ("a.h5", "b.h5"))]
@@ -235,7 +235,7 @@ def test_bands_keys_and_scale_bars_are_labelled(runs):
 def test_long_sweep_labels_do_not_overlap(runs):
     # every text box of every figure (titles, legends, ticks, colour keys) inside the figure,
     # and no two of them overlapping by more than a pixel
-    from gpusim.report import _plt, figures
+    from gpusim.study.figures import _plt, figures
 
     plt = _plt()
     arms = [(lbl, open_results(runs / f), runs / f) for lbl, f in zip(LONG * 2, ("a.h5", "b.h5") * 2)]

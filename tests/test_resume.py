@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from gpusim.cli import main
 from gpusim.io import ResultWriter, open_results
-from gpusim.runner import resume, run
+from gpusim.io.resume import reopen
+from gpusim.study.runner import resume, run
 from gpusim.scenario import load_scenario
 from h5diff import different_attrs, different_datasets
 
@@ -183,7 +184,7 @@ def test_writer_resume_keeps_rows_up_to_checkpoint(tmp_path):
             if i == 3:
                 w.checkpoint(30, 1.5, {"a": np.arange(6).reshape(2, 3)})
         raise KeyboardInterrupt
-    w2 = ResultWriter.resume(path)
+    w2 = reopen(path)
     assert w2.resumed_from == (30, 1.5)
     w2.append(2.0, {"m": np.array([9, 9], float)})
     w2.finish({"e": np.array([1.0, 2.0])})
@@ -201,7 +202,7 @@ def test_kill_during_a_checkpoint_falls_back_to_the_previous_one(tmp_path, monke
     # half overwritten; /checkpoint/previous still holds the checkpoint of step 10 (it is
     # mirrored at the next output interval: step 20 mirrored 10, the one of step 20 was not
     # mirrored yet), and resuming from it gives the straight run's datasets
-    import gpusim.runner as runner_mod
+    import gpusim.study.runner as runner_mod
 
     sc = small(run__days=0.5)
     straight, torn = tmp_path / "a.h5", tmp_path / "b.h5"

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu, wilcoxon
 
-from gpusim.analysis import endpoint_table
+from gpusim.study.compare import endpoint_table
 from gpusim.engine import ENDPOINTS, Simulation, steps_for
-from gpusim.runner import run
+from gpusim.study.runner import run
 from gpusim.scenario import bundled, load_scenario
 
 ALPHA = 1e-4

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from gpusim.cli import main
-from gpusim.ensemble import parse_grid, plan_sweep, sweep
+from gpusim.study.sweep import parse_grid, plan_sweep, sweep
 from gpusim.errors import ScenarioError
 from gpusim.io import open_results
-from gpusim.runner import run
+from gpusim.study.runner import run
 from h5diff import different_datasets
 
 BASE = ["domain.x_voxels=16", "domain.y_voxels=16", "tumour.radius_um=80",

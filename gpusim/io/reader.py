@@ -29,7 +29,8 @@ import h5py
 import numpy as np
 
 from gpusim.errors import OutputError
-from gpusim.io.writer import SCHEMA
+from gpusim.io.paths import writer_active, writer_alive
+from gpusim.io.schema import SCHEMA, py_value as _py
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # How long to keep retrying an open that fails while the writer briefly holds an exclusive
@@ -132,15 +133,6 @@ def _open_h5(path: Path) -> h5py.File:
         time.sleep(0.05)
 
 
-def _py(value: Any) -> Any:
-    """Attribute value as a plain Python object (str, int, float, bool) or a NumPy array."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _check_schema(f: h5py.File, path: Path) -> str:
     schema = _py(f.attrs.get("schema"))
     if schema != SCHEMA:
@@ -205,6 +197,15 @@ class Results:
         """Number of replicates ``R``."""
         return int(self.attrs["replicates"])
 
+    def to_xarray(self):
+        """The file as an ``xarray.Dataset``: dims ``replicate``, ``time``, ``z``, ``y``, ``x``
+        (snapshots: ``snapshot_time``, ``snapshot_replicate``), units and descriptions in each
+        variable's attrs.  Needs the extra ``gpusim[xarray]`` (MissingExtraError, one line,
+        without it); see :mod:`gpusim.io.dataset`."""
+        from gpusim.io.dataset import to_xarray  # optional dependency, imported on use
+
+        return to_xarray(self)
+
     def __enter__(self) -> Results:
         return self
 
@@ -242,9 +243,7 @@ class Results:
         """``status``, except that a ``running`` file whose writer is gone (killed, or stopped by
         a write error before it could record one) reads ``interrupted``."""
         if self.status == "running" and self.path is not None:
-            from gpusim.io.writer import _writer_alive, writer_active
-
-            if not writer_active(self.path) and not _writer_alive(self.attrs):
+            if not writer_active(self.path) and not writer_alive(self.attrs):
                 return "interrupted"
         return self.status
 
@@ -295,84 +294,81 @@ def _damaged(path: Path, exc: BaseException) -> OutputError:
     return OutputError(f"cannot read results '{path}': the file is damaged or truncated ({text})")
 
 
-def _load(path: Path) -> Results:
-    with _open_h5(path) as f:
-        schema = _check_schema(f, path)
-        swmr = f.swmr_mode
-        units: dict[str, str] = {}
-        descriptions: dict[str, str] = {}
+class _Loader:
+    """Reads the datasets of one open file, recording each one's units and description."""
 
-        def load(ds: h5py.Dataset, sel: Any = ...) -> np.ndarray:
-            units[ds.name] = _py(ds.attrs.get("units", ""))
-            descriptions[ds.name] = _py(ds.attrs.get("description", ""))
-            return _read(ds, swmr, sel)
+    def __init__(self, f: h5py.File):
+        self.f, self.swmr = f, f.swmr_mode
+        self.units: dict[str, str] = {}
+        self.descriptions: dict[str, str] = {}
 
-        attrs = {k: _py(v) for k, v in f.attrs.items()}
-        scenario = f["scenario"]
-        units[scenario.name] = _py(scenario.attrs.get("units", ""))
-        descriptions[scenario.name] = _py(scenario.attrs.get("description", ""))
-        scenario_toml = scenario.asstr()[()]
+    def meta(self, ds: h5py.Dataset) -> None:
+        self.units[ds.name], self.descriptions[ds.name] = (_py(ds.attrs.get("units", "")),
+                                                           _py(ds.attrs.get("description", "")))
 
-        # Time series: the writer grows time_days last, so T = len(time_days) normally; the
-        # minimum over all datasets also covers files written by other means.
-        # Only the first T (S) entries are read: data past them may be a write that never
-        # completed (a kill or a full disk in the middle of an interval).
-        g = f["timeseries"]
-        time_days = load(g["time_days"])
+    def load(self, ds: h5py.Dataset, sel: Any = ...) -> np.ndarray:
+        self.meta(ds)
+        return _read(ds, self.swmr, sel)
+
+    def series(self) -> dict[str, Any]:
+        """``/timeseries``, ``/events``, ``/profiles``: the first T intervals of each.
+
+        The writer grows time_days last, so T = len(time_days) normally; the minimum over all
+        datasets also covers files written by other means.  Only the first T entries are read:
+        data past them may be a write that never completed (a kill or a full disk in the middle
+        of an interval).  ``/events`` and ``/profiles`` are absent in files of older writers
+        (read as empty).
+        """
+        f = self.f
+        groups = {"timeseries": f["timeseries"], "events": f.get("events"), "profiles": f.get("profiles")}
+        time_days = self.load(groups["timeseries"]["time_days"])
+        names = {k: ([n for n in g if n != "time_days" and isinstance(g[n], h5py.Dataset)] if g is not None else [])
+                 for k, g in groups.items()}
+        if self.swmr:
+            for k, g in groups.items():
+                for name in names[k]:
+                    g[name].refresh()
+        T = min([len(time_days), *(groups[k][n].shape[1] for k in groups for n in names[k])])
+        out = {k: {n: self.load(groups[k][n], np.s_[:, :T]) for n in names[k]} for k in groups}
+        pr_g = groups["profiles"]
+        out["profile_edges"] = ({name: self.load(ds) for name, ds in pr_g["bin_edges"].items()}
+                                if pr_g is not None and "bin_edges" in pr_g else {})
+        out["time_days"] = time_days[:T]
+        return out
+
+    def snapshots(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``/snapshots``: the times and the first S snapshots of each field."""
+        g = self.f["snapshots"]
+        snapshot_times = self.load(g["time_days"])
         names = [name for name in g if name != "time_days"]
-        # /events and /profiles: absent in files of older writers (read as empty)
-        ev_g = f["events"] if "events" in f else None
-        pr_g = f["profiles"] if "profiles" in f else None
-        ev_names = list(ev_g) if ev_g is not None else []
-        pr_names = [n for n in pr_g if isinstance(pr_g[n], h5py.Dataset)] if pr_g is not None else []
-        if swmr:
-            for name in names:
-                g[name].refresh()
-            for name in ev_names:
-                ev_g[name].refresh()
-            for name in pr_names:
-                pr_g[name].refresh()
-        T = min([len(time_days), *(g[name].shape[1] for name in names),
-                 *(ev_g[name].shape[1] for name in ev_names), *(pr_g[name].shape[1] for name in pr_names)])
-        time_days = time_days[:T]
-        timeseries = {name: load(g[name], np.s_[:, :T]) for name in names}
-        events = {name: load(ev_g[name], np.s_[:, :T]) for name in ev_names}
-        profiles = {name: load(pr_g[name], np.s_[:, :T]) for name in pr_names}
-        profile_edges = ({name: load(ds) for name, ds in pr_g["bin_edges"].items()}
-                         if pr_g is not None and "bin_edges" in pr_g else {})
-
-        g = f["snapshots"]
-        snapshot_times = load(g["time_days"])
-        names = [name for name in g if name != "time_days"]
-        if swmr:
+        if self.swmr:
             for name in names:
                 g[name].refresh()
         S = min([len(snapshot_times), *(g[name].shape[0] for name in names)])
-        snapshot_times = snapshot_times[:S]
-        snapshots = {name: load(g[name], np.s_[:S]) for name in names}
+        return snapshot_times[:S], {name: self.load(g[name], np.s_[:S]) for name in names}
 
-        endpoints = {name: load(ds) for name, ds in f["endpoints"].items()}
-
-        g = f["checkpoint"]
+    def checkpoint_meta(self) -> None:
+        """Units and descriptions of the checkpoint datasets (their data are read on demand)."""
+        g = self.f["checkpoint"]
         slots = [g] + ([g["previous"]] if "previous" in g else [])
         for ds in (d for s in slots for d in (s["valid"], s["step"], s["time_days"], *s["state"].values())):
-            units[ds.name] = _py(ds.attrs.get("units", ""))
-            descriptions[ds.name] = _py(ds.attrs.get("description", ""))
+            self.meta(ds)
 
+
+def _load(path: Path) -> Results:
+    with _open_h5(path) as f:
+        schema = _check_schema(f, path)
+        ld = _Loader(f)
+        attrs = {k: _py(v) for k, v in f.attrs.items()}
+        ld.meta(f["scenario"])
+        scenario_toml = f["scenario"].asstr()[()]
+        series = ld.series()
+        snapshot_times, snapshots = ld.snapshots()
+        endpoints = {name: ld.load(ds) for name, ds in f["endpoints"].items()}
+        ld.checkpoint_meta()
     return Results(
-        path=path,
-        attrs=attrs,
-        status=str(attrs.get("status", "unknown")),
-        schema=schema,
-        scenario_toml=scenario_toml,
-        time_days=time_days,
-        timeseries=timeseries,
-        snapshot_times=snapshot_times,
-        snapshots=snapshots,
-        endpoints=endpoints,
-        units=units,
-        descriptions=descriptions,
-        events=events,
-        profiles=profiles,
-        profile_edges=profile_edges,
-    )
+        path=path, attrs=attrs, status=str(attrs.get("status", "unknown")), schema=schema,
+        scenario_toml=scenario_toml, time_days=series["time_days"], timeseries=series["timeseries"],
+        snapshot_times=snapshot_times, snapshots=snapshots, endpoints=endpoints, units=ld.units,
+        descriptions=ld.descriptions, events=series["events"] or {}, profiles=series["profiles"],
+        profile_edges=series["profile_edges"])

@@ -57,6 +57,7 @@ def run_cultures(phases, sc, tp, seed: int, R: int, batch: int):
 
 
 def case_antigen_loss(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
+    """Case 3: antigen loss at division against the exact laws and Luria-Delbrück."""
     from ...model import tumour as tumour_mod
 
     res = CaseResult("antigen_loss", "Antigen loss at division (pure birth)",
@@ -91,7 +92,17 @@ def case_antigen_loss(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseRes
     expct[-1] += neg.size * law1[K:].sum()
     res.checks.append(chi2_check("negative cells per lineage vs exact law (pgf)", obs, expct))
 
-    # Luria-Delbrück regime: many founders, growth >> 1, m = O(1) expected loss events
+    ld = _luria_delbrueck_checks(res, phases, quick, seed, dt)
+    res.data = {"Ncell": Ncell, "neg": neg, "mu": mu, "law1": law1, **ld}
+    return res
+
+
+def _luria_delbrueck_checks(res: CaseResult, phases: Phases, quick: bool, seed: int, dt: float) -> dict:
+    """Cultures of many founders (growth >> 1, m = O(1) expected loss events): the negatives per
+    culture against the exact law, the Luria-Delbrück MLE of m, and how far the Lea-Coulson limit
+    is from the exact law."""
+    from ...model import tumour as tumour_mod
+
     ldr = -math.log(1 - LD_PB) / dt
     pl = p_step(ldr, dt)
     ED = LD_N0 * ((1 + pl) ** LD_STEPS - 1)  # expected divisions per culture
@@ -126,6 +137,4 @@ def case_antigen_loss(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseRes
     res.checks.append(Check("total variation: exact law vs Luria-Delbrück", 0.0,
                             0.5 * float(np.abs(lawc - ldl).sum()), 0.0, "info",
                             note="how far the Lea-Coulson limit is from the engine's exact law here"))
-    res.data = {"Ncell": Ncell, "neg": neg, "mu": mu, "law1": law1, "cneg": cneg, "lawc": lawc,
-                "ld": ldl, "m_hat": m_hat}
-    return res
+    return {"cneg": cneg, "lawc": lawc, "ld": ldl, "m_hat": m_hat}

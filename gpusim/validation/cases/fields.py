@@ -63,8 +63,8 @@ def greenspan_engine(phases, R0: int, h: float, D: float, cv: float, q: float):
 
 
 def case_fields(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
-    from ...model.fields import FieldSolver
-
+    """Case 5: steady oxygen fields (slab, spheroid, Greenspan) against exact and analytic
+    solutions (concentrations in mmHg, lengths in µm)."""
     res = CaseResult("fields", "Steady oxygen: slab and spheroid, first-order uptake; spheroid, "
                      "zero-order consumption",
                      "exact discrete solution (dense solve; obstacle problem by active set); "
@@ -75,9 +75,21 @@ def case_fields(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
     cv = sc["oxygen.vessel_mmHg"]
     k = o2_sink(sc)
     lam = math.sqrt(D / k)
+    h0 = sc["domain.voxel_um"]
+    data = {"lam": lam, "cv": cv, "h": h0, "D": D}
+    data.update(_slab_checks(res, phases, sc, D, cv, k, lam, h0))
+    data.update(_spheroid_checks(res, phases, quick, D, cv, k, lam, h0))
+    data.update(_greenspan_checks(res, phases, quick, D, cv, h0))
+    res.data = data
+    return res
+
+
+def _slab_checks(res: CaseResult, phases: Phases, sc, D: float, cv: float, k: float, lam: float,
+                 h0: float) -> dict:
+    """(a) the engine's slab profile against the exact discrete solution; (b) against the
+    analytic cosh profile, and its order of convergence under refinement."""
     L = 400.0
     # (a) engine vs exact discrete at the scenario's voxel size
-    h0 = sc["domain.voxel_um"]
     x, c = slab_engine(phases, sc, h0, L)
     ex = slab_exact_discrete(D, h0, k, cv, x.size)
     err_d = float(np.max(np.abs(c - ex)))
@@ -106,19 +118,12 @@ def case_fields(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
                             note=f"lambda = sqrt(D/k) = {lam:.1f} um; bound cv (h/lambda)^2/6"))
     res.checks.append(Check(f"slab: convergence order h = {hs[1]:g} -> {hs[2]:g} um", 2.0, order[-1],
                             0.15, "numeric", note=f"orders {', '.join(f'{o:.3f}' for o in order)}"))
-    # (c) spheroid: 3D ball of tumour (radius R0 voxels) in vessel-held surroundings
-    R0 = 4 if quick else 6
-    n = 2 * R0 + 3
-    ax = np.arange(n) - n // 2
-    dist = np.sqrt(ax[:, None, None] ** 2 + ax[None, :, None] ** 2 + ax[None, None, :] ** 2)
-    inside = dist <= R0
-    a = np.where(inside, F32(k), F32(0)).astype(np.float32)[None]
-    fixed = ~inside[None]
-    c3 = np.full((1, n, n, n), cv, np.float32)
-    fs = FieldSolver(c3.shape, diffusion_um2_per_min=D, voxel_um=h0, boundary="neumann",
-                     omega=1.0, tol=0.0, max_iter=200_000)
-    phases.solve(fs, c3, a, np.zeros_like(a), fixed, cv)
-    # exact discrete: dense solve over the interior voxels
+    return {"prof": prof, "analytic": analytic, "errs": errs, "hs": hs}
+
+
+def _ball_exact_discrete(inside: np.ndarray, D: float, h0: float, k: float, cv: float) -> np.ndarray:
+    """The exact discrete steady state over the voxels of ``inside`` (Z, Y, X) with first-order
+    uptake ``k`` and the surroundings held at ``cv``: one dense solve (float64)."""
     idx = -np.ones(inside.shape, np.int64)
     iv = np.argwhere(inside)
     idx[inside] = np.arange(iv.shape[0])
@@ -134,6 +139,28 @@ def case_fields(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
             else:
                 rhs[r_] += dh * cv
     sol = np.linalg.solve(M, rhs)
+    return sol
+
+
+def _spheroid_checks(res: CaseResult, phases: Phases, quick: bool, D: float, cv: float, k: float,
+                     lam: float, h0: float) -> dict:
+    """(c) a 3D ball of tumour with first-order uptake: engine against the exact discrete
+    solution, and its centre value against the analytic sinh(r)/r bracket."""
+    from ...model.fields import FieldSolver
+
+    # (c) spheroid: 3D ball of tumour (radius R0 voxels) in vessel-held surroundings
+    R0 = 4 if quick else 6
+    n = 2 * R0 + 3
+    ax = np.arange(n) - n // 2
+    dist = np.sqrt(ax[:, None, None] ** 2 + ax[None, :, None] ** 2 + ax[None, None, :] ** 2)
+    inside = dist <= R0
+    a = np.where(inside, F32(k), F32(0)).astype(np.float32)[None]
+    fixed = ~inside[None]
+    c3 = np.full((1, n, n, n), cv, np.float32)
+    fs = FieldSolver(c3.shape, diffusion_um2_per_min=D, voxel_um=h0, boundary="neumann",
+                     omega=1.0, tol=0.0, max_iter=200_000)
+    phases.solve(fs, c3, a, np.zeros_like(a), fixed, cv)
+    sol = _ball_exact_discrete(inside, D, h0, k, cv)
     eng = c3[0][inside].astype(np.float64)
     res.checks.append(Check("spheroid: engine vs exact discrete (max |dc|, mmHg)", 0.0,
                             float(np.max(np.abs(eng - sol))), 1e-5 * cv, "numeric"))
@@ -146,6 +173,12 @@ def case_fields(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
     res.checks.append(Check(f"spheroid: centre O2 within analytic bracket (radius {R0}..{R0 + 1} voxels)",
                             (lo + hi) / 2, centre, (hi - lo) / 2, "numeric",
                             note="the staircase ball's boundary lies between R0 and R0 + 1 voxels"))
+    return {"sphere_r": dist[inside] * h0, "sphere_c": eng, "centre_an": centre_an, "R0um": R0 * h0}
+
+
+def _greenspan_checks(res: CaseResult, phases: Phases, quick: bool, D: float, cv: float, h0: float) -> dict:
+    """(d) zero-order consumption (Greenspan 1972): engine against the exact discrete obstacle
+    problem, and the necrotic radius against Greenspan's."""
     # (d) spheroid with zero-order consumption q where O2 > 0 (Greenspan 1972): a ball of tumour
     # voxels (radius G0 voxels) in vessel-held surroundings, no first-order uptake, solved by the
     # engine's FieldsPhase (projected Gauss-Seidel, floor 0).  q = 12 D cv / R^2 puts Greenspan's
@@ -182,9 +215,5 @@ def case_fields(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
                                  f"{int(np.count_nonzero(gex[gin] <= 0))}); Greenspan Rn = "
                                  f"{rn_mid:.1f} um at R = {G0 + 0.5:g} voxels; bracket "
                                  "Rn(R0 h) - sqrt(3)/2 h .. Rn((R0+1) h) + sqrt(3)/2 h"))
-    res.data = {"prof": prof, "analytic": analytic, "errs": errs, "hs": hs, "lam": lam,
-                "sphere_r": dist[inside] * h0, "sphere_c": eng, "centre_an": centre_an,
-                "R0um": R0 * h0, "cv": cv, "h": h0,
-                "gs_r": gdist[gin] * h0, "gs_c": cg[gin].astype(np.float64), "gs_R0um": G0 * h0,
-                "gs_q": q, "D": D, "gs_rn": rn_eng}
-    return res
+    return {"gs_r": gdist[gin] * h0, "gs_c": cg[gin].astype(np.float64), "gs_R0um": G0 * h0,
+            "gs_q": q, "gs_rn": rn_eng}

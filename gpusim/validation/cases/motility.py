@@ -50,8 +50,8 @@ def run_walkers(phases, sc, seed, R, spacing, steps, chem_slope=0.0):
 
 
 def case_motility(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
-    from ...model import car_t as car_t_mod
-
+    """Case 4: CAR-T random walk, chemotaxis and stroma crossing against exact moments
+    (displacements in voxels, times in steps)."""
     res = CaseResult("motility", "CAR-T motility: random walk, chemotaxis, stroma crossing",
                      "exact moments of the persistent Moore-lattice walk (Markov chain on the "
                      "last direction); exact mean first-passage time across a slab")
@@ -80,7 +80,21 @@ def case_motility(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
         res.checks.append(z_check(f"chemotactic drift along {nm} after {steps} steps", mc[axis],
                                    v.mean(), v.std(ddof=1) / math.sqrt(v.size),
                                    note=f"bias {chemo:.4f}; SE from the sample"))
-    # (c) crossing a slab of stroma: a single row (1 x 1 x L+1 lattice, one cell per replicate)
+    hit, surv, mfpt = _stroma_crossing(res, phases, sc, seed, quick, n_sub, pm, rho)
+    t = np.arange(1, steps + 1)
+    res.data = {"t": t, "msd": sq.mean(1), "msd_se": sq.std(1, ddof=1) / math.sqrt(sq.shape[1]),
+                "msd_exact": msd_t, "drift": disp_c.mean(1), "drift_exact": mean_c[n_sub::n_sub],
+                "hit": hit, "surv": surv, "mfpt": mfpt}
+    return res
+
+
+def _stroma_crossing(res: CaseResult, phases: Phases, sc, seed: int, quick: bool, n_sub: int,
+                     pm: float, rho: float):
+    """(c) crossing a slab of stroma: the engine's first-passage steps against the exact mean;
+    returns the steps per replicate, the exact survival curve and the exact mean."""
+    from ...model import car_t as car_t_mod
+
+    # a single row (1 x 1 x L+1 lattice, one cell per replicate)
     L, rho_s = 8, 0.8
     perm = sc["stroma.permeability"]
     pe = p_exact(float(F32(1) - F32(rho_s) * F32(1.0 - perm)))
@@ -107,8 +121,4 @@ def case_motility(quick: bool, seed: int, phases: Phases = NUMPY) -> CaseResult:
                                hit.mean(), sd / math.sqrt(Rs),
                                note=f"entry probability {pe:.4f} (permeability {perm}); exact SE; "
                                     f"truncated at {Tmax} steps"))
-    t = np.arange(1, steps + 1)
-    res.data = {"t": t, "msd": sq.mean(1), "msd_se": sq.std(1, ddof=1) / math.sqrt(sq.shape[1]),
-                "msd_exact": msd_t, "drift": disp_c.mean(1), "drift_exact": mean_c[n_sub::n_sub],
-                "hit": hit, "surv": surv, "mfpt": mfpt}
-    return res
+    return hit, surv, mfpt

@@ -10,13 +10,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from . import backends
-from .backends import make_simulation, select
-from .engine import ENDPOINTS, EVENT_INFO, EVENTS, METRICS, SERIES_METRICS, SNAPSHOTS, Simulation, steps_for
-from .errors import OutputError, ScenarioError
-from .io import ResultWriter, Results, open_results
-from .scenario import Scenario, _split_set, load_scenario
+from .. import __version__
+from .. import backends
+from ..backends import make_simulation, select
+from ..engine import ENDPOINTS, EVENT_INFO, EVENTS, METRICS, SERIES_METRICS, SNAPSHOTS, Simulation, steps_for
+from ..errors import OutputError, ScenarioError
+from ..io import ResultWriter, Results, open_results
+from ..io.resume import reopen
+from ..scenario import Scenario, _split_set, load_scenario
 
 Progress = Callable[[int, int], None]
 
@@ -48,18 +49,34 @@ def run(scenario: Scenario | str = "quickstart", out: str | Path | None = None, 
         extra_attrs: dict | None = None) -> Results:
     """Run a scenario and return its results.
 
-    Args:
-        scenario: a :class:`Scenario`, a bundled name or a TOML path.
-        out: HDF5 file to stream to (``None``: keep the results in memory only).
-        replicates, first_replicate, seed, days, backend: override the scenario's ``run.*``.
-        force: replace an existing output file.
-        overrides: ``"section.key=value"`` strings, when ``scenario`` is a name or path.
-        progress: called as ``progress(steps_done, steps_total)`` after every output interval.
-        log: called with one-line messages (backend choice).
-        extra_attrs: more root attributes for the result file (e.g. a sweep point's parameters).
+    Parameters
+    ----------
+    scenario:
+        A :class:`Scenario`, a bundled name or a TOML path.
+    out:
+        HDF5 file to stream to (``None``: keep the results in memory only).
+    replicates, first_replicate, seed, days, backend:
+        Override the scenario's ``run.*`` (``days`` in day).
+    force:
+        Replace an existing output file.
+    overrides:
+        ``"section.key=value"`` strings, when ``scenario`` is a name or path.
+    progress:
+        Called as ``progress(steps_done, steps_total)`` after every output interval.
+    log:
+        Called with one-line messages (backend choice).
+    extra_attrs:
+        More root attributes for the result file (e.g. a sweep point's parameters).
 
-    Raises:
-        ScenarioError, OutputError, BackendError, CapacityError (all :class:`GpusimError`).
+    Returns
+    -------
+    Results
+        ``timeseries`` (R, T), ``endpoints`` (R,), ``snapshots`` (S, Rs, Z, Y, X), ``time_days`` (T,) day.
+
+    Raises
+    ------
+    GpusimError
+        ScenarioError, OutputError, BackendError or CapacityError, one line each.
     """
     sc = resolve(scenario, replicates=replicates, first_replicate=first_replicate, seed=seed,
                  days=days, backend=backend, overrides=overrides)
@@ -143,13 +160,14 @@ def resume(path: str | Path, *, progress: Progress | None = None,
     The resumed file holds exactly the datasets a straight, uninterrupted run writes (bitwise;
     only timing attributes such as ``created_utc``/``setup_seconds``/``resumed_utc`` differ).
 
-    Raises:
-        OutputError: the file is missing, of another schema, complete, or has no checkpoint.
-        ScenarioError: the stored scenario does not load in this gpusim.
+    Raises
+    ------
+    OutputError
+        The file is missing, of another schema, complete, or has no checkpoint.
+    ScenarioError
+        The stored scenario does not load in this gpusim.
     """
     import tomllib
-
-    from .engine import STATE_ARRAYS, State
 
     path = Path(path)
     res = open_results(path)  # schema check, clear errors on a bad file
@@ -163,28 +181,11 @@ def resume(path: str | Path, *, progress: Progress | None = None,
     if log:
         log(f"backend: {be.name} on {be.device}" + (f" ({be.reason})" if be.reason else ""))
     ckpt = res.checkpoint()
-    sim = None
-    if ckpt is not None:  # no checkpoint: ResultWriter.resume says so
-        missing = sorted(set(STATE_ARRAYS) - set(ckpt[2]))
-        unknown = sorted(set(ckpt[2]) - set(STATE_ARRAYS) - {INTERVAL_EVENTS})
-        if missing or unknown:
-            raise OutputError(f"the checkpoint in '{path}' does not match this gpusim's engine state "
-                              f"(missing {missing}, unknown {unknown}); it was written by another "
-                              "gpusim version and cannot be resumed")
-        # Rebuild the simulation before the file is touched: a resume that cannot run refuses
-        # with the file unchanged (docs/io_format.md).
-        step, arrays = ckpt[0], ckpt[2]
-        first = int(res.attrs.get("first_replicate", sc["run.first_replicate"]))
-        reps = np.arange(first, first + res.replicates, dtype=np.int64)
-        try:
-            sim = make_simulation(be, sc, res.replicates, first,
-                                  state=State({k: arrays[k] for k in STATE_ARRAYS}, reps, step))
-            _check_state_shapes(sim, arrays)
-        except (ValueError, TypeError, IndexError, KeyError) as e:
-            msg = " ".join(str(e).split()) or type(e).__name__
-            raise OutputError(f"cannot resume '{path}': its checkpoint does not fit its stored scenario "
-                              f"({msg}); run it again with --force") from None
-    w = ResultWriter.resume(path)  # rebuilds the file up to the checkpoint
+    # Rebuild the simulation before the file is touched: a resume that cannot run refuses with
+    # the file unchanged (docs/io_format.md).  No checkpoint: io.resume.reopen says so.
+    sim = _simulation_at(path, res, sc, be, ckpt) if ckpt is not None else None
+    arrays = ckpt[2] if ckpt is not None else {}
+    w = reopen(path)  # rebuilds the file up to the checkpoint
     try:
         step, t_ck = w.resumed_from
         if step != ckpt[0]:  # pragma: no cover - only if another process changed the file
@@ -203,10 +204,36 @@ def resume(path: str | Path, *, progress: Progress | None = None,
     return sink.results()
 
 
+def _simulation_at(path: Path, res: Results, sc: Scenario, be, ckpt) -> Simulation:
+    """The simulation of ``res`` (scenario ``sc``, backend ``be``) at its checkpoint ``ckpt``
+    (``(step, time_days, state)``); OutputError when the checkpoint does not fit this gpusim's
+    engine state or the scenario."""
+    from ..engine import STATE_ARRAYS, State
+
+    step, arrays = ckpt[0], ckpt[2]
+    missing = sorted(set(STATE_ARRAYS) - set(arrays))
+    unknown = sorted(set(arrays) - set(STATE_ARRAYS) - {INTERVAL_EVENTS})
+    if missing or unknown:
+        raise OutputError(f"the checkpoint in '{path}' does not match this gpusim's engine state "
+                          f"(missing {missing}, unknown {unknown}); it was written by another "
+                          "gpusim version and cannot be resumed")
+    first = int(res.attrs.get("first_replicate", sc["run.first_replicate"]))
+    reps = np.arange(first, first + res.replicates, dtype=np.int64)
+    try:
+        sim = make_simulation(be, sc, res.replicates, first,
+                              state=State({k: arrays[k] for k in STATE_ARRAYS}, reps, step))
+        _check_state_shapes(sim, arrays)
+    except (ValueError, TypeError, IndexError, KeyError) as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise OutputError(f"cannot resume '{path}': its checkpoint does not fit its stored scenario "
+                          f"({msg}); run it again with --force") from None
+    return sim
+
+
 def _check_state_shapes(sim, arrays) -> None:
     """ValueError if a checkpointed state array does not have the shape the scenario gives
     (lattice arrays (R, Z, Y, X), the agent table (R, capacity), per-replicate values (R,))."""
-    from .engine import AGENTS, LATTICE
+    from ..engine import AGENTS, LATTICE
 
     R, shape, cap = len(sim.replicates), tuple(sim.shape), int(sim.capacity)
     for k, a in arrays.items():
@@ -219,22 +246,15 @@ def _check_state_shapes(sim, arrays) -> None:
 
 def _precheck_output(path: str | Path, force: bool) -> None:
     """Fail on an unusable output path before any work (the writer checks again when it opens)."""
-    from .errors import OutputError
-    from .io.writer import check_output_path, lock_path, writer_active
-    import os
+    from ..errors import OutputError
+    from ..io.paths import check_new_output, check_output_path, lock_path, writer_active
 
     check_output_path(path)
     path = Path(path)
     if writer_active(path):
         raise OutputError(f"output file '{path}' is being written by another gpusim process "
                           f"(lock '{lock_path(path)}'); wait for it or choose another output")
-    if path.exists() and not force:
-        raise OutputError(f"output file '{path}' exists; pass --force to overwrite it")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output directory '{parent}' does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory '{parent}' is not writable")
+    check_new_output(path, force)
 
 
 def _event_decl() -> dict[str, tuple[str, str]]:
@@ -346,3 +366,19 @@ class _Memory:
                        profiles={k: np.stack([p[k] for p in self.prof], axis=1).astype(np.float64)
                                  for k in self.bins} if self.prof else {},
                        profile_edges={k: v[0] for k, v in self.bins.items()})
+
+
+def run_or_continue(sc: Scenario, path: Path, progress=None, extra_attrs=None) -> str:
+    """Bring ``path`` to ``complete``: skip / resume / (re)run.  Returns what it did."""
+    if path.exists():
+        try:
+            res = open_results(path)
+        except OutputError:
+            res = None
+        if res is not None and res.status == "complete":
+            return "skipped"
+        if res is not None and res.checkpoint() is not None:
+            resume(path, progress=progress)
+            return "resumed"
+    run(sc, path, force=True, progress=progress, extra_attrs=extra_attrs)
+    return "ran"

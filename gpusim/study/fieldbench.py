@@ -179,7 +179,7 @@ def run_field_bench(cases=DEFAULT_CASES, replicates: int | None = None, steps: i
     """Every case on the NumPy backend of this checkout; a JSON-ready record with the device,
     the commit and the date.  ``replicates``: per case (default 8 in 2D, 1 in 3D)."""
     from gpusim.backends import cpu_description
-    from gpusim.bench import git_commit
+    from gpusim.study.bench import git_commit
 
     cases = parse_cases(cases)
     if steps < 1 or warmup < 0 or (replicates is not None and replicates < 1):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BackendError, OutputError, ScenarioError
+from ..errors import BackendError, OutputError, ScenarioError
 
 
 def git_commit() -> str:
@@ -44,7 +44,7 @@ def git_commit() -> str:
 def phase_timer(sim):
     """Time every phase of a NumPy-engine step: wraps the engine's ``*_phase`` functions and the
     fields solve while the block runs.  Yields the dict phase -> seconds (accumulated)."""
-    from . import engine
+    from .. import engine
 
     times: dict[str, float] = {}
     saved = []
@@ -86,7 +86,7 @@ def _sync(backend: str) -> None:
 
 def bench_one(sc, backend: str, replicates: int, steps: int, warmup: int) -> dict:
     """Time one batch; returns the record of one row."""
-    from .backends import make_simulation, select
+    from ..backends import make_simulation, select
 
     be = select(backend)
     t0 = time.perf_counter()
@@ -122,7 +122,8 @@ def bench_one(sc, backend: str, replicates: int, steps: int, warmup: int) -> dic
 
 
 def available_backends() -> list[str]:
-    from .backends import cupy_status
+    """The backends that can run here: numpy, and cupy where a usable GPU is present."""
+    from ..backends import cupy_status
 
     return ["numpy"] + (["cupy"] if cupy_status()[0] else [])
 
@@ -131,17 +132,31 @@ def run_bench(scenarios=("quickstart",), sizes=(None,), backends=None, replicate
               steps: int = 20, warmup: int = 2, log=None, force_memory: bool = False) -> dict:
     """Benchmark every (scenario, size) on each backend.
 
-    Args:
-        scenarios: bundled names or TOML paths.
-        sizes: lattice edge in voxels (sets x and y; z is kept), or None for the scenario's own.
-        backends: names; default every backend that can run here.
-        replicates: batch size (default the scenario's ``run.replicates``).
-        steps, warmup: timed steps and untimed warm-up steps per row.
-        force_memory: run rows whose memory estimate exceeds what is available (else every row
-            is checked before the first runs: :class:`gpusim.memory.MemoryLimitError`).
+    Parameters
+    ----------
+    scenarios:
+        Bundled names or TOML paths.
+    sizes:
+        Lattice edge in voxels (sets x and y; z is kept), or None for the scenario's own.
+    backends:
+        Names; default every backend that can run here.
+    replicates:
+        Batch size (default the scenario's ``run.replicates``).
+    steps, warmup:
+        Timed steps and untimed warm-up steps per row.
+    force_memory:
+        Run rows whose memory estimate exceeds what is available (else every row is checked
+        before the first runs: :class:`gpusim.memory.MemoryLimitError`).
+
+    Returns
+    -------
+    dict
+        The record (schema ``gpusim-bench/1``): version, commit, UTC date, host, the device of
+        each backend, ``results`` (one row per (scenario, size, backend), from :func:`bench_one`)
+        and ``ratios`` between backends.
     """
-    from .backends import NAMES
-    from .scenario import load_scenario
+    from ..backends import NAMES
+    from ..scenario import load_scenario
 
     if steps < 1 or warmup < 0:
         raise ScenarioError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
@@ -156,7 +171,7 @@ def run_bench(scenarios=("quickstart",), sizes=(None,), backends=None, replicate
             sc = load_scenario(name, sets)
             R = int(replicates if replicates is not None else sc["run.replicates"])
             plan += [(sc, R, b) for b in backends]
-    from .memory import check_many  # every row must fit, checked before the first runs
+    from ..memory import check_many  # every row must fit, checked before the first runs
 
     check_many([(sc, R, b, f"bench {sc.name} {sc.shape} x{R} on {b}") for sc, R, b in plan],
                force=force_memory)
@@ -165,6 +180,11 @@ def run_bench(scenarios=("quickstart",), sizes=(None,), backends=None, replicate
         if log:
             log(f"bench {sc.name} {sc.shape} x{R} on {b} ...")
         rows.append(bench_one(sc, b, R, steps, warmup))
+    return _record(rows)
+
+
+def _record(rows: list[dict]) -> dict:
+    """The bench record around its rows: schema, version, commit, date, host, devices, ratios."""
     return {
         "schema": "gpusim-bench/1",
         "gpusim_version": _version(),
@@ -238,6 +258,6 @@ def write_json(record: dict, path, force: bool = False) -> Path:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
