@@ -322,7 +322,7 @@ class Simulation:
         self.replicates = np.arange(first, first + R, dtype=np.int64)
         self.shape = sc.shape
         self.nvox = int(np.prod(self.shape))
-        cap = sc["car_t.capacity_per_replicate"] or self.nvox
+        cap = sc["car_t.capacity_per_replicate"] or self.nvox * sc["car_t.max_per_voxel"]
         self.capacity = int(cap)
         self.tumour_params = TumourParams.from_scenario(sc)
         self.car_t_params = CarTParams.from_scenario(sc)

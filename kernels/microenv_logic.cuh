@@ -25,20 +25,18 @@ namespace gpusim {
 
 // Agent pass, one thread per table entry i = r * C + s (two cells never share a voxel).
 GPUSIM_HD void microenv_agents(i64 i, const Geom& geo, i32 C, const MicroK& p, const i32* t_count,
-                               const u8* t_state, const i32* t_pos, float* ecm) {
+                               const u8* t_state, const i32* t_pos, u32* ndeg) {
     const i32 r = (i32)(i / C), s = (i32)(i % C);
     if (!(p.d_car > 0.0f) || s >= t_count[r] || t_state[i] != TSTATE_EFFECTOR) return;
-    const i64 g = (i64)r * geo_nvox(geo) + t_pos[i];
-    const float e = ecm[g] - p.d_car;
-    ecm[g] = e > 0.0f ? e : 0.0f;
+    atomicAdd(&ndeg[(i64)r * geo_nvox(geo) + t_pos[i]], 1u);
 }
 
 // Voxel pass, one thread per voxel g (after microenv_agents).
 GPUSIM_HD void microenv_voxel(i64 g, const Geom& geo, const MicroK& p, u32 seed, u32 step,
                               const u32* reps, const u8* kind, float* pdl1, const float* ifng,
                               const float* o2, u8* antigen_a, u8* antigen_b,
-                              const u8* antigen_a_base, const u8* antigen_b_base, float* ecm,
-                              u64* counts) {
+                              const u8* antigen_a_base, const u8* antigen_b_base,
+                              const u32* ndeg, float* ecm, u64* counts) {
     const i64 V = geo_nvox(geo);
     const i32 r = (i32)(g / V);
     const u32 v = (u32)(g - (i64)r * V);
@@ -62,6 +60,10 @@ GPUSIM_HD void microenv_voxel(i64 g, const Geom& geo, const MicroK& p, u32 seed,
         }
     } else {
         pdl1[g] = 0.0f;
+    }
+    if (ndeg[g] > 0) {
+        const float e = ecm[g] - p.d_car * (float)ndeg[g];
+        ecm[g] = e > 0.0f ? e : 0.0f;
     }
     if (p.drug_on) ecm[g] = ecm[g] * (1.0f - p.d_drug);
 }

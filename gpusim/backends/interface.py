@@ -71,9 +71,10 @@ STRUCTS = {
         "kill_boost", "hypoxia_factor", "glucose_half", "exh_tgfb", "exh_recovery", "exh_hypoxia",
         "o2_hypoxic", "daughter_exh", "starvation_glucose", "p_mem", "p_react")]
         + [("p_death", "f32", 6), ("inhib", "f32", 1), ("exh_pd", "f32", 1), ("p_div_step", "f32", 1)]
-        + [(f, "i32", 1) for f in ("dnTGFbRII", "tgfb_exh_on", "trog256", "activation_steps")],
+        + [(f, "i32", 1) for f in ("dnTGFbRII", "tgfb_exh_on", "trog256", "activation_steps",
+                                   "max_per_voxel")],
     "MoveK": [(f, "f32", 1) for f in ("p_move", "p_persist", "p_chemotaxis", "one_minus_perm",
-                                      "crowding")],
+                                      "crowding", "one_minus_slow")] + [("max_per_voxel", "i32", 1)],
     "MicroK": [(f, "f32", 1) for f in ("r_ifng", "r_hyp", "r_dec", "ifng_half", "o2_hypoxic",
                                        "p_recover", "d_car", "d_drug")] + [("drug_on", "i32", 1)],
     "FieldCoefK": [(f, "f32", N_KINDS) for f in ("o2_sink", "glucose_sink", "tgfb_src", "o2_src")]
@@ -120,8 +121,8 @@ KERNELS: dict[str, dict[str, str]] = {
     },
     "field_coeffs.cu": {
         "field_agent_map_kernel": f"{_GC} t_count:const i32* t_pos:const i32* t_eng:const u8* "
-                                  "t_act:const i16* t_state:const u8* amap:u8*",
-        "field_coeffs_kernel": "n:i64 f:i32 pp:FieldCoefK kind:const u8* amap:const u8* "
+                                  "t_act:const i16* t_state:const u8* amap:u32*",
+        "field_coeffs_kernel": "n:i64 f:i32 pp:FieldCoefK kind:const u8* amap:const u32* "
                                "c_old:const f32* ifng:const f32* o2:const f32* a:f32* s:f32*",
     },
     "tumour.cu": {
@@ -135,10 +136,10 @@ KERNELS: dict[str, dict[str, str]] = {
     },
     "microenv.cu": {
         "microenv_agents_kernel": f"{_GC} pp:MicroK t_count:const i32* t_state:const u8* "
-                                  "t_pos:const i32* ecm:f32*",
+                                  "t_pos:const i32* ndeg:u32*",
         "microenv_voxel_kernel": f"{_G} pp:MicroK {_RNG} kind:const u8* pdl1:f32* ifng:const f32* "
                                  "o2:const f32* antigen_a:u8* antigen_b:u8* antigen_a_base:const u8* "
-                                 "antigen_b_base:const u8* ecm:f32* counts:u64*",
+                                 "antigen_b_base:const u8* ndeg:const u32* ecm:f32* counts:u64*",
     },
     "car_t.cu": {
         "car_t_engage_claim": f"{_GC} pp:CarTK {_RNG} t_count:const i32* @t kind:const u8* "

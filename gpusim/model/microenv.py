@@ -15,8 +15,8 @@ phase, reading the fields just solved and the CAR-T table as the step began.
   of stream TUMOUR_EVENT (draw 0 of that stream is the per-voxel event word).
 * Stroma: at the voxel of every effector CAR-T cell (heparanase / FAP-directed products degrade
   the matrix as they migrate), ``ecm ←
-  max(ecm − d_car, 0)`` (``d_car`` = car_t_degradation_per_day × dt / 1440, float32; two cells
-  never share a voxel); from the drug's start step, everywhere ``ecm ← ecm × (1 − d_drug)`` with
+  max(ecm − d_car × n, 0)`` (``d_car`` = car_t_degradation_per_day × dt / 1440, float32; ``n``
+  the effectors in the voxel, float32); from the drug's start step, everywhere ``ecm ← ecm × (1 − d_drug)`` with
   ``d_drug = 1 − exp(−drug_degradation_per_day × dt/1440)`` (float32).
 """
 
@@ -95,7 +95,8 @@ def microenv_phase(st, mp: MicroenvParams, seed: int, step: int, events: dict) -
         if nmax:
             r, s = np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
             act = st.t_state[r, s] == TState.EFFECTOR
-            rr, pp = r[act], st.t_pos[r[act], s[act]]
-            ecm[rr, pp] = np.maximum(ecm[rr, pp] - mp.d_car, F32(0))
+            n = np.bincount(r[act] * V + st.t_pos[r[act], s[act]], minlength=R * V).reshape(R, V)
+            rr, pp = np.nonzero(n)
+            ecm[rr, pp] = np.maximum(ecm[rr, pp] - mp.d_car * n[rr, pp].astype(F32), F32(0))
     if mp.d_drug > 0 and step >= mp.drug_start_step:
         ecm *= (F32(1) - mp.d_drug)
