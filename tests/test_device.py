@@ -56,6 +56,10 @@ VARIANTS = {
                                        "toxicity.steroid_days=[0.05]", "delivery.cns_tumour=true"]),
     "lympho_drug": ("quickstart", ["delivery.lymphodepletion=true", "stroma.drug_degradation_per_day=2",
                                    "stroma.drug_start_day=0.0", "stroma.car_t_degradation_per_day=3"]),
+    # CAR-T crowding: several cells per voxel (occupancy counts, the OR-ed agent map, ECM
+    # degradation by every effector in a voxel) with a cap that no bundled scenario uses
+    "crowding": ("intratumoral", ["car_t.max_per_voxel=3", "car_t.armour=dnTGFbRII",
+                                  "delivery.dose_cells=3e7", "stroma.car_t_degradation_per_day=3"]),
     # tumour shoving in 3D through a fibroblast-rich capsule, at a radius and ECM response that no
     # bundled scenario uses
     "shove_3d": ("large_3d", ["tumour.push_radius_voxels=3", "tumour.push_probability=0.7",
@@ -115,6 +119,9 @@ def test_variants_exercise_their_mechanism(emulated):
     assert (st.o2 == 0).any(), "no anoxic voxel: the floor never bound"
     _, st = seen["truck_fibroblasts"]
     assert st.il12.max() > 0 and (st.kind == 3).any()
+    _, st = seen["crowding"]
+    shared = [np.bincount(st.t_pos[r, :st.t_count[r]]).max(initial=0) for r in range(st.t_count.size)]
+    assert max(shared) > 1, "no voxel holds two CAR-T cells"
     tot, _ = seen["shove_3d"]
     assert tot["fibroblast_displaced"] > 0 and tot["tumour_divisions"] > 0, tot
 

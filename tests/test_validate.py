@@ -239,10 +239,17 @@ def test_planted_persistence_error_fails(monkeypatch):
 
 
 def test_planted_permeability_error_fails(monkeypatch):
-    # permeability 0.1 -> 0.3 (1 - permeability 0.9 -> 0.7): slab entry 0.28 -> 0.44, the
-    # crossing time falls by far more than the tolerance of ~18 steps (0.1 -> 0.2 already moves
-    # it by 1.5 tolerances)
+    # 1 - permeability 0.99 -> 0.77 (permeability 0.01 -> 0.23): slab entry 0.21 -> 0.38, the
+    # crossing time (~180 steps) falls by far more than the tolerance of ~24 steps
     _patch_params(monkeypatch, car_t_mod.CarTParams, one_minus_perm=0.7 / 0.9)
+    res = case_motility(True, 1)
+    assert any(n.startswith("steps to cross") for n in _failed(res)), format_case(res)
+
+
+def test_planted_dense_ecm_slowdown_error_fails(monkeypatch):
+    # no slowdown in dense ECM (1 - dense_speed_fraction 0.6 -> 0): the move probability in the
+    # slab 0.39 -> 0.75, the crossing time falls by several tolerances
+    _patch_params(monkeypatch, car_t_mod.CarTParams, one_minus_slow=0.0)
     res = case_motility(True, 1)
     assert any(n.startswith("steps to cross") for n in _failed(res)), format_case(res)
 
