@@ -37,12 +37,12 @@ BARRIER = {"domain.x_voxels": 30, "domain.y_voxels": 30, "tumour.radius_um": 200
            "vessels.density_tumour_fraction": 0.0, "vessels.density_normal_fraction": 0.06,
            "vessels.core_radius_fraction": 0.0, "delivery.route": "intravenous",
            "delivery.dose_cells": 3e9}
-#: the same tumour treated by an intratumoral dose of ~40 cells of a product relieved of TGF-beta
+#: the same tumour treated by an intratumoral dose of ~150 cells of a product relieved of TGF-beta
 #: (dnTGFbRII armour): expansion that fills voxels (crowding)
 POTENT = {"domain.x_voxels": 30, "domain.y_voxels": 30, "tumour.radius_um": 200.0,
           "stroma.capsule_thickness_um": 0.0, "stroma.septa_count": 0,
           "vessels.density_tumour_fraction": 0.03, "vessels.core_radius_fraction": 0.0,
-          "delivery.route": "intratumoral", "delivery.dose_cells": 8e6, "car_t.armour": "dnTGFbRII"}
+          "delivery.route": "intratumoral", "delivery.dose_cells": 3e7, "car_t.armour": "dnTGFbRII"}
 DEGRADE = {"stroma.car_t_degradation_per_day": 5.0}
 RELIEF = {"car_t.armour": "dnTGFbRII"}
 
@@ -170,8 +170,7 @@ CHECKS: tuple = (
            BARRIER, dict(DEGRADE, **RELIEF), DEGRADE, tumour_cells, -1, 480),
     Paired("crowding: several CAR-T per voxel let a potent product expand (CAR-T cells)",
            "cell volumes (docs/model.md): a voxel holds several T cells",
-           POTENT, {}, {"car_t.max_per_voxel": 1}, car_t_cells, +1, 480, quick=True,
-           quick_steps=240, replicates=16),
+           POTENT, {}, {"car_t.max_per_voxel": 1}, car_t_cells, +1, 240, quick=True),
     Reference("growth: untreated curve vs Freyer & Sutherland 1986", _growth),
     Reference("heterogeneity: subclone fractions as declared", _heterogeneity, quick=True),
 )
