@@ -202,7 +202,8 @@ def estimate(sc, replicates: int | None = None, backend: str = "numpy", *,
     from .model.tissue import CHUNK
 
     # the larger of: a step's temporaries, or (set-up) one work box of the initial tissue
-    work = max(R * (V * _bytes(WORK_PER_VOXEL) + C * _bytes(WORK_PER_SLOT)),
+    # (the slot temporaries grow with the live cells: allowed for up to one live cell per voxel)
+    work = max(R * (V * _bytes(WORK_PER_VOXEL) + min(C, V) * _bytes(WORK_PER_SLOT)),
                TISSUE_BYTES_PER_PAIR * min(R * V, CHUNK))
     parts = {"state": state, "field solvers": fields, "outputs": out, "working set": work + zone_b}
     est = Estimate(host=0, parts=parts, voxels=V, replicates=R, capacity=C)
