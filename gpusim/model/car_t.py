@@ -26,12 +26,17 @@ Sub-phases, each reading the state as it was when it began:
 3. fate: death (rows effector / exhausted / memory, starving or not), then conversion of an
    effector that was not stimulated this step into a memory cell (probability p_mem, t_act set
    to 0), then division of activated effectors (probability ``p_division(step) × S``) into a
-   free neighbour (claims); then compaction;
-4. migration: ``n_sub`` sub-moves, each: move with probability p_move; direction kept with
+   neighbour holding fewer than ``max_per_voxel`` CAR-T cells at the phase start (claims: one
+   daughter per voxel); then compaction;
+4. migration: ``n_sub`` sub-moves, each: move with probability
+   ``p_move × (1 − ρ_here × (1 − dense_speed_fraction))`` (float32, ρ_here the ECM density of the
+   cell's voxel: slower in dense matrix, Salmon 2012); direction kept with
    probability ``persistence``, else up the chemokine gradient with probability
    ``chemotaxis_bias`` (when a neighbour has more chemokine than the cell's voxel), else uniform
-   over the Moore neighbourhood; entry into a T-cell-free voxel succeeds with probability
-   (1 - ρ(1 - permeability)) × (crowding factor if it holds a tumour cell); conflicts by claims.
+   over the Moore neighbourhood; entry into a voxel holding fewer than ``max_per_voxel`` CAR-T
+   cells succeeds with probability (1 - ρ(1 - permeability)) × (crowding factor if it holds a
+   tumour cell), permeability per attempt as Kather 2017's; conflicts by claims (one entrant per
+   voxel and sub-move, so the cap holds).
 
 Suppression (MODEL.md section 5), float32 per CAR-T cell at its own voxel, in this order::
 
