@@ -78,7 +78,8 @@ class State:
         return {k: getattr(self, k) for k in STATE_ARRAYS}
 
     def tcell_map(self) -> np.ndarray:
-        """uint8 (R, Z, Y, X): 0 no CAR-T cell, 1 effector, 2 exhausted, 3 memory (TState)."""
+        """uint8 (R, Z, Y, X): 0 no CAR-T cell, 1 effector, 2 exhausted, 3 memory (TState); a voxel
+        holding several cells (car_t.max_per_voxel) shows the last of them in table order."""
         R = self.kind.shape[0]
         m = np.zeros((R, self.nvox), dtype=np.uint8)
         r, s = live_slots(self)
@@ -221,7 +222,7 @@ PROFILES: dict[str, Metric] = {k: Metric(v[3], v[4]) for k, v in obs.profile_spe
 SNAPSHOTS: dict[str, tuple[str, str, str]] = {
     "kind": ("uint8", "1", "cell kind: 0 empty, 1 tumour, 2 healthy, 3 fibroblast, 4 apoptotic, 5 necrotic, 6 vessel"),
     "antigen_class": ("uint8", "1", "tumour antigen class: 0 none, 1 A+B+, 2 A+B-, 3 A-B+, 4 A-B-"),
-    "car_t": ("uint8", "1", "CAR-T cell: 0 none, 1 effector, 2 exhausted, 3 memory"),
+    "car_t": ("uint8", "1", "CAR-T cell: 0 none, 1 effector, 2 exhausted, 3 memory (several in a voxel: the last in table order)"),
     "o2": ("float32", "mmHg", "oxygen"),
     "ecm": ("float32", "1", "ECM density"),
 }
@@ -325,7 +326,7 @@ class Simulation:
         self.replicates = np.arange(first, first + R, dtype=np.int64)
         self.shape = sc.shape
         self.nvox = int(np.prod(self.shape))
-        cap = sc["car_t.capacity_per_replicate"] or self.nvox
+        cap = sc["car_t.capacity_per_replicate"] or self.nvox * sc["car_t.max_per_voxel"]
         self.capacity = int(cap)
         self.tumour_params = TumourParams.from_scenario(sc)
         self.car_t_params = CarTParams.from_scenario(sc)
@@ -463,7 +464,8 @@ class Simulation:
         assert np.array_equal(after["t_count"], exp_c), f"CAR-T cells not conserved: {after['t_count']} != {exp_c}"
         r, s = live_slots(st)
         gpos = r.astype(np.int64) * st.nvox + st.t_pos[r, s]
-        assert np.unique(gpos).size == gpos.size, "two CAR-T cells share a voxel"
+        k = self.car_t_params.max_per_voxel
+        assert np.bincount(gpos).max(initial=0) <= k, f"more than car_t.max_per_voxel = {k} CAR-T cells in a voxel"
         assert ((st.t_pos[r, s] >= 0) & (st.t_pos[r, s] < st.nvox)).all(), "CAR-T position out of range"
         assert np.isin(st.t_state[r, s], (TState.EFFECTOR, TState.EXHAUSTED, TState.MEMORY)).all(), \
             "dead cell in table"
@@ -503,8 +505,8 @@ class Simulation:
             "necrotic_voxels": (kind == Kind.NECROTIC).sum(axis=1),
             "car_t_tissue": st.t_count.astype(np.int64),
             "car_t_tumour": car_tumour,
-            "car_t_exhausted": (tmap.reshape(R, V) == TState.EXHAUSTED).sum(axis=1),
-            "car_t_memory": (tmap.reshape(R, V) == TState.MEMORY).sum(axis=1),
+            "car_t_exhausted": state_counts(st, TState.EXHAUSTED),
+            "car_t_memory": state_counts(st, TState.MEMORY),
             "car_t_blood": st.blood.copy(),
             "infiltration": (tum & near).sum(axis=1) / nt,
             "kills_tumour": st.kills_tumour.copy(),
@@ -592,7 +594,6 @@ class Simulation:
             ser = {k: (np.full(R, -1, np.int8) if ENDPOINTS[k][0] == "int8" else np.full(R, np.nan))
                    for k in SERIES_ENDPOINTS}
         kind = st.kind.reshape(R, -1)
-        tmap = st.tcell_map().reshape(R, -1)
         ep = {
             "cleared": cleared.astype(np.int8),
             "time_to_clearance_days": ttc,
@@ -614,9 +615,8 @@ class Simulation:
                                                              "tumour_a_neg_b_pos", "tumour_a_neg_b_neg")},
             "final_healthy_cells": (kind == Kind.HEALTHY).sum(axis=1).astype(np.int64),
             "final_necrotic_voxels": m["necrotic_voxels"].astype(np.int64),
-            "final_car_t_effector": (tmap == TState.EFFECTOR).sum(axis=1).astype(np.int64),
-            "final_car_t_exhausted": (tmap == TState.EXHAUSTED).sum(axis=1).astype(np.int64),
-            "final_car_t_memory": (tmap == TState.MEMORY).sum(axis=1).astype(np.int64),
+            **{f"final_car_t_{n}": state_counts(st, s) for n, s in (
+                ("effector", TState.EFFECTOR), ("exhausted", TState.EXHAUSTED), ("memory", TState.MEMORY))},
             "final_infiltration_depth_mean_um": m["infiltration_depth_mean_um"],
             "final_infiltration_depth_p50_um": m["infiltration_depth_p50_um"],
             **ser,
@@ -652,6 +652,12 @@ class Simulation:
     @property
     def time_days(self) -> float:
         return self.state.step * self.dt_min / 1440.0
+
+
+def state_counts(st, state) -> np.ndarray:
+    """Live CAR-T cells in ``state`` per replicate (int64 (R,))."""
+    r, s = live_slots(st)
+    return np.bincount(r[st.t_state[r, s] == state], minlength=st.kind.shape[0]).astype(np.int64)
 
 
 def car_t_tumour_count(xp, kind, t_count, t_pos):

@@ -7,7 +7,7 @@ The estimate is derived, not tabulated by hand where the code declares it:
   come from the state of a tiny probe simulation (a few voxels, a distinct agent capacity), so an
   array added to the engine, or a dtype changed, changes the estimate: bytes per voxel
   (lattice arrays, ``(R, Z, Y, X)``), per agent slot (``(R, C)``; ``C`` is
-  ``car_t.capacity_per_replicate``, 0 meaning one slot per voxel) and per replicate.
+  ``car_t.capacity_per_replicate``, 0 meaning ``car_t.max_per_voxel`` slots per voxel) and per replicate.
 * **field solvers** (gpusim/model/fields.py ``FieldSolver``): one per field of the probe's
   ``FieldsPhase``; each holds, per parity sub-lattice, a padded block per replicate of the field
   (float32, the state's field dtype) with a margin, and per non-empty sub-lattice the source and
@@ -55,9 +55,9 @@ WORK_PER_SLOT = {"int64": 4, "uint64": 2, "float32": 2, "bool": 4}
 #: (model/tissue.py CHUNK pairs at a time; about 103 bytes measured with tracemalloc)
 TISSUE_BYTES_PER_PAIR = 128
 #: device work buffers of a CuPy step per voxel: claims (uint64), a, s and den of the field
-#: solve (float32), agent map, vessel mask, tumour kind out, entry mask (uint8), occupancy and
-#: vessel weights (int32)
-DEVICE_WORK_PER_VOXEL = {"uint64": 1, "float32": 3, "uint8": 4, "int32": 2}
+#: solve (float32), vessel mask, tumour kind out, entry mask (uint8), occupancy and vessel weights
+#: (int32), agent map and ECM-degrading effectors per voxel (uint32)
+DEVICE_WORK_PER_VOXEL = {"uint64": 1, "float32": 3, "uint8": 3, "int32": 2, "uint32": 2}
 #: device work buffers of a CuPy step per agent slot: target (int32), stimulated, killed, died,
 #: born, keep/born masks (uint8), PD-1 seen (float32), move direction (int8), the compaction
 #: destinations (int64) and the second table it writes (18 bytes: uint8 state, div, eng; int32
@@ -174,7 +174,7 @@ def estimate(sc, replicates: int | None = None, backend: str = "numpy", *,
     R = int(replicates if replicates is not None else sc["run.replicates"])
     Z, Y, X = sc.shape
     V = Z * Y * X
-    C = int(sc["car_t.capacity_per_replicate"] or V)
+    C = int(sc["car_t.capacity_per_replicate"] or V * sc["car_t.max_per_voxel"])
     lay = state_layout()
     state = R * (V * lay.per_voxel + C * lay.per_slot + lay.per_replicate)
     vessel_frac = max(sc["vessels.density_tumour_fraction"], sc["vessels.density_normal_fraction"])
@@ -202,7 +202,8 @@ def estimate(sc, replicates: int | None = None, backend: str = "numpy", *,
     from .model.tissue import CHUNK
 
     # the larger of: a step's temporaries, or (set-up) one work box of the initial tissue
-    work = max(R * (V * _bytes(WORK_PER_VOXEL) + C * _bytes(WORK_PER_SLOT)),
+    # (the slot temporaries grow with the live cells: allowed for up to one live cell per voxel)
+    work = max(R * (V * _bytes(WORK_PER_VOXEL) + min(C, V) * _bytes(WORK_PER_SLOT)),
                TISSUE_BYTES_PER_PAIR * min(R * V, CHUNK))
     parts = {"state": state, "field solvers": fields, "outputs": out, "working set": work + zone_b}
     est = Estimate(host=0, parts=parts, voxels=V, replicates=R, capacity=C)

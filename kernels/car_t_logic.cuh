@@ -10,7 +10,7 @@
 //   (mmHg), glucose float32 (mM), tgfb/il12 float32 (a.u.), pdl1 float32 (0..1).
 // rec uint64 (65536): recognition thresholds indexed antigen_a * 256 + antigen_b
 //   (car_t.recognition_table).  claims uint64 (R * V): NO_CLAIM between passes.  occ int32 (R * V):
-//   slot of the CAR-T cell in a voxel at the phase start, or -1.
+//   CAR-T cells per voxel at the phase start (car_t_move_logic.cuh move_occ).
 // Scratch per entry: tgt int32 (claimed voxel or -1), stim/killed/died/born uint8, pd_seen
 //   float32.  counts uint64 (R, CART_NCOUNT).
 // RNG: CAR_T_ENGAGE block (slot) words 0 target choice, 1 claim priority, 2 recognition, 3 kill
@@ -186,8 +186,8 @@ GPUSIM_HD void exhaustion(i64 i, const Geom& geo, i32 C, const CarTK& p, const i
     t.eng[i] = stim[i];
 }
 
-// Pass 4: death, memory conversion, and division claims on a neighbour free of CAR-T cells at the
-// phase start.
+// Pass 4: death, memory conversion, and division claims on a neighbour holding fewer than
+// max_per_voxel CAR-T cells at the phase start (occ: counts).
 GPUSIM_HD void fate_claim(i64 i, const Geom& geo, i32 C, const CarTK& p, u32 seed, u32 step,
                           const u32* reps, const i32* t_count, const AgentTable& t,
                           const float* o2, const float* glucose, const float* tgfb,
@@ -239,11 +239,11 @@ GPUSIM_HD void fate_claim(i64 i, const Geom& geo, i32 C, const CarTK& p, u32 see
     const i32 K = moore_neighbours(geo, (u32)t.pos[i], nb);
     u32 nfree = 0;
     for (i32 j = 0; j < K; ++j)
-        if (nb[j] >= 0 && occ[base + nb[j]] < 0) ++nfree;
+        if (nb[j] >= 0 && occ[base + nb[j]] < p.max_per_voxel) ++nfree;
     if (nfree == 0) return;
     u32 pick = choose(b.w[2], nfree);
     for (i32 j = 0; j < K; ++j) {
-        if (nb[j] >= 0 && occ[base + nb[j]] < 0) {
+        if (nb[j] >= 0 && occ[base + nb[j]] < p.max_per_voxel) {
             if (pick == 0) {
                 claim_min(&claims[base + nb[j]], ((u64)b.w[3] << 32) | (u64)(u32)s);
                 tgt[i] = (i32)nb[j];

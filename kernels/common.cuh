@@ -37,6 +37,10 @@ GPUSIM_HD void claim_min(u64* slot, u64 key) { atomicMin(slot, key); }
 // Integer event counters (exact, order-free).
 GPUSIM_HD void count_add(u64* slot, u64 n) { atomicAdd(slot, n); }
 
+// Occupancy counts and bit maps (integer atomics: exact, order-free).
+GPUSIM_HD void occ_add(i32* slot, i32 n) { atomicAdd(slot, n); }
+GPUSIM_HD void bits_or(u32* slot, u32 bits) { atomicOr(slot, bits); }
+
 // Max of non-negative float32 values through their bit patterns (monotone for x >= 0): exact,
 // so the order of the updates does not matter.
 // On the device the lanes of a warp that update the same slot first combine their values (warp

@@ -5,8 +5,8 @@
 // append of entrants are array code shared by every backend (systemic.inject_entrants,
 // append_entrants).
 //
-// Arrays (flat, replicate-major, g = r * V + v): occ int32 (R * V): slot of a CAR-T cell in the
-// voxel or -1 (car_t_move_logic.cuh move_occ, at the phase start); enter uint8 (R * V), zeroed
+// Arrays (flat, replicate-major, g = r * V + v): occ int32 (R * V): CAR-T cells in the voxel
+// (car_t_move_logic.cuh move_occ, at the phase start; a face voxel is free when it holds none); enter uint8 (R * V), zeroed
 // beforehand, set to 1 at an entering voxel; counts uint64 (R), zeroed: entrants per replicate.
 // reps uint32 (R): global replicate indices (the Philox key).  face int32 (F), the face's voxels
 // in increasing order; nfree uint64 (R), zeroed: free face voxels (regional_free); lam float64
@@ -24,7 +24,7 @@ namespace gpusim {
 // Regional entry, pass 1 (g = r * F + f): free face voxels per replicate.
 GPUSIM_HD void regional_free(i64 g, i32 F, i64 V, const i32* face, const i32* occ, u64* nfree) {
     const i32 r = (i32)(g / F);
-    if (occ[(i64)r * V + face[g - (i64)r * F]] < 0) count_add(&nfree[r], 1);
+    if (occ[(i64)r * V + face[g - (i64)r * F]] == 0) count_add(&nfree[r], 1);
 }
 
 // float32(min(lam / nfree, 1)) in float64, as systemic._regional_entry; 0 without a free voxel.
@@ -41,7 +41,7 @@ GPUSIM_HD void regional_decide(i64 g, i32 F, i64 V, u32 seed, u32 step, const u3
     const i32 r = (i32)(g / F);
     const i32 v = face[g - (i64)r * F];
     const i64 o = (i64)r * V + v;
-    if (occ[o] >= 0) return;
+    if (occ[o] > 0) return;
     const float p = regional_p(lam[r], nfree[r]);
     if (below(block(seed, reps[r], step, EXTRAVASATION, (u32)v, 2).w[0], p)) {
         enter[o] = 1;

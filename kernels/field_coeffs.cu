@@ -16,7 +16,7 @@ extern "C" __global__ void field_agent_map_kernel(int R, int Z, int Y, int X, in
                                                   const int* t_count, const int* t_pos,
                                                   const unsigned char* t_eng, const short* t_act,
                                                   const unsigned char* t_state,
-                                                  unsigned char* amap) {
+                                                  unsigned int* amap) {
     Geom geo{R, Z, Y, X};
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < (long long)R * C) field_agent_map(i, geo, C, t_count, t_pos, t_eng, t_act, t_state, amap);
@@ -24,7 +24,7 @@ extern "C" __global__ void field_agent_map_kernel(int R, int Z, int Y, int X, in
 
 extern "C" __global__ void field_coeffs_kernel(long long n, int f, const FieldCoefK* pp,
                                                const unsigned char* kind,
-                                               const unsigned char* amap, const float* c_old,
+                                               const unsigned int* amap, const float* c_old,
                                                const float* ifng, const float* o2, float* a,
                                                float* s) {
     long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;

@@ -5,7 +5,7 @@
 // Arrays (flat, replicate-major, g = r * V + v): kind uint8 (Kind); c_old float32 (the field
 // before its solve: chemokine, tgfb, ifng or il12, a.u.); ifng float32 (previous step's IFN-gamma,
 // for the chemokine boost); o2 float32 (mmHg, the oxygen just solved, for hypoxic TGF-beta);
-// amap uint8 (R * V) agent map bits AMAP_TCELL (any CAR-T cell), AMAP_ENG (t_eng > 0), AMAP_ACT
+// amap uint32 (R * V) agent map bits AMAP_TCELL (any CAR-T cell), AMAP_ENG (t_eng > 0), AMAP_ACT
 // (t_act > 0 and effector), built by field_agent_map over the table (t_count int32 (R); t_pos
 // int32, t_eng uint8, t_act int16, t_state uint8 (R, C)); amap zeroed beforehand.
 // Outputs a (sink, 1/min) and s (source, a.u./min) float32 (R * V).  No random numbers.
@@ -24,24 +24,24 @@
 
 namespace gpusim {
 
-// One thread per table entry i = r * C + s.  Distinct cells hold distinct voxels, so the plain
-// stores do not race.
+// One thread per table entry i = r * C + s.  Several cells may share a voxel (car_t.max_per_voxel):
+// their bits are OR-ed atomically (order-free).
 GPUSIM_HD void field_agent_map(i64 i, const Geom& geo, i32 C, const i32* t_count, const i32* t_pos,
-                               const u8* t_eng, const i16* t_act, const u8* t_state, u8* amap) {
+                               const u8* t_eng, const i16* t_act, const u8* t_state, u32* amap) {
     const i32 r = (i32)(i / C), s = (i32)(i % C);
     if (s >= t_count[r]) return;
-    u8 m = AMAP_TCELL;
+    u32 m = AMAP_TCELL;
     if (t_eng[i] > 0) m |= AMAP_ENG;
     if (t_act[i] > 0 && t_state[i] == TSTATE_EFFECTOR) m |= AMAP_ACT;
-    amap[(i64)r * geo_nvox(geo) + t_pos[i]] = m;
+    bits_or(&amap[(i64)r * geo_nvox(geo) + t_pos[i]], m);
 }
 
 // One thread per voxel g: a[g], s[g] of field `f`.
-GPUSIM_HD void field_coeffs(i64 g, i32 f, const FieldCoefK& p, const u8* kind, const u8* amap,
+GPUSIM_HD void field_coeffs(i64 g, i32 f, const FieldCoefK& p, const u8* kind, const u32* amap,
                             const float* c_old, const float* ifng, const float* o2, float* a,
                             float* s) {
     const u8 k = kind[g];
-    const u8 m = amap[g];
+    const u32 m = amap[g];
     const bool tc = (m & AMAP_TCELL) != 0;
     switch (f) {
         case FIELD_O2:

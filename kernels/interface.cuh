@@ -138,6 +138,7 @@ struct CarTK {
     int tgfb_exh_on;
     int trog256;
     int activation_steps;
+    int max_per_voxel;
 };
 
 struct MoveK {
@@ -146,6 +147,8 @@ struct MoveK {
     float p_chemotaxis;
     float one_minus_perm;
     float crowding;
+    float one_minus_slow;
+    int max_per_voxel;
 };
 
 struct MicroK {
@@ -208,16 +211,16 @@ extern "C" __global__ void fields_cmax(long long n, long long V, const float* c,
 extern "C" __global__ void fields_after_sweep(int R, float tol, float rho_min, float scale, int max_iter, unsigned char* active, int* iters, unsigned int* maxchg, float* dprev, float* rprev, const unsigned int* cmax);
 
 // field_coeffs.cu
-extern "C" __global__ void field_agent_map_kernel(int R, int Z, int Y, int X, int C, const int* t_count, const int* t_pos, const unsigned char* t_eng, const short* t_act, const unsigned char* t_state, unsigned char* amap);
-extern "C" __global__ void field_coeffs_kernel(long long n, int f, const gpusim::FieldCoefK* pp, const unsigned char* kind, const unsigned char* amap, const float* c_old, const float* ifng, const float* o2, float* a, float* s);
+extern "C" __global__ void field_agent_map_kernel(int R, int Z, int Y, int X, int C, const int* t_count, const int* t_pos, const unsigned char* t_eng, const short* t_act, const unsigned char* t_state, unsigned int* amap);
+extern "C" __global__ void field_coeffs_kernel(long long n, int f, const gpusim::FieldCoefK* pp, const unsigned char* kind, const unsigned int* amap, const float* c_old, const float* ifng, const float* o2, float* a, float* s);
 
 // tumour.cu
 extern "C" __global__ void tumour_decide_kernel(int R, int Z, int Y, int X, const gpusim::TumourK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const unsigned char* kind_in, unsigned char* kind_out, unsigned char* antigen_a, unsigned char* antigen_b, unsigned char* antigen_a_base, unsigned char* antigen_b_base, float* pdl1, const float* ecm, const float* o2, const float* glucose, unsigned long long* claims, unsigned long long* counts);
 extern "C" __global__ void tumour_births_kernel(int R, int Z, int Y, int X, const gpusim::TumourK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, unsigned char* kind_out, unsigned char* antigen_a, unsigned char* antigen_b, unsigned char* antigen_a_base, unsigned char* antigen_b_base, float* pdl1, unsigned long long* claims, unsigned long long* counts);
 
 // microenv.cu
-extern "C" __global__ void microenv_agents_kernel(int R, int Z, int Y, int X, int C, const gpusim::MicroK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const int* t_count, const unsigned char* t_state, const int* t_pos, unsigned char* kind, float* ecm, unsigned long long* counts);
-extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, const gpusim::MicroK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, unsigned char* kind, float* pdl1, const float* ifng, const float* o2, const float* il12, unsigned char* antigen_a, unsigned char* antigen_b, const unsigned char* antigen_a_base, const unsigned char* antigen_b_base, float* ecm, unsigned long long* counts);
+extern "C" __global__ void microenv_agents_kernel(int R, int Z, int Y, int X, int C, const gpusim::MicroK* pp, const int* t_count, const unsigned char* t_state, const int* t_pos, unsigned int* ndeg);
+extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, const gpusim::MicroK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, unsigned char* kind, float* pdl1, const float* ifng, const float* o2, const float* il12, unsigned char* antigen_a, unsigned char* antigen_b, const unsigned char* antigen_a_base, const unsigned char* antigen_b_base, const unsigned int* ndeg, float* ecm, unsigned long long* counts);
 
 // car_t.cu
 extern "C" __global__ void car_t_engage_claim(int R, int Z, int Y, int X, int C, const gpusim::CarTK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const int* t_count, unsigned char* t_state, int* t_pos, float* t_exh, unsigned char* t_div, int* t_kills, signed char* t_dir, short* t_act, unsigned char* t_eng, const unsigned char* kind, const unsigned char* antigen_a, const unsigned char* antigen_b, const float* pdl1, const unsigned long long* rec, unsigned long long* claims, int* tgt, unsigned char* stim, unsigned char* killed, float* pd_seen, unsigned long long* counts);

@@ -9,16 +9,12 @@
 using namespace gpusim;
 
 extern "C" __global__ void microenv_agents_kernel(int R, int Z, int Y, int X, int C,
-                                                  const MicroK* pp, unsigned int seed,
-                                                  unsigned int step, const unsigned int* reps,
-                                                  const int* t_count,
+                                                  const MicroK* pp, const int* t_count,
                                                   const unsigned char* t_state, const int* t_pos,
-                                                  unsigned char* kind, float* ecm,
-                                                  unsigned long long* counts) {
+                                                  unsigned int* ndeg) {
     Geom geo{R, Z, Y, X};
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < (long long)R * C)
-        microenv_agents(i, geo, C, *pp, seed, step, reps, t_count, t_state, t_pos, kind, ecm, counts);
+    if (i < (long long)R * C) microenv_agents(i, geo, C, *pp, t_count, t_state, t_pos, ndeg);
 }
 
 extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, const MicroK* pp,
@@ -30,11 +26,12 @@ extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, con
                                                  unsigned char* antigen_a,
                                                  unsigned char* antigen_b,
                                                  const unsigned char* antigen_a_base,
-                                                 const unsigned char* antigen_b_base, float* ecm,
+                                                 const unsigned char* antigen_b_base,
+                                                 const unsigned int* ndeg, float* ecm,
                                                  unsigned long long* counts) {
     Geom geo{R, Z, Y, X};
     long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (g < (long long)R * geo_nvox(geo))
         microenv_voxel(g, geo, *pp, seed, step, reps, kind, pdl1, ifng, o2, il12, antigen_a, antigen_b,
-                       antigen_a_base, antigen_b_base, ecm, counts);
+                       antigen_a_base, antigen_b_base, ndeg, ecm, counts);
 }

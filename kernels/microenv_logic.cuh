@@ -6,7 +6,8 @@
 // Arrays (flat, replicate-major, g = r * V + v): kind uint8 (Kind), pdl1 float32 (0..1, 0 off
 // tumour cells), ifng float32 (a.u.), o2 float32 (mmHg), antigen_a/b and antigen_a/b_base uint8
 // (level x 100), ecm float32 (0..1).  Agent table (R, C): t_count int32 (R), t_state uint8,
-// t_pos int32.  counts uint64 (R, MICRO_NCOUNT): tumour cells with a recovered antigen, tumour
+// t_pos int32; ndeg uint32 (R, V) effectors per voxel, zeroed by the caller.  counts uint64
+// (R, MICRO_NCOUNT): tumour cells with a recovered antigen, tumour
 // cells killed by IL-12-recruited innate cells, fibroblasts killed by a FAP-targeting CAR
 // (MicroCount).  reps uint32 (R): global replicate indices.  il12 float32 (a.u.).
 // RNG: TUMOUR_EVENT block (v, draw 1), word 0 antigen A, word 1 antigen B; block (v, draw 2)
@@ -15,10 +16,11 @@
 // Float32 order (microenv.py):
 //   i = ifng / (ifng + ifng_half);  up = (r_ifng * i + r_hyp * hyp) * (1 - L)   (hyp = o2 < o2_hypoxic)
 //   L' = min(max((L + up) - r_dec * L, 0), 1) on tumour voxels, 0 elsewhere
-//   ecm' = max(ecm - d_car, 0) at every effector's voxel, then (p_fap > 0) the fibroblast there
-//   dies iff word 1 < p_fap (agent pass, before the voxel pass);
 //   innate kill of a tumour cell iff word 0 < p_innate * (il12 / (il12 + il12_half)) (after the
 //   PD-L1 and antigen updates; il12 > 0 only);
+//   at a voxel holding n > 0 effectors (ndeg, counted by the agent pass): ecm' = max(ecm - d_car * n,
+//   0) (n as float32), then (p_fap > 0) a fibroblast there dies iff word 1 < p_fap (one draw per
+//   voxel, however many effectors);
 //   fibroblast voxel with ecm < caf_level: ecm' = ecm + r_dep * (caf_level - ecm);
 //   then, from drug_start_step on, ecm' = ecm * (1 - d_drug) everywhere.
 // The NumPy phase skips the PD-L1 update when r_ifng = r_hyp = 0 and every L is 0; the update
@@ -29,32 +31,22 @@
 
 namespace gpusim {
 
-// Agent pass, one thread per table entry i = r * C + s (two cells never share a voxel).
-GPUSIM_HD void microenv_agents(i64 i, const Geom& geo, i32 C, const MicroK& p, u32 seed, u32 step,
-                               const u32* reps, const i32* t_count, const u8* t_state,
-                               const i32* t_pos, u8* kind, float* ecm, u64* counts) {
+// Agent pass, one thread per table entry i = r * C + s: counts the effectors of each voxel (ndeg,
+// integer atomics: order-independent).
+GPUSIM_HD void microenv_agents(i64 i, const Geom& geo, i32 C, const MicroK& p, const i32* t_count,
+                               const u8* t_state, const i32* t_pos, u32* ndeg) {
     const i32 r = (i32)(i / C), s = (i32)(i % C);
-    if (s >= t_count[r] || t_state[i] != TSTATE_EFFECTOR) return;
-    const i64 g = (i64)r * geo_nvox(geo) + t_pos[i];
-    if (p.d_car > 0.0f) {
-        const float e = ecm[g] - p.d_car;
-        ecm[g] = e > 0.0f ? e : 0.0f;
-    }
-    if (p.p_fap > 0.0f && kind[g] == KIND_FIBROBLAST) {
-        const Block4 b = block(seed, reps[r], step, TUMOUR_EVENT, (u32)t_pos[i], 2);
-        if (below(b.w[1], p.p_fap)) {
-            kind[g] = KIND_APOPTOTIC;
-            count_add(&counts[r * MICRO_NCOUNT + MC_KILLS_FIBROBLAST], 1);
-        }
-    }
+    if (!(p.d_car > 0.0f || p.p_fap > 0.0f) || s >= t_count[r] || t_state[i] != TSTATE_EFFECTOR)
+        return;
+    atomicAdd(&ndeg[(i64)r * geo_nvox(geo) + t_pos[i]], 1u);
 }
 
 // Voxel pass, one thread per voxel g (after microenv_agents).
 GPUSIM_HD void microenv_voxel(i64 g, const Geom& geo, const MicroK& p, u32 seed, u32 step,
                               const u32* reps, u8* kind, float* pdl1, const float* ifng,
                               const float* o2, const float* il12, u8* antigen_a, u8* antigen_b,
-                              const u8* antigen_a_base, const u8* antigen_b_base, float* ecm,
-                              u64* counts) {
+                              const u8* antigen_a_base, const u8* antigen_b_base,
+                              const u32* ndeg, float* ecm, u64* counts) {
     const i64 V = geo_nvox(geo);
     const i32 r = (i32)(g / V);
     const u32 v = (u32)(g - (i64)r * V);
@@ -86,6 +78,19 @@ GPUSIM_HD void microenv_voxel(i64 g, const Geom& geo, const MicroK& p, u32 seed,
         }
     } else {
         pdl1[g] = 0.0f;
+    }
+    if (ndeg[g] > 0) {
+        if (p.d_car > 0.0f) {
+            const float e = ecm[g] - p.d_car * (float)ndeg[g];
+            ecm[g] = e > 0.0f ? e : 0.0f;
+        }
+        if (p.p_fap > 0.0f && kind[g] == KIND_FIBROBLAST) {
+            const Block4 b = block(seed, reps[r], step, TUMOUR_EVENT, v, 2);
+            if (below(b.w[1], p.p_fap)) {
+                kind[g] = KIND_APOPTOTIC;
+                count_add(&counts[r * MICRO_NCOUNT + MC_KILLS_FIBROBLAST], 1);
+            }
+        }
     }
     if (kind[g] == KIND_FIBROBLAST && ecm[g] < p.caf_level)
         ecm[g] = ecm[g] + p.r_dep * (p.caf_level - ecm[g]);

@@ -4,7 +4,7 @@
 // host; the intratumoral and regional entries (dose / infusion steps) are entry_logic.cuh.
 //
 // Arrays (flat, replicate-major, g = r * V + v): kind uint8 (Kind), chemokine float32 (0..1),
-// occ int32 (R * V): slot of a CAR-T cell or -1 (car_t_move_logic.cuh move_occ).  w int32 (R * V):
+// occ int32 (R * V): CAR-T cells per voxel (car_t_move_logic.cuh move_occ; entry needs 0).  w int32 (R * V):
 // the voxel's integer chemokine weight, 0 unless it is a vessel voxel without a CAR-T cell;
 // wsum uint64 (R) its exact integer sum (zeroed beforehand).  scale float32 (R):
 // float32(lam / wsum) computed on the host in float64 (0 where wsum = 0), lam = blood x homing x
@@ -30,7 +30,7 @@ GPUSIM_HD i64 floor_f32_i64(float x) {
 GPUSIM_HD void extravasation_weights(i64 g, float weight256, const u8* kind, const float* chem,
                                      const i32* occ, i32* w, u64* wsum, i64 V) {
     i32 x = 0;
-    if (kind[g] == KIND_VESSEL && occ[g] < 0) {
+    if (kind[g] == KIND_VESSEL && occ[g] == 0) {
         x = 256 + (i32)floor_f32_i64(weight256 * chem[g]);
         count_add(&wsum[g / V], (u64)x);
     }

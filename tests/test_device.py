@@ -60,6 +60,10 @@ VARIANTS = {
     # lymphodepletion together
     "pd1_gen5_lympho": ("pd1_combo", ["car_t.exhaustion_per_kill=0.5", "pd1.reinvigoration_rate_per_day=50",
                                       "car_t.generation=fifth", "delivery.lymphodepletion=true"]),
+    # CAR-T crowding: several cells per voxel (occupancy counts, the OR-ed agent map, ECM
+    # degradation by every effector in a voxel) with a cap that no bundled scenario uses
+    "crowding": ("intratumoral", ["car_t.max_per_voxel=3", "car_t.armour=dnTGFbRII",
+                                  "delivery.dose_cells=3e7", "stroma.car_t_degradation_per_day=3"]),
     # tumour shoving in 3D through a fibroblast-rich capsule, at a radius and ECM response that no
     # bundled scenario uses
     "shove_3d": ("large_3d", ["tumour.push_radius_voxels=3", "tumour.push_probability=0.7",
@@ -123,6 +127,9 @@ def test_variants_exercise_their_mechanism(emulated):
     assert tot["pd1_reinvigorations"] > 0 and tot["memory_conversions"] > 0, tot
     tot, _ = seen["schedule_drugs"]
     assert tot["car_t_deaths"] > 0
+    _, st = seen["crowding"]
+    shared = [np.bincount(st.t_pos[r, :st.t_count[r]]).max(initial=0) for r in range(st.t_count.size)]
+    assert max(shared) > 1, "no voxel holds two CAR-T cells"
     tot, _ = seen["shove_3d"]
     assert tot["fibroblast_displaced"] > 0 and tot["tumour_divisions"] > 0, tot
 

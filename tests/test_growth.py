@@ -5,7 +5,7 @@
   pushing) lets it shrink; healthy cells shoved aside are counted and conserved
   (``step(check=True)``).
 * slow: the bundled ``untreated`` scenario against the EMT6/Ro spheroid radii of Freyer &
-  Sutherland 1986 (tests/data/freyer_sutherland_1986_emt6_spheroids.tsv): at every data time in
+  Sutherland 1986 (gpusim/validation/data/freyer_sutherland_1986_emt6_spheroids.tsv): at every data time in
   the run the replicate mean of the equivalent radius sqrt(N / pi) x voxel lies within the stated
   bound, BOUND x the data radius, widened by 3 standard errors of the mean over the replicates
   (sd / sqrt(n), n = the scenario's 8 replicates).
@@ -13,36 +13,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from gpusim.engine import Simulation
 from gpusim.scenario import load_scenario
-
-DATA = Path(__file__).parent / "data" / "freyer_sutherland_1986_emt6_spheroids.tsv"
-#: day 0 of the untreated scenario in hours of culture: where the Gompertz fit of the data's radius
-#: reaches the scenario's 160 µm (docs/model.md)
-T0_HOURS = 177.08
-#: stated bound on the relative deviation of the mean model radius from each data radius
-BOUND = 0.15
-
-
-def spheroid_data():
-    d = np.loadtxt(DATA, comments="#", skiprows=1 + sum(1 for l in DATA.open() if l.startswith("#")))
-    return d[:, 0], d[:, 2] / 2.0  # hours, radius µm
-
-
-def gompertz_radius_um(t_hours):
-    """The Gompertz fit of the data's radius (docs/model.md): r(t) = r_inf exp(ln(r_0 / r_inf)
-    exp(-a (t - 101.69 h))), r_inf = 783.7 µm, r_0 = 80.7 µm, a = 4.75e-3 /h."""
-    return 783.66 * np.exp(np.log(80.71 / 783.66) * np.exp(-4.7505e-3 * (np.asarray(t_hours) - 101.69)))
-
-
-def equivalent_radius_um(sim):
-    n = sim.metrics()["tumour_cells"].astype(np.float64)
-    return sim.scenario["domain.voxel_um"] * np.sqrt(n / np.pi)
+from gpusim.validation.references import (GROWTH_BOUND as BOUND, T0_HOURS, equivalent_radius_um,
+                                          gompertz_radius_um, spheroid_data)
 
 
 def _run(over, steps, check_every=0):

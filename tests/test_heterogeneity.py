@@ -14,8 +14,8 @@ import pytest
 
 from gpusim.engine import Simulation
 from gpusim.model.lattice import Kind
-from gpusim.model.tissue import initial_tissue_batch
 from gpusim.scenario import load_scenario
+from gpusim.validation.references import declared_fractions, subclone_fractions as realised
 
 CASES = {
     "quickstart_70_30": ("quickstart", ["tumour.layout=patches", "tumour.fraction_a_pos_b_neg=0.7",
@@ -30,23 +30,10 @@ CASES = {
 }
 
 
-def realised(sc, reps):
-    t = initial_tissue_batch(sc, int(sc["run.seed"]), reps)
-    R = len(reps)
-    tum = (t["kind"] == Kind.TUMOUR).reshape(R, -1)
-    a = (t["antigen_a"] > 0).reshape(R, -1)
-    b = (t["antigen_b"] > 0).reshape(R, -1)
-    n = tum.sum(axis=1)
-    counts = np.stack([(tum & a & b).sum(1), (tum & a & ~b).sum(1), (tum & ~a & b).sum(1),
-                       (tum & ~a & ~b).sum(1)], axis=1)
-    return counts / n[:, None], n, t
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_patch_fractions_within_binomial_error_in_every_replicate(name):
     sc = load_scenario(*CASES[name])
-    declared = np.array([sc["tumour.fraction_a_pos_b_pos"], sc["tumour.fraction_a_pos_b_neg"],
-                         sc["tumour.fraction_a_neg_b_pos"], sc["tumour.fraction_a_neg_b_neg"]])
+    declared = declared_fractions(sc)
     frac, n, _ = realised(sc, range(16))
     # 3 binomial standard errors of a cell-by-cell draw of n cells (quickstart: n ~ 1900,
     # 3 sd = 0.031 at 30 %); a declared 0 or 1 is exact

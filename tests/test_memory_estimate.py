@@ -182,7 +182,8 @@ def test_device_memory_is_checked_for_cupy(monkeypatch):
     sc = load_scenario("large_3d")
     est = memory.estimate(sc, 16, "cupy")
     lay = memory.state_layout()
-    assert est.device_parts["state"] == 16 * (4096000 * (lay.per_voxel + lay.per_slot) + lay.per_replicate)
+    k = sc["car_t.max_per_voxel"]  # the default capacity: k slots per voxel
+    assert est.device_parts["state"] == 16 * (4096000 * (lay.per_voxel + k * lay.per_slot) + lay.per_replicate)
     assert est.host > memory.estimate(sc, 16).host  # the host keeps a downloaded copy too
     monkeypatch.setattr(memory, "host_available", lambda: 10**15)
     monkeypatch.setattr(memory, "device_available", lambda: 10**9)

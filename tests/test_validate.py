@@ -239,10 +239,17 @@ def test_planted_persistence_error_fails(monkeypatch):
 
 
 def test_planted_permeability_error_fails(monkeypatch):
-    # permeability 0.1 -> 0.3 (1 - permeability 0.9 -> 0.7): slab entry 0.28 -> 0.44, the
-    # crossing time falls by far more than the tolerance of ~18 steps (0.1 -> 0.2 already moves
-    # it by 1.5 tolerances)
+    # 1 - permeability 0.99 -> 0.77 (permeability 0.01 -> 0.23): slab entry 0.21 -> 0.38, the
+    # crossing time (~180 steps) falls by far more than the tolerance of ~24 steps
     _patch_params(monkeypatch, car_t_mod.CarTParams, one_minus_perm=0.7 / 0.9)
+    res = case_motility(True, 1)
+    assert any(n.startswith("steps to cross") for n in _failed(res)), format_case(res)
+
+
+def test_planted_dense_ecm_slowdown_error_fails(monkeypatch):
+    # no slowdown in dense ECM (1 - dense_speed_fraction 0.6 -> 0): the move probability in the
+    # slab 0.39 -> 0.75, the crossing time falls by several tolerances
+    _patch_params(monkeypatch, car_t_mod.CarTParams, one_minus_slow=0.0)
     res = case_motility(True, 1)
     assert any(n.startswith("steps to cross") for n in _failed(res)), format_case(res)
 
@@ -372,3 +379,42 @@ def test_cli_validate_backend_cupy_where_it_cannot_run_is_exit_2(monkeypatch):
     r = CliRunner().invoke(main, ["validate", "--quick", "--case", "rng", "--backend", "cupy"])
     assert r.exit_code == 2, r.output
     assert "cupy" in r.output and "numpy" in r.output  # the reason and what to use instead
+
+
+# --------------------------------------------------------------------------- biology case
+def _fake_arms(values):
+    """An Arms stand-in: the 'simulation' of an arm is its overrides; outcomes read them."""
+    return lambda scenario, over, steps: over
+
+
+def test_paired_check_passes_only_in_the_published_direction_beyond_t_se():
+    from gpusim.validation.cases.biology import Paired, paired_check
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 1.0, 16)
+    outcome = lambda over: over["x"]  # noqa: E731
+    up = Paired("up", "ref", {}, {"x": noise + 10.0}, {"x": noise * 0.5}, outcome, +1, 1)
+    check, data = paired_check(up, False, 1, _fake_arms(None))
+    assert check.passed and check.kind == "paired" and check.measured > check.tol
+    assert np.allclose(data["on"] - data["off"], 10.0 + 0.5 * noise)
+    # the same data asserted the other way, or a difference within t x SE, fails
+    down = dataclasses.replace(up, direction=-1)
+    assert not paired_check(down, False, 1, _fake_arms(None))[0].passed
+    small = dataclasses.replace(up, on={"x": noise + 0.1 * rng.normal(size=16)})
+    c = paired_check(small, False, 1, _fake_arms(None))[0]
+    assert not c.passed and c.tol == pytest.approx(t_quantile(15, 2 * ALPHA_CHECK) * c.se)
+
+
+@pytest.mark.slow
+def test_full_biology_case_passes():
+    res = run_validation(["biology"], quick=False, seed=2)[0]
+    assert res.passed, format_case(res)
+
+
+@pytest.mark.slow
+def test_planted_crowding_off_fails_the_biology_case(monkeypatch):
+    # max_per_voxel 4 -> 1 in the engine: both crowding arms are one cell per voxel, the paired
+    # difference is exactly 0 against a threshold of 5.5 SE > 0
+    _patch_params(monkeypatch, car_t_mod.CarTParams, max_per_voxel=0.25)
+    res = run_validation(["biology"], quick=True, seed=1)[0]
+    assert any(n.startswith("crowding") for n in _failed(res)), format_case(res)

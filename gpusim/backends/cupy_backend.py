@@ -126,9 +126,9 @@ class DevicePhases:
             events[k] = events.get(k, 0) + c[:, i]
 
     def _occ(self, st):
-        """int32 (R * V): slot of the CAR-T cell in each voxel, or -1."""
+        """int32 (R * V): the number of CAR-T cells in each voxel."""
         xp = self.xp
-        occ = xp.full(st.kind.size, -1, xp.int32)
+        occ = xp.zeros(st.kind.size, xp.int32)
         launch(self.rt.module("car_t_move.cu"), "car_t_move_occ", st.t_state.size,
                **self._geo(st, True), t_count=st.t_count, t_pos=st.t_pos, occ=occ)
         return occ
@@ -180,7 +180,7 @@ class DevicePhases:
         R, C = st.t_state.shape
         n = st.kind.size
         mod = self.rt.module("field_coeffs.cu")
-        amap = xp.zeros(n, xp.uint8)
+        amap = xp.zeros(n, xp.uint32)
         launch(mod, "field_agent_map_kernel", R * C, **self._geo(st, True), t_count=st.t_count,
                t_pos=st.t_pos, t_eng=st.t_eng, t_act=st.t_act, t_state=st.t_state, amap=amap)
         a, s = xp.empty(st.kind.shape, xp.float32), xp.empty(st.kind.shape, xp.float32)
@@ -235,13 +235,13 @@ class DevicePhases:
         R = st.kind.shape[0]
         k = xp.asarray(pack("MicroK", mp, drug_on=mp.d_drug > 0 and st.step >= mp.drug_start_step))
         counts = xp.zeros((R, len(MICRO_COUNTS)), xp.uint64)
+        ndeg = xp.zeros(st.kind.size, xp.uint32)
         launch(mod, "microenv_agents_kernel", st.t_state.size, **self._geo(st, True), pp=k,
-               **self._rng(st), t_count=st.t_count, t_state=st.t_state, t_pos=st.t_pos,
-               kind=st.kind, ecm=st.ecm, counts=counts)
+               t_count=st.t_count, t_state=st.t_state, t_pos=st.t_pos, ndeg=ndeg)
         launch(mod, "microenv_voxel_kernel", st.kind.size, **self._geo(st), pp=k, **self._rng(st),
                kind=st.kind, pdl1=st.pdl1, ifng=st.ifng, o2=st.o2, il12=st.il12, antigen_a=st.antigen_a,
                antigen_b=st.antigen_b, antigen_a_base=st.antigen_a_base,
-               antigen_b_base=st.antigen_b_base, ecm=st.ecm, counts=counts)
+               antigen_b_base=st.antigen_b_base, ndeg=ndeg, ecm=st.ecm, counts=counts)
         self._add(events, MICRO_COUNTS, counts)
 
     # -- CAR-T cells ---------------------------------------------------------------------------
@@ -292,7 +292,7 @@ class DevicePhases:
             worst = int(np.argmax(need))
             raise CapacityError(
                 f"replicate {int(self.sim.replicates[worst])} needs {int(need[worst])} CAR-T slots but "
-                f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
+                f"car_t.capacity_per_replicate is {C}; raise it (0 means car_t.max_per_voxel slots per voxel)")
         out = {f: xp.full_like(a, -1 if f == "t_dir" else 0) for f, a in table.items()}
         launch(mod, "car_t_compact", RC, **geo, pp=k, **tab, **table_args(out, "o", out), died=died,
                born=born, tgt=tgt, dst_keep=dst_keep, dst_born=dst_born)

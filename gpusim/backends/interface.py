@@ -75,9 +75,10 @@ STRUCTS = {
         "o2_hypoxic", "daughter_exh", "starvation_glucose", "p_mem", "p_react", "inv_act", "g5_div",
         "g5_surv", "g5_mem", "revive_exh")]
         + [("inhib", "f32", 1), ("exh_pd", "f32", 1), ("p_div_step", "f32", 1), ("p_revive", "f32", 1)]
-        + [(f, "i32", 1) for f in ("dnTGFbRII", "tgfb_exh_on", "trog256", "activation_steps")],
+        + [(f, "i32", 1) for f in ("dnTGFbRII", "tgfb_exh_on", "trog256", "activation_steps",
+                                   "max_per_voxel")],
     "MoveK": [(f, "f32", 1) for f in ("p_move", "p_persist", "p_chemotaxis", "one_minus_perm",
-                                      "crowding")],
+                                      "crowding", "one_minus_slow")] + [("max_per_voxel", "i32", 1)],
     "MicroK": [(f, "f32", 1) for f in ("r_ifng", "r_hyp", "r_dec", "ifng_half", "o2_hypoxic",
                                        "p_recover", "d_car", "d_drug", "p_innate", "il12_half",
                                        "p_fap", "r_dep", "caf_level")] + [("drug_on", "i32", 1)],
@@ -125,8 +126,8 @@ KERNELS: dict[str, dict[str, str]] = {
     },
     "field_coeffs.cu": {
         "field_agent_map_kernel": f"{_GC} t_count:const i32* t_pos:const i32* t_eng:const u8* "
-                                  "t_act:const i16* t_state:const u8* amap:u8*",
-        "field_coeffs_kernel": "n:i64 f:i32 pp:FieldCoefK kind:const u8* amap:const u8* "
+                                  "t_act:const i16* t_state:const u8* amap:u32*",
+        "field_coeffs_kernel": "n:i64 f:i32 pp:FieldCoefK kind:const u8* amap:const u32* "
                                "c_old:const f32* ifng:const f32* o2:const f32* a:f32* s:f32*",
     },
     "tumour.cu": {
@@ -139,11 +140,12 @@ KERNELS: dict[str, dict[str, str]] = {
                                 "counts:u64*",
     },
     "microenv.cu": {
-        "microenv_agents_kernel": f"{_GC} pp:MicroK {_RNG} t_count:const i32* t_state:const u8* "
-                                  "t_pos:const i32* kind:u8* ecm:f32* counts:u64*",
+        "microenv_agents_kernel": f"{_GC} pp:MicroK t_count:const i32* t_state:const u8* "
+                                  "t_pos:const i32* ndeg:u32*",
         "microenv_voxel_kernel": f"{_G} pp:MicroK {_RNG} kind:u8* pdl1:f32* ifng:const f32* "
-                                 "o2:const f32* il12:const f32* antigen_a:u8* antigen_b:u8* antigen_a_base:const u8* "
-                                 "antigen_b_base:const u8* ecm:f32* counts:u64*",
+                                 "o2:const f32* il12:const f32* antigen_a:u8* antigen_b:u8* "
+                                 "antigen_a_base:const u8* antigen_b_base:const u8* ndeg:const u32* "
+                                 "ecm:f32* counts:u64*",
     },
     "car_t.cu": {
         "car_t_engage_claim": f"{_GC} pp:CarTK {_RNG} t_count:const i32* @t kind:const u8* "

@@ -121,7 +121,8 @@ def params(markdown):
               help="Compute backend [default: auto].")
 @click.option("--case", "cases", multiple=True, metavar="NAME",
               help="Run only this case (repeatable): rng, birth_death, antigen_loss, motility, "
-                   "fields, well_mixed.")
+                   "fields, well_mixed (the default set), or biology (mechanisms on/off with "
+                   "paired seeds, growth and heterogeneity against data; minutes).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
 @click.option("--figures", type=click.Path(file_okay=False), default=None,
               help="Write one PNG per case into this directory (needs matplotlib).")

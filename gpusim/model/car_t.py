@@ -26,12 +26,17 @@ Sub-phases, each reading the state as it was when it began:
 3. fate: death (rows effector / exhausted / memory, starving or not), then conversion of an
    effector that was not stimulated this step into a memory cell (probability p_mem, t_act set
    to 0), then division of activated effectors (probability ``p_division(step) × S``) into a
-   free neighbour (claims); then compaction;
-4. migration: ``n_sub`` sub-moves, each: move with probability p_move; direction kept with
+   neighbour holding fewer than ``max_per_voxel`` CAR-T cells at the phase start (claims: one
+   daughter per voxel); then compaction;
+4. migration: ``n_sub`` sub-moves, each: move with probability
+   ``p_move × (1 − ρ_here × (1 − dense_speed_fraction))`` (float32, ρ_here the ECM density of the
+   cell's voxel: slower in dense matrix, Salmon 2012); direction kept with
    probability ``persistence``, else up the chemokine gradient with probability
    ``chemotaxis_bias`` (when a neighbour has more chemokine than the cell's voxel), else uniform
-   over the Moore neighbourhood; entry into a T-cell-free voxel succeeds with probability
-   (1 - ρ(1 - permeability)) × (crowding factor if it holds a tumour cell); conflicts by claims.
+   over the Moore neighbourhood; entry into a voxel holding fewer than ``max_per_voxel`` CAR-T
+   cells succeeds with probability (1 - ρ(1 - permeability)) × (crowding factor if it holds a
+   tumour cell), permeability per attempt as Kather 2017's; conflicts by claims (one entrant per
+   voxel and sub-move, so the cap holds).
 
 Suppression (MODEL.md section 5), float32 per CAR-T cell at its own voxel, in this order::
 
@@ -136,6 +141,8 @@ class CarTParams:
     p_chemotaxis: np.float32
     one_minus_perm: np.float32
     crowding: np.float32
+    one_minus_slow: np.float32  # 1 - stroma.dense_speed_fraction
+    max_per_voxel: int
     # next-generation mechanisms (docs/model.md, Next-generation designs)
     p_kill64: float = 0.0  # p_kill before rounding (host)
     div_rate_step: float = 0.0  # division rate x dt (host), before conditioning
@@ -207,6 +214,8 @@ class CarTParams:
             p_chemotaxis=F32(sc["car_t.chemotaxis_bias"]),
             one_minus_perm=F32(1.0 - sc["stroma.permeability"]),
             crowding=F32(sc["car_t.crowding_factor"]),
+            one_minus_slow=F32(1.0 - sc["stroma.dense_speed_fraction"]),
+            max_per_voxel=int(sc["car_t.max_per_voxel"]),
             p_kill64=float(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
             div_rate_step=sc["car_t.division_rate_per_min"] * div_m * dt,
             lympho_div_gain=sc["delivery.lymphodepletion_division_multiplier"] - 1.0,
@@ -294,7 +303,7 @@ def scatter(st, r: np.ndarray, a: dict[str, np.ndarray]) -> None:
         worst = int(np.argmax(count))
         raise CapacityError(
             f"replicate {int(st.replicates[worst])} needs {int(count[worst])} CAR-T slots but "
-            f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
+            f"car_t.capacity_per_replicate is {C}; raise it (0 means car_t.max_per_voxel slots per voxel)")
     start = np.concatenate(([0], np.cumsum(count)[:-1]))
     slot = np.arange(r.size) - start[r]
     nmax = int(max(count.max(initial=0), st.t_count.max(initial=0)))
@@ -444,15 +453,16 @@ def _convert_to_memory(st, cp, seed, step, r, slot, a, died, sig, events) -> Non
                                     + np.bincount(r[conv], minlength=st.kind.shape[0]))
 
 
-def _divide(st, r, slot, a, occ, words, dividing):
-    """The dividing cells whose daughter found a free neighbour and won its claim (words 2 and 3
-    of their fate block): their entries and the daughters' voxels."""
+def _divide(st, cp, r, slot, a, occ, words, dividing):
+    """The dividing cells whose daughter found a neighbour holding fewer than ``max_per_voxel``
+    CAR-T cells at the phase start (``occ``: counts) and won its claim (words 2 and 3 of their fate
+    block): their entries and the daughters' voxels."""
     V = st.nvox
     idx = np.flatnonzero(dividing)
     if idx.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     nb, valid = neighbours(a["t_pos"][idx].astype(np.int64), st.kind.shape[1:])
-    free = valid & (occ[r[idx][:, None] * V + nb] < 0)
+    free = valid & (occ[r[idx][:, None] * V + nb] < cp.max_per_voxel)
     voxel = nb[np.arange(idx.size), choose_among(words[idx, 2], free)]
     ok = free.any(axis=1)
     idx, voxel = idx[ok], voxel[ok]
@@ -505,7 +515,7 @@ def _fate(st, cp, seed, step, r, slot, a, occ, events):
     p_div = ((cp.p_division_at(step) * s_fac) * (F32(1) + cp.g5_div * sig)).astype(F32)
     dividing = (~died & ~revived & (a["t_state"] == TState.EFFECTOR) & (a["t_act"] > 0)
                 & (a["t_div"] > 0) & rng.below(words[:, 1], p_div))
-    born, born_v = _divide(st, r, slot, a, occ, words, dividing)
+    born, born_v = _divide(st, cp, r, slot, a, occ, words, dividing)
     a["t_div"] = a["t_div"].copy()
     a["t_div"][born] -= 1
     events["car_t_deaths"] = events.get("car_t_deaths", 0) + np.bincount(r[died], minlength=R)
@@ -525,6 +535,7 @@ def _fate(st, cp, seed, step, r, slot, a, occ, events):
 
 
 def _migrate(st, cp, seed, step, r, a):
+    """Migration (module docstring, sub-phase 4); ``occ`` counts the CAR-T cells per voxel."""
     R = st.kind.shape[0]
     V = st.nvox
     shape = st.kind.shape[1:]
@@ -536,37 +547,36 @@ def _migrate(st, cp, seed, step, r, a):
     kind = st.kind.reshape(R, V)
     ecm = st.ecm.reshape(R, V)
     chem = st.chemokine.reshape(R, V)
-    occ = np.full(R * V, -1, dtype=np.int64)
     pos = a["t_pos"].astype(np.int64)
     dirs = a["t_dir"].astype(np.int64)
-    occ[r * V + pos] = np.arange(n)
+    occ = np.bincount(r * V + pos, minlength=R * V)
     K = moore_offsets(shape[0]).shape[0]
     reps = st.replicates[r]
+    rows = np.arange(n)
     for m in range(cp.n_sub):
         b = rng.blocks(seed, reps, step, Stream.CAR_T_MOVE, slot, draw=2 * m)
         b2 = rng.blocks(seed, reps, step, Stream.CAR_T_MOVE, slot, draw=2 * m + 1)
-        moving = rng.below(b[:, 0], cp.p_move)
+        p_move = (cp.p_move * (F32(1) - ecm[r, pos] * cp.one_minus_slow)).astype(F32)
+        moving = rng.below(b[:, 0], p_move)
         nb, valid = neighbours(pos, shape)
         persist = (dirs >= 0) & rng.below(b[:, 1], cp.p_persist)
         cn = np.where(valid, chem[r[:, None], nb], F32(-np.inf))
         best = np.argmax(cn, axis=1)  # ties: lowest neighbour index
-        up = cn[np.arange(n), best] > chem[r, pos]
+        up = cn[rows, best] > chem[r, pos]
         chemo = ~persist & up & rng.below(b[:, 2], cp.p_chemotaxis)
         rand = rng.choose(b[:, 3], K)
-        d = np.where(persist, dirs, np.where(chemo, best, rand))
-        d = np.clip(d, 0, K - 1)
-        tv = nb[np.arange(n), d]
-        ok = valid[np.arange(n), d] & moving & (occ[r * V + tv] < 0)
+        d = np.clip(np.where(persist, dirs, np.where(chemo, best, rand)), 0, K - 1)
+        tv = nb[rows, d]
+        ok = valid[rows, d] & moving & (occ[r * V + tv] < cp.max_per_voxel)
         p_enter = (F32(1) - ecm[r, tv] * cp.one_minus_perm)
         p_enter = np.where(kind[r, tv] == Kind.TUMOUR, p_enter * cp.crowding, p_enter).astype(F32)
         ok &= rng.below(b2[:, 0], p_enter)
         i = np.flatnonzero(ok)
         if i.size:
             key = (b2[i, 1].astype(np.uint64) << SHIFT) | slot[i].astype(np.uint64)
-            gidx = r[i] * V + tv[i]
-            w = i[resolve_claims(gidx, key)]
-            occ[r[w] * V + pos[w]] = -1
-            occ[r[w] * V + tv[w]] = w
+            w = i[resolve_claims(r[i] * V + tv[i], key)]  # one entrant per voxel and sub-move
+            np.subtract.at(occ, r[w] * V + pos[w], 1)
+            occ[r[w] * V + tv[w]] += 1
             pos[w] = tv[w]
             dirs[w] = d[w]
     a["t_pos"] = pos.astype(np.int32)
@@ -580,8 +590,7 @@ def car_t_phase(st, cp: CarTParams, seed: int, step: int, events: dict) -> None:
         return
     R = st.kind.shape[0]
     V = st.nvox
-    occ = np.full(R * V, -1, dtype=np.int64)
-    occ[r * V + a["t_pos"]] = np.arange(r.size)
+    occ = np.bincount(r * V + a["t_pos"], minlength=R * V)  # CAR-T cells per voxel
     stimulated, killed, pd_seen = _engage(st, cp, seed, step, r, slot, a, events)
     _exhaustion(st, cp, step, r, a, stimulated, killed, pd_seen)
     r, a = _fate(st, cp, seed, step, r, slot, a, occ, events)

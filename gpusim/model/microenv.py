@@ -19,9 +19,10 @@ phase, reading the fields just solved and the CAR-T table as the step began.
   ``kills_innate``.  Zero without IL-12, i.e. for every generation but the 4th.
 * Stroma: at the voxel of every effector CAR-T cell (heparanase / FAP-directed products degrade
   the matrix as they migrate), ``ecm ←
-  max(ecm − d_car, 0)`` (``d_car`` = car_t_degradation_per_day × dt / 1440, float32; two cells
-  never share a voxel); with ``car_t.fap_targeting`` an effector in a fibroblast's voxel kills it
-  (kind APOPTOTIC) iff word 1 of block (v, draw 2) of stream TUMOUR_EVENT < ``p_fap`` (events
+  max(ecm − d_car × n, 0)`` (``d_car`` = car_t_degradation_per_day × dt / 1440, float32; ``n``
+  the effectors in the voxel, float32); with ``car_t.fap_targeting`` a fibroblast in a voxel
+  holding an effector dies (kind APOPTOTIC) iff word 1 of block (v, draw 2) of stream
+  TUMOUR_EVENT < ``p_fap`` (one draw per voxel however many effectors; events
   ``kills_fibroblast``); then every fibroblast restores its voxel's ECM towards
   ``caf_level`` (``stroma.fibroblast_density``) when below it, ``ecm ← ecm + r_dep × (caf_level −
   ecm)``; from the drug's start step, everywhere ``ecm ← ecm × (1 − d_drug)`` with
@@ -114,9 +115,10 @@ def microenv_phase(st, mp: MicroenvParams, seed: int, step: int, events: dict) -
     if (mp.d_car > 0 or mp.p_fap > 0) and nmax:
         r, s = np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
         act = st.t_state[r, s] == TState.EFFECTOR
-        rr, pp = r[act], st.t_pos[r[act], s[act]].astype(np.int64)
+        n = np.bincount(r[act] * V + st.t_pos[r[act], s[act]], minlength=R * V).reshape(R, V)
+        rr, pp = np.nonzero(n)
         if mp.d_car > 0:
-            ecm[rr, pp] = np.maximum(ecm[rr, pp] - mp.d_car, F32(0))
+            ecm[rr, pp] = np.maximum(ecm[rr, pp] - mp.d_car * n[rr, pp].astype(F32), F32(0))
         if mp.p_fap > 0:
             _fap_kill(st, mp, seed, step, rr, pp, events)
     if mp.r_dep > 0:
@@ -143,8 +145,8 @@ def _innate_kill(st, mp: MicroenvParams, seed: int, step: int, tum: np.ndarray, 
 
 
 def _fap_kill(st, mp: MicroenvParams, seed: int, step: int, rr, pp, events: dict) -> None:
-    """FAP-targeting CAR: the effectors at (rr, pp) kill the fibroblast of their voxel (module
-    docstring)."""
+    """FAP-targeting CAR: the voxels (rr, pp), each holding at least one effector (no voxel
+    twice), lose their fibroblast (module docstring)."""
     R = st.kind.shape[0]
     kind = st.kind.reshape(R, -1)
     f = kind[rr, pp] == Kind.FIBROBLAST

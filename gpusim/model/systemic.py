@@ -429,7 +429,7 @@ def append_entrants(xp, st, enter, max_div: int) -> np.ndarray:
         worst = int(np.argmax(new))
         raise CapacityError(
             f"replicate {int(st.replicates[worst])} needs {int(new[worst])} CAR-T slots but "
-            f"car_t.capacity_per_replicate is {C}; raise it (0 means one slot per voxel)")
+            f"car_t.capacity_per_replicate is {C}; raise it (0 means car_t.max_per_voxel slots per voxel)")
     er, ev = xp.nonzero(e)  # row-major: by replicate, then voxel
     cnt = xp.asarray(count)
     start = xp.cumsum(cnt) - cnt

@@ -36,6 +36,13 @@ static inline unsigned int atomicMax(unsigned int* p, unsigned int v) {
 static inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
     unsigned long long old = *p; *p = old + v; return old;
 }
+static inline int atomicAdd(int* p, int v) { int old = *p; *p = old + v; return old; }
+static inline unsigned int atomicAdd(unsigned int* p, unsigned int v) {
+    unsigned int old = *p; *p = old + v; return old;
+}
+static inline unsigned int atomicOr(unsigned int* p, unsigned int v) {
+    unsigned int old = *p; *p = old | v; return old;
+}
 // Warp intrinsics for threads run one at a time: each thread is a warp of its own.
 static inline unsigned __activemask() { return 1u << (threadIdx.x & 31u); }
 static inline unsigned __match_any_sync(unsigned mask, unsigned long long) { return mask; }

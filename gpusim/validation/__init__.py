@@ -25,6 +25,11 @@ parameter objects, so that a planted error in the engine shows as a failure):
    explicit-Euler solution of the CARTmath ODE (Barros et al. 2021): growth, expansion and death
    alone (exact Galton-Watson means), then with killing, memory conversion, reactivation and
    memory death in a stirred lattice (against the engine's mean-field map and CARTmath).
+7. ``biology`` (only when named): each mechanism switched on and off with paired seeds moves its
+   outcome in the published direction (stroma barrier, ECM degradation, retention in dense ECM,
+   Kather 2017's combination result, CAR-T crowding); the untreated growth curve against Freyer &
+   Sutherland 1986; subclone fractions as declared.  A list of named checks
+   (``cases/biology.py`` ``CHECKS``): a mechanism is added as one entry.
 
 False-failure budget: ``ALPHA_SUITE`` = 1e-3 for the whole suite, Bonferroni-split over at most
 ``STAT_CHECKS`` statistical checks: each two-sided z-test uses z = Phi^-1(1 - alpha/2) with
@@ -40,6 +45,7 @@ from pathlib import Path
 from typing import Callable
 
 from .cases.antigen_loss import case_antigen_loss
+from .cases.biology import case_biology
 from .cases.birth_death import case_birth_death
 from .cases.fields import case_fields
 from .cases.motility import case_motility
@@ -54,7 +60,10 @@ from .phases import DevicePhases, Phases
 CASES: dict[str, Callable[[bool, int], CaseResult]] = {
     "rng": case_rng, "birth_death": case_birth_death, "antigen_loss": case_antigen_loss,
     "motility": case_motility, "fields": case_fields, "well_mixed": case_well_mixed,
+    "biology": case_biology,
 }
+#: the cases run when none is named (``biology`` runs only when named: minutes of simulation)
+DEFAULT_CASES = tuple(n for n in CASES if n != "biology")
 
 
 def resolve_backend(name: str = "auto"):
@@ -70,7 +79,7 @@ def resolve_backend(name: str = "auto"):
 def check_arguments(cases, seed) -> list[str]:
     """The case names to run (all when ``cases`` is empty); ValidationError on an unknown case
     or a seed outside 0 .. 2**32-1."""
-    names = list(cases) if cases else list(CASES)
+    names = list(cases) if cases else list(DEFAULT_CASES)
     bad = [n for n in names if n not in CASES]
     if bad:
         raise ValidationError(f"unknown validation case {', '.join(map(repr, bad))}; "
@@ -140,7 +149,7 @@ def format_case(r: CaseResult) -> str:
              f"    reference: {r.reference}",
              f"    {'check':<52} {'expected':>12} {'measured ± 95% CI':>24} {'tolerance':>11}  verdict"]
     for c in r.checks:
-        ci = f" ± {Z95 * c.se:.3g}" if c.se == c.se and c.kind == "stat" else ""
+        ci = f" ± {Z95 * c.se:.3g}" if c.se == c.se and c.kind in ("stat", "paired") else ""
         verdict = "info" if c.kind == "info" else ("pass" if c.passed else "FAIL")
         lines.append(f"    {c.name[:52]:<52} {c.expected:>12.6g} {f'{c.measured:.6g}{ci}':>24} "
                      f"{c.tol:>11.3g}  {verdict}")

@@ -44,8 +44,9 @@ class ValidationError(GpusimError):
 @dataclass
 class Check:
     """One comparison.  ``kind``: "stat" (tolerance = Z_CHECK x SE, or a chi-square quantile),
-    "exact" (bitwise / integer equality), "numeric" (a stated numerical tolerance) or "info"
-    (shown, not part of the verdict)."""
+    "paired" (a one-sided paired test of a mechanism's direction, ``biology`` case: passes iff
+    measured > tol), "exact" (bitwise / integer equality), "numeric" (a stated numerical
+    tolerance) or "info" (shown, not part of the verdict)."""
 
     name: str
     expected: float

@@ -156,5 +156,19 @@ def fig_well_mixed(plt, r, path):
     save(plt, fig, path)
 
 
+def fig_biology(plt, r, path):
+    """Paired checks: mean outcome with the mechanism on and off (bars: 95 % CI of the mean)."""
+    names = list(r.data)
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.0 * max(1, len(names)), 3.2), squeeze=False)
+    for ax, nm in zip(axes[0], names):
+        d = r.data[nm]
+        m = [d["on"].mean(), d["off"].mean()]
+        e = [Z95 * d[k].std(ddof=1) / math.sqrt(d[k].size) for k in ("on", "off")]
+        ax.bar([0, 1], m, yerr=e, color=["tab:red", "tab:gray"])
+        ax.set_xticks([0, 1], ["on", "off"])
+        ax.set_title(nm.split(":")[0] + ":\n" + nm.split(":", 1)[-1][:40], fontsize=7)
+    save(plt, fig, path)
+
+
 FIGURES = {"rng": fig_rng, "birth_death": fig_birth_death, "antigen_loss": fig_antigen_loss, "motility": fig_motility,
-         "fields": fig_fields, "well_mixed": fig_well_mixed}
+         "fields": fig_fields, "well_mixed": fig_well_mixed, "biology": fig_biology}

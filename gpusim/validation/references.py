@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -143,11 +145,13 @@ def walk_moments(pm, rho, chemo, best, n_moves_max: int):
     return np.array(mean), np.array(msd)
 
 
-def slab_mfpt(n_sub, pm, rho, pe_slab, L: int, max_steps: int):
+def slab_mfpt(n_sub, pm, rho, pe_slab, L: int, max_steps: int, pm_slab=None):
     """Exact E[min(T, max_steps)] (and the survival curve) in steps, T the first step at whose end
     a cell started at x = 0 (last direction none) stands at x >= L, on a row 0..L with no
-    neighbour rows: entry into x in 1..L-1 succeeds with pe_slab, into x = L with 1.  States
+    neighbour rows: entry into x in 1..L-1 succeeds with pe_slab, into x = L with 1; a cell inside
+    the slab attempts a sub-move with pm_slab (slower in dense ECM; default pm).  States
     (x, last dir in {-1, +1, none})."""
+    pm_out = pm
     S = L * 3 + 1  # absorbing state last
     A = S - 1
 
@@ -157,6 +161,7 @@ def slab_mfpt(n_sub, pm, rho, pe_slab, L: int, max_steps: int):
     P = np.zeros((S, S))
     P[A, A] = 1
     for x in range(L):
+        pm = pm_out if (x == 0 or pm_slab is None) else pm_slab
         for dc in range(3):
             i = idx(x, dc)
             P[i, i] += 1 - pm
@@ -350,3 +355,56 @@ def cartmath_engine_map(T0, C0, M0, p: dict, V: int, steps: int) -> np.ndarray:
         T, C, M = T1 - kills, alive - conv + div, (M - react) * (1 - p["p_mu"]) + conv
         out[k + 1] = T, C, M
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# tumour growth and heterogeneity (the ``biology`` case and tests/test_growth.py,
+# tests/test_heterogeneity.py)
+SPHEROID_DATA = Path(__file__).parent / "data" / "freyer_sutherland_1986_emt6_spheroids.tsv"
+#: day 0 of the untreated scenario in hours of culture: where the Gompertz fit of the data's radius
+#: reaches the scenario's 160 µm (docs/model.md)
+T0_HOURS = 177.08
+#: stated bound on the relative deviation of the mean model radius from each data radius
+GROWTH_BOUND = 0.15
+
+
+def spheroid_data() -> tuple[np.ndarray, np.ndarray]:
+    """Freyer & Sutherland 1986 EMT6/Ro spheroids: (time in hours, radius in µm)."""
+    lines = [ln for ln in SPHEROID_DATA.read_text().splitlines() if ln and not ln.startswith("#")]
+    d = np.array([[float(x) for x in ln.split()] for ln in lines[1:]])
+    return d[:, 0], d[:, 2] / 2.0
+
+
+def gompertz_radius_um(t_hours):
+    """The Gompertz fit of the data's radius (docs/model.md): r(t) = r_inf exp(ln(r_0 / r_inf)
+    exp(-a (t - 101.69 h))), r_inf = 783.7 µm, r_0 = 80.7 µm, a = 4.75e-3 /h."""
+    return 783.66 * np.exp(np.log(80.71 / 783.66) * np.exp(-4.7505e-3 * (np.asarray(t_hours) - 101.69)))
+
+
+def equivalent_radius_um(sim) -> np.ndarray:
+    """Per replicate: the radius of a disc of the tumour's cells, sqrt(N / pi) x voxel (µm)."""
+    n = sim.metrics()["tumour_cells"].astype(np.float64)
+    return sim.scenario["domain.voxel_um"] * np.sqrt(n / np.pi)
+
+
+def subclone_fractions(sc, reps):
+    """Realised initial subclone fractions per replicate, columns A+B+, A+B-, A-B+, A-B- (over
+    tumour cells); also the tumour cell counts and the initial tissue."""
+    from ..model.lattice import Kind
+    from ..model.tissue import initial_tissue_batch
+
+    t = initial_tissue_batch(sc, int(sc["run.seed"]), reps)
+    R = len(reps)
+    tum = (t["kind"] == Kind.TUMOUR).reshape(R, -1)
+    a = (t["antigen_a"] > 0).reshape(R, -1)
+    b = (t["antigen_b"] > 0).reshape(R, -1)
+    n = tum.sum(axis=1)
+    counts = np.stack([(tum & a & b).sum(1), (tum & a & ~b).sum(1), (tum & ~a & b).sum(1),
+                       (tum & ~a & ~b).sum(1)], axis=1)
+    return counts / n[:, None], n, t
+
+
+def declared_fractions(sc) -> np.ndarray:
+    """The scenario's declared subclone fractions in the order of :func:`subclone_fractions`."""
+    return np.array([sc["tumour.fraction_a_pos_b_pos"], sc["tumour.fraction_a_pos_b_neg"],
+                     sc["tumour.fraction_a_neg_b_pos"], sc["tumour.fraction_a_neg_b_neg"]])

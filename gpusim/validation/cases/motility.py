@@ -98,8 +98,12 @@ def _stroma_crossing(res: CaseResult, phases: Phases, sc, seed: int, quick: bool
     L, rho_s = 8, 0.8
     perm = sc["stroma.permeability"]
     pe = p_exact(float(F32(1) - F32(rho_s) * F32(1.0 - perm)))
+    # inside the slab a cell attempts a sub-move with p_move x (1 - rho (1 - dense_speed_fraction))
+    slow = sc["stroma.dense_speed_fraction"]
+    step_um = sc["car_t.speed_um_per_min"] * sc["run.dt_min"] / sc["domain.voxel_um"]
+    pm_s = p_exact(float(F32(step_um / n_sub) * (F32(1) - F32(rho_s) * F32(1.0 - slow))))
     Tmax = 400
-    mfpt, surv = slab_mfpt(n_sub, pm, rho, pe, L, Tmax)
+    mfpt, surv = slab_mfpt(n_sub, pm, rho, pe, L, Tmax, pm_slab=pm_s)
     Rs = 400 if quick else 2000
     cp = car_t_mod.CarTParams.from_scenario(sc)
     st = blank_state((1, 1, L + 1), Rs)
@@ -119,6 +123,7 @@ def _stroma_crossing(res: CaseResult, phases: Phases, sc, seed: int, quick: bool
     sd = math.sqrt(max(et2 - mfpt ** 2, 0))
     res.checks.append(z_check(f"steps to cross {L - 1} voxels of stroma (density {rho_s})", mfpt,
                                hit.mean(), sd / math.sqrt(Rs),
-                               note=f"entry probability {pe:.4f} (permeability {perm}); exact SE; "
+                               note=f"entry probability {pe:.4f} (permeability {perm}), move "
+                                    f"probability in the slab {pm_s:.4f}; exact SE; "
                                     f"truncated at {Tmax} steps"))
     return hit, surv, mfpt
