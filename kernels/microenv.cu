@@ -1,7 +1,7 @@
 // microenv.cu -- microenvironment phase kernels (PD-L1, antigen recovery, ECM degradation), all
 // replicates in one launch each.  NumPy twin: gpusim.model.microenv.microenv_phase.  Logic,
 // shapes (lattice (R, Z, Y, X), agent table (R, C)), dtypes, units and RNG stream
-// (TUMOUR_EVENT, draw 1): microenv_logic.cuh.  MicroK is a device pointer to 8 float32 + 1 int32
+// (TUMOUR_EVENT, draw 1): microenv_logic.cuh.  MicroK is a device pointer to 10 float32 + 1 int32
 // (drug_on, set by the host each step: d_drug > 0 and step >= drug_start_step).
 // Launch order per step: microenv_agents_kernel (R*C threads), microenv_voxel_kernel (R*V).
 #include "microenv_logic.cuh"
@@ -22,6 +22,7 @@ extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, con
                                                  const unsigned int* reps,
                                                  const unsigned char* kind, float* pdl1,
                                                  const float* ifng, const float* o2,
+                                                 const float* tgfb,
                                                  unsigned char* antigen_a,
                                                  unsigned char* antigen_b,
                                                  const unsigned char* antigen_a_base,
@@ -30,6 +31,6 @@ extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, con
     Geom geo{R, Z, Y, X};
     long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (g < (long long)R * geo_nvox(geo))
-        microenv_voxel(g, geo, *pp, seed, step, reps, kind, pdl1, ifng, o2, antigen_a, antigen_b,
+        microenv_voxel(g, geo, *pp, seed, step, reps, kind, pdl1, ifng, o2, tgfb, antigen_a, antigen_b,
                        antigen_a_base, antigen_b_base, ecm, counts);
 }

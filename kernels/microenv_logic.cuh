@@ -14,6 +14,9 @@
 //   i = ifng / (ifng + ifng_half);  up = (r_ifng * i + r_hyp * hyp) * (1 - L)   (hyp = o2 < o2_hypoxic)
 //   L' = min(max((L + up) - r_dec * L, 0), 1) on tumour voxels, 0 elsewhere
 //   ecm' = max(ecm - d_car, 0) at every effector's voxel (agent pass, before the voxel pass);
+//   then, where the voxel or a Moore neighbour holds a fibroblast and r_dep > 0 (TGF-beta-driven
+//   matrix deposition by activated CAFs; tgfb float32, total TGF-beta1 ng/mL):
+//   a = tgfb / (tgfb + caf_half);  ecm' = ecm + (r_dep * a) * (1 - ecm);
 //   then, from drug_start_step on, ecm' = ecm * (1 - d_drug) everywhere.
 // The NumPy phase skips the PD-L1 update when r_ifng = r_hyp = 0 and every L is 0; the update
 // then gives 0 everywhere as well, so the kernel always applies it.
@@ -33,10 +36,21 @@ GPUSIM_HD void microenv_agents(i64 i, const Geom& geo, i32 C, const MicroK& p, c
     ecm[g] = e > 0.0f ? e : 0.0f;
 }
 
+// Whether voxel v of the replicate starting at base holds a fibroblast or has one among its Moore
+// neighbours (kind is not written in this phase, so neighbours read it race-free).
+GPUSIM_HD bool near_fibroblast(const Geom& geo, const u8* kind, i64 base, u32 v) {
+    if (kind[base + v] == KIND_FIBROBLAST) return true;
+    i64 nb[MAX_NB];
+    const i32 K = moore_neighbours(geo, v, nb);
+    for (i32 k = 0; k < K; ++k)
+        if (nb[k] >= 0 && kind[base + nb[k]] == KIND_FIBROBLAST) return true;
+    return false;
+}
+
 // Voxel pass, one thread per voxel g (after microenv_agents).
 GPUSIM_HD void microenv_voxel(i64 g, const Geom& geo, const MicroK& p, u32 seed, u32 step,
                               const u32* reps, const u8* kind, float* pdl1, const float* ifng,
-                              const float* o2, u8* antigen_a, u8* antigen_b,
+                              const float* o2, const float* tgfb, u8* antigen_a, u8* antigen_b,
                               const u8* antigen_a_base, const u8* antigen_b_base, float* ecm,
                               u64* counts) {
     const i64 V = geo_nvox(geo);
@@ -62,6 +76,11 @@ GPUSIM_HD void microenv_voxel(i64 g, const Geom& geo, const MicroK& p, u32 seed,
         }
     } else {
         pdl1[g] = 0.0f;
+    }
+    if (p.r_dep > 0.0f && near_fibroblast(geo, kind, (i64)r * V, v)) {
+        const float t = tgfb[g];
+        const float a = t / (t + p.caf_half);
+        ecm[g] = ecm[g] + (p.r_dep * a) * (1.0f - ecm[g]);
     }
     if (p.drug_on) ecm[g] = ecm[g] * (1.0f - p.d_drug);
 }

@@ -238,7 +238,7 @@ class DevicePhases:
         launch(mod, "microenv_agents_kernel", st.t_state.size, **self._geo(st, True), pp=k,
                t_count=st.t_count, t_state=st.t_state, t_pos=st.t_pos, ecm=st.ecm)
         launch(mod, "microenv_voxel_kernel", st.kind.size, **self._geo(st), pp=k, **self._rng(st),
-               kind=st.kind, pdl1=st.pdl1, ifng=st.ifng, o2=st.o2, antigen_a=st.antigen_a,
+               kind=st.kind, pdl1=st.pdl1, ifng=st.ifng, o2=st.o2, tgfb=st.tgfb, antigen_a=st.antigen_a,
                antigen_b=st.antigen_b, antigen_a_base=st.antigen_a_base,
                antigen_b_base=st.antigen_b_base, ecm=st.ecm, counts=counts)
         self._add(events, ("antigen_recovered",), counts)
@@ -256,7 +256,7 @@ class DevicePhases:
         inhib, exh_pd = ctp.pdl1_terms(step)
         k = xp.asarray(pack("CarTK", ctp, p_death=ctp.p_death, inhib=inhib, exh_pd=exh_pd,
                             p_div_step=ctp.p_division_at(step),
-                            tgfb_exh_on=ctp.exh_tgfb > 0 and not ctp.dnTGFbRII))
+                            tgfb_exh_on=ctp.exh_tgfb_gain > 0 and not ctp.dnTGFbRII))
         table = {f: getattr(st, f) for f in TABLE_FIELDS}
         tgt = xp.full(RC, -1, xp.int32)
         stim, killed, died, born = (xp.zeros(RC, xp.uint8) for _ in range(4))

@@ -18,6 +18,17 @@ phase, reading the fields just solved and the CAR-T table as the step began.
   max(ecm − d_car, 0)`` (``d_car`` = car_t_degradation_per_day × dt / 1440, float32; two cells
   never share a voxel); from the drug's start step, everywhere ``ecm ← ecm × (1 − d_drug)`` with
   ``d_drug = 1 − exp(−drug_degradation_per_day × dt/1440)`` (float32).
+* TGF-β-driven matrix deposition (MODEL.md section 9, the second target of TGF-β): activated
+  fibroblasts (CAFs) raise the ECM density of their own voxel and of its Moore neighbours.  At
+  every voxel that holds a fibroblast or has one among its Moore neighbours, after the CAR-T
+  degradation and before the drug, in float32 and this order::
+
+      a   = T / (T + caf_half)          # T: TGF-β (total, ng/mL) at the voxel, this step's field
+      ecm = ecm + (r_dep * a) * (1 - ecm)
+
+  with ``r_dep = 1 − exp(−ecm_deposition_per_day × dt/1440)`` and ``caf_half =
+  tgfb.caf_half_ng_per_mL / tgfb.active_fraction`` (the active K in the field's units).  It
+  acts whatever the CAR-T armour: a ``dnTGFbRII`` T cell ignores TGF-β, the stroma does not.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ import numpy as np
 
 from .. import rng
 from ..rng import Stream
-from .lattice import Kind, TState
+from .lattice import Kind, TState, moore_offsets
 
 F32 = np.float32
 
@@ -44,6 +55,8 @@ class MicroenvParams:
     d_car: np.float32
     d_drug: np.float32
     drug_start_step: int
+    r_dep: np.float32
+    caf_half: np.float32
 
     @classmethod
     def from_scenario(cls, sc) -> "MicroenvParams":
@@ -59,7 +72,21 @@ class MicroenvParams:
             d_car=F32(sc["stroma.car_t_degradation_per_day"] * dt / 1440.0),
             d_drug=step_rate(sc["stroma.drug_degradation_per_day"]),
             drug_start_step=int(round(sc["stroma.drug_start_day"] * 1440.0 / dt)),
+            r_dep=step_rate(sc["tgfb.ecm_deposition_per_day"]),
+            caf_half=F32(sc["tgfb.caf_half_ng_per_mL"] / sc["tgfb.active_fraction"]),
         )
+
+
+def near_kind(kind: np.ndarray, k: int) -> np.ndarray:
+    """bool (R, Z, Y, X): voxels holding kind ``k`` or with a Moore neighbour (inside the domain)
+    holding it."""
+    hit = kind == k
+    R, Z, Y, X = kind.shape
+    pad = np.pad(hit, ((0, 0), (1, 1), (1, 1), (1, 1)))
+    out = hit.copy()
+    for dz, dy, dx in moore_offsets(Z):
+        out |= pad[:, 1 + dz:1 + dz + Z, 1 + dy:1 + dy + Y, 1 + dx:1 + dx + X]
+    return out
 
 
 def microenv_phase(st, mp: MicroenvParams, seed: int, step: int, events: dict) -> None:
@@ -97,5 +124,11 @@ def microenv_phase(st, mp: MicroenvParams, seed: int, step: int, events: dict) -
             act = st.t_state[r, s] == TState.EFFECTOR
             rr, pp = r[act], st.t_pos[r[act], s[act]]
             ecm[rr, pp] = np.maximum(ecm[rr, pp] - mp.d_car, F32(0))
+    if mp.r_dep > 0:
+        near = near_kind(st.kind, Kind.FIBROBLAST).reshape(R, V)
+        t = st.tgfb.reshape(R, V)
+        a = t / (t + mp.caf_half)
+        dep = (ecm + (mp.r_dep * a) * (F32(1) - ecm)).astype(F32)
+        ecm[near] = dep[near]
     if mp.d_drug > 0 and step >= mp.drug_start_step:
         ecm *= (F32(1) - mp.d_drug)
