@@ -1,4 +1,4 @@
-"""TGF-β with units and two targets (issue 11, item 2; MODEL.md sections 3, 5 and 9).
+"""TGF-β with units and two targets (issue 11, item 2; docs/model.md, section "TGF-β").
 
 Exact statements (no randomness):
 
@@ -15,7 +15,7 @@ Exact statements (no randomness):
 Paired-seed statements (same scenario, seed and replicate indices, one switch changed), with the
 exact one-sided Wilcoxon signed-rank test of tests/test_biology.py (``p < 1e-4`` needs nearly
 every one of the 16 pairs to move the asserted way) plus a stated margin on the ratio of means.
-The numbers measured at the time of writing are in docs/model.md (section 9).
+The numbers measured at the time of writing are in docs/model.md, section "TGF-β".
 """
 
 from __future__ import annotations
