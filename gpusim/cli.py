@@ -552,11 +552,24 @@ def validate(quick, backend, cases, seed, figures):
               help="Also write the full record (device, commit, date, per-phase times) as JSON.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --json file.")
 @click.option("--force-memory", is_flag=True, help=FORCE_MEMORY_HELP)
+@click.option("--fields", "fields_cases", default=None, metavar="CASES",
+              help="Instead: the field-solver benchmark (sweeps and error against the float64 "
+                   "converged solve per field, time per voxel-sweep, device bytes per voxel-step) "
+                   "on NumPy for comma-separated cases N (2D N^2) or Nx3 (3D N^3); 'default' is "
+                   "100,400,75x3 (docs/fields.md).")
 @_errors
-def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, force, force_memory):
+def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, force, force_memory,
+          fields_cases):
     """Time SCENARIOS (default: quickstart) on each backend, side by side: steps/s,
     voxel-steps/s, set-up time apart from stepping, and the ratio between backends."""
     from pathlib import Path as _P
+
+    if fields_cases is not None:
+        if sizes or set(backends) - {"numpy"}:
+            from .errors import ScenarioError
+            raise ScenarioError("bench --fields runs on the NumPy backend at its own sizes; choose them "
+                                "with --fields 100,400,75x3 (no --size, --backend numpy only)")
+        return _bench_fields(fields_cases, scenarios, replicates, steps, warmup, json_path, force)
 
     from .backends import select
     from .bench import format_table, run_bench, write_json
@@ -573,6 +586,28 @@ def bench(scenarios, sizes, replicates, steps, warmup, backends, json_path, forc
     rec = run_bench(scenarios or ("quickstart",), sizes or (None,), backends or None, replicates,
                     steps, warmup, log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None,
                     force_memory=force_memory)
+    click.echo(format_table(rec))
+    if json_path:
+        click.echo(f"wrote {write_json(rec, json_path, force)}")
+
+
+def _bench_fields(cases, scenarios, replicates, steps, warmup, json_path, force):
+    """``bench --fields``: gpusim.fieldbench on this checkout (steps and warm-up as given)."""
+    from .bench import write_json
+    from .errors import OutputError, ScenarioError
+    from .fieldbench import DEFAULT_CASES, format_table, run_field_bench
+
+    if scenarios:
+        raise ScenarioError("bench --fields takes no SCENARIOS (its cases are iv_baseline 2D and "
+                            "large_3d 3D); choose sizes with --fields 100,400,75x3")
+    if json_path and Path(json_path).exists() and not force:
+        raise OutputError(f"{json_path} exists; pass --force to overwrite it")
+    names = DEFAULT_CASES if cases.strip() in ("", "default") else cases.split(",")
+    try:
+        rec = run_field_bench(names, replicates, steps, warmup,
+                              log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None)
+    except ValueError as e:
+        raise ScenarioError(str(e)) from None
     click.echo(format_table(rec))
     if json_path:
         click.echo(f"wrote {write_json(rec, json_path, force)}")

@@ -69,7 +69,8 @@ GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const 
 
 // After a sweep, per replicate r: count the sweep, evaluate the stopping rule (float32, in the
 // order of the contract: r = d / d_prev (1 when d_prev is 0), rho = max(r, r_prev, rho_min),
-// converged when 2 d rho <= tol (1 - rho), or d <= noise = max(cmax, scale) 2^-18 with r >= 1;
+// converged when 2 d rho <= tol (1 - rho), or d <= noise = max(cmax, scale) 2^-18 with r >= 1
+// measured (d_prev > 0: not on the first sweep, where r = 1 by definition);
 // noise = 0 when scale is 0),
 // freeze the replicate when it converged or reached max_iter, and reset its max change.
 // dprev, rprev: float32 (R), zero before the first sweep; cmax_bits: uint32 (R), the bits of
@@ -80,7 +81,8 @@ GPUSIM_HD void sor_after_sweep(i32 r, float tol, float rho_min, float scale, i32
     if (active[r]) {
         iters[r] += 1;
         const float d = f32_from_bits(maxchg_bits[r]);
-        const float ratio = dprev[r] > 0.0f ? d / dprev[r] : 1.0f;
+        const bool measured = dprev[r] > 0.0f;
+        const float ratio = measured ? d / dprev[r] : 1.0f;
         float rho = ratio > rprev[r] ? ratio : rprev[r];
         rho = rho > rho_min ? rho : rho_min;
         float lhs = d * rho;
@@ -95,7 +97,7 @@ GPUSIM_HD void sor_after_sweep(i32 r, float tol, float rho_min, float scale, i32
             m = m > scale ? m : scale;
         }
         const float noise = m * 3.814697265625e-06f;  // 2^-18, exact
-        if (lhs <= rhs || (d <= noise && ratio >= 1.0f) || iters[r] >= max_iter) active[r] = 0;
+        if (lhs <= rhs || (d <= noise && ratio >= 1.0f && measured) || iters[r] >= max_iter) active[r] = 0;
     }
     maxchg_bits[r] = 0;
 }

@@ -179,6 +179,25 @@ def test_field_solver_rounding_level_stop_on_the_device_bitwise(emulated):
     assert (FieldSolver(c0.shape, **kw).solve(c0.copy(), a, s, fixed, F32(0.75)) == 400).all()
 
 
+@needs_cxx
+def test_field_solver_first_sweep_is_no_stagnation_on_the_device_bitwise(emulated):
+    """A warm start whose first change is below the rounding level in a slow mode (one replicate
+    10 tol off, one at x* = 0): both backends go on past the first sweep, to the same sweep,
+    bitwise (tests/test_fields_accuracy.py states the case)."""
+    from gpusim.model.fields import FieldSolver
+
+    shape = (2, 1, 16, 16)
+    fs = FieldSolver(shape, diffusion_um2_per_min=2340.0, voxel_um=20.0, boundary="neumann",
+                     omega=1.0, tol=5e-4, scale=5.0, max_iter=6000)
+    a = np.full(shape, 0.02, F32)
+    c0 = np.zeros(shape, F32)
+    c0[0] = F32(5e-3)
+    fixed = np.zeros(shape, bool)
+    assert_device_solve_bitwise(emulated, (fs, c0, a, np.zeros(shape, F32), fixed))
+    it = fs.solve(c0.copy(), a, np.zeros(shape, F32), fixed, F32(0.75))
+    assert it[0] > 1 and it[0] < fs.max_iter and it[1] == 1
+
+
 # ----------------------------------------------------------------------------- planted errors
 @needs_cxx
 def test_planted_kernel_error_is_caught(tmp_path, monkeypatch):

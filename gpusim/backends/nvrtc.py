@@ -36,18 +36,19 @@ _LIB = None
 
 
 def kernel_dir() -> Path:
-    """The directory of ``*.cu`` and ``*.cuh``: the package data of ``gpusim.kernels`` when
-    installed, else the repository's ``kernels/`` beside the package (an editable install made
-    before the kernels were packaged)."""
+    """The directory of ``*.cu`` and ``*.cuh``: the repository's ``kernels/`` beside the imported
+    package when there is one (a source checkout: its kernels go with its Python code, also when
+    an editable install of another checkout maps ``gpusim.kernels`` elsewhere), else the package
+    data of ``gpusim.kernels`` (an installed wheel)."""
+    d = Path(__file__).resolve().parents[2] / "kernels"
+    if (d / "philox.cuh").is_file():
+        return d
     try:
         d = Path(str(importlib.resources.files("gpusim.kernels")))
         if (d / "philox.cuh").is_file():
             return d
     except ModuleNotFoundError:
         pass
-    d = Path(__file__).resolve().parents[2] / "kernels"
-    if (d / "philox.cuh").is_file():
-        return d
     raise BackendError("the CUDA kernel sources (gpusim.kernels) are missing from this installation; "
                        "reinstall gpusim")
 

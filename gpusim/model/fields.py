@@ -67,8 +67,10 @@ float32, in exactly this order, from the replicate's ``d_prev`` (``d`` of the pr
     lhs  = lhs + lhs                           # safety factor 2 (docs/fields.md)
     rhs  = 1 - rho
     rhs  = tol * rhs
-    converged = lhs <= rhs or (d <= noise and r >= 1)   # 2 d rho / (1 - rho) <= tol, or
-                                               #   stagnation at the rounding level
+    converged = lhs <= rhs or (d <= noise and r >= 1 and d_prev > 0)
+                                               # 2 d rho / (1 - rho) <= tol, or stagnation
+                                               #   at the rounding level: a change that did
+                                               #   not shrink, measured (not on sweep 1)
     d_prev = d; r_prev = r
 
 with ``rho_min = float32(omega - 1)`` and, per replicate, ``noise = max(cmax, scale) * 2**-18``
@@ -253,13 +255,25 @@ class FieldSolver:
         m = self._margin if has_margin else 0
         return buf[m:m + n * self._B].reshape((n,) + self._qshape)
 
-    def _build_views(self, n: int) -> None:
-        """Views over the first n (active) replicates, rebuilt when n changes."""
-        m, size = self._margin, n * self._B
+    def _held_per_replicate(self, R: int) -> None:
+        """Per parity, the block-local flat indices of each replicate's held positions (ghosts
+        and fixed voxels), found once per solve (views over any set of slots concatenate them)."""
+        B = self._B
+        self._held_rep = {}
+        for p in self._sweep_order:
+            idx = np.flatnonzero(self._hold[p][:R * B])
+            cuts = np.searchsorted(idx, np.arange(1, R) * B)
+            self._held_rep[p] = [part - r * B for r, part in enumerate(np.split(idx, cuts))]
+
+    def _build_views(self, n: int, slot_of) -> None:
+        """Views over the first n (active) slots, rebuilt when n changes; ``slot_of[k]`` is the
+        replicate held by slot k."""
+        m, B, size = self._margin, self._B, n * self._B
         subs = []
         for p in self._sweep_order:
             nbs = [self._c[q][m + off:m + off + size] for q, off in self._nbspec[p]]
-            held = np.flatnonzero(self._hold[p][:size])   # ghosts and fixed voxels
+            rep = self._held_rep[p]   # ghosts and fixed voxels
+            held = np.concatenate([rep[slot_of[k]] + k * B for k in range(n)])
             subs.append((self._c[p][m:m + size], nbs, self._s[p][:size], self._den[p][:size],
                          held))
         ghosts = []
@@ -315,9 +329,10 @@ class FieldSolver:
         lhs = d * rho
         lhs = lhs + lhs
         rhs = self._tol * (_F32(1) - rho)
+        measured = dprev > 0          # a ratio was measured (r = 1 on sweep 1 is no evidence)
         np.copyto(dprev, d)
         np.copyto(rprev, r)
-        return (lhs <= rhs) | ((d <= noise) & (r >= _F32(1)))
+        return (lhs <= rhs) | ((d <= noise) & (r >= _F32(1)) & measured)
 
     def _move(self, src: int, dst: int, rule: np.ndarray) -> None:
         """Move the working data of replicate slot src to slot dst."""
@@ -325,7 +340,7 @@ class FieldSolver:
         rule[:, dst] = rule[:, src]
         for p in self._parities:
             self._c[p][m + dst * B:m + (dst + 1) * B] = self._c[p][m + src * B:m + (src + 1) * B]
-        for bufs in (self._s, self._den, self._hold):
+        for bufs in (self._s, self._den):
             for buf in bufs.values():
                 buf[dst * B:(dst + 1) * B] = buf[src * B:(src + 1) * B]
 
@@ -394,7 +409,8 @@ class FieldSolver:
         iters = np.zeros(R, dtype=np.int32)
         slot_of = np.arange(R)          # original replicate held by each active slot
         n = R
-        self._build_views(n)
+        self._held_per_replicate(R)
+        self._build_views(n, slot_of)
         for _ in range(self.max_iter):
             maxchg = self._sweep()
             iters[slot_of[:n]] += 1
@@ -412,9 +428,10 @@ class FieldSolver:
             n = len(keep)
             if n == 0:
                 break
-            self._build_views(n)
+            self._build_views(n, slot_of)
         for k in range(n):              # not converged within max_iter (or max_iter == 0)
             self._gather(c, k, slot_of[k])
+        self._held_rep = None           # per-solve; the views keep only their own indices
         return iters
 
 

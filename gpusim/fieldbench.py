@@ -1,0 +1,211 @@
+"""The field-solver benchmark behind ``gpusim bench --fields`` and ``benchmarks/bench_fields.py``.
+
+For each case (``"100"``, ``"400"``: iv_baseline 2D at 100^2 / 400^2 with the tumour scaled to
+the domain; ``"75x3"``: a large_3d tumour at 75^3) it builds the engine on the NumPy backend,
+runs ``warmup`` steps, then times ``steps`` steps (the whole step and the fields phase).  During
+the last timed step it records, per field, the inputs of each solve (the previous values, ``a``,
+``s``, the vessel mask) and the result, then solves each recorded system in float64
+(:func:`gpusim.model.fields.exact_solution`) and reports per field:
+
+* sweeps of the solve (mean and max over replicates),
+* ``err``: max-norm distance of the float32 result to the float64 converged solution of the same
+  discrete system, against ``tol``, the bound the stopping rule states (docs/fields.md);
+* time per voxel-sweep of the fields phase (fields seconds / (voxels x all sweeps));
+* device bytes per voxel-step: the bytes a device step's field solves move per voxel, counted
+  from the kernels (:func:`device_bytes`) with the recorded sweeps.
+
+Every ``gpusim`` import is inside a function and absolute, so that ``benchmarks/bench_fields.py``
+can load this file by path into a worker whose ``gpusim`` is an older commit (the comparison
+against a reference commit in the same run).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import time
+
+import numpy as np
+
+FIELDS = ("o2", "glucose", "chemokine", "tgfb", "ifng", "il12")
+DEFAULT_CASES = ("100", "400", "75x3")
+_CASE = re.compile(r"^(\d+)(x3)?$")
+
+
+def parse_cases(cases) -> list[str]:
+    """Validated case names: ``N`` (2D iv_baseline at N^2) or ``Nx3`` (3D large_3d at N^3)."""
+    out = []
+    for c in cases:
+        c = str(c).strip()
+        m = _CASE.match(c)
+        if not m or not 8 <= int(m.group(1)) <= 2000:
+            raise ValueError(f"field-bench case {c!r}: allowed 'N' (2D, N^2) or 'Nx3' (3D, N^3), "
+                             "8 <= N <= 2000, e.g. 100, 400, 75x3")
+        out.append(c)
+    return out
+
+
+def device_bytes(sweeps: dict, cmax: bool) -> float:
+    """Bytes per voxel-step that the field solves of one device step move, counted from
+    kernels/fields.cu and field_coeffs.cu (one thread per voxel, C order, 32-byte sectors):
+
+    * per solve: ``field_coeffs_kernel`` reads kind (1), amap (1), c_old (4), ifng (4), o2 (4) and
+      writes a (4), s (4): 22 B; ``fields_prepare`` reads a (4), fixed (1), c (4) and writes
+      den (4), c (4): 17 B; ``fields_cmax`` reads c: 4 B;
+    * per sweep, two colour passes: a pass updates every other voxel of a row, so its reads of
+      c, s, den and fixed touch every sector of those arrays: 2 x 13 B; it writes half of c:
+      2 x 2 B (counted as half sectors); neighbour values are the other colour's words of
+      sectors just read (cache): 0.  30 B per voxel-sweep.
+
+    ``sweeps``: field -> mean sweeps per replicate of a solve (0 for a skipped solve)."""
+    total = 0.0
+    for n in sweeps.values():
+        if n > 0:
+            total += 22 + 17 + (4 if cmax else 0) + 30 * n
+    return total
+
+
+def scenario_for(case: str, replicates: int, tolerance: float | None = None):
+    """The scenario of a case (see the module docstring), ``replicates`` per batch."""
+    from gpusim.scenario import load_scenario
+
+    extra = {} if tolerance is None else {"run.field_tolerance": tolerance}
+    if case.endswith("x3"):
+        n = int(case[:-2])
+        return load_scenario("large_3d", {"domain.x_voxels": n, "domain.y_voxels": n,
+                                          "domain.z_voxels": n, "tumour.radius_um": 1200.0 * n / 160,
+                                          "run.replicates": replicates, **extra})
+    n = int(case)
+    return load_scenario("iv_baseline", {"domain.x_voxels": n, "domain.y_voxels": n,
+                                         "tumour.radius_um": 1500.0 * n / 200.0,
+                                         "run.replicates": replicates, **extra})
+
+
+def _recorder(name, fs, record: dict):
+    inner = fs.solve
+
+    def rec(c, a, s, fixed_mask=None, fixed_value=0.0):
+        c0 = c.copy()
+        it = inner(c, a, s, fixed_mask, fixed_value)
+        record[name] = dict(c0=c0, a=np.array(a), s=np.array(s),
+                            fixed=None if fixed_mask is None else np.array(fixed_mask),
+                            fixed_value=float(fixed_value), c=c.copy(), sweeps=it.copy(),
+                            tol=fs.tol, omega=fs.omega, floor=fs.floor, boundary=fs.boundary,
+                            boundary_value=fs.boundary_value, D=fs.diffusion_um2_per_min,
+                            h=fs.voxel_um, scale=getattr(fs, "scale", 0.0))
+        return it
+
+    return rec
+
+
+def record_case(case: str, replicates: int, warmup: int, steps: int,
+                tolerance: float | None = None) -> dict:
+    """Run one case on the NumPy backend of the importable ``gpusim``: times, sweeps and the
+    recorded solves of the last timed step (a dict; :func:`summary` reduces it)."""
+    from gpusim.engine import Simulation
+
+    sim = Simulation(scenario_for(case, replicates, tolerance))
+    f = sim.fields
+    for _ in range(warmup):
+        sim.step()
+    fields_s, step_s, sweeps_total, record = 0.0, 0.0, 0, {}
+    orig = f.solve
+
+    def timed(st):
+        nonlocal fields_s
+        t0 = time.perf_counter()
+        orig(st)
+        fields_s += time.perf_counter() - t0
+
+    f.solve = timed
+    for k in range(steps):
+        wrapped = []
+        if k == steps - 1:  # record the inputs and results of every solve of this step
+            for name in FIELDS:
+                fs = getattr(f, name)
+                fs.solve = _recorder(name, fs, record)
+                wrapped.append(fs)
+        t0 = time.perf_counter()
+        sim.step()
+        step_s += time.perf_counter() - t0
+        sweeps_total += sum(int(np.sum(v)) for v in f.iterations.values())
+        for fs in wrapped:
+            del fs.solve
+    vox = int(np.prod(sim.state.kind.shape[1:]))
+    return dict(case=case, replicates=replicates, voxels=vox, steps=steps, warmup=warmup,
+                step_seconds=step_s / steps, fields_seconds=fields_s / steps,
+                seconds_per_voxel_sweep=fields_s / max(1, sweeps_total) / vox, record=record)
+
+
+def analyse(res: dict, check: int = 2) -> dict:
+    """Per-field sweeps (all replicates) and error against the float64 converged solution (the
+    first ``check`` replicates: the exact solves are the slow part)."""
+    from gpusim.model.fields import FieldSolver, exact_solution
+
+    out = {}
+    for name, r in res["record"].items():
+        row = dict(sweeps_mean=float(np.mean(r["sweeps"])), sweeps_max=int(np.max(r["sweeps"])),
+                   omega=r["omega"], tol=r["tol"])
+        if r["floor"] is None:
+            k = min(check, r["c"].shape[0])
+            fs = FieldSolver((k,) + r["c"].shape[1:], diffusion_um2_per_min=r["D"],
+                             voxel_um=r["h"], boundary=r["boundary"],
+                             boundary_value=r["boundary_value"], omega=r["omega"], tol=r["tol"])
+            ex = exact_solution(fs, r["a"][:k], r["s"][:k],
+                                None if r["fixed"] is None else r["fixed"][:k], r["fixed_value"],
+                                x0=r["c"][:k])
+            err = float(np.abs(r["c"][:k].astype(np.float64) - ex).max())
+            row.update(err=err, err_over_tol=err / r["tol"] if r["tol"] else None,
+                       max_value=float(np.abs(ex).max()))
+        out[name] = row
+    return out
+
+
+def summary(res: dict) -> dict:
+    """The JSON row of one recorded case."""
+    fields = analyse(res)
+    sweeps = {k: v["sweeps_mean"] for k, v in fields.items()}
+    cmax = any(r.get("scale", 0.0) > 0 for r in res["record"].values())
+    return dict(case=res["case"], replicates=res["replicates"], voxels=res["voxels"],
+                timed_steps=res["steps"], warmup_steps=res["warmup"],
+                step_seconds=round(res["step_seconds"], 4),
+                fields_seconds=round(res["fields_seconds"], 4),
+                ns_per_voxel_sweep=round(res["seconds_per_voxel_sweep"] * 1e9, 3),
+                device_bytes_per_voxel_step=round(device_bytes(sweeps, cmax), 1), fields=fields)
+
+
+def run_field_bench(cases=DEFAULT_CASES, replicates: int | None = None, steps: int = 3,
+                    warmup: int = 4, log=None) -> dict:
+    """Every case on the NumPy backend of this checkout; a JSON-ready record with the device,
+    the commit and the date.  ``replicates``: per case (default 8 in 2D, 1 in 3D)."""
+    from gpusim.backends import cpu_description
+    from gpusim.bench import git_commit
+
+    cases = parse_cases(cases)
+    if steps < 1 or warmup < 0 or (replicates is not None and replicates < 1):
+        raise ValueError(f"steps must be >= 1, warmup >= 0 and replicates >= 1, got steps={steps}, "
+                         f"warmup={warmup}, replicates={replicates}")
+    rows = []
+    for case in cases:
+        R = replicates or (1 if case.endswith("x3") else 8)
+        if log:
+            log(f"bench --fields {case} x {R} ...")
+        rows.append(summary(record_case(case, R, warmup, steps)))
+    return dict(benchmark="bench_fields", schema="gpusim-bench-fields/1", backend="numpy",
+                device=cpu_description(), commit=git_commit(),
+                date_utc=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                cases=rows)
+
+
+def format_table(record: dict) -> str:
+    """One line per (case, field): sweeps, error in units of tol; one per case for the cost."""
+    lines = [f"{'case':<8} {'field':<10} {'sweeps':>8} {'max':>5} {'err/tol':>8}"]
+    for row in record["cases"]:
+        for name, f in row["fields"].items():
+            e = f.get("err_over_tol")
+            lines.append(f"{row['case']:<8} {name:<10} {f['sweeps_mean']:8.1f} {f['sweeps_max']:5d} "
+                         + (f"{e:8.3f}" if e is not None else f"{'-':>8}"))
+        lines.append(f"{row['case']:<8} step {row['step_seconds']:.3f} s, fields "
+                     f"{row['fields_seconds']:.3f} s, {row['ns_per_voxel_sweep']:.2f} ns/voxel-sweep, "
+                     f"{row['device_bytes_per_voxel_step']:.0f} device B/voxel-step")
+    return "\n".join(lines)
