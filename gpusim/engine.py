@@ -54,7 +54,7 @@ class State:
 
     Lattice arrays (R, Z, Y, X): ``kind`` uint8 (:class:`Kind`), ``antigen_a``/``antigen_b`` uint8
     (level × 100), ``ecm`` float32 (density 0..1), ``o2`` float32 (mmHg), ``glucose`` float32
-    (mM), ``chemokine`` float32 (0..1), ``tgfb``/``ifng``/``il12`` float32 (a.u.), ``pdl1``
+    (mM), ``chemokine`` float32 (0..1), ``tgfb`` float32 (ng/mL, total TGF-β1), ``ifng``/``il12`` float32 (a.u.), ``pdl1``
     float32 (0..1, tumour cells), ``antigen_a_base``/``antigen_b_base`` uint8 (the level a
     trogocytosed antigen recovers to).  Agent table (R, C), live cells in slots < ``t_count``:
     ``t_state`` uint8 (:class:`TState`), ``t_pos`` int32 (voxel), ``t_exh`` float32 (0..1),
@@ -128,7 +128,7 @@ METRICS: dict[str, Metric] = {
     "mean_exhaustion": Metric("fraction", "mean exhaustion of CAR-T cells in the domain"),
     "mean_o2_tumour": Metric("mmHg", "mean oxygen over tumour cells"),
     "mean_glucose_tumour": Metric("mM", "mean glucose over tumour cells"),
-    "mean_tgfb_tumour": Metric("a.u.", "mean TGF-β over tumour cells"),
+    "mean_tgfb_tumour": Metric("ng/mL", "mean TGF-β1 (total) over tumour cells"),
     "mean_pdl1_tumour": Metric("fraction", "mean PD-L1 level of tumour cells"),
     "mean_ecm_tumour": Metric("fraction", "mean ECM density over the tumour's bounding region (tumour, capsule and septa)"),
     "car_t_engaged": Metric("cells", "CAR-T cells that engaged a target in the last step"),
@@ -154,8 +154,8 @@ METRICS: dict[str, Metric] = {
     "max_ifng": Metric("a.u.", "largest IFN-γ in a voxel of the domain"),
     "mean_il12": Metric("a.u.", "mean IL-12 over the domain"),
     "max_il12": Metric("a.u.", "largest IL-12 in a voxel of the domain"),
-    "mean_tgfb": Metric("a.u.", "mean TGF-β over the domain"),
-    "max_tgfb": Metric("a.u.", "largest TGF-β in a voxel of the domain"),
+    "mean_tgfb": Metric("ng/mL", "mean TGF-β1 (total) over the domain"),
+    "max_tgfb": Metric("ng/mL", "largest TGF-β1 (total) in a voxel of the domain"),
 }
 
 ENDPOINTS: dict[str, tuple[str, str, str]] = {
@@ -189,7 +189,8 @@ ENDPOINTS: dict[str, tuple[str, str, str]] = {
     "entered_iv": ("int64", "cells", "CAR-T cells that entered the domain from the blood (vessels)"),
     "entered_intratumoral": ("int64", "cells", "CAR-T cells placed by intratumoral doses"),
     "entered_regional": ("int64", "cells", "CAR-T cells that entered across the CSF / cavity face"),
-    **{f"peak_{stat}_{k}": ("float64", "a.u.", f"largest {what} {label} over the output times")
+    **{f"peak_{stat}_{k}": ("float64", "ng/mL" if k == "tgfb" else "a.u.",
+                             f"largest {what} {label} over the output times")
        for k, label in obs.SIGNALS.items()
        for stat, what in (("mean", "domain-mean"), ("max", "single-voxel"))},
     "final_tumour_cells": ("int64", "cells", "live tumour cells at the end"),

@@ -7,7 +7,7 @@
 //   left), t_kills int32, t_dir int8 (-1 none), t_act int16 (steps of activation left),
 //   t_eng uint8 (engaged this step).
 // Lattice (R, Z, Y, X), g = r * V + v: kind uint8, antigen_a/b uint8 (level x 100), o2 float32
-//   (mmHg), glucose float32 (mM), tgfb/il12 float32 (a.u.), pdl1 float32 (0..1).
+//   (mmHg), glucose float32 (mM), tgfb float32 (ng/mL, total TGF-beta1), il12 float32 (a.u.), pdl1 float32 (0..1).
 // rec uint64 (65536): recognition thresholds indexed antigen_a * 256 + antigen_b
 //   (car_t.recognition_table).  claims uint64 (R * V): NO_CLAIM between passes.  occ int32 (R * V):
 //   CAR-T cells per voxel at the phase start (car_t_move_logic.cuh move_occ).
@@ -33,8 +33,10 @@
 //   fh = o2 < o2_hypoxic ? hypoxia_factor : 1;  fg = glucose / (glucose + glucose_half) (1 if K = 0)
 //   S = (ft * fh) * fg;  boost = 1 + kill_boost * (il12 / (il12 + il12_half))
 //   p_kill' = min(((p_kill * S) * (1 - inhib * pdl1[target])) * boost, 1)
-//   e (+ exh_per_kill) (+ exh_pd * pd_seen | max(e - recovery, 0)) (+ exh_hypoxia)
-//     (+ exh_tgfb * (T / (T + tgfb_half)));  p_div = (p_div_step * S) * (1 + g5_div * s).
+//   g = 1 + exh_tgfb_gain * (T / (T + tgfb_half))  (1 when tgfb_exh_on is 0: dnTGFbRII or gain 0)
+//   e (+ exh_per_kill * g) (+ (exh_pd * pd_seen) * g | max(e - recovery, 0)) (+ exh_hypoxia);
+//   p_div = (p_div_step * S) * (1 + g5_div * s).  TGF-beta (ng/mL of total TGF-beta1) never
+//   exhausts on its own.
 // Passes per step (each over every table entry unless noted): engage_claim, engage_resolve,
 // claim_reset, exhaustion, fate_claim, fate_resolve, claim_reset, then compact_entry (one thread
 // per replicate, double-buffered table) and the migration passes.
@@ -166,18 +168,19 @@ GPUSIM_HD void exhaustion(i64 i, const Geom& geo, i32 C, const CarTK& p, const i
     if (s >= t_count[r]) return;
     const i64 pg = (i64)r * geo_nvox(geo) + t.pos[i];
     float e = t.exh[i];
-    if (killed[i]) e = e + p.exh_per_kill;
+    float g = 1.0f;  // TGF-beta amplification of stimulation-driven exhaustion
+    if (p.tgfb_exh_on) {
+        const float tt = tgfb[pg] / (1.0f + il12[pg] * p.inv_il12_half);
+        g = 1.0f + p.exh_tgfb_gain * (tt / (tt + p.tgfb_half));
+    }
+    if (killed[i]) e = e + p.exh_per_kill * g;
     if (stim[i]) {
-        e = e + p.exh_pd * pd_seen[i];
+        e = e + (p.exh_pd * pd_seen[i]) * g;
     } else {
         e = e - p.exh_recovery;
         e = e > 0.0f ? e : 0.0f;
     }
     if (o2[pg] < p.o2_hypoxic) e = e + p.exh_hypoxia;
-    if (p.tgfb_exh_on) {
-        const float tt = tgfb[pg] / (1.0f + il12[pg] * p.inv_il12_half);
-        e = e + p.exh_tgfb * (tt / (tt + p.tgfb_half));
-    }
     t.exh[i] = e;
     if (t.state[i] == TSTATE_EFFECTOR && e >= 1.0f) t.state[i] = TSTATE_EXHAUSTED;
     t.kills[i] += killed[i];

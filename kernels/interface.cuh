@@ -117,7 +117,7 @@ struct CarTK {
     float kill_boost;
     float hypoxia_factor;
     float glucose_half;
-    float exh_tgfb;
+    float exh_tgfb_gain;
     float exh_recovery;
     float exh_hypoxia;
     float o2_hypoxic;
@@ -165,6 +165,8 @@ struct MicroK {
     float p_fap;
     float r_dep;
     float caf_level;
+    float r_tgf_dep;
+    float caf_half;
     int drug_on;
 };
 
@@ -220,7 +222,8 @@ extern "C" __global__ void tumour_births_kernel(int R, int Z, int Y, int X, cons
 
 // microenv.cu
 extern "C" __global__ void microenv_agents_kernel(int R, int Z, int Y, int X, int C, const gpusim::MicroK* pp, const int* t_count, const unsigned char* t_state, const int* t_pos, unsigned int* ndeg);
-extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, const gpusim::MicroK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, unsigned char* kind, float* pdl1, const float* ifng, const float* o2, const float* il12, unsigned char* antigen_a, unsigned char* antigen_b, const unsigned char* antigen_a_base, const unsigned char* antigen_b_base, const unsigned int* ndeg, float* ecm, unsigned long long* counts);
+extern "C" __global__ void microenv_voxel_kernel(int R, int Z, int Y, int X, const gpusim::MicroK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, unsigned char* kind, float* pdl1, const float* ifng, const float* o2, const float* il12, const float* tgfb, unsigned char* antigen_a, unsigned char* antigen_b, const unsigned char* antigen_a_base, const unsigned char* antigen_b_base, const unsigned int* ndeg, float* ecm, unsigned long long* counts);
+extern "C" __global__ void microenv_fap_kernel(int R, int Z, int Y, int X, const gpusim::MicroK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, unsigned char* kind, const unsigned int* ndeg, unsigned long long* counts);
 
 // car_t.cu
 extern "C" __global__ void car_t_engage_claim(int R, int Z, int Y, int X, int C, const gpusim::CarTK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const int* t_count, unsigned char* t_state, int* t_pos, float* t_exh, unsigned char* t_div, int* t_kills, signed char* t_dir, short* t_act, unsigned char* t_eng, const unsigned char* kind, const unsigned char* antigen_a, const unsigned char* antigen_b, const float* pdl1, const unsigned long long* rec, unsigned long long* claims, int* tgt, unsigned char* stim, unsigned char* killed, float* pd_seen, unsigned long long* counts);

@@ -19,9 +19,15 @@
 //   innate kill of a tumour cell iff word 0 < p_innate * (il12 / (il12 + il12_half)) (after the
 //   PD-L1 and antigen updates; il12 > 0 only);
 //   at a voxel holding n > 0 effectors (ndeg, counted by the agent pass): ecm' = max(ecm - d_car * n,
-//   0) (n as float32), then (p_fap > 0) a fibroblast there dies iff word 1 < p_fap (one draw per
-//   voxel, however many effectors);
+//   0) (n as float32);
 //   fibroblast voxel with ecm < caf_level: ecm' = ecm + r_dep * (caf_level - ecm);
+//   then, where the voxel or a Moore neighbour holds a fibroblast and r_tgf_dep > 0 (TGF-beta-driven
+//   matrix deposition by activated CAFs; tgfb float32, total TGF-beta1 ng/mL):
+//   a = tgfb / (tgfb + caf_half);  ecm' = ecm + (r_tgf_dep * a) * (1 - ecm);
+//   then, from drug_start_step on, ecm' = ecm * (1 - d_drug) everywhere;
+//   then (microenv_fap, a launch of its own so that the neighbour reads of the deposition see no
+//   fibroblast die) with p_fap > 0, a fibroblast in a voxel holding an effector dies iff word 1 <
+//   p_fap (one draw per voxel, however many effectors).
 //   then, from drug_start_step on, ecm' = ecm * (1 - d_drug) everywhere.
 // The NumPy phase skips the PD-L1 update when r_ifng = r_hyp = 0 and every L is 0; the update
 // then gives 0 everywhere as well, so the kernel always applies it.
@@ -41,11 +47,23 @@ GPUSIM_HD void microenv_agents(i64 i, const Geom& geo, i32 C, const MicroK& p, c
     atomicAdd(&ndeg[(i64)r * geo_nvox(geo) + t_pos[i]], 1u);
 }
 
+// Whether voxel v of the replicate starting at base holds a fibroblast or has one among its Moore
+// neighbours (this pass writes kind only at tumour voxels, the innate kill; fibroblasts die in a
+// later launch, microenv_fap, so the neighbour reads see the same fibroblasts in any thread order).
+GPUSIM_HD bool near_fibroblast(const Geom& geo, const u8* kind, i64 base, u32 v) {
+    if (kind[base + v] == KIND_FIBROBLAST) return true;
+    i64 nb[MAX_NB];
+    const i32 K = moore_neighbours(geo, v, nb);
+    for (i32 k = 0; k < K; ++k)
+        if (nb[k] >= 0 && kind[base + nb[k]] == KIND_FIBROBLAST) return true;
+    return false;
+}
+
 // Voxel pass, one thread per voxel g (after microenv_agents).
 GPUSIM_HD void microenv_voxel(i64 g, const Geom& geo, const MicroK& p, u32 seed, u32 step,
                               const u32* reps, u8* kind, float* pdl1, const float* ifng,
-                              const float* o2, const float* il12, u8* antigen_a, u8* antigen_b,
-                              const u8* antigen_a_base, const u8* antigen_b_base,
+                              const float* o2, const float* il12, const float* tgfb, u8* antigen_a,
+                              u8* antigen_b, const u8* antigen_a_base, const u8* antigen_b_base,
                               const u32* ndeg, float* ecm, u64* counts) {
     const i64 V = geo_nvox(geo);
     const i32 r = (i32)(g / V);
@@ -79,22 +97,32 @@ GPUSIM_HD void microenv_voxel(i64 g, const Geom& geo, const MicroK& p, u32 seed,
     } else {
         pdl1[g] = 0.0f;
     }
-    if (ndeg[g] > 0) {
-        if (p.d_car > 0.0f) {
-            const float e = ecm[g] - p.d_car * (float)ndeg[g];
-            ecm[g] = e > 0.0f ? e : 0.0f;
-        }
-        if (p.p_fap > 0.0f && kind[g] == KIND_FIBROBLAST) {
-            const Block4 b = block(seed, reps[r], step, TUMOUR_EVENT, v, 2);
-            if (below(b.w[1], p.p_fap)) {
-                kind[g] = KIND_APOPTOTIC;
-                count_add(&counts[r * MICRO_NCOUNT + MC_KILLS_FIBROBLAST], 1);
-            }
-        }
+    if (p.d_car > 0.0f && ndeg[g] > 0) {
+        const float e = ecm[g] - p.d_car * (float)ndeg[g];
+        ecm[g] = e > 0.0f ? e : 0.0f;
     }
     if (kind[g] == KIND_FIBROBLAST && ecm[g] < p.caf_level)
         ecm[g] = ecm[g] + p.r_dep * (p.caf_level - ecm[g]);
+    if (p.r_tgf_dep > 0.0f && near_fibroblast(geo, kind, (i64)r * V, v)) {
+        const float t = tgfb[g];
+        const float a = t / (t + p.caf_half);
+        ecm[g] = ecm[g] + (p.r_tgf_dep * a) * (1.0f - ecm[g]);
+    }
     if (p.drug_on) ecm[g] = ecm[g] * (1.0f - p.d_drug);
+}
+
+// FAP pass, one thread per voxel g (after microenv_voxel; launched only when p_fap > 0).
+GPUSIM_HD void microenv_fap(i64 g, const Geom& geo, const MicroK& p, u32 seed, u32 step,
+                            const u32* reps, u8* kind, const u32* ndeg, u64* counts) {
+    if (ndeg[g] == 0 || kind[g] != KIND_FIBROBLAST) return;
+    const i64 V = geo_nvox(geo);
+    const i32 r = (i32)(g / V);
+    const u32 v = (u32)(g - (i64)r * V);
+    const Block4 b = block(seed, reps[r], step, TUMOUR_EVENT, v, 2);
+    if (below(b.w[1], p.p_fap)) {
+        kind[g] = KIND_APOPTOTIC;
+        count_add(&counts[r * MICRO_NCOUNT + MC_KILLS_FIBROBLAST], 1);
+    }
 }
 
 }  // namespace gpusim

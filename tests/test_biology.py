@@ -62,13 +62,16 @@ def assert_greater(x, y, what: str) -> None:
 
 
 # --- suppressive microenvironment ---------------------------------------------------------------
-HIGH_TGFB = {"tgfb.secretion_tumour_per_min": 0.1, "tgfb.secretion_fibroblast_per_min": 0.2}
+HIGH_TGFB = {"tgfb.secretion_tumour_pg_per_cell_per_day": 3.3e-3,
+             "tgfb.secretion_fibroblast_pg_per_cell_per_day": 6.7e-3}
 
 
 def test_armour_dntgfbrii_under_high_tgfb_gives_more_kills():
     plain = simulate(100, **HIGH_TGFB)
     armoured = simulate(100, **HIGH_TGFB, car_t__armour="dnTGFbRII")
-    assert (plain.metrics()["mean_tgfb_tumour"] > 1.0).all()  # the TGF-β really is high
+    # the TGF-β really is high: above twice the T cells' half-maximal level (ng/mL of total TGF-β1)
+    k = plain.scenario["car_t.tgfb_half_ng_per_mL"] / plain.scenario["tgfb.active_fraction"]
+    assert (plain.metrics()["mean_tgfb_tumour"] > 2 * k).all()
     assert_greater(armoured.state.kills_tumour, plain.state.kills_tumour, "dnTGFbRII kills")
 
 
@@ -82,7 +85,8 @@ def test_tgfb_trap_lowers_tgfb_and_raises_kills():
 
 @pytest.mark.slow
 def test_tgfb_suppresses_killing():
-    none = simulate(240, tgfb__secretion_tumour_per_min=0.0, tgfb__secretion_fibroblast_per_min=0.0)
+    none = simulate(240, tgfb__secretion_tumour_pg_per_cell_per_day=0.0,
+                    tgfb__secretion_fibroblast_pg_per_cell_per_day=0.0)
     high = simulate(240, **HIGH_TGFB)
     assert float(none.state.tgfb.max()) == 0.0  # no source: exactly no TGF-β
     assert_greater(none.state.kills_tumour, high.state.kills_tumour, "kills without TGF-β")

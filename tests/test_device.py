@@ -220,9 +220,9 @@ def test_planted_kernel_error_is_caught(tmp_path, monkeypatch):
     kd = tmp_path / "kernels"
     shutil.copytree(kernel_dir(), kd)
     p = kd / "car_t_logic.cuh"
-    good = "if (killed[i]) e = e + p.exh_per_kill;"
+    good = "if (killed[i]) e = e + p.exh_per_kill * g;"
     assert good in p.read_text()
-    p.write_text(p.read_text().replace(good, "if (killed[i]) e = e + 2.0f * p.exh_per_kill;"))
+    p.write_text(p.read_text().replace(good, "if (killed[i]) e = e + 2.0f * p.exh_per_kill * g;"))
     monkeypatch.setattr(nvrtc, "kernel_dir", lambda: kd)
     monkeypatch.setenv("GPUSIM_CACHE_DIR", str(tmp_path / "cache"))
     m = verify(EmulatedRuntime(), ("quickstart",), steps=30)

@@ -163,9 +163,13 @@ def test_cafs_restore_degraded_ecm_up_to_their_level_exactly():
     """Deposition, one microenvironment step on a state whose fibroblast voxels were degraded to
     0.2: there ecm' = ecm + r_dep × (ρ_CAF − ecm) (float32), everywhere else the ECM is unchanged;
     a voxel whose fibroblast is gone (apoptotic) gets nothing."""
+    import dataclasses
+
     from gpusim.model.microenv import microenv_phase
     sim = simulate(0, **CAPSULE, run__replicates=2)
-    st, mp = sim.state, sim.microenv_params
+    st = sim.state
+    # the TGF-β-driven deposition (tests/test_tgfb.py) off: this checks the restoration rule alone
+    mp = dataclasses.replace(sim.microenv_params, r_tgf_dep=np.float32(0))
     fib = st.kind == Kind.FIBROBLAST
     assert fib.sum() > 10
     dead = fib & (np.cumsum(fib.ravel()).reshape(fib.shape) % 2 == 0)

@@ -239,9 +239,12 @@ class DevicePhases:
         launch(mod, "microenv_agents_kernel", st.t_state.size, **self._geo(st, True), pp=k,
                t_count=st.t_count, t_state=st.t_state, t_pos=st.t_pos, ndeg=ndeg)
         launch(mod, "microenv_voxel_kernel", st.kind.size, **self._geo(st), pp=k, **self._rng(st),
-               kind=st.kind, pdl1=st.pdl1, ifng=st.ifng, o2=st.o2, il12=st.il12, antigen_a=st.antigen_a,
-               antigen_b=st.antigen_b, antigen_a_base=st.antigen_a_base,
+               kind=st.kind, pdl1=st.pdl1, ifng=st.ifng, o2=st.o2, il12=st.il12, tgfb=st.tgfb,
+               antigen_a=st.antigen_a, antigen_b=st.antigen_b, antigen_a_base=st.antigen_a_base,
                antigen_b_base=st.antigen_b_base, ndeg=ndeg, ecm=st.ecm, counts=counts)
+        if mp.p_fap > 0:
+            launch(mod, "microenv_fap_kernel", st.kind.size, **self._geo(st), pp=k, **self._rng(st),
+                   kind=st.kind, ndeg=ndeg, counts=counts)
         self._add(events, MICRO_COUNTS, counts)
 
     # -- CAR-T cells ---------------------------------------------------------------------------
@@ -257,7 +260,7 @@ class DevicePhases:
         inhib, exh_pd = ctp.pdl1_terms(step)
         k = xp.asarray(pack("CarTK", ctp, inhib=inhib, exh_pd=exh_pd, p_kill=ctp.p_kill_at(step),
                             p_div_step=ctp.p_division_at(step), p_revive=ctp.p_revive_at(step),
-                            tgfb_exh_on=ctp.exh_tgfb > 0 and not ctp.dnTGFbRII))
+                            tgfb_exh_on=ctp.exh_tgfb_gain > 0 and not ctp.dnTGFbRII))
         table = {f: getattr(st, f) for f in TABLE_FIELDS}
         tgt = xp.full(RC, -1, xp.int32)
         stim, killed, died, born = (xp.zeros(RC, xp.uint8) for _ in range(4))

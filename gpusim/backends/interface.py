@@ -71,7 +71,8 @@ STRUCTS = {
         + [("collapse_neighbours", "i32", 1), ("push_radius", "i32", 1)],
     "CarTK": [(f, "f32", 1) for f in (
         "p_kill", "exh_per_kill", "inv_tgfb_half", "tgfb_half", "inv_il12_half", "il12_half",
-        "kill_boost", "hypoxia_factor", "glucose_half", "exh_tgfb", "exh_recovery", "exh_hypoxia",
+        "kill_boost", "hypoxia_factor", "glucose_half", "exh_tgfb_gain", "exh_recovery",
+        "exh_hypoxia",
         "o2_hypoxic", "daughter_exh", "starvation_glucose", "p_mem", "p_react", "inv_act", "g5_div",
         "g5_surv", "g5_mem", "revive_exh")]
         + [("inhib", "f32", 1), ("exh_pd", "f32", 1), ("p_div_step", "f32", 1), ("p_revive", "f32", 1)]
@@ -81,7 +82,8 @@ STRUCTS = {
                                       "crowding", "one_minus_slow")] + [("max_per_voxel", "i32", 1)],
     "MicroK": [(f, "f32", 1) for f in ("r_ifng", "r_hyp", "r_dec", "ifng_half", "o2_hypoxic",
                                        "p_recover", "d_car", "d_drug", "p_innate", "il12_half",
-                                       "p_fap", "r_dep", "caf_level")] + [("drug_on", "i32", 1)],
+                                       "p_fap", "r_dep", "caf_level", "r_tgf_dep", "caf_half")]
+        + [("drug_on", "i32", 1)],
     "FieldCoefK": [(f, "f32", N_KINDS) for f in ("o2_sink", "glucose_sink", "tgfb_src", "o2_src")]
         + [(f, "f32", 1) for f in ("o2_t", "glucose_t", "chem_sec", "chem_base", "chem_boost",
                                    "ifng_half", "tgfb_base", "tgfb_hyp_src", "o2_hypoxic",
@@ -143,9 +145,10 @@ KERNELS: dict[str, dict[str, str]] = {
         "microenv_agents_kernel": f"{_GC} pp:MicroK t_count:const i32* t_state:const u8* "
                                   "t_pos:const i32* ndeg:u32*",
         "microenv_voxel_kernel": f"{_G} pp:MicroK {_RNG} kind:u8* pdl1:f32* ifng:const f32* "
-                                 "o2:const f32* il12:const f32* antigen_a:u8* antigen_b:u8* "
-                                 "antigen_a_base:const u8* antigen_b_base:const u8* ndeg:const u32* "
-                                 "ecm:f32* counts:u64*",
+                                 "o2:const f32* il12:const f32* tgfb:const f32* antigen_a:u8* "
+                                 "antigen_b:u8* antigen_a_base:const u8* antigen_b_base:const u8* "
+                                 "ndeg:const u32* ecm:f32* counts:u64*",
+        "microenv_fap_kernel": f"{_G} pp:MicroK {_RNG} kind:u8* ndeg:const u32* counts:u64*",
     },
     "car_t.cu": {
         "car_t_engage_claim": f"{_GC} pp:CarTK {_RNG} t_count:const i32* @t kind:const u8* "

@@ -20,9 +20,10 @@ Sub-phases, each reading the state as it was when it began:
    recognition threshold and then reactivates iff word 3 < threshold(p_react): it becomes an
    effector, stimulated this step (t_eng 1, t_act = activation_steps, exhaustion as an engaged
    cell with the target's PD-L1) without killing;
-2. exhaustion: + per kill; + per step engaged × target PD-L1 × (1 − blockade); − recovery when not
-   stimulated; + under hypoxia; + TGF-β (``exh_tgfb × T/(T + K)``), for every cell; e >= 1
-   exhausts an effector (memory cells keep their state);
+2. exhaustion: + per kill; + per step engaged × target PD-L1 × (1 − blockade), both amplified by
+   TGF-β (× ``g = 1 + gain × T/(T + K)``); − recovery when not stimulated; + under hypoxia; e >= 1
+   exhausts an effector (memory cells keep their state).  TGF-β alone never exhausts: a cell that
+   is not stimulated gains nothing from it;
 3. fate: death (rows effector / exhausted / memory, starving or not), then conversion of an
    effector that was not stimulated this step into a memory cell (probability p_mem, t_act set
    to 0), then division of activated effectors (probability ``p_division(step) × S``) into a
@@ -41,7 +42,7 @@ Sub-phases, each reading the state as it was when it began:
 Suppression (MODEL.md section 5), float32 per CAR-T cell at its own voxel, in this order::
 
     T   = tgfb / (1 + il12 * inv_il12_half)         # IL-12 relieves TGF-β (T = 0 with dnTGFbRII)
-    ft  = 1 / (1 + T * inv_tgfb_half)
+    ft  = 1 / (1 + T * inv_tgfb_half)                 # reversible: the TGF-β at the voxel now
     fh  = hypoxia_factor if o2 < o2_hypoxic else 1
     fg  = glucose / (glucose + glucose_half)          # 1 when glucose_half = 0
     S   = (ft * fh) * fg
@@ -116,7 +117,7 @@ class CarTParams:
     kill_boost: np.float32
     hypoxia_factor: np.float32
     glucose_half: np.float32
-    exh_tgfb: np.float32  # per step at saturating TGF-β
+    exh_tgfb_gain: np.float32  # amplification of stimulation-driven exhaustion at saturating TGF-β
     pdl1_inhibition: float
     exh_pdl1: float
     pd1_dose_steps: tuple
@@ -182,14 +183,14 @@ class CarTParams:
             exh_per_kill=F32(min(1.0, sc["car_t.exhaustion_per_kill"] * exh_m)),
             dt_min=float(dt),
             dnTGFbRII=sc["car_t.armour"] == "dnTGFbRII",
-            inv_tgfb_half=F32(1.0 / sc["car_t.tgfb_half"]),
-            tgfb_half=F32(sc["car_t.tgfb_half"]),
+            inv_tgfb_half=F32(1.0 / tgfb_half_field(sc)),
+            tgfb_half=F32(tgfb_half_field(sc)),
             inv_il12_half=F32(1.0 / sc["il12.half"]),
             il12_half=F32(sc["il12.half"]),
             kill_boost=F32(sc["il12.kill_boost"]),
             hypoxia_factor=F32(sc["car_t.hypoxia_factor"]),
             glucose_half=F32(sc["car_t.glucose_half_mM"]),
-            exh_tgfb=F32(sc["car_t.exhaustion_tgfb_per_day"] * dt / 1440.0),
+            exh_tgfb_gain=F32(sc["car_t.exhaustion_tgfb_gain"]),
             pdl1_inhibition=float(sc["car_t.pdl1_inhibition"]),
             exh_pdl1=float(sc["car_t.exhaustion_pdl1_per_day"] * dt / 1440.0),
             pd1_dose_steps=tuple(sorted(int(round(d * 1440.0 / dt)) for d in sc["pd1.dose_days"])),
@@ -268,6 +269,12 @@ class CarTParams:
         (``steroid_tissue_car_t_death_per_day`` × exposure; host float64, rounded once)."""
         extra = self.steroid_death_per_min * np.asarray(steroid, np.float64)
         return (-np.expm1(-(self.death_rates[None] + extra[:, None, None]) * self.dt_min)).astype(F32)
+
+
+def tgfb_half_field(sc) -> float:
+    """The T cell's half-maximal TGF-β in the field's units (total TGF-β1, ng/mL): the active K
+    (``car_t.tgfb_half_ng_per_mL``) over the active fraction (``tgfb.active_fraction``)."""
+    return sc["car_t.tgfb_half_ng_per_mL"] / sc["tgfb.active_fraction"]
 
 
 def suppression(cp: CarTParams, tgfb, il12, o2, glucose):
@@ -410,22 +417,23 @@ def _engage(st, cp, seed, step, r, slot, a, events):
 
 
 def _exhaustion(st, cp, step, r, a, stimulated, killed, pd_seen):
-    """e' = e (+ exh_per_kill if killed) (+ exh_pdl1(step) × PD-L1 of the target if engaged,
-    else − recovery, floor 0) (+ exh_hypoxia if hypoxic) (+ exh_tgfb × T/(T + K)); float32 in
-    this order."""
+    """g = 1 + gain × T/(T + K) (T the TGF-β the cell feels; g = 1 with dnTGFbRII or gain 0);
+    e' = e (+ exh_per_kill × g if killed) (+ (exh_pdl1(step) × PD-L1 of the target) × g if
+    engaged, else − recovery, floor 0) (+ exh_hypoxia if hypoxic); float32 in this order."""
     R = st.kind.shape[0]
     pos = a["t_pos"]
     o2 = st.o2.reshape(R, -1)[r, pos]
     e = a["t_exh"]
     _, exh_pd = cp.pdl1_terms(step)
-    e = np.where(killed, e + cp.exh_per_kill, e)
-    e = np.where(stimulated, e + exh_pd * pd_seen, np.maximum(e - cp.exh_recovery, F32(0)))
-    e = np.where(o2 < cp.o2_hypoxic, e + cp.exh_hypoxia, e).astype(F32)
-    if cp.exh_tgfb > 0 and not cp.dnTGFbRII:
+    g = F32(1)
+    if cp.exh_tgfb_gain > 0 and not cp.dnTGFbRII:
         tg = st.tgfb.reshape(R, -1)[r, pos]
         il = st.il12.reshape(R, -1)[r, pos]
         t = tg / (F32(1) + il * cp.inv_il12_half)
-        e = (e + cp.exh_tgfb * (t / (t + cp.tgfb_half))).astype(F32)
+        g = (F32(1) + cp.exh_tgfb_gain * (t / (t + cp.tgfb_half))).astype(F32)
+    e = np.where(killed, e + cp.exh_per_kill * g, e)
+    e = np.where(stimulated, e + (exh_pd * pd_seen) * g, np.maximum(e - cp.exh_recovery, F32(0)))
+    e = np.where(o2 < cp.o2_hypoxic, e + cp.exh_hypoxia, e).astype(F32)
     a["t_exh"] = e
     exhausted = (a["t_state"] == TState.EFFECTOR) & (e >= F32(1))
     a["t_state"] = np.where(exhausted, np.uint8(TState.EXHAUSTED), a["t_state"]).astype(np.uint8)

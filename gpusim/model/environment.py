@@ -21,7 +21,8 @@ step adds ``1/dt`` to the sink and ``c_old/dt`` to the source (``s = secretion +
   (PhysiCell's ``q (1 − c)``), so a tumour voxel has ``a = (decay + inv_dt) + q`` and
   ``s = q + c_old × inv_dt``; ``I`` is the IFN-γ of the previous step, ``K_I`` =
   ``tumour.pdl1_ifng_half``.
-* TGF-β: source ``sec(kind)``, for a hypoxic tumour cell (``o2 < o2_hypoxic``, the oxygen just
+* TGF-β (total TGF-β1, ng/mL): source ``sec(kind)`` (ng/mL/min, the per-cell secretion over the voxel
+  volume, :func:`tgfb_source_ng_per_mL_per_min`), for a hypoxic tumour cell (``o2 < o2_hypoxic``, the oxygen just
   solved) ``sec_tumour × hypoxic multiplier``; sink ``decay + inv_dt`` plus ``trap_uptake`` at
   voxels holding a CAR-T cell armoured with a TGF-β trap.
 * IFN-γ: source ``secretion`` at voxels of CAR-T cells engaged this step (``t_eng``); sink
@@ -42,6 +43,19 @@ from .lattice import Kind, TState
 
 F32 = np.float32
 N_KINDS = len(Kind)
+
+
+def voxel_volume_mL(sc) -> float:
+    """Volume of one voxel (a cube of edge ``domain.voxel_um``, also on a 2D lattice) in mL."""
+    return sc["domain.voxel_um"] ** 3 * 1e-12
+
+
+def tgfb_source_ng_per_mL_per_min(sc, who: str) -> float:
+    """TGF-β1 source term (ng/mL/min) of a voxel holding one secreting cell: the per-cell
+    secretion ``tgfb.secretion_<who>_pg_per_cell_per_day`` (pg/cell/day) spread over the voxel
+    volume, ``sec × 1e-3 ng/pg / V_voxel(mL) / 1440 min/day`` (float64 on the host).  A 20 µm
+    voxel holds 8e-9 mL, so 1e-3 pg/cell/day is 0.0868 ng/mL/min."""
+    return sc[f"tgfb.secretion_{who}_pg_per_cell_per_day"] * 1e-3 / voxel_volume_mL(sc) / 1440.0
 
 
 class FieldsPhase:
@@ -91,9 +105,10 @@ class FieldsPhase:
         self.tgfb_decay = F32(sc["tgfb.decay_per_min"])
         self.tgfb_base = self.tgfb_decay + self.inv_dt
         self.tgfb_src = np.zeros(N_KINDS, dtype=F32)
-        self.tgfb_src[Kind.TUMOUR] = F32(sc["tgfb.secretion_tumour_per_min"])
-        self.tgfb_src[Kind.FIBROBLAST] = F32(sc["tgfb.secretion_fibroblast_per_min"])
-        self.tgfb_hyp_src = F32(sc["tgfb.secretion_tumour_per_min"]) * F32(sc["tgfb.hypoxic_secretion_multiplier"])
+        sec_tumour = tgfb_source_ng_per_mL_per_min(sc, "tumour")
+        self.tgfb_src[Kind.TUMOUR] = F32(sec_tumour)
+        self.tgfb_src[Kind.FIBROBLAST] = F32(tgfb_source_ng_per_mL_per_min(sc, "fibroblast"))
+        self.tgfb_hyp_src = F32(sec_tumour) * F32(sc["tgfb.hypoxic_secretion_multiplier"])
         self.o2_hypoxic = F32(sc["tumour.o2_hypoxic_mmHg"])
         self.trap = sc["car_t.armour"] == "TGFb_trap"
         self.trap_uptake = F32(sc["tgfb.trap_uptake_per_min"])

@@ -17,16 +17,28 @@ phase, reading the fields just solved and the CAR-T table as the step began.
   apoptotic iff word 0 of block (v, draw 2) of stream TUMOUR_EVENT < ``p_innate × (il12 / (il12 +
   il12_half))`` (float32; ``p_innate = 1 − exp(−innate_kill_rate_per_day × dt)``); events
   ``kills_innate``.  Zero without IL-12, i.e. for every generation but the 4th.
-* Stroma: at the voxel of every effector CAR-T cell (heparanase / FAP-directed products degrade
-  the matrix as they migrate), ``ecm ←
-  max(ecm − d_car × n, 0)`` (``d_car`` = car_t_degradation_per_day × dt / 1440, float32; ``n``
-  the effectors in the voxel, float32); with ``car_t.fap_targeting`` a fibroblast in a voxel
-  holding an effector dies (kind APOPTOTIC) iff word 1 of block (v, draw 2) of stream
-  TUMOUR_EVENT < ``p_fap`` (one draw per voxel however many effectors; events
-  ``kills_fibroblast``); then every fibroblast restores its voxel's ECM towards
-  ``caf_level`` (``stroma.fibroblast_density``) when below it, ``ecm ← ecm + r_dep × (caf_level −
-  ecm)``; from the drug's start step, everywhere ``ecm ← ecm × (1 − d_drug)`` with
-  ``d_drug = 1 − exp(−drug_degradation_per_day × dt/1440)`` (float32).
+* Stroma, in this order: at a voxel holding ``n`` > 0 effector CAR-T cells (heparanase /
+  FAP-directed products degrade the matrix as they migrate), ``ecm ← max(ecm − d_car × n, 0)``
+  (``d_car`` = car_t_degradation_per_day × dt / 1440, float32; ``n`` as float32); then every
+  fibroblast restores its voxel's ECM towards ``caf_level`` (``stroma.fibroblast_density``) when
+  below it, ``ecm ← ecm + r_dep × (caf_level − ecm)``; then the TGF-β-driven deposition below;
+  from the drug's start step, everywhere ``ecm ← ecm × (1 − d_drug)`` with
+  ``d_drug = 1 − exp(−drug_degradation_per_day × dt/1440)`` (float32).  Last, with
+  ``car_t.fap_targeting``, a fibroblast in a voxel holding an effector dies (kind APOPTOTIC) iff
+  word 1 of block (v, draw 2) of stream TUMOUR_EVENT < ``p_fap`` (one draw per voxel however many
+  effectors; events ``kills_fibroblast``): after the deposition, whose neighbour reads must see the
+  fibroblasts of the phase start (on a device, a launch of its own).
+* TGF-β-driven matrix deposition (MODEL.md section 9, the second target of TGF-β): activated
+  fibroblasts (CAFs) raise the ECM density of their own voxel and of its Moore neighbours.  At
+  every voxel that holds a fibroblast or has one among its Moore neighbours, after the
+  restoration and before the drug, in float32 and this order::
+
+      a   = T / (T + caf_half)          # T: TGF-β (total, ng/mL) at the voxel, this step's field
+      ecm = ecm + (r_tgf_dep * a) * (1 - ecm)
+
+  with ``r_tgf_dep = 1 − exp(−tgfb.ecm_deposition_per_day × dt/1440)`` and ``caf_half =
+  tgfb.caf_half_ng_per_mL / tgfb.active_fraction`` (the active K in the field's units).  It
+  acts whatever the CAR-T armour: a ``dnTGFbRII`` T cell ignores TGF-β, the stroma does not.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ import numpy as np
 
 from .. import rng
 from ..rng import Stream
-from .lattice import Kind, TState
+from .lattice import Kind, TState, moore_offsets
 
 F32 = np.float32
 
@@ -58,6 +70,8 @@ class MicroenvParams:
     p_fap: np.float32 = F32(0)
     r_dep: np.float32 = F32(0)
     caf_level: np.float32 = F32(0)
+    r_tgf_dep: np.float32 = F32(0)
+    caf_half: np.float32 = F32(1)
 
     @classmethod
     def from_scenario(cls, sc) -> "MicroenvParams":
@@ -79,7 +93,21 @@ class MicroenvParams:
                    else F32(0)),
             r_dep=step_rate(sc["stroma.fibroblast_ecm_deposition_per_day"]),
             caf_level=F32(sc["stroma.fibroblast_density"]),
+            r_tgf_dep=step_rate(sc["tgfb.ecm_deposition_per_day"]),
+            caf_half=F32(sc["tgfb.caf_half_ng_per_mL"] / sc["tgfb.active_fraction"]),
         )
+
+
+def near_kind(kind: np.ndarray, k: int) -> np.ndarray:
+    """bool (R, Z, Y, X): voxels holding kind ``k`` or with a Moore neighbour (inside the domain)
+    holding it."""
+    hit = kind == k
+    R, Z, Y, X = kind.shape
+    pad = np.pad(hit, ((0, 0), (1, 1), (1, 1), (1, 1)))
+    out = hit.copy()
+    for dz, dy, dx in moore_offsets(Z):
+        out |= pad[:, 1 + dz:1 + dz + Z, 1 + dy:1 + dy + Y, 1 + dx:1 + dx + X]
+    return out
 
 
 def microenv_phase(st, mp: MicroenvParams, seed: int, step: int, events: dict) -> None:
@@ -112,6 +140,7 @@ def microenv_phase(st, mp: MicroenvParams, seed: int, step: int, events: dict) -
     # --- stroma degradation, FAP killing, CAF deposition --------------------------------------
     ecm = st.ecm.reshape(R, V)
     nmax = int(st.t_count.max(initial=0))
+    n = rr = pp = None
     if (mp.d_car > 0 or mp.p_fap > 0) and nmax:
         r, s = np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
         act = st.t_state[r, s] == TState.EFFECTOR
@@ -119,13 +148,19 @@ def microenv_phase(st, mp: MicroenvParams, seed: int, step: int, events: dict) -
         rr, pp = np.nonzero(n)
         if mp.d_car > 0:
             ecm[rr, pp] = np.maximum(ecm[rr, pp] - mp.d_car * n[rr, pp].astype(F32), F32(0))
-        if mp.p_fap > 0:
-            _fap_kill(st, mp, seed, step, rr, pp, events)
     if mp.r_dep > 0:
         caf = (kind == Kind.FIBROBLAST) & (ecm < mp.caf_level)
         ecm[caf] = (ecm[caf] + mp.r_dep * (mp.caf_level - ecm[caf])).astype(F32)
+    if mp.r_tgf_dep > 0:
+        near = near_kind(st.kind, Kind.FIBROBLAST).reshape(R, V)
+        t = st.tgfb.reshape(R, V)
+        a = t / (t + mp.caf_half)
+        dep = (ecm + (mp.r_tgf_dep * a) * (F32(1) - ecm)).astype(F32)
+        ecm[near] = dep[near]
     if mp.d_drug > 0 and step >= mp.drug_start_step:
         ecm *= (F32(1) - mp.d_drug)
+    if mp.p_fap > 0 and rr is not None:
+        _fap_kill(st, mp, seed, step, rr, pp, events)
 
 
 def _innate_kill(st, mp: MicroenvParams, seed: int, step: int, tum: np.ndarray, events: dict) -> None:

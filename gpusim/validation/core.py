@@ -10,7 +10,7 @@ from statistics import NormalDist
 import numpy as np
 
 from .. import rng
-from ..analysis import chi2_sf
+from ..study.stats import chi2_sf
 from ..errors import GpusimError
 
 

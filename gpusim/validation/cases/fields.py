@@ -52,7 +52,7 @@ def greenspan_engine(phases, R0: int, h: float, D: float, cv: float, q: float):
                     "oxygen.consumption_tumour_mmHg_per_min": q,
                     # the other fields become trivial (converged in one sweep)
                     "glucose.uptake_tumour_per_min": 0.0, "chemokine.secretion_tumour_per_min": 0.0,
-                    "tgfb.secretion_tumour_per_min": 0.0})
+                    "tgfb.secretion_tumour_pg_per_cell_per_day": 0.0})
     ax = np.arange(n) - n // 2
     dist = np.sqrt(ax[:, None, None] ** 2 + ax[None, :, None] ** 2 + ax[None, None, :] ** 2)
     inside = dist <= R0
