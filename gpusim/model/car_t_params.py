@@ -92,76 +92,22 @@ class CarTParams:
 
     @classmethod
     def from_scenario(cls, sc) -> "CarTParams":
+        """The CAR-T parameters of a scenario.
+
+        Parameters
+        ----------
+        sc : Scenario
+            The resolved scenario.
+
+        Returns
+        -------
+        CarTParams
+            Per-step probabilities (float32, from host float64 rates × ``run.dt_min``).
+        """
         dt = sc["run.dt_min"]
         cd28 = sc["car_t.costimulation"] == "CD28"
-        gen5 = sc["car_t.generation"] == "fifth"
-        kill_m = sc["car_t.cd28_kill_multiplier"] if cd28 else 1.0
-        div_m = sc["car_t.cd28_division_multiplier"] if cd28 else 1.0
-        exh_m = sc["car_t.cd28_exhaustion_multiplier"] if cd28 else 1.0
-        life_m = sc["car_t.cd28_lifespan_multiplier"] if cd28 else 1.0
-        act_steps = min(32767, round(sc["car_t.activation_hours"] * 60.0 / dt))
-        life = sc["car_t.lifespan_days"] * 1440.0 * life_m
-        mult = sc["car_t.exhausted_death_multiplier"]
-        starve = sc["car_t.starvation_death_rate_per_min"]
-        mu = sc["car_t.memory_death_rate_per_day"] / 1440.0
-        rates = np.array([[1.0 / life, 1.0 / life + starve],
-                          [mult / life, mult / life + starve],
-                          [mu, mu + starve]])  # per min; rows = _death_row
-        step_um = sc["car_t.speed_um_per_min"] * dt / sc["domain.voxel_um"]
-        n_sub = max(1, math.ceil(step_um))
-        return cls(
-            rec_threshold=recognition_table(sc["car_t.targets"], sc["car_t.affinity_a"],
-                                            sc["car_t.affinity_b"]),
-            p_kill=F32(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
-            exh_per_kill=F32(min(1.0, sc["car_t.exhaustion_per_kill"] * exh_m)),
-            dt_min=float(dt),
-            dnTGFbRII=sc["car_t.armour"] == "dnTGFbRII",
-            inv_tgfb_half=F32(1.0 / tgfb_half_field(sc)),
-            tgfb_half=F32(tgfb_half_field(sc)),
-            inv_il12_half=F32(1.0 / sc["il12.half"]),
-            il12_half=F32(sc["il12.half"]),
-            kill_boost=F32(sc["il12.kill_boost"]),
-            hypoxia_factor=F32(sc["car_t.hypoxia_factor"]),
-            glucose_half=F32(sc["car_t.glucose_half_mM"]),
-            exh_tgfb_gain=F32(sc["car_t.exhaustion_tgfb_gain"]),
-            pdl1_inhibition=float(sc["car_t.pdl1_inhibition"]),
-            exh_pdl1=float(sc["car_t.exhaustion_pdl1_per_day"] * dt / 1440.0),
-            pd1_dose_steps=tuple(sorted(int(round(d * 1440.0 / dt)) for d in sc["pd1.dose_days"])),
-            pd1_half_life_steps=sc["pd1.half_life_days"] * 1440.0 / dt,
-            pd1_max_blockade=float(sc["pd1.max_blockade_fraction"]),
-            trog256=int(round(256 * sc["tumour.trogocytosis_fraction"])),
-            exh_recovery=F32(sc["car_t.exhaustion_recovery_per_day"] * dt / 1440.0),
-            exh_hypoxia=F32(sc["car_t.exhaustion_hypoxia_per_day"] * dt / 1440.0),
-            o2_hypoxic=F32(sc["tumour.o2_hypoxic_mmHg"]),
-            activation_steps=act_steps,
-            p_division=F32(-np.expm1(-sc["car_t.division_rate_per_min"] * div_m * dt)),
-            max_divisions=int(sc["car_t.max_divisions"]),
-            daughter_exh=F32(sc["car_t.daughter_exhaustion_fraction"]),
-            p_death=(-np.expm1(-rates * dt)).astype(F32),
-            death_rates=rates,
-            p_mem=F32(-np.expm1(-sc["car_t.memory_conversion_rate_per_day"] / 1440.0 * dt)),
-            p_react=F32(sc["car_t.memory_reactivation_probability"]),
-            starvation_glucose=F32(sc["car_t.starvation_glucose_mM"]),
-            n_sub=n_sub,
-            p_move=F32(step_um / n_sub),
-            p_persist=F32(sc["car_t.persistence"]),
-            p_chemotaxis=F32(sc["car_t.chemotaxis_bias"]),
-            one_minus_perm=F32(1.0 - sc["stroma.permeability"]),
-            crowding=F32(sc["car_t.crowding_factor"]),
-            one_minus_slow=F32(1.0 - sc["stroma.dense_speed_fraction"]),
-            max_per_voxel=int(sc["car_t.max_per_voxel"]),
-            p_kill64=float(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
-            div_rate_step=sc["car_t.division_rate_per_min"] * div_m * dt,
-            lympho_div_gain=sc["delivery.lymphodepletion_division_multiplier"] - 1.0,
-            conditioning=Conditioning.from_scenario(sc),
-            steroid_death_per_min=sc["toxicity.steroid_tissue_car_t_death_per_day"] / 1440.0,
-            inv_act=F32(1.0 / act_steps) if act_steps > 0 else F32(0),
-            g5_div=F32(sc["car_t.gen5_division_gain"] if gen5 else 0.0),
-            g5_surv=F32(sc["car_t.gen5_survival_fraction"] if gen5 else 0.0),
-            g5_mem=F32(-np.expm1(-sc["car_t.gen5_memory_rate_per_day"] / 1440.0 * dt) if gen5 else 0.0),
-            revive_per_step=sc["pd1.reinvigoration_rate_per_day"] * dt / 1440.0,
-            revive_exh=F32(sc["pd1.reinvigorated_exhaustion"]),
-        )
+        return cls(**_engagement_terms(sc, dt, cd28), **_fate_terms(sc, dt, cd28),
+                   **_movement_terms(sc, dt))
 
 
     def blockade(self, step: int) -> float:
@@ -208,3 +154,87 @@ def tgfb_half_field(sc) -> float:
     """The T cell's half-maximal TGF-β in the field's units (total TGF-β1, ng/mL): the active K
     (``car_t.tgfb_half_ng_per_mL``) over the active fraction (``tgfb.active_fraction``)."""
     return sc["car_t.tgfb_half_ng_per_mL"] / sc["tgfb.active_fraction"]
+
+
+def _engagement_terms(sc, dt: float, cd28: bool) -> dict:
+    """Recognition, killing, suppression and exhaustion terms of :meth:`CarTParams.from_scenario`."""
+    kill_m = sc["car_t.cd28_kill_multiplier"] if cd28 else 1.0
+    exh_m = sc["car_t.cd28_exhaustion_multiplier"] if cd28 else 1.0
+    return dict(
+        rec_threshold=recognition_table(sc["car_t.targets"], sc["car_t.affinity_a"],
+                                        sc["car_t.affinity_b"]),
+        p_kill=F32(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
+        exh_per_kill=F32(min(1.0, sc["car_t.exhaustion_per_kill"] * exh_m)),
+        dt_min=float(dt),
+        dnTGFbRII=sc["car_t.armour"] == "dnTGFbRII",
+        inv_tgfb_half=F32(1.0 / tgfb_half_field(sc)),
+        tgfb_half=F32(tgfb_half_field(sc)),
+        inv_il12_half=F32(1.0 / sc["il12.half"]),
+        il12_half=F32(sc["il12.half"]),
+        kill_boost=F32(sc["il12.kill_boost"]),
+        hypoxia_factor=F32(sc["car_t.hypoxia_factor"]),
+        glucose_half=F32(sc["car_t.glucose_half_mM"]),
+        exh_tgfb_gain=F32(sc["car_t.exhaustion_tgfb_gain"]),
+        pdl1_inhibition=float(sc["car_t.pdl1_inhibition"]),
+        exh_pdl1=float(sc["car_t.exhaustion_pdl1_per_day"] * dt / 1440.0),
+        pd1_dose_steps=tuple(sorted(int(round(d * 1440.0 / dt)) for d in sc["pd1.dose_days"])),
+        pd1_half_life_steps=sc["pd1.half_life_days"] * 1440.0 / dt,
+        pd1_max_blockade=float(sc["pd1.max_blockade_fraction"]),
+        trog256=int(round(256 * sc["tumour.trogocytosis_fraction"])),
+        exh_recovery=F32(sc["car_t.exhaustion_recovery_per_day"] * dt / 1440.0),
+        exh_hypoxia=F32(sc["car_t.exhaustion_hypoxia_per_day"] * dt / 1440.0),
+        o2_hypoxic=F32(sc["tumour.o2_hypoxic_mmHg"]),
+        p_kill64=float(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
+        revive_per_step=sc["pd1.reinvigoration_rate_per_day"] * dt / 1440.0,
+        revive_exh=F32(sc["pd1.reinvigorated_exhaustion"]),
+    )
+
+
+def _fate_terms(sc, dt: float, cd28: bool) -> dict:
+    """Activation, division, death and memory terms of :meth:`CarTParams.from_scenario`."""
+    gen5 = sc["car_t.generation"] == "fifth"
+    div_m = sc["car_t.cd28_division_multiplier"] if cd28 else 1.0
+    life_m = sc["car_t.cd28_lifespan_multiplier"] if cd28 else 1.0
+    act_steps = min(32767, round(sc["car_t.activation_hours"] * 60.0 / dt))
+    life = sc["car_t.lifespan_days"] * 1440.0 * life_m
+    mult = sc["car_t.exhausted_death_multiplier"]
+    starve = sc["car_t.starvation_death_rate_per_min"]
+    mu = sc["car_t.memory_death_rate_per_day"] / 1440.0
+    rates = np.array([[1.0 / life, 1.0 / life + starve],
+                      [mult / life, mult / life + starve],
+                      [mu, mu + starve]])  # per min; rows = car_t._death_row
+    return dict(
+        activation_steps=act_steps,
+        p_division=F32(-np.expm1(-sc["car_t.division_rate_per_min"] * div_m * dt)),
+        max_divisions=int(sc["car_t.max_divisions"]),
+        daughter_exh=F32(sc["car_t.daughter_exhaustion_fraction"]),
+        p_death=(-np.expm1(-rates * dt)).astype(F32),
+        death_rates=rates,
+        p_mem=F32(-np.expm1(-sc["car_t.memory_conversion_rate_per_day"] / 1440.0 * dt)),
+        p_react=F32(sc["car_t.memory_reactivation_probability"]),
+        starvation_glucose=F32(sc["car_t.starvation_glucose_mM"]),
+        div_rate_step=sc["car_t.division_rate_per_min"] * div_m * dt,
+        lympho_div_gain=sc["delivery.lymphodepletion_division_multiplier"] - 1.0,
+        conditioning=Conditioning.from_scenario(sc),
+        steroid_death_per_min=sc["toxicity.steroid_tissue_car_t_death_per_day"] / 1440.0,
+        inv_act=F32(1.0 / act_steps) if act_steps > 0 else F32(0),
+        g5_div=F32(sc["car_t.gen5_division_gain"] if gen5 else 0.0),
+        g5_surv=F32(sc["car_t.gen5_survival_fraction"] if gen5 else 0.0),
+        g5_mem=F32(-np.expm1(-sc["car_t.gen5_memory_rate_per_day"] / 1440.0 * dt) if gen5 else 0.0),
+    )
+
+
+def _movement_terms(sc, dt: float) -> dict:
+    """Migration terms of :meth:`CarTParams.from_scenario` (sub-moves per step and their odds)."""
+    step_um = sc["car_t.speed_um_per_min"] * dt / sc["domain.voxel_um"]
+    n_sub = max(1, math.ceil(step_um))
+    return dict(
+        n_sub=n_sub,
+        p_move=F32(step_um / n_sub),
+        p_persist=F32(sc["car_t.persistence"]),
+        p_chemotaxis=F32(sc["car_t.chemotaxis_bias"]),
+        one_minus_perm=F32(1.0 - sc["stroma.permeability"]),
+        crowding=F32(sc["car_t.crowding_factor"]),
+        one_minus_slow=F32(1.0 - sc["stroma.dense_speed_fraction"]),
+        max_per_voxel=int(sc["car_t.max_per_voxel"]),
+    )
