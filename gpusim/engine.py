@@ -10,7 +10,7 @@ A step (MODEL.md section 10):
 5. CAR-T cells: engagement and killing (suppression, trogocytosis), exhaustion, death and
    proliferation, migration;
 6. toxicity: myeloid amplifier, IL-1 / IL-6, CRS and ICANS grades, drugs
-   (model/systemic.toxicity_phase).
+   (model/toxicity.py).
 Each phase reads the state as it was when the phase began.  A replicate's trajectory depends only
 on (scenario, seed, global replicate index).
 """
@@ -33,7 +33,8 @@ from .model.output_spec import (  # noqa: F401
     Metric)
 from .model.state import (  # noqa: F401
     AGENTS, COUNTERS, DEVICE_ARRAYS, LATTICE, STATE_ARRAYS, SYSTEMIC, State, live_slots)
-from .model.systemic import SystemicParams, crs_signal, fever_c, systemic_phase, toxicity_phase
+from .model.systemic import SystemicParams, systemic_phase
+from .model.toxicity import crs_signal, fever_c, toxicity_phase
 from .model.tissue import initial_tissue_batch
 from .model.tumour import TumourParams, tumour_phase
 from .scenario import Scenario
