@@ -52,16 +52,7 @@ def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) ->
     lysed = (events.get("kills_tumour", np.zeros(R, np.int64))
              + events.get("kills_healthy", np.zeros(R, np.int64))).astype(np.float64)
     eng = np.asarray(engaged, np.float64)
-    # drugs: exposure decays, scheduled doses restore it
-    st.tocilizumab *= sp.toci_decay
-    st.steroid *= sp.steroid_decay
-    st.anakinra *= sp.anakinra_decay
-    if step in sp.anakinra_steps:
-        st.anakinra[:] = 1.0
-    if step in sp.toci_steps:
-        st.tocilizumab[:] = 1.0
-    if step in sp.steroid_steps:
-        st.steroid[:] = 1.0
+    _scheduled_drugs(st, sp, step)
     sup = sp.steroid_sup * st.steroid
     il1_left = 1.0 - sp.anakinra_block * st.anakinra  # IL-1 signalling left by anakinra
     # myeloid amplifier: whole-tumour CAR-T signal (engaged cells) and lysis (per day)
@@ -87,7 +78,25 @@ def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) ->
     prod = sp.csf_turnover * perm * (st.il6 + sp.il1_weight * st.il1 * il1_left) + local * (1.0 - sup)
     st.cns_cytokine[:] = _source(st.cns_cytokine, prod, sp.csf_turnover, dt)
     icans = np.searchsorted(sp.icans_thresholds, st.cns_cytokine, side="right").astype(np.int64)
-    # peaks, grades, onsets (step + 1: the time at the end of this step; 0 never)
+    _record(st, sig, crs, icans, step, dt)
+    _reactive_drugs(st, sp, step)
+
+
+def _scheduled_drugs(st, sp: SystemicParams, step: int) -> None:
+    """Drug exposures decay; a scheduled dose at ``step`` restores one to 1."""
+    st.tocilizumab *= sp.toci_decay
+    st.steroid *= sp.steroid_decay
+    st.anakinra *= sp.anakinra_decay
+    if step in sp.anakinra_steps:
+        st.anakinra[:] = 1.0
+    if step in sp.toci_steps:
+        st.tocilizumab[:] = 1.0
+    if step in sp.steroid_steps:
+        st.steroid[:] = 1.0
+
+
+def _record(st, sig: np.ndarray, crs: np.ndarray, icans: np.ndarray, step: int, dt: float) -> None:
+    """Peaks, the IL-6 AUC, the highest grades and their onsets of this step."""
     np.maximum(st.il6_peak, st.il6, out=st.il6_peak)
     st.il6_auc += st.il6 * dt
     np.maximum(st.csf_peak, st.csf, out=st.csf_peak)
@@ -98,7 +107,10 @@ def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) ->
     st.icans_onset_step[(icans >= 1) & (st.icans_onset_step == 0)] = step + 1
     np.maximum(st.crs_grade_max, crs, out=st.crs_grade_max)
     np.maximum(st.icans_grade_max, icans, out=st.icans_grade_max)
-    # reactive drugs (given at the end of the step the grade is first reached)
+
+
+def _reactive_drugs(st, sp: SystemicParams, step: int) -> None:
+    """Reactive drugs, given at the end of the step their grade is first reached."""
     if sp.toci_grade > 0:
         give = (st.crs_grade_max >= sp.toci_grade) & (st.tocilizumab_step == 0)
         st.tocilizumab[give] = 1.0
