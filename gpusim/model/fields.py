@@ -120,6 +120,36 @@ __all__ = ["FieldSolver"]
 _F32 = np.float32
 
 
+def _check_arguments(shape, diffusion_um2_per_min, voxel_um, boundary, boundary_value, omega,
+                     tol, max_iter, floor, scale) -> None:
+    """Raise a one-line ValueError for a bad FieldSolver argument."""
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"shape must be (R, Z, Y, X) with every extent >= 1, got {shape}")
+    if boundary not in ("neumann", "dirichlet"):
+        raise ValueError(f"boundary must be 'neumann' or 'dirichlet', got {boundary!r}")
+    if not (diffusion_um2_per_min > 0 and voxel_um > 0):
+        raise ValueError("diffusion_um2_per_min and voxel_um must be > 0")
+    if not 0.0 < omega < 2.0:
+        raise ValueError(f"omega must lie in (0, 2), got {omega}")
+    if not tol >= 0.0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    if not np.isfinite(boundary_value):
+        raise ValueError(f"boundary_value must be finite, got {boundary_value}")
+    if int(max_iter) < 0:
+        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+    if not (np.isfinite(scale) and scale >= 0.0):
+        raise ValueError(f"scale must be finite and >= 0, got {scale}")
+    if floor is not None and not np.isfinite(floor):
+        raise ValueError(f"floor must be None or finite, got {floor}")
+
+
+def _flip(p, ax):
+    """The parity ``p`` with axis ``ax`` flipped."""
+    q = list(p)
+    q[ax] ^= 1
+    return tuple(q)
+
+
 class FieldSolver:
     """Red-black SOR for one field on one lattice shape; preallocates its work buffers.
 
@@ -132,25 +162,8 @@ class FieldSolver:
                  omega: float = 1.5, tol: float = 1e-4, max_iter: int = 10_000,
                  floor: float | None = None, scale: float = 0.0):
         shape = tuple(int(v) for v in shape)
-        if len(shape) != 4 or min(shape) < 1:
-            raise ValueError(f"shape must be (R, Z, Y, X) with every extent >= 1, got {shape}")
-        if boundary not in ("neumann", "dirichlet"):
-            raise ValueError(f"boundary must be 'neumann' or 'dirichlet', got {boundary!r}")
-        if not (diffusion_um2_per_min > 0 and voxel_um > 0):
-            raise ValueError("diffusion_um2_per_min and voxel_um must be > 0")
-        if not 0.0 < omega < 2.0:
-            raise ValueError(f"omega must lie in (0, 2), got {omega}")
-        if not tol >= 0.0:
-            raise ValueError(f"tol must be >= 0, got {tol}")
-        if not np.isfinite(boundary_value):
-            raise ValueError(f"boundary_value must be finite, got {boundary_value}")
-        if int(max_iter) < 0:
-            raise ValueError(f"max_iter must be >= 0, got {max_iter}")
-        if not (np.isfinite(scale) and scale >= 0.0):
-            raise ValueError(f"scale must be finite and >= 0, got {scale}")
-        if floor is not None and not np.isfinite(floor):
-            raise ValueError(f"floor must be None or finite, got {floor}")
-
+        _check_arguments(shape, diffusion_um2_per_min, voxel_um, boundary, boundary_value, omega,
+                         tol, max_iter, floor, scale)
         self.shape = shape
         self.boundary = boundary
         self.boundary_value = float(boundary_value)
@@ -163,7 +176,7 @@ class FieldSolver:
         self.floor = None if floor is None else float(floor)
         self._floor = None if floor is None else _F32(floor)
 
-        R, Z, Y, X = shape
+        Z = shape[1]
         self.three_d = Z > 1
         self.n_nb = 6 if self.three_d else 4
         self._dh = _F32(self.diffusion_um2_per_min / (self.voxel_um * self.voxel_um))
@@ -173,6 +186,13 @@ class FieldSolver:
         self._rho_min = _F32(self._omega - _F32(1))   # SOR's rate is never below omega - 1
         self._scale = _F32(self.scale)
 
+        lengths, split, strides, active = self._build_sublattices()
+        self._build_neighbours(lengths, split, strides, active)
+        self._allocate(active)
+
+    def _build_sublattices(self):
+        """The parity sub-lattices: padded block shape, real and domain slices, ghosts."""
+        _, Z, Y, X = self.shape
         # --- sub-lattice geometry: axes (z, y, x); z is split only in 3D
         lengths = (Z, Y, X)
         split = (self.three_d, True, True)
@@ -205,17 +225,16 @@ class FieldSolver:
             self._ghost[p] = g
             if count:
                 active.append(p)
+        return lengths, split, strides, active
 
+    def _build_neighbours(self, lengths, split, strides, active) -> None:
+        """Each sub-lattice's neighbours, the sweep order and the neumann ghost copies."""
+        parities = self._parities
         # neighbours of each sub-lattice, in the contract's order x-, x+, y-, y+, (z-, z+):
         # (other parity, flat offset)
-        def flip(p, ax):
-            q = list(p)
-            q[ax] ^= 1
-            return tuple(q)
-
         axes = (2, 1, 0) if self.three_d else (2, 1)
         self._nbspec = {
-            p: [(flip(p, ax), off) for ax in axes
+            p: [(_flip(p, ax), off) for ax in axes
                 for off in ((p[ax] - 1) * strides[ax], p[ax] * strides[ax])]
             for p in active
         }
@@ -230,11 +249,15 @@ class FieldSolver:
             L = lengths[ax]
             for p in parities:
                 if p[ax] == 1:  # low ghost (coordinate -1) mirrors coordinate 0
-                    self._ghost_copies.append((p, ax, 0, flip(p, ax), 1))
+                    self._ghost_copies.append((p, ax, 0, _flip(p, ax), 1))
                 if p[ax] == L % 2:  # high ghost (coordinate L) mirrors coordinate L - 1
-                    src = flip(p, ax)
+                    src = _flip(p, ax)
                     self._ghost_copies.append((p, ax, L // 2 + 1, src, (L - 1) // 2 + 1))
 
+    def _allocate(self, active) -> None:
+        """The flat work buffers."""
+        R = self.shape[0]
+        margin, B, parities, floor = self._margin, self._B, self._parities, self._floor
         # --- buffers (flat; a block of B per replicate; c has a margin at both ends so that the
         # shifted neighbour views stay inside it)
         bv = _F32(self.boundary_value)
@@ -349,15 +372,9 @@ class FieldSolver:
             blk = self._blocks(self._c[p], slot + 1, True)[slot]
             c[(replicate,) + self._dom[p]] = blk[self._real[p]]
 
-    # ------------------------------------------------------------------ API
-    def solve(self, c, a, s, fixed_mask=None, fixed_value=0.0) -> np.ndarray:
-        """Update c (float32 (R,Z,Y,X)) in place to the discrete steady state.
-
-        ``a`` and ``s`` are float32 arrays of c's shape (other dtypes are converted);
-        ``fixed_mask`` is None or a bool array of c's shape; ``fixed_value`` a scalar or an array
-        broadcastable to c's shape. c is the initial guess (warm start). Returns the number of
-        sweeps each replicate received, int32 (R,): ``max_iter`` for one that did not converge.
-        """
+    def _check_problem(self, c, a, s, fixed_mask, fixed_value):
+        """Checked and converted solve arguments: (a, s, fixed_mask, fv); fixed_mask and fv are
+        None when no voxel is fixed."""
         if not isinstance(c, np.ndarray) or c.dtype != _F32 or c.shape != self.shape:
             raise ValueError(f"c must be a float32 ndarray of shape {self.shape}")
         a = np.asarray(a, dtype=_F32)
@@ -374,10 +391,13 @@ class FieldSolver:
             fv = np.asarray(fixed_value, dtype=_F32)
             if fv.ndim:
                 fv = np.broadcast_to(fv, self.shape)
+            return a, s, fixed_mask, fv
+        return a, s, None, None
+
+    def _scatter(self, c, a, s, fixed_mask, fv) -> None:
+        """Scatter the problem into the sub-lattice blocks (``fixed_mask`` None: nothing fixed)."""
         R = self.shape[0]
         al = (slice(None),)
-
-        # scatter the problem into the sub-lattice blocks
         for p in self._parities:
             real, dom = al + self._real[p], al + self._dom[p]
             cb = self._blocks(self._c[p], R, True)
@@ -389,14 +409,17 @@ class FieldSolver:
             sb[real] = s[dom]
             np.add(self._den0, a[dom], out=db[real])
             np.copyto(hb, self._ghost[p])
-            if has_fixed:
+            if fixed_mask is not None:
                 fm = fixed_mask[dom]
                 np.copyto(cb[real], fv[dom] if fv.ndim else fv, where=fm)
                 np.copyto(db[real], _F32(1), where=fm)   # keeps the (discarded) value finite
                 np.copyto(sb[real], _F32(0), where=fm)
                 np.logical_or(hb[real], fm, out=hb[real])
 
-        # the rounding level of the stopping rule: max(max |c|, scale) * 2**-18, per replicate
+    def _stopping_rule(self, R: int) -> np.ndarray:
+        """float32 (3, R) per slot: d_prev, r_prev (0) and noise, the rounding level of the
+        stopping rule: max(max |c|, scale) * 2**-18 per replicate."""
+        al = (slice(None),)
         cmax = np.zeros(R, dtype=_F32)
         for p in self._parities if self._scale > 0 else ():
             if p in self._s:
@@ -406,6 +429,21 @@ class FieldSolver:
             cmax = np.where(cmax > self._scale, cmax, self._scale)
         rule = np.zeros((3, R), dtype=_F32)   # per slot: d_prev, r_prev, noise (this solve)
         np.multiply(cmax, _F32(2.0 ** -18), out=rule[2])
+        return rule
+
+    # ------------------------------------------------------------------ API
+    def solve(self, c, a, s, fixed_mask=None, fixed_value=0.0) -> np.ndarray:
+        """Update c (float32 (R,Z,Y,X)) in place to the discrete steady state.
+
+        ``a`` and ``s`` are float32 arrays of c's shape (other dtypes are converted);
+        ``fixed_mask`` is None or a bool array of c's shape; ``fixed_value`` a scalar or an array
+        broadcastable to c's shape. c is the initial guess (warm start). Returns the number of
+        sweeps each replicate received, int32 (R,): ``max_iter`` for one that did not converge.
+        """
+        a, s, fixed_mask, fv = self._check_problem(c, a, s, fixed_mask, fixed_value)
+        R = self.shape[0]
+        self._scatter(c, a, s, fixed_mask, fv)
+        rule = self._stopping_rule(R)
         iters = np.zeros(R, dtype=np.int32)
         slot_of = np.arange(R)          # original replicate held by each active slot
         n = R
