@@ -33,7 +33,8 @@ from .model.output_spec import (  # noqa: F401
     Metric)
 from .model.state import (  # noqa: F401
     AGENTS, COUNTERS, DEVICE_ARRAYS, LATTICE, STATE_ARRAYS, SYSTEMIC, State, live_slots)
-from .model.systemic import SystemicParams, systemic_phase
+from .model.systemic import systemic_phase
+from .model.systemic_params import SystemicParams
 from .model.toxicity import crs_signal, fever_c, toxicity_phase
 from .model.tissue import initial_tissue_batch
 from .model.tumour import TumourParams, tumour_phase

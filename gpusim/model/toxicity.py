@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .systemic import SystemicParams
+from .systemic_params import SystemicParams
 
 
 def _relax(x: np.ndarray, rate_in: np.ndarray, rate_out: float, dt: float) -> np.ndarray:
