@@ -43,6 +43,13 @@ POTENT = {"domain.x_voxels": 30, "domain.y_voxels": 30, "tumour.radius_um": 200.
           "stroma.capsule_thickness_um": 0.0, "stroma.septa_count": 0,
           "vessels.density_tumour_fraction": 0.03, "vessels.core_radius_fraction": 0.0,
           "delivery.route": "intratumoral", "delivery.dose_cells": 3e7, "car_t.armour": "dnTGFbRII"}
+#: a 12-voxel tumour in a fibroblast-rich capsule, supplied from outside only (tests/test_tgfb.py)
+TGFB = {"domain.x_voxels": 40, "domain.y_voxels": 40, "tumour.radius_um": 240.0,
+        "stroma.capsule_thickness_um": 60.0, "stroma.capsule_density": 0.7, "stroma.septa_count": 0,
+        "vessels.density_tumour_fraction": 0.0, "vessels.core_radius_fraction": 0.0}
+TGFB_OFF = {"tgfb.secretion_tumour_pg_per_cell_per_day": 0.0,
+            "tgfb.secretion_fibroblast_pg_per_cell_per_day": 0.0}
+TGFB_STEPS = 720  # 3 days
 DEGRADE = {"stroma.car_t_degradation_per_day": 5.0}
 RELIEF = {"car_t.armour": "dnTGFbRII"}
 
@@ -68,6 +75,11 @@ def _per_cell(sim, fn) -> np.ndarray:
         pos = st.t_pos[r, :st.t_count[r]]
         out[r] = fn(st, r, pos)
     return out
+
+
+def mean_ecm(sim) -> np.ndarray:
+    """Domain-mean ECM density per replicate."""
+    return sim.state.ecm.reshape(sim.state.ecm.shape[0], -1).mean(axis=1, dtype=np.float64)
 
 
 def in_dense_stroma(sim) -> np.ndarray:
@@ -192,6 +204,13 @@ CHECKS: tuple = (
     Paired("crowding: several CAR-T per voxel let a potent product expand (CAR-T cells)",
            "cell volumes (docs/model.md): a voxel holds several T cells",
            POTENT, {}, {"car_t.max_per_voxel": 1}, car_t_cells, +1, 240, quick=True),
+    Paired("TGF-beta suppresses CAR-T killing (tumour cells, TGF-beta on vs off)",
+           "Thomas & Massagué 2005; Kloss 2018 (TGF-beta blunts CAR-T function in tumours)",
+           TGFB, {}, TGFB_OFF, tumour_cells, +1, TGFB_STEPS),
+    Paired("TGF-beta's second target: the stroma thickens with dnTGFbRII CAR-T (mean ECM, armour "
+           "vs TGF-beta off)", "Calon 2012 (stromal TGF-beta activates CAFs); Kloss 2018 (the "
+           "dominant-negative receptor shields the T cell only)",
+           TGFB, RELIEF, TGFB_OFF, mean_ecm, +1, TGFB_STEPS),
     Reference("growth: untreated curve vs Freyer & Sutherland 1986", _growth),
     Reference("heterogeneity: subclone fractions as declared", _heterogeneity, quick=True),
 )
