@@ -146,7 +146,8 @@ def vcycle(levels, k, x, b, nu, coarse):
 
 def run_field(r, coarse, k_sink, nu, max_cycles=30):
     """V-cycles on replicate 0 of one recorded solve; a dict of the per-cycle history."""
-    from gpusim.model.fields import FieldSolver, exact_solution
+    from gpusim.model.fields import FieldSolver
+    from gpusim.model.fields_exact import exact_solution
 
     shape = r["c"].shape[1:]
     fs = FieldSolver((1,) + shape, diffusion_um2_per_min=r["D"], voxel_um=r["h"],

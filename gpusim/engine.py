@@ -10,260 +10,35 @@ A step (MODEL.md section 10):
 5. CAR-T cells: engagement and killing (suppression, trogocytosis), exhaustion, death and
    proliferation, migration;
 6. toxicity: myeloid amplifier, IL-1 / IL-6, CRS and ICANS grades, drugs
-   (model/systemic.toxicity_phase).
+   (model/toxicity.py).
 Each phase reads the state as it was when the phase began.  A replicate's trajectory depends only
 on (scenario, seed, global replicate index).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from .model import car_t as car_t_mod
 from .model.car_t import CarTParams, car_t_phase
 from .model.environment import FieldsPhase
 from .model.lattice import Kind, TState, to_host
 from .model.microenv import MicroenvParams, microenv_phase
 from .model import outputs as obs
-from .model.systemic import SystemicParams, crs_signal, fever_c, systemic_phase, toxicity_phase
+# the output declarations and the state spec, re-exported: ``gpusim.engine`` is their public path
+from .model.output_spec import (  # noqa: F401
+    ENDPOINTS, EVENT_INFO, EVENTS, METRICS, PROFILES, SERIES_ENDPOINTS, SERIES_METRICS, SNAPSHOTS,
+    Metric)
+from .model.state import (  # noqa: F401
+    AGENTS, COUNTERS, DEVICE_ARRAYS, LATTICE, STATE_ARRAYS, SYSTEMIC, State, live_slots)
+from .model.systemic import systemic_phase
+from .model.systemic_params import SystemicParams
+from .model.toxicity import crs_signal, fever_c, toxicity_phase
 from .model.tissue import initial_tissue_batch
 from .model.tumour import TumourParams, tumour_phase
 from .scenario import Scenario
-
-LATTICE = ("kind", "antigen_a", "antigen_b", "ecm", "o2", "glucose", "chemokine", "tgfb", "ifng",
-           "il12", "pdl1", "antigen_a_base", "antigen_b_base")
-AGENTS = car_t_mod.AGENT_FIELDS
-SYSTEMIC = ("blood", "csf", "il6", "il6_peak", "il6_auc", "csf_peak", "il1", "myeloid",
-            "myeloid_peak", "crs_signal_peak", "endothelial", "cns_cytokine", "cns_peak",
-            "tocilizumab", "steroid", "anakinra")
-COUNTERS = ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths",
-            "tumour_initial", "tumour_invisible_initial", "healthy_antigen_initial", "car_t_peak", "tumour_min",
-            "cleared_step", "last_car_t_step", "car_t_tumour_peak", "crs_grade_max",
-            "crs_onset_step", "icans_grade_max", "icans_onset_step", "tocilizumab_step",
-            "steroid_step", "anakinra_step", "entered_iv", "entered_intratumoral", "entered_regional")
-STATE_ARRAYS = LATTICE + AGENTS + ("t_count",) + SYSTEMIC + COUNTERS
-
-
-class State:
-    """All state arrays of a batch (structure of arrays, leading replicate axis R).
-
-    Lattice arrays (R, Z, Y, X): ``kind`` uint8 (:class:`Kind`), ``antigen_a``/``antigen_b`` uint8
-    (level × 100), ``ecm`` float32 (density 0..1), ``o2`` float32 (mmHg), ``glucose`` float32
-    (mM), ``chemokine`` float32 (0..1), ``tgfb`` float32 (ng/mL, total TGF-β1), ``ifng``/``il12`` float32 (a.u.), ``pdl1``
-    float32 (0..1, tumour cells), ``antigen_a_base``/``antigen_b_base`` uint8 (the level a
-    trogocytosed antigen recovers to).  Agent table (R, C), live cells in slots < ``t_count``:
-    ``t_state`` uint8 (:class:`TState`), ``t_pos`` int32 (voxel), ``t_exh`` float32 (0..1),
-    ``t_div`` uint8 (divisions left), ``t_kills`` int32, ``t_dir`` int8 (last move, -1 none),
-    ``t_act`` int16 (steps of activation left), ``t_eng`` uint8 (1: engaged a target this step).
-    Per replicate: ``t_count`` int32, float64 ``blood`` (circulating CAR-T cells), ``csf``
-    (CAR-T cells in the CSF / cavity), ``il6`` (plasma IL-6, pg/mL), ``il6_peak``, ``il6_auc``
-    (pg/mL × day), ``csf_peak``, the toxicity state (``il1``, ``myeloid``, ``endothelial``,
-    ``cns_cytokine``, ``tocilizumab``, ``steroid`` and peaks; docs/model.md, Toxicity), and int64
-    counters (grades, onsets as step + 1 with 0 for never, entrants per route).
-    """
-
-    def __init__(self, arrays: dict[str, np.ndarray], replicates: np.ndarray, step: int):
-        for k in STATE_ARRAYS:
-            setattr(self, k, arrays[k])
-        self.replicates = np.asarray(replicates, dtype=np.int64)
-        self.step = int(step)
-        self.nvox = int(np.prod(self.kind.shape[1:]))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k) for k in STATE_ARRAYS}
-
-    def tcell_map(self) -> np.ndarray:
-        """uint8 (R, Z, Y, X): 0 no CAR-T cell, 1 effector, 2 exhausted, 3 memory (TState); a voxel
-        holding several cells (car_t.max_per_voxel) shows the last of them in table order."""
-        R = self.kind.shape[0]
-        m = np.zeros((R, self.nvox), dtype=np.uint8)
-        r, s = live_slots(self)
-        m[r, self.t_pos[r, s]] = self.t_state[r, s]
-        return m.reshape(self.kind.shape)
-
-    def digest(self, replicate: int | None = None) -> dict[str, str]:
-        """SHA-256 of every state array (of one batch row if given): for bitwise comparisons."""
-        out = {}
-        for k in STATE_ARRAYS:
-            a = getattr(self, k)
-            if replicate is not None:
-                a = a[replicate]
-            out[k] = hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-        return out
-
-
-def live_slots(st) -> tuple[np.ndarray, np.ndarray]:
-    nmax = int(st.t_count.max(initial=0))
-    return np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
-
-
-@dataclass
-class Metric:
-    units: str
-    description: str
-
-
-METRICS: dict[str, Metric] = {
-    "tumour_cells": Metric("cells", "live tumour cells"),
-    "tumour_a_pos_b_pos": Metric("cells", "tumour cells expressing A and B"),
-    "tumour_a_pos_b_neg": Metric("cells", "tumour cells expressing A only"),
-    "tumour_a_neg_b_pos": Metric("cells", "tumour cells expressing B only"),
-    "tumour_a_neg_b_neg": Metric("cells", "tumour cells expressing neither A nor B"),
-    "tumour_invisible": Metric("cells", "tumour cells the CAR cannot recognise"),
-    "tumour_hypoxic": Metric("cells", "tumour cells below the hypoxic oxygen threshold"),
-    "necrotic_voxels": Metric("voxels", "voxels holding necrotic debris"),
-    "car_t_tissue": Metric("cells", "CAR-T cells in the domain"),
-    "car_t_tumour": Metric("cells", "CAR-T cells in or next to a tumour cell's voxel"),
-    "car_t_exhausted": Metric("cells", "exhausted CAR-T cells in the domain"),
-    "car_t_memory": Metric("cells", "memory CAR-T cells in the domain"),
-    "car_t_blood": Metric("cells", "CAR-T cells circulating in blood (whole body)"),
-    "infiltration": Metric("fraction", "fraction of tumour cells with a CAR-T cell within 2 voxels"),
-    "kills_tumour": Metric("cells", "cumulative tumour cells killed by CAR-T cells"),
-    "kills_healthy": Metric("cells", "cumulative healthy cells killed by CAR-T cells"),
-    "mean_exhaustion": Metric("fraction", "mean exhaustion of CAR-T cells in the domain"),
-    "mean_o2_tumour": Metric("mmHg", "mean oxygen over tumour cells"),
-    "mean_glucose_tumour": Metric("mM", "mean glucose over tumour cells"),
-    "mean_tgfb_tumour": Metric("ng/mL", "mean TGF-β1 (total) over tumour cells"),
-    "mean_pdl1_tumour": Metric("fraction", "mean PD-L1 level of tumour cells"),
-    "mean_ecm_tumour": Metric("fraction", "mean ECM density over the tumour's bounding region (tumour, capsule and septa)"),
-    "car_t_engaged": Metric("cells", "CAR-T cells that engaged a target in the last step"),
-    "il6": Metric("pg/mL", "plasma IL-6"),
-    "car_t_csf": Metric("cells", "CAR-T cells in the CSF / cavity (whole body)"),
-    "il1": Metric("pg/mL", "plasma IL-1 (myeloid)"),
-    "myeloid_activation": Metric("fraction", "activated fraction of the monocyte / macrophage compartment"),
-    "crs_signal": Metric("pg/mL", "CRS signal: IL-6 signalling left by IL-6R blockade + weighted IL-1"),
-    "fever_c": Metric("°C", "fever proxy from the CRS signal (38 °C at the grade-1 threshold)"),
-    "crs_grade": Metric("1", "CRS grade now (0-4)"),
-    "endothelial_activation": Metric("fraction", "endothelial activation (barrier opening)"),
-    "cns_cytokine": Metric("pg/mL", "CNS (CSF) cytokine exposure, IL-6-equivalent"),
-    "icans_grade": Metric("1", "ICANS grade now (0-4)"),
-    "tocilizumab_exposure": Metric("fraction", "tocilizumab exposure (IL-6R blockade / blockade fraction)"),
-    "steroid_exposure": Metric("fraction", "corticosteroid exposure"),
-    "anakinra_exposure": Metric("fraction", "anakinra exposure (IL-1R blockade / blockade fraction)"),
-    "infiltration_depth_mean_um": Metric("µm", "mean signed depth of the CAR-T cells in the domain below the tumour boundary (inward positive; NaN: no CAR-T cell or no tumour)"),
-    "infiltration_depth_p10_um": Metric("µm", "10th percentile of the CAR-T cells' signed depth below the tumour boundary (inward positive)"),
-    "infiltration_depth_p50_um": Metric("µm", "median signed depth of the CAR-T cells below the tumour boundary (inward positive)"),
-    "infiltration_depth_p90_um": Metric("µm", "90th percentile of the CAR-T cells' signed depth below the tumour boundary (inward positive)"),
-    "car_t_inside_tumour_fraction": Metric("fraction", "fraction of the CAR-T cells in the domain inside the tumour mass (depth > 0)"),
-    "mean_ifng": Metric("a.u.", "mean IFN-γ over the domain"),
-    "max_ifng": Metric("a.u.", "largest IFN-γ in a voxel of the domain"),
-    "mean_il12": Metric("a.u.", "mean IL-12 over the domain"),
-    "max_il12": Metric("a.u.", "largest IL-12 in a voxel of the domain"),
-    "mean_tgfb": Metric("ng/mL", "mean TGF-β1 (total) over the domain"),
-    "max_tgfb": Metric("ng/mL", "largest TGF-β1 (total) in a voxel of the domain"),
-}
-
-ENDPOINTS: dict[str, tuple[str, str, str]] = {
-    "cleared": ("int8", "1", "1 if no tumour cell is left at the end"),
-    "time_to_clearance_days": ("float64", "day", "first time no tumour cell was left (NaN: never)"),
-    "best_response": ("float64", "fraction", "smallest tumour size over the run / initial size"),
-    "final_tumour_ratio": ("float64", "fraction", "final tumour size / initial size"),
-    "antigen_escape": ("int8", "1", "1 if the tumour persists, most of it is invisible to the CAR, and the invisible fraction grew at least half-way from its initial value to 1"),
-    "car_t_peak": ("int64", "cells", "largest number of CAR-T cells in the domain"),
-    "car_t_persistence_days": ("float64", "day", "last output time at which the functional CAR-T cells (effector + memory in the domain, plus blood) were at least outputs.persistence_fraction of their peak (0: never any)"),
-    "car_t_persistence_censored": ("int8", "1", "1 if the functional CAR-T cells were still at or above that level at the last output (persistence censored by the end of the run)"),
-    "time_to_progression_days": ("float64", "day", "first output time at which the tumour exceeded outputs.progression_multiple x its running nadir (NaN: censored, see progressed)"),
-    "progressed": ("int8", "1", "1 if progression was observed by the last output (event flag of time_to_progression_days)"),
-    "healthy_damage": ("float64", "fraction", "healthy antigen+ cells killed / initial healthy antigen+ cells"),
-    "kills_tumour": ("int64", "cells", "tumour cells killed by CAR-T cells"),
-    "kills_healthy": ("int64", "cells", "healthy cells killed by CAR-T cells"),
-    "car_t_tumour_peak": ("int64", "cells", "largest number of CAR-T cells in or next to tumour cells"),
-    "peak_il6": ("float64", "pg/mL", "peak plasma IL-6"),
-    "crs_grade": ("int8", "1", "highest CRS grade 0-4 (CRS signal vs toxicity.crs_thresholds_pg_per_mL)"),
-    "crs_onset_days": ("float64", "day", "first time CRS reached grade 1 (NaN: never)"),
-    "icans_grade": ("int8", "1", "highest ICANS grade 0-4 (CNS cytokine vs toxicity.icans_thresholds_pg_per_mL)"),
-    "icans_onset_days": ("float64", "day", "first time ICANS reached grade 1 (NaN: never)"),
-    "icans_index": ("float64", "1", "peak CNS cytokine exposure / the ICANS grade-1 threshold"),
-    "peak_myeloid": ("float64", "fraction", "peak activated fraction of the myeloid compartment"),
-    "peak_crs_signal": ("float64", "pg/mL", "peak CRS signal"),
-    "peak_cns_cytokine": ("float64", "pg/mL", "peak CNS (CSF) cytokine exposure"),
-    "peak_csf_car_t": ("float64", "cells", "peak CAR-T cells in the CSF / cavity"),
-    "tocilizumab_day": ("float64", "day", "time of the reactive tocilizumab dose (NaN: none)"),
-    "steroid_day": ("float64", "day", "time of the reactive steroid dose (NaN: none)"),
-    "anakinra_day": ("float64", "day", "time of the reactive anakinra dose (NaN: none)"),
-    "entered_iv": ("int64", "cells", "CAR-T cells that entered the domain from the blood (vessels)"),
-    "entered_intratumoral": ("int64", "cells", "CAR-T cells placed by intratumoral doses"),
-    "entered_regional": ("int64", "cells", "CAR-T cells that entered across the CSF / cavity face"),
-    **{f"peak_{stat}_{k}": ("float64", "ng/mL" if k == "tgfb" else "a.u.",
-                             f"largest {what} {label} over the output times")
-       for k, label in obs.SIGNALS.items()
-       for stat, what in (("mean", "domain-mean"), ("max", "single-voxel"))},
-    "final_tumour_cells": ("int64", "cells", "live tumour cells at the end"),
-    "final_tumour_a_pos_b_pos": ("int64", "cells", "tumour cells expressing A and B at the end"),
-    "final_tumour_a_pos_b_neg": ("int64", "cells", "tumour cells expressing A only at the end"),
-    "final_tumour_a_neg_b_pos": ("int64", "cells", "tumour cells expressing B only at the end"),
-    "final_tumour_a_neg_b_neg": ("int64", "cells", "tumour cells expressing neither A nor B at the end"),
-    "final_healthy_cells": ("int64", "cells", "healthy cells at the end"),
-    "final_necrotic_voxels": ("int64", "voxels", "voxels holding necrotic debris at the end"),
-    "final_car_t_effector": ("int64", "cells", "effector CAR-T cells in the domain at the end"),
-    "final_car_t_exhausted": ("int64", "cells", "exhausted CAR-T cells in the domain at the end"),
-    "final_car_t_memory": ("int64", "cells", "memory CAR-T cells in the domain at the end"),
-    "final_infiltration_depth_mean_um": ("float64", "µm", "infiltration_depth_mean_um at the end (NaN: no CAR-T cell or no tumour)"),
-    "final_infiltration_depth_p50_um": ("float64", "µm", "infiltration_depth_p50_um (median CAR-T depth) at the end"),
-}
-
-#: endpoints computed from the output time series (``Simulation.endpoints(series=...)``; without
-#: a series they hold the fill value: NaN, or -1 for the flags)
-SERIES_ENDPOINTS = ("car_t_persistence_days", "car_t_persistence_censored", "time_to_progression_days",
-                    "progressed", *(f"peak_{s}_{k}" for k in obs.SIGNALS for s in ("mean", "max")))
-
-#: the metrics SERIES_ENDPOINTS are computed from
-SERIES_METRICS = ("tumour_cells", "car_t_tissue", "car_t_exhausted", "car_t_blood",
-                  *(f"{s}_{k}" for k in obs.SIGNALS for s in ("mean", "max")))
-
-#: profiles written every output interval: ``name -> (units, description)``, each (R, nbins) per
-#: output, stored as /profiles/<name> (R, T, nbins) with its bin edges (gpusim.model.outputs)
-PROFILES: dict[str, Metric] = {k: Metric(v[3], v[4]) for k, v in obs.profile_specs().items()}
-
-SNAPSHOTS: dict[str, tuple[str, str, str]] = {
-    "kind": ("uint8", "1", "cell kind: 0 empty, 1 tumour, 2 healthy, 3 fibroblast, 4 apoptotic, 5 necrotic, 6 vessel"),
-    "antigen_class": ("uint8", "1", "tumour antigen class: 0 none, 1 A+B+, 2 A+B-, 3 A-B+, 4 A-B-"),
-    "car_t": ("uint8", "1", "CAR-T cell: 0 none, 1 effector, 2 exhausted, 3 memory (several in a voxel: the last in table order)"),
-    "o2": ("float32", "mmHg", "oxygen"),
-    "ecm": ("float32", "1", "ECM density"),
-}
-
-
-#: the events of a step: every key is present every step, an int64 (R,) array, zero when nothing
-#: happened (the phases add to them; ``Simulation.last_events`` holds the last step's)
-EVENTS = ("car_t_entered", "tumour_apoptosis", "tumour_necrosis", "tumour_divisions",
-          "antigen_a_loss", "antigen_b_loss", "cleared", "vessel_collapse", "antigen_recovered",
-          "kills_tumour", "kills_healthy", "engagements", "trogocytosis", "car_t_deaths",
-          "car_t_births", "memory_conversions", "memory_reactivations", "healthy_displaced",
-          "fibroblast_displaced", "kills_innate", "kills_fibroblast", "pd1_reinvigorations")
-#: units and description of each event, as written to /events/<name> (counts per output interval)
-EVENT_INFO: dict[str, Metric] = {
-    "car_t_entered": Metric("cells", "CAR-T cells that entered the domain (extravasation, injection, regional entry)"),
-    "tumour_apoptosis": Metric("cells", "tumour cells that became apoptotic"),
-    "tumour_necrosis": Metric("cells", "tumour cells that became necrotic"),
-    "tumour_divisions": Metric("cells", "tumour cell divisions"),
-    "antigen_a_loss": Metric("cells", "daughters that lost antigen A"),
-    "antigen_b_loss": Metric("cells", "daughters that lost antigen B"),
-    "cleared": Metric("voxels", "dead cells (apoptotic, necrotic) cleared"),
-    "vessel_collapse": Metric("voxels", "vessel voxels that collapsed"),
-    "antigen_recovered": Metric("cells", "tumour cells whose trogocytosed antigen recovered"),
-    "kills_tumour": Metric("cells", "tumour cells killed by CAR-T cells"),
-    "kills_healthy": Metric("cells", "healthy cells killed by CAR-T cells"),
-    "engagements": Metric("engagements", "CAR-T cell engagements of a target"),
-    "trogocytosis": Metric("events", "trogocytosis events (antigen taken from a target)"),
-    "car_t_deaths": Metric("cells", "CAR-T cells that died"),
-    "car_t_births": Metric("cells", "CAR-T cells born by division"),
-    "memory_conversions": Metric("cells", "effector CAR-T cells that became memory cells"),
-    "memory_reactivations": Metric("cells", "memory CAR-T cells reactivated to effectors"),
-    "healthy_displaced": Metric("cells", "healthy cells displaced by a dividing tumour cell (removed)"),
-    "fibroblast_displaced": Metric("cells", "fibroblasts displaced by a dividing tumour cell (removed)"),
-    "kills_innate": Metric("cells", "tumour cells killed by innate cells recruited and activated by IL-12 (TRUCK)"),
-    "kills_fibroblast": Metric("cells", "fibroblasts (CAFs) killed by FAP-targeting CAR-T cells"),
-    "pd1_reinvigorations": Metric("cells", "exhausted CAR-T cells reinvigorated by anti-PD-1"),
-}
-#: state arrays a device backend keeps on the device (the per-replicate pools and counters stay on
-#: the host, where the systemic, toxicity and bookkeeping arithmetic runs)
-DEVICE_ARRAYS = LATTICE + AGENTS + ("t_count",)
 
 
 class NumpyPhases:

@@ -25,7 +25,8 @@ from scipy.stats import wilcoxon
 
 from gpusim.engine import Simulation
 from gpusim.model.lattice import Kind
-from gpusim.model.systemic import _site_distance2, systemic_phase
+from gpusim.model.systemic import systemic_phase
+from gpusim.model.systemic_params import _site_distance2
 from gpusim.scenario import load_scenario
 
 ALPHA = 1e-4
@@ -409,6 +410,6 @@ def test_il6_decays_with_its_half_life_and_grades_by_thresholds():
     # [300, 1500): grade 2, reached in the first step; the fever proxy is 38 °C at the grade-1
     # threshold
     assert (ep["crs_grade"] == 2).all() and np.allclose(ep["crs_onset_days"], 0.1 / 24 * 1)
-    from gpusim.model.systemic import fever_c
+    from gpusim.model.toxicity import fever_c
     g1 = sim.systemic_params.crs_thresholds[0]
     assert np.isclose(fever_c(sim.systemic_params, np.array([g1]))[0], 38.0)

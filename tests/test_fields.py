@@ -241,9 +241,9 @@ def test_sor_agrees_with_sparse_direct_solve(shape, boundary, omega):
 
 @pytest.mark.parametrize("shape,boundary", EXACT_CASES)
 def test_exact_solution_is_the_direct_solve(shape, boundary):
-    """gpusim.model.fields.exact_solution (vectorised assembly; direct, or CG above direct_max)
+    """gpusim.model.fields_exact.exact_solution (vectorised assembly; direct, or CG above direct_max)
     against the per-voxel assembly here: equal up to float64 rounding and the float32 den."""
-    from gpusim.model.fields import exact_solution
+    from gpusim.model.fields_exact import exact_solution
 
     c0, a, s, fixed = make_problem(shape, seed=5)
     fs = solver(shape, boundary=boundary, boundary_value=0.25)

@@ -1,6 +1,6 @@
 """Every field of a real engine step ends within its stated bound (docs/fields.md): the max-norm
 distance of the float32 result to the float64 converged solution of the same discrete system
-(:func:`gpusim.model.fields.exact_solution`) is at most the solver's ``tol``, on a 2D and a 3D
+(:func:`gpusim.model.fields_exact.exact_solution`) is at most the solver's ``tol``, on a 2D and a 3D
 state taken from engine runs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gpusim.engine import Simulation
-from gpusim.model.fields import exact_solution
+from gpusim.model.fields_exact import exact_solution
 from gpusim.scenario import load_scenario
 
 FIELDS = ("o2", "glucose", "chemokine", "tgfb", "ifng", "il12")

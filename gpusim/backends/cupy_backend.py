@@ -286,7 +286,16 @@ class DevicePhases:
         launch(mod, "car_t_fate_resolve", RC, **geo, **tab, claims=self.claims(st), tgt=tgt, born=born,
                counts=counts)
         launch(mod, "car_t_claim_reset", RC, **geo, t_count=st.t_count, claims=self.claims(st), tgt=tgt)
-        # compaction: survivors in slot order, then daughters in their parents' order
+        self._car_t_compact(st, mod, k, table, tgt, died, born, geo, tab)
+        self._car_t_migrate(st, mv, tgt, geo, rnd)
+        self._add(events, CART_COUNTS, counts)
+
+    def _car_t_compact(self, st, mod, k, table, tgt, died, born, geo, tab) -> None:
+        """Compaction of the CAR-T table: survivors in slot order, then daughters in their
+        parents' order."""
+        xp = self.xp
+        R, C = st.t_state.shape
+        RC = R * C
         live = xp.arange(C)[None, :] < st.t_count[:, None]
         keep = live & (died.reshape(R, C) == 0)
         dst_keep, dst_born, count = compaction_slots(xp, keep, live & (born.reshape(R, C) != 0))
@@ -302,7 +311,12 @@ class DevicePhases:
         for f, a in out.items():
             setattr(st, f, a)
         st.t_count = count.astype(xp.int32)
-        # migration on the new table
+
+    def _car_t_migrate(self, st, mv, tgt, geo, rnd) -> None:
+        """Migration of the CAR-T cells on the compacted table (``n_sub`` sub-moves)."""
+        xp = self.xp
+        ctp = self.sim.car_t_params
+        RC = st.t_state.size
         occ = self._occ(st)
         tgt.fill(-1)
         dsel = xp.zeros(RC, xp.int8)
@@ -313,7 +327,6 @@ class DevicePhases:
             launch(mv, "car_t_move_apply", RC, **geo, t_count=st.t_count, t_pos=st.t_pos,
                    t_dir=st.t_dir, occ=occ, claims=self.claims(st), tgt=tgt, dsel=dsel)
             launch(mv, "car_t_move_reset", RC, **geo, t_count=st.t_count, claims=self.claims(st), tgt=tgt)
-        self._add(events, CART_COUNTS, counts)
 
 
 def compaction_slots(xp, keep, born):

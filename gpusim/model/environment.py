@@ -100,6 +100,11 @@ class FieldsPhase:
         self.chem_base = F32(sc["chemokine.decay_per_min"]) + self.inv_dt
         self.chem_boost = F32(sc["ifng.chemokine_boost"])
         self.ifng_half = F32(sc["tumour.pdl1_ifng_half"])
+        self._signals(sc, solver)
+        self.iterations: dict[str, np.ndarray] = {}
+
+    def _signals(self, sc, solver) -> None:
+        """Solvers and constants of the signalling fields: TGF-β, IFN-γ, IL-12."""
         # TGF-β
         self.tgfb = solver("tgfb", 0.0, 1.0)
         self.tgfb_decay = F32(sc["tgfb.decay_per_min"])
@@ -119,7 +124,6 @@ class FieldsPhase:
         self.il12 = solver("il12", 0.0, 1.0)
         self.il12_base = F32(sc["il12.decay_per_min"]) + self.inv_dt
         self.il12_sec = F32(sc["il12.secretion_car_t_per_min"]) if sc["car_t.generation"] == "fourth" else F32(0)
-        self.iterations: dict[str, np.ndarray] = {}
 
     @staticmethod
     def _lut(sc, name: str) -> np.ndarray:

@@ -115,9 +115,39 @@ from itertools import product
 
 import numpy as np
 
-__all__ = ["FieldSolver", "exact_solution"]
+__all__ = ["FieldSolver"]
 
 _F32 = np.float32
+
+
+def _check_arguments(shape, diffusion_um2_per_min, voxel_um, boundary, boundary_value, omega,
+                     tol, max_iter, floor, scale) -> None:
+    """Raise a one-line ValueError for a bad FieldSolver argument."""
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"shape must be (R, Z, Y, X) with every extent >= 1, got {shape}")
+    if boundary not in ("neumann", "dirichlet"):
+        raise ValueError(f"boundary must be 'neumann' or 'dirichlet', got {boundary!r}")
+    if not (diffusion_um2_per_min > 0 and voxel_um > 0):
+        raise ValueError("diffusion_um2_per_min and voxel_um must be > 0")
+    if not 0.0 < omega < 2.0:
+        raise ValueError(f"omega must lie in (0, 2), got {omega}")
+    if not tol >= 0.0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    if not np.isfinite(boundary_value):
+        raise ValueError(f"boundary_value must be finite, got {boundary_value}")
+    if int(max_iter) < 0:
+        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+    if not (np.isfinite(scale) and scale >= 0.0):
+        raise ValueError(f"scale must be finite and >= 0, got {scale}")
+    if floor is not None and not np.isfinite(floor):
+        raise ValueError(f"floor must be None or finite, got {floor}")
+
+
+def _flip(p, ax):
+    """The parity ``p`` with axis ``ax`` flipped."""
+    q = list(p)
+    q[ax] ^= 1
+    return tuple(q)
 
 
 class FieldSolver:
@@ -132,25 +162,8 @@ class FieldSolver:
                  omega: float = 1.5, tol: float = 1e-4, max_iter: int = 10_000,
                  floor: float | None = None, scale: float = 0.0):
         shape = tuple(int(v) for v in shape)
-        if len(shape) != 4 or min(shape) < 1:
-            raise ValueError(f"shape must be (R, Z, Y, X) with every extent >= 1, got {shape}")
-        if boundary not in ("neumann", "dirichlet"):
-            raise ValueError(f"boundary must be 'neumann' or 'dirichlet', got {boundary!r}")
-        if not (diffusion_um2_per_min > 0 and voxel_um > 0):
-            raise ValueError("diffusion_um2_per_min and voxel_um must be > 0")
-        if not 0.0 < omega < 2.0:
-            raise ValueError(f"omega must lie in (0, 2), got {omega}")
-        if not tol >= 0.0:
-            raise ValueError(f"tol must be >= 0, got {tol}")
-        if not np.isfinite(boundary_value):
-            raise ValueError(f"boundary_value must be finite, got {boundary_value}")
-        if int(max_iter) < 0:
-            raise ValueError(f"max_iter must be >= 0, got {max_iter}")
-        if not (np.isfinite(scale) and scale >= 0.0):
-            raise ValueError(f"scale must be finite and >= 0, got {scale}")
-        if floor is not None and not np.isfinite(floor):
-            raise ValueError(f"floor must be None or finite, got {floor}")
-
+        _check_arguments(shape, diffusion_um2_per_min, voxel_um, boundary, boundary_value, omega,
+                         tol, max_iter, floor, scale)
         self.shape = shape
         self.boundary = boundary
         self.boundary_value = float(boundary_value)
@@ -163,7 +176,7 @@ class FieldSolver:
         self.floor = None if floor is None else float(floor)
         self._floor = None if floor is None else _F32(floor)
 
-        R, Z, Y, X = shape
+        Z = shape[1]
         self.three_d = Z > 1
         self.n_nb = 6 if self.three_d else 4
         self._dh = _F32(self.diffusion_um2_per_min / (self.voxel_um * self.voxel_um))
@@ -173,6 +186,13 @@ class FieldSolver:
         self._rho_min = _F32(self._omega - _F32(1))   # SOR's rate is never below omega - 1
         self._scale = _F32(self.scale)
 
+        lengths, split, strides, active = self._build_sublattices()
+        self._build_neighbours(lengths, split, strides, active)
+        self._allocate(active)
+
+    def _build_sublattices(self):
+        """The parity sub-lattices: padded block shape, real and domain slices, ghosts."""
+        _, Z, Y, X = self.shape
         # --- sub-lattice geometry: axes (z, y, x); z is split only in 3D
         lengths = (Z, Y, X)
         split = (self.three_d, True, True)
@@ -205,17 +225,16 @@ class FieldSolver:
             self._ghost[p] = g
             if count:
                 active.append(p)
+        return lengths, split, strides, active
 
+    def _build_neighbours(self, lengths, split, strides, active) -> None:
+        """Each sub-lattice's neighbours, the sweep order and the neumann ghost copies."""
+        parities = self._parities
         # neighbours of each sub-lattice, in the contract's order x-, x+, y-, y+, (z-, z+):
         # (other parity, flat offset)
-        def flip(p, ax):
-            q = list(p)
-            q[ax] ^= 1
-            return tuple(q)
-
         axes = (2, 1, 0) if self.three_d else (2, 1)
         self._nbspec = {
-            p: [(flip(p, ax), off) for ax in axes
+            p: [(_flip(p, ax), off) for ax in axes
                 for off in ((p[ax] - 1) * strides[ax], p[ax] * strides[ax])]
             for p in active
         }
@@ -230,11 +249,15 @@ class FieldSolver:
             L = lengths[ax]
             for p in parities:
                 if p[ax] == 1:  # low ghost (coordinate -1) mirrors coordinate 0
-                    self._ghost_copies.append((p, ax, 0, flip(p, ax), 1))
+                    self._ghost_copies.append((p, ax, 0, _flip(p, ax), 1))
                 if p[ax] == L % 2:  # high ghost (coordinate L) mirrors coordinate L - 1
-                    src = flip(p, ax)
+                    src = _flip(p, ax)
                     self._ghost_copies.append((p, ax, L // 2 + 1, src, (L - 1) // 2 + 1))
 
+    def _allocate(self, active) -> None:
+        """The flat work buffers."""
+        R = self.shape[0]
+        margin, B, parities, floor = self._margin, self._B, self._parities, self._floor
         # --- buffers (flat; a block of B per replicate; c has a margin at both ends so that the
         # shifted neighbour views stay inside it)
         bv = _F32(self.boundary_value)
@@ -349,15 +372,9 @@ class FieldSolver:
             blk = self._blocks(self._c[p], slot + 1, True)[slot]
             c[(replicate,) + self._dom[p]] = blk[self._real[p]]
 
-    # ------------------------------------------------------------------ API
-    def solve(self, c, a, s, fixed_mask=None, fixed_value=0.0) -> np.ndarray:
-        """Update c (float32 (R,Z,Y,X)) in place to the discrete steady state.
-
-        ``a`` and ``s`` are float32 arrays of c's shape (other dtypes are converted);
-        ``fixed_mask`` is None or a bool array of c's shape; ``fixed_value`` a scalar or an array
-        broadcastable to c's shape. c is the initial guess (warm start). Returns the number of
-        sweeps each replicate received, int32 (R,): ``max_iter`` for one that did not converge.
-        """
+    def _check_problem(self, c, a, s, fixed_mask, fixed_value):
+        """Checked and converted solve arguments: (a, s, fixed_mask, fv); fixed_mask and fv are
+        None when no voxel is fixed."""
         if not isinstance(c, np.ndarray) or c.dtype != _F32 or c.shape != self.shape:
             raise ValueError(f"c must be a float32 ndarray of shape {self.shape}")
         a = np.asarray(a, dtype=_F32)
@@ -374,10 +391,13 @@ class FieldSolver:
             fv = np.asarray(fixed_value, dtype=_F32)
             if fv.ndim:
                 fv = np.broadcast_to(fv, self.shape)
+            return a, s, fixed_mask, fv
+        return a, s, None, None
+
+    def _scatter(self, c, a, s, fixed_mask, fv) -> None:
+        """Scatter the problem into the sub-lattice blocks (``fixed_mask`` None: nothing fixed)."""
         R = self.shape[0]
         al = (slice(None),)
-
-        # scatter the problem into the sub-lattice blocks
         for p in self._parities:
             real, dom = al + self._real[p], al + self._dom[p]
             cb = self._blocks(self._c[p], R, True)
@@ -389,14 +409,17 @@ class FieldSolver:
             sb[real] = s[dom]
             np.add(self._den0, a[dom], out=db[real])
             np.copyto(hb, self._ghost[p])
-            if has_fixed:
+            if fixed_mask is not None:
                 fm = fixed_mask[dom]
                 np.copyto(cb[real], fv[dom] if fv.ndim else fv, where=fm)
                 np.copyto(db[real], _F32(1), where=fm)   # keeps the (discarded) value finite
                 np.copyto(sb[real], _F32(0), where=fm)
                 np.logical_or(hb[real], fm, out=hb[real])
 
-        # the rounding level of the stopping rule: max(max |c|, scale) * 2**-18, per replicate
+    def _stopping_rule(self, R: int) -> np.ndarray:
+        """float32 (3, R) per slot: d_prev, r_prev (0) and noise, the rounding level of the
+        stopping rule: max(max |c|, scale) * 2**-18 per replicate."""
+        al = (slice(None),)
         cmax = np.zeros(R, dtype=_F32)
         for p in self._parities if self._scale > 0 else ():
             if p in self._s:
@@ -406,6 +429,21 @@ class FieldSolver:
             cmax = np.where(cmax > self._scale, cmax, self._scale)
         rule = np.zeros((3, R), dtype=_F32)   # per slot: d_prev, r_prev, noise (this solve)
         np.multiply(cmax, _F32(2.0 ** -18), out=rule[2])
+        return rule
+
+    # ------------------------------------------------------------------ API
+    def solve(self, c, a, s, fixed_mask=None, fixed_value=0.0) -> np.ndarray:
+        """Update c (float32 (R,Z,Y,X)) in place to the discrete steady state.
+
+        ``a`` and ``s`` are float32 arrays of c's shape (other dtypes are converted);
+        ``fixed_mask`` is None or a bool array of c's shape; ``fixed_value`` a scalar or an array
+        broadcastable to c's shape. c is the initial guess (warm start). Returns the number of
+        sweeps each replicate received, int32 (R,): ``max_iter`` for one that did not converge.
+        """
+        a, s, fixed_mask, fv = self._check_problem(c, a, s, fixed_mask, fixed_value)
+        R = self.shape[0]
+        self._scatter(c, a, s, fixed_mask, fv)
+        rule = self._stopping_rule(R)
         iters = np.zeros(R, dtype=np.int32)
         slot_of = np.arange(R)          # original replicate held by each active slot
         n = R
@@ -433,78 +471,3 @@ class FieldSolver:
             self._gather(c, k, slot_of[k])
         self._held_rep = None           # per-solve; the views keep only their own indices
         return iters
-
-
-def exact_solution(fs: FieldSolver, a, s, fixed_mask=None, fixed_value=0.0, *, x0=None,
-                   direct_max: int = 200_000) -> np.ndarray:
-    """The converged solution of the discrete system ``fs`` iterates on, in float64 (scipy.sparse
-    direct solve; a test and benchmark oracle, scipy is not a run-time dependency).
-
-    Same system as :meth:`FieldSolver.solve`: the float32 coefficients ``dh`` and ``den0 + a``
-    (float32 sum) of the contract, fixed voxels held at ``float32(fixed_value)``, dirichlet
-    neighbours at ``float32(boundary_value)``, neumann neighbours outside the domain replaced by
-    the voxel itself.  No floor: a solver with a floor (an obstacle problem) is refused.
-    The fixed voxels are eliminated (the rest is symmetric positive definite); up to
-    ``direct_max`` free voxels per replicate it is a direct solve (SuperLU), above that
-    Jacobi-preconditioned CG to a relative residual of 1e-14 from ``x0`` (e.g. the float32
-    result).  Returns float64 of ``fs.shape``."""
-    import scipy.sparse as sp
-    import scipy.sparse.linalg as spla
-
-    if fs.floor is not None:
-        raise ValueError("exact_solution: a solver with a floor solves an obstacle problem")
-    R, Z, Y, X = fs.shape
-    V = Z * Y * X
-    a = np.asarray(a, dtype=_F32).reshape(R, V)
-    s = np.asarray(s, dtype=_F32).reshape(R, V)
-    fixed = (np.zeros((R, V), bool) if fixed_mask is None
-             else np.asarray(fixed_mask, dtype=bool).reshape(R, V))
-    fv = np.broadcast_to(np.asarray(fixed_value, dtype=_F32), fs.shape).reshape(R, V)
-    dh, bv = float(fs._dh), float(_F32(fs.boundary_value))
-    idx = np.arange(V).reshape(Z, Y, X)
-    pairs = []  # (voxel, neighbour) index arrays for in-domain neighbours; count of outside ones
-    n_out = np.zeros((Z, Y, X), np.int64)
-    for ax in ((0, 1, 2) if fs.three_d else (1, 2)):
-        for sgn in (-1, 1):
-            src = [slice(None)] * 3
-            dst = [slice(None)] * 3
-            src[ax] = slice(1, None) if sgn < 0 else slice(None, -1)
-            dst[ax] = slice(None, -1) if sgn < 0 else slice(1, None)
-            pairs.append((idx[tuple(src)].ravel(), idx[tuple(dst)].ravel()))
-            edge = [slice(None)] * 3
-            edge[ax] = 0 if sgn < 0 else -1
-            n_out[tuple(edge)] += 1
-    n_out = n_out.ravel()
-    i_in = np.concatenate([p[0] for p in pairs])
-    j_in = np.concatenate([p[1] for p in pairs])
-    out = np.empty((R, V), np.float64)
-    for r in range(R):
-        fx = fixed[r]
-        diag = (fs._den0 + a[r]).astype(np.float64)          # den = den0 + a in float32
-        rhs = s[r].astype(np.float64)
-        if fs.boundary == "dirichlet":
-            rhs = rhs + dh * bv * n_out
-        else:
-            diag = diag - dh * n_out
-        keep = ~fx[i_in]
-        A = sp.csr_matrix((np.concatenate([diag, np.full(int(keep.sum()), -dh)]),
-                           (np.concatenate([np.arange(V), i_in[keep]]),
-                            np.concatenate([np.arange(V), j_in[keep]]))), shape=(V, V))
-        # eliminate the fixed voxels: a symmetric positive definite system in the free ones
-        free = np.flatnonzero(~fx)
-        xf = np.where(fx, fv[r].astype(np.float64), 0.0)
-        A = A.tocsr()
-        Aff = A[free][:, free].tocsc()
-        bf = rhs[free] - A[free] @ xf
-        x = xf.copy()
-        if len(free) <= direct_max:
-            x[free] = spla.spsolve(Aff, bf)
-        else:  # large 3D: SuperLU's fill-in is too costly; CG to the float64 rounding level
-            start = None if x0 is None else np.asarray(x0, np.float64).reshape(R, V)[r, free]
-            sol, info = spla.cg(Aff, bf, x0=start, rtol=1e-14, atol=0.0, maxiter=100_000,
-                                M=sp.diags(1.0 / Aff.diagonal()))
-            if info != 0:
-                raise RuntimeError(f"exact_solution: CG did not converge (info {info})")
-            x[free] = sol
-        out[r] = x
-    return out.reshape(fs.shape)

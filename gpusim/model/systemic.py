@@ -1,5 +1,5 @@
-"""Systemic compartment, delivery routes, the CSF pool and toxicity.  MODEL.md sections 7 and 8;
-the equations with their sources are in docs/model.md (Delivery, Toxicity).
+"""Systemic compartment, delivery routes and the CSF pool.  MODEL.md sections 7 and 8; the
+equations with their sources are in docs/model.md (Delivery); toxicity is model/toxicity.py.
 
 Everything here is per replicate float64 host arithmetic in a fixed order (identical on every
 backend) except the per-voxel entry decisions, which compare Philox words with float32
@@ -34,232 +34,24 @@ each) or the legacy ``route`` / ``dose_days`` / ``dose_cells``.  Each step
    cytokines' time course (model/conditioning.py).
 Entrants are appended to the agent table in voxel order (intratumoral, CSF face, then vessels)
 and counted per route (``entered_*`` counters).
-
-:func:`toxicity_phase` (after the CAR-T phase): drug exposures, the myeloid amplifier (activated
-fraction of monocytes / macrophages driven by engaged CAR-T cells, lysis and IL-1), plasma IL-1
-and IL-6, the CRS signal (IL-6 signalling left by tocilizumab + weighted IL-1), its grade and
-onset, endothelial activation, the CNS (CSF) cytokine exposure, the ICANS grade and onset,
-reactive tocilizumab / anakinra / steroid.  Each linear relaxation is stepped exactly (``_relax``,
-``_source``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from .. import rng
 from ..errors import CapacityError
 from ..rng import Stream
-from .conditioning import Conditioning
-from .lattice import Kind, TState, coords, to_host, voxel_centres_um
-from .tissue import tumour_centre_um
+from .lattice import Kind, TState, to_host
+from .systemic_params import SystemicParams
 
 F32 = np.float32
 
 
 ROUTES = ("intravenous", "intratumoral", "regional")
-
-
-@dataclass(frozen=True)
-class SystemicParams:
-    dose_steps: dict[int, tuple]  # step -> ((route, cells), ...) in the schedule's order
-    homing_per_step: float
-    domain_share: float
-    clearance_factor: float
-    weight256: np.float32
-    max_divisions: int
-    leak: float = 0.0
-    inject_order: np.ndarray | None = None  # (V,) int64 voxels sorted by (distance to the nearest site, v)
-    inject_shells: tuple | None = None  # (starts, ends) int64 (S,): runs of equal distance in that order
-    face_voxels: np.ndarray | None = None  # (F,) int64; None: no CSF / cavity face
-    face_share: float = 0.0
-    regional_bf: float = 0.0
-    infusion_steps: int = 1
-    csf_entry_per_step: float = 0.0  # fraction of the CSF pool crossing the whole surface per step
-    csf_decay: float = 1.0  # CSF pool outflow factor per step
-    csf_to_blood: float = 0.0
-    blood_to_csf_per_step: float = 0.0
-    csf_gain: float = 0.0
-    steroid_clear_per_step: float = 0.0
-    conditioning: Conditioning = Conditioning(None)
-    lympho_rate: float = 0.0  # blood expansion rate x dt at the homeostatic cytokines' peak
-    # toxicity
-    il6_lysis: float = 0.0
-    il6_act_step: float = 0.0
-    il6_rate: float = 0.0  # IL-6 clearance rate, 1/day
-    dt_days: float = 0.0
-    truck: float = 1.0
-    myeloid_s50: float = 1.0
-    myeloid_lysis_w: float = 0.0
-    myeloid_hill: float = 1.0
-    myeloid_act: float = 0.0
-    myeloid_off: float = 0.0
-    il1_feedback: float = 0.0
-    il1_half: float = 1.0
-    il6_myeloid: float = 0.0
-    il1_myeloid: float = 0.0
-    il1_decay: float = 1.0
-    il1_weight: float = 0.0
-    crs_thresholds: np.ndarray = None
-    icans_thresholds: np.ndarray = None
-    toci_steps: frozenset = frozenset()
-    toci_grade: int = 0
-    toci_decay: float = 1.0
-    toci_block: float = 0.0
-    toci_clear: float = 0.0
-    anakinra_steps: frozenset = frozenset()
-    anakinra_grade: int = 0
-    anakinra_decay: float = 1.0
-    anakinra_block: float = 0.0
-    steroid_steps: frozenset = frozenset()
-    steroid_grade: int = 0
-    steroid_decay: float = 1.0
-    steroid_sup: float = 0.0
-    endo_act: float = 0.0
-    endo_half: float = 1.0
-    endo_off: float = 0.0
-    bbb_q0: float = 0.0
-    csf_volume_mL: float = 150.0
-    csf_turnover: float = 0.0
-    csf_car_t_cyt: float = 0.0
-    cns_tumour_cyt: float = 0.0  # 0 unless delivery.cns_tumour
-    systemic_fraction: float = 1.0  # of the tumour's signal reaching the systemic compartment
-
-    @property
-    def routes(self) -> set:
-        return {r for d in self.dose_steps.values() for r, _ in d}
-
-    @classmethod
-    def from_scenario(cls, sc, nvox: int) -> "SystemicParams":
-        from ..scenario import doses as scenario_doses
-        dt = sc["run.dt_min"]
-        dtd = dt / 1440.0
-        doses: dict[int, tuple] = {}
-        for route, day, cells in scenario_doses(sc):
-            s = int(round(day * 1440.0 / dt))
-            doses[s] = doses.get(s, ()) + ((route, float(cells)),)
-        routes = {r for d in doses.values() for r, _ in d}
-        h = sc["domain.voxel_um"]
-        vox_cm3 = (h * 1e-4) ** 3
-        shape = sc.shape
-        order = shells = face = None
-        face_share = 0.0
-        if "intratumoral" in routes:
-            order, shells = _shells(_site_distance2(sc))
-        if "regional" in routes or sc["delivery.cns_tumour"]:
-            face, area_vox = _face(sc["delivery.regional_face"], shape)
-            face_share = area_vox * (h * 1e-4) ** 2 / sc["delivery.regional_surface_cm2"]
-        truck = sc["toxicity.il6_truck_multiplier"] if sc["car_t.generation"] == "fourth" else 1.0
-        ln2 = math.log(2.0)
-        steps = lambda days: frozenset(int(round(d * 1440.0 / dt)) for d in days)  # noqa: E731
-        return cls(
-            dose_steps=doses,
-            homing_per_step=sc["delivery.tumour_homing_fraction_per_day"] * dtd,
-            domain_share=nvox * vox_cm3 / sc["delivery.tumour_volume_cm3"],
-            clearance_factor=math.exp(-ln2 * dtd / sc["delivery.blood_half_life_days"]),
-            weight256=F32(256.0 * sc["delivery.chemokine_weight"]),
-            max_divisions=int(sc["car_t.max_divisions"]),
-            leak=float(sc["delivery.leak_fraction"]),
-            inject_order=order,
-            inject_shells=shells,
-            face_voxels=face,
-            face_share=face_share,
-            regional_bf=float(sc["delivery.regional_blood_fraction"]),
-            infusion_steps=max(1, int(round(sc["delivery.infusion_hours"] * 60.0 / dt))),
-            csf_entry_per_step=-math.expm1(-sc["delivery.csf_tissue_entry_per_day"] * dtd),
-            csf_decay=math.exp(-ln2 * dtd / sc["delivery.csf_half_life_days"]),
-            csf_to_blood=float(sc["delivery.csf_outflow_to_blood_fraction"]),
-            blood_to_csf_per_step=sc["delivery.blood_to_csf_per_day"] * dtd,
-            csf_gain=float(sc["delivery.csf_trafficking_activation_gain"]),
-            steroid_clear_per_step=sc["toxicity.steroid_car_t_clearance_per_day"] * dtd,
-            conditioning=Conditioning.from_scenario(sc),
-            lympho_rate=sc["delivery.lymphodepletion_blood_expansion_per_day"] * dtd,
-            il6_lysis=float(sc["toxicity.il6_per_million_lysed_pg_per_mL"]),
-            il6_act_step=float(sc["toxicity.il6_per_million_activated_per_day_pg_per_mL"]) * dtd * truck,
-            il6_rate=ln2 / (sc["toxicity.il6_half_life_hours"] / 24.0),
-            dt_days=dtd,
-            truck=truck,
-            myeloid_s50=float(sc["toxicity.myeloid_half_signal_cells"]),
-            myeloid_lysis_w=float(sc["toxicity.myeloid_lysis_weight"]),
-            myeloid_hill=float(sc["toxicity.myeloid_hill"]),
-            myeloid_act=float(sc["toxicity.myeloid_activation_per_day"]),
-            myeloid_off=ln2 / sc["toxicity.myeloid_half_life_days"],
-            il1_feedback=float(sc["toxicity.myeloid_il1_feedback"]),
-            il1_half=float(sc["toxicity.il1_half_pg_per_mL"]),
-            il6_myeloid=float(sc["toxicity.il6_myeloid_max_pg_per_mL_per_day"]),
-            il1_myeloid=float(sc["toxicity.il1_myeloid_max_pg_per_mL_per_day"]),
-            il1_decay=math.exp(-ln2 * dtd / (sc["toxicity.il1_half_life_hours"] / 24.0)),
-            il1_weight=float(sc["toxicity.il1_pyrogen_weight"]),
-            crs_thresholds=np.asarray(sorted(sc["toxicity.crs_thresholds_pg_per_mL"]), np.float64),
-            icans_thresholds=np.asarray(sorted(sc["toxicity.icans_thresholds_pg_per_mL"]), np.float64),
-            toci_steps=steps(sc["toxicity.tocilizumab_days"]),
-            toci_grade=int(sc["toxicity.tocilizumab_at_grade"]),
-            toci_decay=math.exp(-ln2 * dtd / sc["toxicity.tocilizumab_half_life_days"]),
-            toci_block=float(sc["toxicity.tocilizumab_blockade_fraction"]),
-            toci_clear=float(sc["toxicity.tocilizumab_clearance_fraction"]),
-            anakinra_steps=steps(sc["toxicity.anakinra_days"]),
-            anakinra_grade=int(sc["toxicity.anakinra_at_grade"]),
-            anakinra_decay=math.exp(-ln2 * dtd / sc["toxicity.anakinra_half_life_days"]),
-            anakinra_block=float(sc["toxicity.anakinra_blockade_fraction"]),
-            steroid_steps=steps(sc["toxicity.steroid_days"]),
-            steroid_grade=int(sc["toxicity.steroid_at_grade"]),
-            steroid_decay=math.exp(-ln2 * dtd / sc["toxicity.steroid_half_life_days"]),
-            steroid_sup=float(sc["toxicity.steroid_myeloid_suppression_fraction"]),
-            endo_act=float(sc["toxicity.endothelial_activation_per_day"]),
-            endo_half=float(sc["toxicity.endothelial_half_pg_per_mL"]),
-            endo_off=ln2 / sc["toxicity.endothelial_half_life_days"],
-            bbb_q0=float(sc["toxicity.bbb_quotient_fraction"]),
-            csf_volume_mL=float(sc["toxicity.csf_volume_mL"]),
-            csf_turnover=float(sc["toxicity.csf_turnover_per_day"]),
-            csf_car_t_cyt=float(sc["toxicity.csf_car_t_cytokine_pg_per_cell_per_day"]),
-            cns_tumour_cyt=(float(sc["toxicity.cns_tumour_cytokine_pg_per_cell_per_day"])
-                            if sc["delivery.cns_tumour"] else 0.0),
-            systemic_fraction=(float(sc["toxicity.cns_tumour_systemic_fraction"])
-                               if sc["delivery.cns_tumour"] else 1.0),
-        )
-
-
-def _site_distance2(sc) -> np.ndarray:
-    """Squared distance (in voxel units, float64) of every voxel centre to the nearest injection
-    site: one site at the tumour centre, or ``n`` sites evenly on a ring of radius
-    ``injection_offset_fraction × tumour radius`` in the z-centre plane."""
-    shape = sc.shape
-    h = sc["domain.voxel_um"]
-    z, y, x = voxel_centres_um(shape, h)
-    cz, cy, cx = tumour_centre_um(sc)
-    n = sc["delivery.injection_sites"]
-    off = sc["delivery.injection_offset_fraction"] * sc["tumour.radius_um"] if n > 1 else 0.0
-    best = None
-    for k in range(n):
-        ang = 2.0 * math.pi * k / n
-        sx, sy = cx + off * math.cos(ang), cy + off * math.sin(ang)
-        d2 = ((x - sx) ** 2 + (y - sy) ** 2 + (z - cz) ** 2) / (h * h)
-        best = d2 if best is None else np.minimum(best, d2)
-    return np.broadcast_to(best, shape).ravel().copy()
-
-
-def _shells(site_d2: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """The voxels sorted by (squared distance to the nearest site, v) and the (start, end)
-    positions of the runs of equal distance ("shells") in that order."""
-    order = np.argsort(site_d2, kind="stable")
-    d = site_d2[order]
-    starts = np.flatnonzero(np.concatenate(([True], d[1:] != d[:-1])))
-    ends = np.concatenate((starts[1:], [d.size]))
-    return order.astype(np.int64), (starts.astype(np.int64), ends.astype(np.int64))
-
-
-def _face(face: str, shape) -> tuple[np.ndarray, int]:
-    """Flat voxel indices of a domain face (sorted) and its area in voxel faces."""
-    nz, ny, nx = shape
-    v = np.arange(nz * ny * nx)
-    z, y, x = coords(v, shape)
-    sel = {"x_low": x == 0, "x_high": x == nx - 1, "y_low": y == 0, "y_high": y == ny - 1,
-           "z_low": z == 0, "z_high": z == nz - 1}[face]
-    idx = v[sel]
-    return idx, int(idx.size)
 
 
 def occupied(xp, st):
@@ -484,101 +276,3 @@ def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict,
     if sp.conditioning.on:  # homeostatic expansion after lymphodepletion (IL-7 / IL-15)
         st.blood *= math.exp(sp.lympho_rate * sp.conditioning.cytokines(step))
     events["car_t_entered"] = events.get("car_t_entered", 0) + entered + e
-
-
-def _relax(x: np.ndarray, rate_in: np.ndarray, rate_out: float, dt: float) -> np.ndarray:
-    """One exact step of ``dx/dt = rate_in (1 - x) - rate_out x`` (rates per day, (R,) float64)."""
-    tot = rate_in + rate_out
-    inf = np.where(tot > 0, rate_in / np.where(tot > 0, tot, 1.0), x)
-    return inf + (x - inf) * np.exp(-tot * dt)
-
-
-def _source(c: np.ndarray, prod: np.ndarray, rate: np.ndarray | float, dt: float) -> np.ndarray:
-    """One exact step of ``dc/dt = prod - rate c`` (float64 (R,))."""
-    rate = np.broadcast_to(np.asarray(rate, np.float64), c.shape)
-    f = np.exp(-rate * dt)
-    inf = np.where(rate > 0, prod / np.where(rate > 0, rate, 1.0), 0.0)
-    return np.where(rate > 0, inf + (c - inf) * f, c + prod * dt)
-
-
-def crs_signal(sp: SystemicParams, il6, il1, toci, anakinra=0.0) -> np.ndarray:
-    """The CRS signal (pg/mL IL-6-equivalent): IL-6 signalling left by the IL-6R blockade plus
-    weighted IL-1 signalling left by the IL-1R blockade."""
-    return il6 * (1.0 - sp.toci_block * toci) + sp.il1_weight * il1 * (1.0 - sp.anakinra_block * anakinra)
-
-
-def fever_c(sp: SystemicParams, signal) -> np.ndarray:
-    """Fever proxy (°C): 37 + 4 s / (s + 3 g1), 38 °C exactly at the grade-1 threshold g1."""
-    g1 = max(float(sp.crs_thresholds[0]), 1e-12)
-    return 37.0 + 4.0 * signal / (signal + 3.0 * g1)
-
-
-def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) -> None:
-    """CRS (myeloid amplifier, IL-6, IL-1, fever, grade), ICANS (endothelial activation, CNS
-    cytokine exposure, grade), tocilizumab and steroid (docs/model.md, Toxicity); host float64 on
-    the (R,) pools of ``st``, from this step's kills and the ``engaged`` cells (host (R,))."""
-    R = st.il6.shape[0]
-    dt = sp.dt_days
-    step = st.step
-    lysed = (events.get("kills_tumour", np.zeros(R, np.int64))
-             + events.get("kills_healthy", np.zeros(R, np.int64))).astype(np.float64)
-    eng = np.asarray(engaged, np.float64)
-    # drugs: exposure decays, scheduled doses restore it
-    st.tocilizumab *= sp.toci_decay
-    st.steroid *= sp.steroid_decay
-    st.anakinra *= sp.anakinra_decay
-    if step in sp.anakinra_steps:
-        st.anakinra[:] = 1.0
-    if step in sp.toci_steps:
-        st.tocilizumab[:] = 1.0
-    if step in sp.steroid_steps:
-        st.steroid[:] = 1.0
-    sup = sp.steroid_sup * st.steroid
-    il1_left = 1.0 - sp.anakinra_block * st.anakinra  # IL-1 signalling left by anakinra
-    # myeloid amplifier: whole-tumour CAR-T signal (engaged cells) and lysis (per day)
-    tumour_signal = (eng * sp.truck + sp.myeloid_lysis_w * lysed / dt) / sp.domain_share
-    drive = sp.systemic_fraction * tumour_signal / sp.myeloid_s50 + sp.il1_feedback * st.il1 * il1_left / sp.il1_half
-    dn = drive ** sp.myeloid_hill
-    act = sp.myeloid_act * dn / (1.0 + dn) * (1.0 - sup)
-    st.myeloid[:] = _relax(st.myeloid, act, sp.myeloid_off, dt)
-    st.il1 *= sp.il1_decay
-    st.il1 += sp.il1_myeloid * st.myeloid * dt
-    direct = sp.systemic_fraction * (lysed * sp.il6_lysis + eng * sp.il6_act_step) / 1e6 / sp.domain_share
-    rate6 = sp.il6_rate * (1.0 - sp.toci_clear * st.tocilizumab)
-    st.il6[:] = _source(st.il6 + direct, sp.il6_myeloid * st.myeloid, rate6, dt)
-    sig = crs_signal(sp, st.il6, st.il1, st.tocilizumab, st.anakinra)
-    crs = np.searchsorted(sp.crs_thresholds, sig, side="right").astype(np.int64)
-    # ICANS: endothelial activation by the CRS signal opens the barrier; CNS cytokine from the
-    # plasma (raw IL-6: tocilizumab does not cross), CAR-T cells in the CSF and a CNS tumour
-    ea = sp.endo_act * sig / (sig + sp.endo_half)
-    st.endothelial[:] = _relax(st.endothelial, ea, sp.endo_off, dt)
-    perm = sp.bbb_q0 + (1.0 - sp.bbb_q0) * st.endothelial
-    local = (sp.csf_car_t_cyt * st.csf
-             + sp.cns_tumour_cyt * (1.0 - sp.systemic_fraction) * tumour_signal) / sp.csf_volume_mL
-    prod = sp.csf_turnover * perm * (st.il6 + sp.il1_weight * st.il1 * il1_left) + local * (1.0 - sup)
-    st.cns_cytokine[:] = _source(st.cns_cytokine, prod, sp.csf_turnover, dt)
-    icans = np.searchsorted(sp.icans_thresholds, st.cns_cytokine, side="right").astype(np.int64)
-    # peaks, grades, onsets (step + 1: the time at the end of this step; 0 never)
-    np.maximum(st.il6_peak, st.il6, out=st.il6_peak)
-    st.il6_auc += st.il6 * dt
-    np.maximum(st.csf_peak, st.csf, out=st.csf_peak)
-    np.maximum(st.myeloid_peak, st.myeloid, out=st.myeloid_peak)
-    np.maximum(st.crs_signal_peak, sig, out=st.crs_signal_peak)
-    np.maximum(st.cns_peak, st.cns_cytokine, out=st.cns_peak)
-    st.crs_onset_step[(crs >= 1) & (st.crs_onset_step == 0)] = step + 1
-    st.icans_onset_step[(icans >= 1) & (st.icans_onset_step == 0)] = step + 1
-    np.maximum(st.crs_grade_max, crs, out=st.crs_grade_max)
-    np.maximum(st.icans_grade_max, icans, out=st.icans_grade_max)
-    # reactive drugs (given at the end of the step the grade is first reached)
-    if sp.toci_grade > 0:
-        give = (st.crs_grade_max >= sp.toci_grade) & (st.tocilizumab_step == 0)
-        st.tocilizumab[give] = 1.0
-        st.tocilizumab_step[give] = step + 1
-    if sp.anakinra_grade > 0:
-        give = (np.maximum(st.crs_grade_max, st.icans_grade_max) >= sp.anakinra_grade) & (st.anakinra_step == 0)
-        st.anakinra[give] = 1.0
-        st.anakinra_step[give] = step + 1
-    if sp.steroid_grade > 0:
-        give = (np.maximum(st.crs_grade_max, st.icans_grade_max) >= sp.steroid_grade) & (st.steroid_step == 0)
-        st.steroid[give] = 1.0
-        st.steroid_step[give] = step + 1

@@ -202,79 +202,135 @@ def initial_tissue_batch(sc: Scenario, seed: int, replicates, *, chunk: int = CH
     reps = np.asarray(replicates, dtype=np.int64).ravel()
     R = reps.size
     shape = sc.shape
-    nz, ny, nx = shape
     full = (R,) + shape
     if out is None:
         out = {"kind": np.empty(full, np.uint8), "antigen_a": np.empty(full, np.uint8),
                "antigen_b": np.empty(full, np.uint8), "ecm": np.empty(full, np.float32)}
-    h = sc["domain.voxel_um"]
-    cz, cy, cx = tumour_centre_um(sc)
-    zc, yc, xc = voxel_centres_um(shape, h)
-    radius = sc["tumour.radius_um"]
-    cap = sc["stroma.capsule_thickness_um"]
-    outer = radius + cap
-    f32 = np.float32
+    tb = _TissueBuilder(sc, seed, reps, out)
+    bounds = None
+    if not tb.mixed:
+        for box in _boxes(shape, R, chunk):
+            tb.build(*box, None)
+        cum_frac = np.cumsum(tb.fr)[:3]
+        bounds = np.stack([_patch_bounds(tb.ranks[r], cum_frac) for r in range(R)])
+    for box in _boxes(shape, R, chunk):
+        tb.build(*box, bounds)
+    return out
 
-    # septa: directions and inner ends of every (replicate, septum)
-    n_septa = sc["stroma.septa_count"]
-    septa_on = not (n_septa == 0 or radius <= 0 or sc["stroma.septa_width_um"] <= 0)
-    if septa_on:
-        sdir, st0 = _septa_axes(sc, seed, reps)
+
+class _TissueBuilder:
+    """The per-batch constants of :func:`initial_tissue_batch` and the build of one box."""
+
+    def __init__(self, sc: Scenario, seed: int, reps: np.ndarray, out: dict[str, np.ndarray]):
+        self.sc, self.seed, self.reps, self.out = sc, seed, reps, out
+        self.shape = sc.shape
+        self.h = sc["domain.voxel_um"]
+        self.centre = tumour_centre_um(sc)
+        self.zc, self.yc, self.xc = voxel_centres_um(self.shape, self.h)
+        self.radius = sc["tumour.radius_um"]
+        cap = sc["stroma.capsule_thickness_um"]
+        self.outer = self.radius + cap
+        self._septa_setup()
+        self._subclone_setup()
+        self.ranks: list[list] = [[] for _ in range(reps.size)]
+
+    def _septa_setup(self) -> None:
+        """Septa: directions and inner ends of every (replicate, septum), and each strand's voxel
+        bounding box (segment from t0 to outer along d, widened by half_w)."""
+        sc, h = self.sc, self.h
+        nz, ny, nx = self.shape
+        cz, cy, cx = self.centre
+        self.n_septa = n_septa = sc["stroma.septa_count"]
+        self.septa_on = not (n_septa == 0 or self.radius <= 0 or sc["stroma.septa_width_um"] <= 0)
+        if not self.septa_on:
+            return
+        sdir, st0 = _septa_axes(sc, self.seed, self.reps)
         half_w = 0.5 * sc["stroma.septa_width_um"]
-        hw2 = half_w * half_w
-        # each strand's voxel bounding box (segment from t0 to outer along d, widened by half_w)
+        self.hw2 = half_w * half_w
         sbox = np.empty(sdir.shape[:2] + (3, 2), dtype=np.int64)
         for k, (c, n) in enumerate(((cz, nz), (cy, ny), (cx, nx))):
             dk = sdir[..., 2 - k]
-            a, b = c + dk * st0, c + dk * outer
+            a, b = c + dk * st0, c + dk * self.outer
             for idx in np.ndindex(*sdir.shape[:2]):
                 sbox[idx + (k,)] = _index_range(min(a[idx], b[idx]) - half_w,
                                                 max(a[idx], b[idx]) + half_w, h, n)
+        self.sdir, self.st0, self.sbox = sdir, st0, sbox
 
-    # subclones: 0 A+B+, 1 A+B-, 2 A-B+, 3 A-B-  (cumulative uint64 thresholds)
-    fr = np.array([sc["tumour.fraction_a_pos_b_pos"], sc["tumour.fraction_a_pos_b_neg"],
-                   sc["tumour.fraction_a_neg_b_pos"], sc["tumour.fraction_a_neg_b_neg"]])
-    cum = np.floor(np.cumsum(fr)[:3] * rng.TWO32).astype(np.uint64)
-    mixed = sc["tumour.layout"] == "mixed"
-    plan = None if mixed else _patch_plan(sc, seed, reps)
-    span = _patch_key_span(shape)
-    table = level_table(sc["tumour.antigen_level_mean"], sc["tumour.antigen_level_sd"])
-    hl = np.uint8(np.clip(round(sc["healthy.antigen_level"] * ANTIGEN_SCALE), 1, 255))
-    p_vt, p_vn = f32(sc["vessels.density_tumour_fraction"]), f32(sc["vessels.density_normal_fraction"])
+    def _subclone_setup(self) -> None:
+        """Subclones: 0 A+B+, 1 A+B-, 2 A-B+, 3 A-B- (cumulative uint64 thresholds), the patch
+        plan, antigen level tables and vessel densities."""
+        sc, f32 = self.sc, np.float32
+        self.fr = np.array([sc["tumour.fraction_a_pos_b_pos"], sc["tumour.fraction_a_pos_b_neg"],
+                            sc["tumour.fraction_a_neg_b_pos"], sc["tumour.fraction_a_neg_b_neg"]])
+        self.cum = np.floor(np.cumsum(self.fr)[:3] * rng.TWO32).astype(np.uint64)
+        self.mixed = sc["tumour.layout"] == "mixed"
+        self.plan = None if self.mixed else _patch_plan(sc, self.seed, self.reps)
+        self.span = _patch_key_span(self.shape)
+        self.table = level_table(sc["tumour.antigen_level_mean"], sc["tumour.antigen_level_sd"])
+        self.hl = np.uint8(np.clip(round(sc["healthy.antigen_level"] * ANTIGEN_SCALE), 1, 255))
+        self.p_vt = f32(sc["vessels.density_tumour_fraction"])
+        self.p_vn = f32(sc["vessels.density_normal_fraction"])
 
-    def build(r0: int, r1: int, z0: int, z1: int, y0: int, y1: int, bounds) -> None:
+    def build(self, r0: int, r1: int, z0: int, z1: int, y0: int, y1: int, bounds) -> None:
+        """Fill the box (replicates r0:r1, z0:z1, y0:y1, every x) of ``out``; a first pass of
+        the patch layout (``bounds`` None) only counts the tumour voxels of each rank key."""
+        seed, reps = self.seed, self.reps
+        nz, ny, nx = self.shape
+        cz, cy, cx = self.centre
         rs = slice(r0, r1)
         Rg = r1 - r0
-        z, y, x = zc[z0:z1], yc[:, y0:y1], xc
+        z, y, x = self.zc[z0:z1], self.yc[:, y0:y1], self.xc
         bshape = (z1 - z0, y1 - y0, nx)
         dist = np.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2)
-        in_tumour = dist <= radius
-        capsule = (~in_tumour) & (dist <= outer)
-        ecm = np.full((Rg,) + bshape, sc["stroma.background_density"], dtype=f32)
-        ecm[:, capsule] = f32(sc["stroma.capsule_density"])
-        if septa_on:
-            septa = np.zeros((Rg,) + bshape, dtype=bool)
-            px, py, pz = x - cx, y - cy, z - cz
-            for g in range(Rg):
-                for i in range(n_septa):
-                    (za, zb), (ya, yb), (xa, xb) = sbox[r0 + g, i]
-                    za, zb, ya, yb = max(za, z0), min(zb, z1), max(ya, y0), min(yb, y1)
-                    if za >= zb or ya >= yb or xa >= xb:
-                        continue
-                    sub_box = (slice(za - z0, zb - z0), slice(ya - y0, yb - y0), slice(xa, xb))
-                    septa[g][sub_box] |= _septum_mask(
-                        px[..., xa:xb], py[:, ya - y0:yb - y0], pz[za - z0:zb - z0],
-                        sdir[r0 + g, i], st0[r0 + g, i], outer, hw2)
-            ecm = np.where(septa, np.maximum(ecm, f32(sc["stroma.septa_density"])), ecm).astype(f32)
+        in_tumour = dist <= self.radius
+        capsule = (~in_tumour) & (dist <= self.outer)
+        ecm = self._ecm(r0, Rg, (z0, z1, y0, y1), bshape, capsule, (z, y, x))
 
         v0 = (z0 * ny + y0) * nx
         v = np.arange(v0, v0 + int(np.prod(bshape)), dtype=np.int64)
         w = rng.blocks(seed, reps[rs, None], 0, Stream.INIT_TISSUE, v[None, :]).reshape((Rg,) + bshape + (4,))
         w1 = rng.blocks(seed, reps[rs, None], 0, Stream.INIT_TISSUE, v[None, :], draw=1).reshape((Rg,) + bshape + (4,))
 
+        kind = self._kinds(Rg, bshape, ecm, dist, in_tumour, capsule, w)
+        tum = kind == Kind.TUMOUR
+        sub = self._subclones(r0, r1, (z0, z1, y0, y1), kind, tum, w, bounds)
+        if sub is None:
+            return
+        ag_a, ag_b = self._antigens(kind, tum, sub, w, w1)
+        at = (rs, slice(z0, z1), slice(y0, y1))
+        out = self.out
+        out["kind"][at], out["antigen_a"][at], out["antigen_b"][at], out["ecm"][at] = kind, ag_a, ag_b, ecm
+
+    def _ecm(self, r0: int, Rg: int, box, bshape, capsule, centres) -> np.ndarray:
+        """float32 ECM density of a box: background, capsule, then the septa."""
+        sc, f32 = self.sc, np.float32
+        z0, z1, y0, y1 = box
+        z, y, x = centres
+        cz, cy, cx = self.centre
+        ecm = np.full((Rg,) + bshape, sc["stroma.background_density"], dtype=f32)
+        ecm[:, capsule] = f32(sc["stroma.capsule_density"])
+        if self.septa_on:
+            septa = np.zeros((Rg,) + bshape, dtype=bool)
+            px, py, pz = x - cx, y - cy, z - cz
+            for g in range(Rg):
+                for i in range(self.n_septa):
+                    (za, zb), (ya, yb), (xa, xb) = self.sbox[r0 + g, i]
+                    za, zb, ya, yb = max(za, z0), min(zb, z1), max(ya, y0), min(yb, y1)
+                    if za >= zb or ya >= yb or xa >= xb:
+                        continue
+                    sub_box = (slice(za - z0, zb - z0), slice(ya - y0, yb - y0), slice(xa, xb))
+                    septa[g][sub_box] |= _septum_mask(
+                        px[..., xa:xb], py[:, ya - y0:yb - y0], pz[za - z0:zb - z0],
+                        self.sdir[r0 + g, i], self.st0[r0 + g, i], self.outer, self.hw2)
+            ecm = np.where(septa, np.maximum(ecm, f32(sc["stroma.septa_density"])), ecm).astype(f32)
+        return ecm
+
+    def _kinds(self, Rg: int, bshape, ecm, dist, in_tumour, capsule, w) -> np.ndarray:
+        """uint8 cell kinds of a box: tumour, fibroblasts, healthy cells, then vessels."""
+        sc, f32 = self.sc, np.float32
         dense = ecm > f32(sc["stroma.block_density"])
-        core = dist <= sc["vessels.core_radius_fraction"] * radius
-        vessel = (np.where(in_tumour, rng.below(w[..., 0], p_vt), rng.below(w[..., 0], p_vn))
+        core = dist <= sc["vessels.core_radius_fraction"] * self.radius
+        vessel = (np.where(in_tumour, rng.below(w[..., 0], self.p_vt), rng.below(w[..., 0], self.p_vn))
                   & ~core & ~capsule & ~dense)
 
         kind = np.zeros((Rg,) + bshape, dtype=np.uint8)
@@ -285,40 +341,34 @@ def initial_tissue_batch(sc: Scenario, seed: int, replicates, *, chunk: int = CH
         healthy = ~in_tumour & ~dense & rng.below(w[..., 1], f32(sc["healthy.cell_fraction"]))
         kind[healthy] = Kind.HEALTHY
         kind[vessel] = Kind.VESSEL
+        return kind
 
-        tum = kind == Kind.TUMOUR
-        if mixed:
-            sub = np.searchsorted(cum, w[..., 2].astype(np.uint64).ravel(), side="right").reshape(kind.shape)
-        else:
-            key = _patch_subclone(plan, rs, z0, z1, y0, y1, nx, span)
-            if bounds is None:  # first pass: count the tumour voxels of each rank key
-                for g in range(Rg):
-                    ranks[r0 + g].append(np.unique(key[g][tum[g]], return_counts=True))
-                return
-            sub = np.empty_like(key)
-            for g in range(Rg):
-                sub[g] = np.searchsorted(bounds[r0 + g], key[g], side="right")
+    def _subclones(self, r0: int, r1: int, box, kind, tum, w, bounds):
+        """Subclone (0..3) of every voxel of a box, or None after a first counting pass."""
+        z0, z1, y0, y1 = box
+        if self.mixed:
+            return np.searchsorted(self.cum, w[..., 2].astype(np.uint64).ravel(), side="right").reshape(kind.shape)
+        key = _patch_subclone(self.plan, slice(r0, r1), z0, z1, y0, y1, self.shape[2], self.span)
+        if bounds is None:  # first pass: count the tumour voxels of each rank key
+            for g in range(r1 - r0):
+                self.ranks[r0 + g].append(np.unique(key[g][tum[g]], return_counts=True))
+            return None
+        sub = np.empty_like(key)
+        for g in range(r1 - r0):
+            sub[g] = np.searchsorted(bounds[r0 + g], key[g], side="right")
+        return sub
+
+    def _antigens(self, kind, tum, sub, w, w1):
+        """uint8 antigen A and B levels of a box (tumour subclones, then healthy cells)."""
+        sc, f32 = self.sc, np.float32
         a_pos = tum & ((sub == 0) | (sub == 1))
         b_pos = tum & ((sub == 0) | (sub == 2))
-        ag_a = np.where(a_pos, table[w[..., 3] >> 16], 0).astype(np.uint8)
-        ag_b = np.where(b_pos, table[w1[..., 0] >> 16], 0).astype(np.uint8)
+        ag_a = np.where(a_pos, self.table[w[..., 3] >> 16], 0).astype(np.uint8)
+        ag_b = np.where(b_pos, self.table[w1[..., 0] >> 16], 0).astype(np.uint8)
         hk = kind == Kind.HEALTHY
-        ag_a[hk & rng.below(w1[..., 1], f32(sc["healthy.antigen_a_fraction"]))] = hl
-        ag_b[hk & rng.below(w1[..., 2], f32(sc["healthy.antigen_b_fraction"]))] = hl
-
-        at = (rs, slice(z0, z1), slice(y0, y1))
-        out["kind"][at], out["antigen_a"][at], out["antigen_b"][at], out["ecm"][at] = kind, ag_a, ag_b, ecm
-
-    bounds = None
-    if not mixed:
-        ranks: list[list] = [[] for _ in range(R)]
-        for box in _boxes(shape, R, chunk):
-            build(*box, None)
-        cum_frac = np.cumsum(fr)[:3]
-        bounds = np.stack([_patch_bounds(ranks[r], cum_frac) for r in range(R)])
-    for box in _boxes(shape, R, chunk):
-        build(*box, bounds)
-    return out
+        ag_a[hk & rng.below(w1[..., 1], f32(sc["healthy.antigen_a_fraction"]))] = self.hl
+        ag_b[hk & rng.below(w1[..., 2], f32(sc["healthy.antigen_b_fraction"]))] = self.hl
+        return ag_a, ag_b
 
 
 def initial_tissue(sc: Scenario, seed: int, rep: int) -> dict[str, np.ndarray]:

@@ -181,40 +181,12 @@ def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> No
     nec = (u >= t_apo) & (u < t_nec)
     div = (u >= t_nec) & (u < t_div)
 
-    # --- dead-cell clearance: one word each ----------------------------------------------
-    dead_r, dead_v = np.nonzero((kind == Kind.APOPTOTIC) | (kind == Kind.NECROTIC))
-    if dead_r.size:
-        ud = rng.words(seed, reps[dead_r], step, Stream.CLEARANCE, dead_v)
-        p_clear = np.where(kind[dead_r, dead_v] == Kind.APOPTOTIC, tp.p_clear_apoptotic,
-                           tp.p_clear_necrotic).astype(F32)
-        cleared = rng.below(ud, p_clear)
-    else:
-        cleared = np.zeros(0, dtype=bool)
+    dead_r, dead_v, cleared = _clearance(tp, kind, seed, reps, step)
 
-    # --- division: claims on a free neighbour, else on the end of a shoving path ---------------
-    dr, dv = r_idx[div], v_idx[div]
-    born_r = born_v = parent_v = np.zeros(0, dtype=np.int64)
-    lose_a = lose_b = np.zeros(0, dtype=bool)
-    if dr.size:
-        b = rng.blocks(seed, reps[dr], step, Stream.TUMOUR_DIVISION, dv)  # (n, 4)
-        target, ok = division_targets(tp, shape, kind, ecm, seed, reps, step, dr, dv, b)
-        dr, dv, target, b = dr[ok], dv[ok], target[ok], b[ok]
-        key = (b[:, 1].astype(np.uint64) << np.uint64(32)) | dv.astype(np.uint64)
-        gidx = dr.astype(np.int64) * V + target
-        win = resolve_claims(gidx, key)
-        born_r, born_v, parent_v = dr[win], target[win], dv[win]
-        lose_a = rng.below(b[win, 2], tp.p_antigen_loss)
-        lose_b = rng.below(b[win, 3], tp.p_antigen_loss)
+    born_r, born_v, parent_v, lose_a, lose_b = _divisions(tp, shape, kind, ecm, seed, reps, step,
+                                                          r_idx[div], v_idx[div])
 
-    # --- vessel collapse: a vessel with enough necrotic neighbours ---------------------------
-    vr, vv = np.nonzero(kind == Kind.VESSEL)
-    if vr.size:
-        nb, valid = neighbours(vv, shape)
-        n_nec = (valid & (kind[vr[:, None], nb] == Kind.NECROTIC)).sum(axis=1)
-        col = n_nec >= tp.collapse_neighbours
-        collapse_r, collapse_v = vr[col], vv[col]
-    else:
-        collapse_r = collapse_v = np.zeros(0, dtype=np.int64)
+    collapse_r, collapse_v = _collapse(tp, shape, kind)
 
     # --- write the new state ---------------------------------------------------------------
     kind[r_idx[apo], v_idx[apo]] = Kind.APOPTOTIC
@@ -230,18 +202,7 @@ def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> No
     kind[collapse_r, collapse_v] = Kind.NECROTIC
     displaced = kind[born_r, born_v]  # the target's kind: unchanged by the events above
     if born_r.size:
-        aa = st.antigen_a.reshape(R, V)
-        ab = st.antigen_b.reshape(R, V)
-        kind[born_r, born_v] = Kind.TUMOUR
-        aa[born_r, born_v] = np.where(lose_a, 0, aa[born_r, parent_v])
-        ab[born_r, born_v] = np.where(lose_b, 0, ab[born_r, parent_v])
-        # daughters inherit the baseline antigen levels (lost: 0) and the parent's PD-L1
-        ba, bb, pd = extra
-        if ba is not None:
-            ba.reshape(R, V)[born_r, born_v] = np.where(lose_a, 0, ba.reshape(R, V)[born_r, parent_v])
-            bb.reshape(R, V)[born_r, born_v] = np.where(lose_b, 0, bb.reshape(R, V)[born_r, parent_v])
-        if pd is not None:
-            pd.reshape(R, V)[born_r, born_v] = pd.reshape(R, V)[born_r, parent_v]
+        _write_daughters(st, extra, born_r, born_v, parent_v, lose_a, lose_b)
 
     _count(events, "tumour_apoptosis", r_idx[apo], R)
     _count(events, "tumour_necrosis", r_idx[nec], R)
@@ -256,3 +217,67 @@ def tumour_phase(st, tp: TumourParams, seed: int, step: int, events: dict) -> No
 
 def _count(events: dict, name: str, r: np.ndarray, R: int) -> None:
     events[name] = events.get(name, 0) + np.bincount(r, minlength=R).astype(np.int64)
+
+
+def _clearance(tp: TumourParams, kind, seed: int, reps, step: int):
+    """Dead-cell clearance, one word each: (replicate, voxel) of the dead cells and whether each
+    is cleared."""
+    dead_r, dead_v = np.nonzero((kind == Kind.APOPTOTIC) | (kind == Kind.NECROTIC))
+    if dead_r.size:
+        ud = rng.words(seed, reps[dead_r], step, Stream.CLEARANCE, dead_v)
+        p_clear = np.where(kind[dead_r, dead_v] == Kind.APOPTOTIC, tp.p_clear_apoptotic,
+                           tp.p_clear_necrotic).astype(F32)
+        cleared = rng.below(ud, p_clear)
+    else:
+        cleared = np.zeros(0, dtype=bool)
+    return dead_r, dead_v, cleared
+
+
+def _divisions(tp: TumourParams, shape, kind, ecm, seed: int, reps, step: int, dr, dv):
+    """Division: claims on a free neighbour, else on the end of a shoving path.  Returns the
+    daughters' replicate, voxel and parent voxel, and their antigen A / B losses."""
+    V = kind.shape[1]
+    born_r = born_v = parent_v = np.zeros(0, dtype=np.int64)
+    lose_a = lose_b = np.zeros(0, dtype=bool)
+    if dr.size:
+        b = rng.blocks(seed, reps[dr], step, Stream.TUMOUR_DIVISION, dv)  # (n, 4)
+        target, ok = division_targets(tp, shape, kind, ecm, seed, reps, step, dr, dv, b)
+        dr, dv, target, b = dr[ok], dv[ok], target[ok], b[ok]
+        key = (b[:, 1].astype(np.uint64) << np.uint64(32)) | dv.astype(np.uint64)
+        gidx = dr.astype(np.int64) * V + target
+        win = resolve_claims(gidx, key)
+        born_r, born_v, parent_v = dr[win], target[win], dv[win]
+        lose_a = rng.below(b[win, 2], tp.p_antigen_loss)
+        lose_b = rng.below(b[win, 3], tp.p_antigen_loss)
+    return born_r, born_v, parent_v, lose_a, lose_b
+
+
+def _collapse(tp: TumourParams, shape, kind):
+    """Vessel collapse: (replicate, voxel) of each vessel with enough necrotic neighbours."""
+    vr, vv = np.nonzero(kind == Kind.VESSEL)
+    if vr.size:
+        nb, valid = neighbours(vv, shape)
+        n_nec = (valid & (kind[vr[:, None], nb] == Kind.NECROTIC)).sum(axis=1)
+        col = n_nec >= tp.collapse_neighbours
+        collapse_r, collapse_v = vr[col], vv[col]
+    else:
+        collapse_r = collapse_v = np.zeros(0, dtype=np.int64)
+    return collapse_r, collapse_v
+
+
+def _write_daughters(st, extra, born_r, born_v, parent_v, lose_a, lose_b) -> None:
+    """Place the daughters: tumour kind, the parent's antigen levels (lost: 0), baselines, PD-L1."""
+    R, V = st.kind.shape[0], st.nvox
+    kind = st.kind.reshape(R, V)
+    aa = st.antigen_a.reshape(R, V)
+    ab = st.antigen_b.reshape(R, V)
+    kind[born_r, born_v] = Kind.TUMOUR
+    aa[born_r, born_v] = np.where(lose_a, 0, aa[born_r, parent_v])
+    ab[born_r, born_v] = np.where(lose_b, 0, ab[born_r, parent_v])
+    # daughters inherit the baseline antigen levels (lost: 0) and the parent's PD-L1
+    ba, bb, pd = extra
+    if ba is not None:
+        ba.reshape(R, V)[born_r, born_v] = np.where(lose_a, 0, ba.reshape(R, V)[born_r, parent_v])
+        bb.reshape(R, V)[born_r, born_v] = np.where(lose_b, 0, bb.reshape(R, V)[born_r, parent_v])
+    if pd is not None:
+        pd.reshape(R, V)[born_r, born_v] = pd.reshape(R, V)[born_r, parent_v]

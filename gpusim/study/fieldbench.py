@@ -5,7 +5,7 @@ the domain; ``"75x3"``: a large_3d tumour at 75^3) it builds the engine on the N
 runs ``warmup`` steps, then times ``steps`` steps (the whole step and the fields phase).  During
 the last timed step it records, per field, the inputs of each solve (the previous values, ``a``,
 ``s``, the vessel mask) and the result, then solves each recorded system in float64
-(:func:`gpusim.model.fields.exact_solution`) and reports per field:
+(:func:`gpusim.model.fields_exact.exact_solution`) and reports per field:
 
 * sweeps of the solve (mean and max over replicates),
 * ``err``: max-norm distance of the float32 result to the float64 converged solution of the same
@@ -140,7 +140,8 @@ def record_case(case: str, replicates: int, warmup: int, steps: int,
 def analyse(res: dict, check: int = 2) -> dict:
     """Per-field sweeps (all replicates) and error against the float64 converged solution (the
     first ``check`` replicates: the exact solves are the slow part)."""
-    from gpusim.model.fields import FieldSolver, exact_solution
+    from gpusim.model.fields import FieldSolver
+    from gpusim.model.fields_exact import exact_solution
 
     out = {}
     for name, r in res["record"].items():
