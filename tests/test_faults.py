@@ -172,7 +172,10 @@ def small_disk(tmp_path, request):
 DISK = ["domain.x_voxels=80", "domain.y_voxels=80", "tumour.radius_um=200",
         "run.output_interval_hours=1", "run.snapshot_interval_hours=0.5",
         "run.checkpoint_interval_hours=1", "run.replicates=2", "run.snapshot_replicates=2",
-        "run.days=1"]
+        "run.days=1",
+        # one CAR-T slot per voxel, as when the disk sizes below were chosen: with the default 4
+        # (crowding) the checkpoints are larger and the disk fills before the first one
+        "car_t.max_per_voxel=1"]
 
 
 @pytest.mark.parametrize("small_disk,margin", [("4m", getattr(writer_mod, "_SPACE_MARGIN", 1 << 20)), ("3m", -(10**15))],

@@ -90,9 +90,15 @@ def test_single_replicate_api_unchanged(name):
 @pytest.mark.parametrize("name", sorted(STATE_CASES))
 def test_initial_engine_state_bitwise_as_before(name):
     scn, sets, _ = CASES[name]
-    sc = load_scenario(scn, sets).replace(run__seed=SEED)
+    # the digests were recorded with one CAR-T slot per voxel; the table is car_t.max_per_voxel
+    # slots per voxel since CAR-T crowding (issue 11), all empty at set-up
+    sc = load_scenario(scn, [*sets, "car_t.max_per_voxel=1"]).replace(run__seed=SEED)
     sim = Simulation(sc, replicates=STATE_CASES[name], first_replicate=1)
-    ref = DIGESTS[name]["state"]
+    # the initial steady-state fields moved on purpose since (issue 11: per-cell glucose uptake,
+    # TGF-β in ng/mL); their accuracy is tests/test_fields_accuracy.py's, and the golden
+    # references hold them: here every other array of the initial state
+    solved = {"o2", "glucose", "chemokine", "tgfb", "ifng", "il12"}
+    ref = {k: v for k, v in DIGESTS[name]["state"].items() if k not in solved}
     got = sim.state.digest()
     assert {k: got[k] for k in ref} == ref
     # state arrays added since the digests were recorded: the toxicity and CSF state of issue 12
@@ -103,7 +109,7 @@ def test_initial_engine_state_bitwise_as_before(name):
     seen = sim.car_t_params.rec_threshold[st.antigen_a.reshape(R, -1).astype(np.int64) * 256
                                           + st.antigen_b.reshape(R, -1)] > 0
     np.testing.assert_array_equal(st.tumour_invisible_initial, (tum & ~seen).sum(axis=1))
-    for k in set(got) - set(ref) - {"tumour_invisible_initial"}:
+    for k in set(got) - set(ref) - {"tumour_invisible_initial"} - solved:
         assert not np.asarray(getattr(st, k)).any(), k
 
 

@@ -106,7 +106,10 @@ class FieldsPhase:
     def _signals(self, sc, solver) -> None:
         """Solvers and constants of the signalling fields: TGF-β, IFN-γ, IL-12."""
         # TGF-β
-        self.tgfb = solver("tgfb", 0.0, 1.0)
+        # scale: the T cells' half-maximal TGF-β in the field's units (total TGF-β1, ng/mL), the
+        # level at which the field acts; in ng/mL the field reaches tens, where a scale of 1 put
+        # the float32 rounding level (noise) above the tolerance
+        self.tgfb = solver("tgfb", 0.0, sc["car_t.tgfb_half_ng_per_mL"] / sc["tgfb.active_fraction"])
         self.tgfb_decay = F32(sc["tgfb.decay_per_min"])
         self.tgfb_base = self.tgfb_decay + self.inv_dt
         self.tgfb_src = np.zeros(N_KINDS, dtype=F32)
