@@ -258,6 +258,6 @@ def write_json(record: dict, path, force: bool = False) -> Path:
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__

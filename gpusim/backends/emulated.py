@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import nvrtc
-from ..backends.interface import KERNELS, SCALARS, signature
+from . import nvrtc
+from .interface import KERNELS, SCALARS, signature
 from ..errors import BackendError
 
 SHIM = Path(__file__).with_name("emu_shim.h")
