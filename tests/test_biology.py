@@ -52,6 +52,18 @@ def simulate(steps: int, **over) -> Simulation:
     return sim
 
 
+_SHARED: dict = {}
+
+
+def shared(steps: int, **over) -> Simulation:
+    """``simulate(steps, **over)`` made once per session: an arm that several tests read (here and
+    in tests/test_nextgen.py); tests must not step or change it."""
+    key = (steps, repr(sorted(over.items())))
+    if key not in _SHARED:
+        _SHARED[key] = simulate(steps, **over)
+    return _SHARED[key]
+
+
 def assert_greater(x, y, what: str) -> None:
     """One-sided exact Wilcoxon signed-rank test of x > y (paired), at ALPHA."""
     x = np.asarray(x, dtype=np.float64)
@@ -103,7 +115,7 @@ def test_hypoxia_factor_suppresses_killing():
 
 
 def test_ifng_from_engaged_car_t_induces_pdl1():
-    treated = simulate(60)
+    treated = shared(60)
     untreated = simulate(60, delivery__dose_cells=0.0)
     assert float(untreated.state.ifng.max()) == 0.0  # no CAR-T cell: no IFN-γ at all (exact)
     assert float(treated.state.ifng.max()) > 0.0
@@ -337,7 +349,18 @@ CAPSULE = {"stroma.capsule_thickness_um": 60.0, "stroma.capsule_density": 0.95,
            "delivery.route": "intravenous", "delivery.dose_cells": 3e9}
 
 
+_INFILTRATION: dict = {}
+
+
 def _infiltration(sim_over, steps=150):
+    """The summed infiltration of an arm, computed once per module (arms recur across tests)."""
+    key = (repr(sorted(sim_over.items())), steps)
+    if key not in _INFILTRATION:
+        _INFILTRATION[key] = _infiltration_run(sim_over, steps)
+    return _INFILTRATION[key].copy()
+
+
+def _infiltration_run(sim_over, steps):
     v = dict(SMALL)
     v.update(CAPSULE)
     # the tumour boundary held still (the former division rule: free neighbours only), so that the

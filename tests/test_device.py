@@ -5,7 +5,9 @@ and the kernels compiled by NVRTC.
   cells, zero-order oxygen consumption, 4th generation with fibroblasts, lymphodepletion and
   stroma drug) run on the NumPy engine and on the device backend's step
   (``cupy_backend.DevicePhases``, kernels compiled for the host by g++, threads reversed or
-  shuffled), compared bitwise, every state array and every event, at every step.
+  shuffled), compared bitwise, every state array and every event, at every step, until every
+  event the case fires within 60 steps has fired (``FIRES``; at least 20 steps, at most 60); the
+  variants and the next-generation scenarios are checked to fire what they are for, in those runs.
 * One full-size scenario runs past the step where its IFN-gamma becomes subnormal, bitwise with
   the device's compile options, and diverges when flush-to-zero is emulated (what
   ``cupy.RawModule``'s forced ``-ftz=true`` would do): the options are what keeps the contract.
@@ -16,6 +18,7 @@ and the kernels compiled by NVRTC.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -29,9 +32,10 @@ import pytest
 from gpusim.backends import interface, nvrtc
 from gpusim.backends.cupy_backend import device_phases
 from gpusim.backends.nvrtc import kernel_dir, kernel_files
-from gpusim.backends.selfcheck import first_difference, reduced, verify
-from gpusim.engine import Simulation
+from gpusim.backends.selfcheck import Mismatch, first_difference, reduced, verify
+from gpusim.engine import EVENTS, Simulation
 from gpusim.errors import CapacityError
+from gpusim.model.lattice import TState
 from gpusim.scenario import bundled, load_scenario
 from gpusim.testing import assert_device_solve_bitwise, solver_case
 from gpusim.backends.emulated import EmulatedRuntime, compiler
@@ -86,37 +90,108 @@ def _pair(sc, rt, R=2, first=3):
             Simulation(sc, replicates=R, first_replicate=first, phases=device_phases(rt)))
 
 
+#: events every treated case fires within 60 steps (summed over its 2 replicates)
+_TREATED = ("car_t_entered", "engagements", "trogocytosis", "kills_tumour", "antigen_recovered",
+            "tumour_divisions", "tumour_apoptosis", "cleared", "car_t_births", "car_t_deaths")
+#: what each case fires within 60 steps at its reduced size (measured with the NumPy engine;
+#: "exhausted": a live CAR-T cell in the exhausted state after a step):
+#: the bitwise run stops once every one of them has fired (and STEPS_AFTER more steps have been
+#: compared, at least MIN_STEPS in all); it never goes past MAX_STEPS, and a case not listed here
+#: (or whose events fire later under other parameters) runs MAX_STEPS steps.  So each case
+#: compares every kernel path it reaches in MAX_STEPS steps, bitwise, without the steps after.
+FIRES = {
+    "armoured": _TREATED + ("tumour_necrosis", "exhausted"),
+    "dual_target": _TREATED + ("healthy_displaced",),
+    "gbm_prime_boost": _TREATED + ("healthy_displaced",),
+    "gen5": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "memory_conversions", "memory_reactivations"),
+    "healthy_antigen": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_healthy"),
+    "intratumoral": _TREATED + ("tumour_necrosis",),
+    "iv_baseline": _TREATED + ("tumour_necrosis", "fibroblast_displaced"),
+    "large_3d": _TREATED + ("fibroblast_displaced", "exhausted"),
+    "no_barriers": _TREATED + ("healthy_displaced",),
+    "pd1_combo": _TREATED + ("tumour_necrosis", "fibroblast_displaced"),
+    "quickstart": _TREATED + ("fibroblast_displaced",),
+    "regional_gbm": _TREATED + ("healthy_displaced", "exhausted"),
+    "stroma_targeting": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_fibroblast"),
+    "truck_il12": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_innate", "exhausted"),
+    "untreated": ("tumour_divisions", "healthy_displaced"),
+    "crowding": _TREATED + ("tumour_necrosis",),
+    "lympho_drug": _TREATED + ("fibroblast_displaced", "exhausted"),
+    "memory": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "memory_conversions", "memory_reactivations"),
+    "pd1_gen5_lympho": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "memory_conversions",
+                                   "memory_reactivations", "pd1_reinvigorations", "exhausted"),
+    "schedule_drugs": _TREATED + ("fibroblast_displaced",),
+    "shove_3d": ("tumour_apoptosis", "tumour_divisions", "fibroblast_displaced", "cleared"),
+    "truck_fibroblasts": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_innate"),
+    "zero_order_o2": _TREATED + ("tumour_necrosis",),
+}
+MIN_STEPS, STEPS_AFTER, MAX_STEPS = 20, 5, 60
+
+
+@pytest.fixture(scope="module")
+def bitwise_run():
+    """``run(name)``: the case on the NumPy engine and on the device step, compared bitwise after
+    every step until its FIRES have fired (at most MAX_STEPS); ``(mismatch, steps, event totals,
+    NumPy state)``, once per case and module (the mechanism checks below read the same runs)."""
+    done = {}
+
+    def run(name):
+        if name not in done:
+            done[name] = _bitwise(name)
+        return done[name]
+    return run
+
+
+def _live(st, state):
+    """Live CAR-T cells in ``state`` (R, C)."""
+    return (st.t_state == state) & (np.arange(st.t_state.shape[1])[None, :] < st.t_count[:, None])
+
+
+def _bitwise(name):
+    base, extra = VARIANTS.get(name, (name, []))
+    ref, dev = _pair(reduced(base, extra), EmulatedRuntime(order=1 + hash(name) % 2))
+    need, tot, stop, step = FIRES.get(name), dict.fromkeys(EVENTS + ("exhausted",), 0), MAX_STEPS, 0
+    m = first_difference(ref, dev, 0, name)  # 0 steps: compares the states (and events) as they are
+    while m is None and step < stop:
+        ref.step()
+        dev.step()
+        step += 1
+        m = first_difference(ref, dev, 0, name)
+        for k, v in ref.last_events.items():
+            tot[k] += int(v.sum())
+        tot["exhausted"] += int(_live(ref.state, TState.EXHAUSTED).sum())
+        if need and stop == MAX_STEPS and all(tot[k] for k in need):
+            stop = min(MAX_STEPS, max(MIN_STEPS, step + STEPS_AFTER))
+    if m is not None:
+        return dataclasses.replace(m, step=step), step, tot, ref.state
+    for k, v in ref.metrics().items():
+        try:
+            np.testing.assert_array_equal(dev.metrics()[k], v, err_msg=k)
+        except AssertionError as e:
+            return Mismatch(name, step, f"metric {k}", str(e)), step, tot, ref.state
+    return None, step, tot, ref.state
+
+
 # ----------------------------------------------------------------------------- the device step
 @needs_cxx
 @pytest.mark.parametrize("name", sorted(bundled()) + sorted(VARIANTS))
-def test_device_step_bitwise_every_step(name):
+def test_device_step_bitwise_every_step(name, bitwise_run):
     """The backend's own step on the emulated device equals the NumPy engine bitwise at every
-    step (threads reversed for half the cases, shuffled for the other half)."""
-    base, extra = VARIANTS.get(name, (name, []))
-    rt = EmulatedRuntime(order=1 + hash(name) % 2)
-    ref, dev = _pair(reduced(base, extra), rt)
-    m = first_difference(ref, dev, 60, name)
+    step (threads reversed for half the cases, shuffled for the other half), every state array,
+    every event and every metric, until every event the case fires in MAX_STEPS steps has fired."""
+    m, _, _, st = bitwise_run(name)
     assert m is None, m
     if name in NO_DOSE:
-        assert (ref.state.kind == 1).sum() > ref.state.tumour_initial.sum(), "the tumour did not grow"
+        assert (st.kind == 1).sum() > st.tumour_initial.sum(), "the tumour did not grow"
     else:
-        assert ref.state.t_count.sum() > 0 or ref.state.kills_tumour.sum() > 0, "no CAR-T cell took part"
-    for k, v in ref.metrics().items():
-        np.testing.assert_array_equal(dev.metrics()[k], v, err_msg=k)
+        assert st.t_count.sum() > 0 or st.kills_tumour.sum() > 0, "no CAR-T cell took part"
 
 
 @needs_cxx
-def test_variants_exercise_their_mechanism(emulated):
-    """The variants do switch on what they are for (else the bitwise test above proves little)."""
-    seen = {}
-    for name, (base, extra) in VARIANTS.items():
-        sim = Simulation(reduced(base, extra), replicates=2, first_replicate=3)
-        tot = dict.fromkeys(sim.last_events or ["memory_conversions", "memory_reactivations"], 0)
-        for _ in range(60):
-            sim.step()
-            for k, v in sim.last_events.items():
-                tot[k] = tot.get(k, 0) + int(v.sum())
-        seen[name] = (tot, sim.state)
+def test_variants_exercise_their_mechanism(bitwise_run):
+    """The variants (and the bundled next-generation scenarios) do switch on what they are for,
+    in the runs compared bitwise above (else the bitwise test proves little)."""
+    seen = {name: bitwise_run(name)[2:] for name in list(VARIANTS) + ["truck_il12", "stroma_targeting", "gen5"]}
     tot, _ = seen["memory"]
     assert tot["memory_conversions"] > 0 and tot["memory_reactivations"] > 0, tot
     _, st = seen["zero_order_o2"]
@@ -132,6 +207,10 @@ def test_variants_exercise_their_mechanism(emulated):
     assert max(shared) > 1, "no voxel holds two CAR-T cells"
     tot, _ = seen["shove_3d"]
     assert tot["fibroblast_displaced"] > 0 and tot["tumour_divisions"] > 0, tot
+    # innate kills in truck_il12, CAF kills in stroma_targeting, JAK-STAT memory formation in gen5
+    for name, event in {"truck_il12": "kills_innate", "stroma_targeting": "kills_fibroblast",
+                        "gen5": "memory_conversions"}.items():
+        assert seen[name][0][event] > 0, (name, event)
 
 
 @needs_cxx
@@ -140,12 +219,21 @@ def test_full_size_run_keeps_subnormals_and_ftz_would_break_it():
     flush-to-zero emulated (cupy.RawModule's forced -ftz=true) it diverges where IFN-gamma
     becomes subnormal, so this case does exercise subnormals."""
     sc = load_scenario("iv_baseline")
-    ref, dev = _pair(sc, EmulatedRuntime(order=2), R=1, first=0)
-    assert first_difference(ref, dev, 16, "iv_baseline") is None
     ftz = EmulatedRuntime(order=2, options=nvrtc.OPTIONS + ("-ftz=true",))
     assert ftz.ftz
-    ref, dev = _pair(sc, ftz, R=1, first=0)
-    m = first_difference(ref, dev, 16, "iv_baseline")
+    ref = Simulation(sc, replicates=1, first_replicate=0)  # one NumPy run, compared with both
+    devs = {rt: Simulation(sc, replicates=1, first_replicate=0, phases=device_phases(rt))
+            for rt in (EmulatedRuntime(order=2), ftz)}
+    found = {rt: first_difference(ref, d, 0, "iv_baseline") for rt, d in devs.items()}
+    for step in range(1, 17):
+        ref.step()
+        for rt, d in devs.items():
+            if found[rt] is None:
+                d.step()
+                m = first_difference(ref, d, 0, "iv_baseline")  # 0 steps: compares them as they are
+                found[rt] = m and dataclasses.replace(m, step=step)
+    m = found.pop(ftz)
+    assert list(found.values()) == [None], found
     assert m is not None and m.what in ("ifng", "pdl1", "chemokine"), m
 
 

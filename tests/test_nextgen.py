@@ -21,7 +21,7 @@ import pytest
 from gpusim.engine import Simulation
 from gpusim.model.lattice import Kind
 from gpusim.scenario import load_scenario
-from test_biology import SMALL, assert_greater, simulate
+from test_biology import SMALL, assert_greater, shared, simulate
 
 #: a heterogeneous tumour: half the cells carry antigen A, half carry no antigen, mixed cell by cell
 HETEROGENEOUS = dict(tumour__fraction_a_pos_b_neg=0.5, tumour__fraction_a_neg_b_neg=0.5,
@@ -94,7 +94,7 @@ def test_conditioning_time_courses():
 
 
 def test_lymphodepletion_raises_expansion_and_killing():
-    plain = simulate(60)
+    plain = shared(60)  # tests/test_biology.py's treated arm
     ld = simulate(60, delivery__lymphodepletion=True)
     assert_greater(ld.state.car_t_births, plain.state.car_t_births, "births after lymphodepletion")
     assert_greater(ld.state.kills_tumour, plain.state.kills_tumour, "kills after lymphodepletion")
@@ -201,16 +201,5 @@ def test_steroid_lowers_car_t_in_tissue():
     assert_greater(plain.state.t_count, ster.state.t_count, "CAR-T cells in tissue without steroid")
 
 
-def test_bundled_next_generation_scenarios_exercise_their_mechanism():
-    """The bundled scenarios that the device test runs bitwise do switch the new mechanisms on
-    (reduced as there: 32 x 32 voxels, 60 steps): innate kills in truck_il12, CAF kills in
-    stroma_targeting, JAK-STAT memory formation in gen5."""
-    from gpusim.backends.selfcheck import reduced
-    want = {"truck_il12": "kills_innate", "stroma_targeting": "kills_fibroblast", "gen5": "memory_conversions"}
-    for name, event in want.items():
-        sim = Simulation(reduced(name), replicates=2, first_replicate=3)
-        tot = 0
-        for _ in range(60):
-            sim.step()
-            tot += int(sim.last_events[event].sum())
-        assert tot > 0, (name, event)
+# the bundled next-generation scenarios (truck_il12, stroma_targeting, gen5) switch their mechanisms
+# on in the runs that tests/test_device.py compares bitwise: test_variants_exercise_their_mechanism
