@@ -64,41 +64,43 @@ def occupied(xp, st):
     return occ
 
 
-def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray) -> int:
+def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray) -> np.ndarray:
     """Step 1 of the phase, host float64: the doses due at ``step`` into the blood and CSF pools
-    (in place; a regional dose enters the CSF pool over its infusion).  Returns ``n_inject``, the
-    cells the intratumoral placement puts into the domain (0 unless an intratumoral dose is
-    due)."""
-    n_inject = 0
-    for route, dose in sp.dose_steps.get(step, ()):
+    of their product (``blood``, ``csf`` (R, P), in place; a regional dose enters the CSF pool
+    over its infusion).  Returns int64 (P,) ``n_inject``, the cells of each product the
+    intratumoral placement puts into the domain (0 unless an intratumoral dose is due)."""
+    n_inject = np.zeros(sp.n_products, dtype=np.int64)
+    for route, dose, p in sp.dose_steps.get(step, ()):
         if route == "intravenous":
-            blood += dose
+            blood[:, p] += dose
         elif route == "intratumoral":
             if dose > 0:
-                blood += dose * sp.leak
-                n_inject += int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
+                blood[:, p] += dose * sp.leak
+                n_inject[p] += int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
         else:  # regional
             if dose > 0:
-                blood += dose * sp.regional_bf
+                blood[:, p] += dose * sp.regional_bf
     for s0, due in sp.dose_steps.items():
         if s0 <= step < s0 + sp.infusion_steps:
-            for route, dose in due:
+            for route, dose, p in due:
                 if route == "regional" and dose > 0:
-                    csf += dose * (1.0 - sp.regional_bf) / sp.infusion_steps
+                    csf[:, p] += dose * (1.0 - sp.regional_bf) / sp.infusion_steps
     return n_inject
 
 
 def face_lambda(sp: SystemicParams, csf: np.ndarray) -> np.ndarray | None:
     """float64 (R,): the CSF / cavity cells the domain's face receives this step (the pool's
-    per-step tissue-entry fraction of the face's share), or None without a face or cells."""
+    per-step tissue-entry fraction of the face's share; every product's), or None without a face
+    or cells.  ``csf`` (R, P)."""
     if sp.face_voxels is None or not (csf > 0).any():
         return None
-    return csf * sp.csf_entry_per_step * sp.face_share
+    return csf.sum(axis=1) * sp.csf_entry_per_step * sp.face_share
 
 
 def regional_csf(sp: SystemicParams, csf: np.ndarray, entered: np.ndarray) -> None:
-    """The CSF pool loses the face entrants scaled to the whole surface (host, in place): the
-    whole surface admits ``entrants / face_share`` (floor 0)."""
+    """Each product's CSF pool loses its face entrants scaled to the whole surface (host, in
+    place; ``csf``, ``entered`` (R, P)): the whole surface admits ``entrants / face_share`` (floor
+    0)."""
     if sp.face_share > 0:
         csf -= entered / sp.face_share
         np.maximum(csf, 0.0, out=csf)
@@ -109,10 +111,11 @@ def blood_after_entry(sp: SystemicParams, blood: np.ndarray, csf: np.ndarray,
                       steroid: np.ndarray | None = None) -> None:
     """Step 3, host float64 (in place): homing, IV -> CSF trafficking (raised by endothelial
     activation), clearance, CSF outflow (a fraction to the blood), the steroid's extra clearance
-    of circulating and CSF cells (floor 0)."""
+    of circulating and CSF cells (floor 0).  ``blood``, ``csf``, ``entered`` (R, P): each
+    product's pool on its own; ``endothelial``, ``steroid`` (R,)."""
     R = blood.shape[0]
-    endo = np.zeros(R) if endothelial is None else endothelial
-    ster = np.zeros(R) if steroid is None else steroid
+    endo = (np.zeros(R) if endothelial is None else endothelial)[:, None]
+    ster = (np.zeros(R) if steroid is None else steroid)[:, None]
     blood -= entered
     blood -= blood * sp.homing_per_step
     to_csf = blood * (sp.blood_to_csf_per_step * (1.0 + sp.csf_gain * endo))
@@ -206,10 +209,11 @@ def vessel_entry(st, sp: SystemicParams, seed: int, step: int, lam: np.ndarray) 
     return enter
 
 
-def append_entrants(xp, st, enter, max_div: int) -> np.ndarray:
+def append_entrants(xp, st, enter, max_div: int, product=0) -> np.ndarray:
     """Append a CAR-T cell at every voxel marked in ``enter`` ((R, V) bool or uint8, NumPy or CuPy)
     after each replicate's live cells, in voxel order (effector, exhaustion 0, ``max_div``
-    divisions left, no kills, no direction, not activated).  Returns the host int64 (R,) counts;
+    divisions left, no kills, no direction, not activated, product id ``product``: one for all,
+    or host uint8 per entrant in (replicate, voxel) order).  Returns the host int64 (R,) counts;
     raises CapacityError, writing nothing, when a replicate would need more than C slots."""
     R, C = st.t_state.shape
     e = enter.reshape(R, -1)
@@ -234,6 +238,7 @@ def append_entrants(xp, st, enter, max_div: int) -> np.ndarray:
     st.t_dir[er, slot] = -1
     st.t_act[er, slot] = 0
     st.t_eng[er, slot] = 0
+    st.t_prod[er, slot] = product if np.isscalar(product) else xp.asarray(product)
     st.t_count[:] = xp.asarray(new.astype(np.int32))
     return count
 
@@ -250,29 +255,70 @@ class NumpyEntry:
         return sp.inject_order
 
 
+def entrant_products(seed: int, reps: np.ndarray, step: int, er: np.ndarray, ev: np.ndarray,
+                     pools: np.ndarray) -> np.ndarray:
+    """The product of each entrant (replicate ``er``, voxel ``ev``, host int64): drawn in
+    proportion to the replicate's pools ``pools`` (R, P) float64, which hold the cells the
+    entrants come from.  Product k iff ``c_(k-1) <= u < c_k`` in words: the entrant's word u
+    (word 0 of block (v) of stream ENTRY_PRODUCT) is below ``threshold(c_k)`` for k and not for
+    k − 1, ``c_k = float32(Σ_(j<=k) pools_j / Σ pools)`` (host float64, rounded once; c of the
+    last product is 1, and an empty total gives product 0).  uint8 (n,)."""
+    P = pools.shape[1]
+    cum = np.cumsum(np.maximum(pools, 0.0), axis=1)
+    tot = cum[:, -1:]
+    c = np.where(tot > 0, cum[:, :-1] / np.where(tot > 0, tot, 1.0), 1.0).astype(F32)  # (R, P-1)
+    u = rng.blocks(seed, reps[er], step, Stream.ENTRY_PRODUCT, ev)[:, 0]
+    prod = np.zeros(er.size, dtype=np.uint8)
+    for k in range(P - 1):
+        prod += ~rng.below(u, c[er, k])
+    return prod
+
+
+def enter_products(xp, st, sp: SystemicParams, seed: int, step: int, enter,
+                   pools: np.ndarray | None = None, product: int = 0) -> np.ndarray:
+    """Append the entrants marked in ``enter`` (:func:`append_entrants`), each of product
+    ``product``, or, given ``pools`` (R, P), of the product drawn by :func:`entrant_products`.
+    Returns host int64 (R, P): the entrants of each product."""
+    R, P = st.kind.shape[0], sp.n_products
+    out = np.zeros((R, P), dtype=np.int64)
+    if pools is None or P == 1:
+        out[:, product] = append_entrants(xp, st, enter, sp.max_divisions, product)
+        return out
+    er, ev = (to_host(a).astype(np.int64) for a in xp.nonzero(enter.reshape(R, -1)))
+    prod = entrant_products(seed, st.replicates, step, er, ev, pools)
+    append_entrants(xp, st, enter, sp.max_divisions, prod)
+    np.add.at(out, (er, prod.astype(np.int64)), 1)
+    return out
+
+
 def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict,
                    entry=NumpyEntry) -> None:
     """The systemic phase on any backend: the host arithmetic here, the entry decisions from
     ``entry`` (``regional``, ``vessels``: (R, V) masks; ``xp`` the array module), entrants
-    appended in voxel order (intratumoral, then the CSF face, then vessels)."""
+    appended in voxel order (intratumoral, product by product, then the CSF face, then vessels),
+    each entrant of the product whose pool it came from (:func:`enter_products`)."""
     xp = entry.xp
     n_inject = doses_due(sp, step, st.blood, st.csf)
     entered = np.zeros(st.kind.shape[0], dtype=np.int64)
-    if n_inject > 0:
-        enter = inject_select(xp, st, sp, seed, step, n_inject, entry.inject_order(sp))
-        e = append_entrants(xp, st, enter, sp.max_divisions)
-        st.entered_intratumoral += e
-        entered += e
+    for p in np.flatnonzero(n_inject > 0):
+        enter = inject_select(xp, st, sp, seed, step, int(n_inject[p]), entry.inject_order(sp))
+        e = enter_products(xp, st, sp, seed, step, enter, product=int(p))
+        st.entered_intratumoral += e.sum(axis=1)
+        st.entered_product += e
+        entered += e.sum(axis=1)
     lam_face = face_lambda(sp, st.csf)
     if lam_face is not None:
-        e = append_entrants(xp, st, entry.regional(st, sp, seed, step, lam_face), sp.max_divisions)
+        e = enter_products(xp, st, sp, seed, step, entry.regional(st, sp, seed, step, lam_face),
+                           pools=st.csf)
         regional_csf(sp, st.csf, e)
-        st.entered_regional += e
-        entered += e
-    lam = st.blood * sp.homing_per_step * sp.domain_share  # float64 (R,)
-    e = append_entrants(xp, st, entry.vessels(st, sp, seed, step, lam), sp.max_divisions)
-    st.entered_iv += e
+        st.entered_regional += e.sum(axis=1)
+        st.entered_product += e
+        entered += e.sum(axis=1)
+    lam = st.blood.sum(axis=1) * sp.homing_per_step * sp.domain_share  # float64 (R,)
+    e = enter_products(xp, st, sp, seed, step, entry.vessels(st, sp, seed, step, lam), pools=st.blood)
+    st.entered_iv += e.sum(axis=1)
+    st.entered_product += e
     blood_after_entry(sp, st.blood, st.csf, e, st.endothelial, st.steroid)
     if sp.conditioning.on:  # homeostatic expansion after lymphodepletion (IL-7 / IL-15)
         st.blood *= math.exp(sp.lympho_rate * sp.conditioning.cytokines(step))
-    events["car_t_entered"] = events.get("car_t_entered", 0) + entered + e
+    events["car_t_entered"] = events.get("car_t_entered", 0) + entered + e.sum(axis=1)

@@ -18,12 +18,13 @@ F32 = np.float32
 
 @dataclass(frozen=True)
 class SystemicParams:
-    dose_steps: dict[int, tuple]  # step -> ((route, cells), ...) in the schedule's order
+    dose_steps: dict[int, tuple]  # step -> ((route, cells, product id), ...) in the schedule's order
     homing_per_step: float
     domain_share: float
     clearance_factor: float
     weight256: np.float32
     max_divisions: int
+    n_products: int = 1  # scenario.products: pools per product, product ids 0 .. n - 1
     leak: float = 0.0
     inject_order: np.ndarray | None = None  # (V,) int64 voxels sorted by (distance to the nearest site, v)
     inject_shells: tuple | None = None  # (starts, ends) int64 (S,): runs of equal distance in that order
@@ -83,7 +84,7 @@ class SystemicParams:
 
     @property
     def routes(self) -> set:
-        return {r for d in self.dose_steps.values() for r, _ in d}
+        return {r for d in self.dose_steps.values() for r, _, _ in d}
 
     @classmethod
     def from_scenario(cls, sc, nvox: int) -> "SystemicParams":
@@ -106,14 +107,15 @@ class SystemicParams:
 
 def _delivery_terms(sc, nvox: int) -> dict:
     """Doses, pools and entry terms of :meth:`SystemicParams.from_scenario`."""
-    from ..scenario import doses as scenario_doses
+    from ..scenario import dose_plan, products
     dt = sc["run.dt_min"]
     dtd = dt / 1440.0
     doses: dict[int, tuple] = {}
-    for route, day, cells in scenario_doses(sc):
-        s = int(round(day * 1440.0 / dt))
-        doses[s] = doses.get(s, ()) + ((route, float(cells)),)
-    routes = {r for d in doses.values() for r, _ in d}
+    prods = products(sc)
+    for d in dose_plan(sc):
+        s = int(round(d.day * 1440.0 / dt))
+        doses[s] = doses.get(s, ()) + ((d.route, float(d.cells), prods.index(d.targets)),)
+    routes = {r for d in doses.values() for r, _, _ in d}
     h = sc["domain.voxel_um"]
     vox_cm3 = (h * 1e-4) ** 3
     shape = sc.shape
@@ -132,6 +134,7 @@ def _delivery_terms(sc, nvox: int) -> dict:
         clearance_factor=math.exp(-ln2 * dtd / sc["delivery.blood_half_life_days"]),
         weight256=F32(256.0 * sc["delivery.chemokine_weight"]),
         max_divisions=int(sc["car_t.max_divisions"]),
+        n_products=len(prods),
         leak=float(sc["delivery.leak_fraction"]),
         inject_order=order,
         inject_shells=shells,
