@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -100,6 +101,23 @@ def _status(res) -> str:
     return now if now == res.status else f"{now} (writer gone; 'gpusim resume {res.path}' continues it)"
 
 
+def _product_rows(res) -> list:
+    """Summary rows per CAR-T product (runs with more than one product): cells in the tissue and
+    entrants so far, from the ``car_t_product`` and ``entered_product`` profiles."""
+    prof = getattr(res, "profiles", {}) or {}
+    if "car_t_product" not in prof or prof["car_t_product"].shape[-1] < 2:
+        return []
+    desc = res.descriptions.get("/profiles/bin_edges/car_t_product", "")
+    names = dict(re.findall(r"(\d+) = '([^']*)'", desc))
+    rows = []
+    for k in range(prof["car_t_product"].shape[-1]):
+        tag = f"product {k}" + (f" ({names[str(k)]})" if str(k) in names else "")
+        rows.append((f"{tag} CAR-T (now)", None, prof["car_t_product"][:, -1, k]))
+        if "entered_product" in prof:
+            rows.append(("  entered so far", None, prof["entered_product"][:, -1, k]))
+    return rows
+
+
 def _print_summary(res) -> None:
     a = res.attrs
     R = res.replicates
@@ -114,6 +132,7 @@ def _print_summary(res) -> None:
         # memory CAR-T (car_t.memory_*): shown only when the run formed any
         if "car_t_memory" in ts and np.any(ts["car_t_memory"]):
             rows.append(("CAR-T memory cells (now)", None, ts["car_t_memory"][:, -1]))
+        rows += _product_rows(res)
         for label, a0, a1 in rows:
             s = f"  {label:<28} mean {np.mean(a1):10.1f}  median {np.median(a1):10.1f}  range {np.min(a1):g}..{np.max(a1):g}"
             if a0 is not None:

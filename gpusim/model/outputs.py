@@ -209,6 +209,8 @@ class Observer:
         self.shell = shell_index(d, self.radial_edges)  # (V,)
         self.shell_voxels = np.bincount(self.shell, minlength=self.radial_edges.size - 1)
         self.closing = int(scenario["outputs.boundary_closing_voxels"])
+        from ..scenario import products
+        self.products = products(scenario)  # the target rule of each product id
 
     # -- per output interval --------------------------------------------------------------------
     def depth_metrics(self, st, rows: np.ndarray, slots: np.ndarray) -> dict[str, np.ndarray]:
@@ -238,8 +240,11 @@ class Observer:
         pos = st.t_pos[rows, slots].astype(np.int64)
         car = np.bincount(rows * nb + self.shell[pos], minlength=R * nb).reshape(R, nb)
         exh = histogram_counts(st.t_exh[rows, slots].astype(np.float64), rows, EXHAUSTION_EDGES, R)
+        P = len(self.products)
+        prod = np.bincount(rows * P + st.t_prod[rows, slots], minlength=R * P).reshape(R, P)
         return {"car_t_radial": car.astype(np.int64), "tumour_radial": tumour.astype(np.int64),
-                "exhaustion_histogram": exh}
+                "exhaustion_histogram": exh, "car_t_product": prod.astype(np.int64),
+                "entered_product": st.entered_product.astype(np.int64)}
 
     @staticmethod
     def signal_metrics(st) -> dict[str, np.ndarray]:
@@ -256,6 +261,11 @@ def profile_specs(observer: "Observer | None" = None) -> dict[str, tuple]:
     """``name -> (edges, edge_units, edge_description, units, description)`` of the profiles."""
     radial = observer.radial_edges if observer is not None else None
     shell = "distance of the voxel centre from the initial nodule centre (tumour.centre_*_fraction)"
+    prods = observer.products if observer is not None else None
+    pedges = None if prods is None else np.arange(len(prods) + 1, dtype=np.float64)
+    named = "" if prods is None else ": " + ", ".join(f"{k} = '{t}'" for k, t in enumerate(prods))
+    pdesc = ("product id k in bin [k, k+1), the target rule of the doses that brought the cells "
+             f"in (product 0: car_t.targets){named}")
     return {
         "car_t_radial": (radial, "µm", f"radial shell edges: {shell}", "cells",
                          "CAR-T cells in the domain per radial shell from the tumour centre"),
@@ -264,6 +274,10 @@ def profile_specs(observer: "Observer | None" = None) -> dict[str, tuple]:
         "exhaustion_histogram": (EXHAUSTION_EDGES, "fraction",
                                  "exhaustion bin edges: 10 equal bins, [e_i, e_i+1), the last closed",
                                  "cells", "CAR-T cells in the domain per exhaustion bin"),
+        "car_t_product": (pedges, "1", pdesc, "cells", "CAR-T cells in the domain per product"),
+        "entered_product": (pedges, "1", pdesc, "cells",
+                            "CAR-T cells of each product that entered the domain so far (cumulative, "
+                            "all routes)"),
     }
 
 
