@@ -118,3 +118,31 @@ def test_a_then_b_kills_more_a_neg_b_pos_cells_than_a_then_a():
             sim.step()
         left[second] = sim.metrics()["tumour_a_neg_b_pos"]
     assert (left["B"] < left["A"]).all(), left
+
+
+def test_file_and_summary_show_each_product(tmp_path):
+    """The HDF5 file holds the per-product profiles with units and the products named in the bin
+    edges' description; ``gpusim summary`` prints a row per product."""
+    from click.testing import CliRunner
+
+    from gpusim.cli import main
+    from gpusim.io import open_results
+
+    out = tmp_path / "ab.h5"
+    r = CliRunner().invoke(main, [
+        "run", "sequential_ab", "-o", str(out), "--set", "domain.x_voxels=16", "--set",
+        "domain.y_voxels=16", "--set", "tumour.radius_um=120", "--set", "delivery.tumour_volume_cm3=1e-4",
+        "--set", "run.days=0.5", "--set", "run.replicates=2", "--set", "run.output_interval_hours=3",
+        "--set", "delivery.schedule=iv 0 1e7 A; iv 0.25 1e7 B"])
+    assert r.exit_code == 0, r.output
+    res = open_results(out)
+    prof = res.profiles["car_t_product"]
+    assert prof.shape == (2, res.time_days.size, 2)
+    assert np.array_equal(prof.sum(axis=2), res.timeseries["car_t_tissue"])
+    assert (res.profiles["entered_product"][:, -1, 1] > 0).all()
+    assert (res.profiles["entered_product"][:, 1, 1] == 0).all()  # 3 h: before the B dose
+    assert res.units["/profiles/car_t_product"] == "cells"
+    assert "1 = 'B'" in res.descriptions["/profiles/bin_edges/car_t_product"]
+    r = CliRunner().invoke(main, ["summary", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "product 0 (A) CAR-T (now)" in r.output and "product 1 (B) CAR-T (now)" in r.output
