@@ -33,7 +33,16 @@ each) or the legacy ``route`` / ``dose_days`` / ``dose_cells``.  Each step
    pool expands by ``exp(lymphodepletion_blood_expansion_per_day × H(t) × dt)``, H the homeostatic
    cytokines' time course (model/conditioning.py).
 Entrants are appended to the agent table in voxel order (intratumoral, CSF face, then vessels)
-and counted per route (``entered_*`` counters).
+and counted per route (``entered_*`` counters) and per product (``entered_product``).
+
+Products (``scenario.products``; a schedule entry's optional fourth token): the pools ``blood``
+and ``csf`` are (R, P), one per product, and every pool term above applies to each product's
+pool on its own (the shared factors: endothelial activation, steroid, lymphodepletion); the
+entry rates use the pools' totals.  An intratumoral dose places cells of its own product; an
+entrant from the CSF face or a vessel takes the product of the pool it came from, drawn in
+proportion to the pools (:func:`entrant_products`, stream ENTRY_PRODUCT, host arithmetic shared
+by every backend).  With one product (P = 1) every operation is the one it was before products
+existed, element for element.
 """
 
 from __future__ import annotations
