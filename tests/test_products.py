@@ -146,3 +146,16 @@ def test_file_and_summary_show_each_product(tmp_path):
     r = CliRunner().invoke(main, ["summary", str(out)])
     assert r.exit_code == 0, r.output
     assert "product 0 (A) CAR-T (now)" in r.output and "product 1 (B) CAR-T (now)" in r.output
+
+
+def test_two_product_replicate_is_the_same_in_any_batch():
+    """The entrants' product draws are keyed by replicate: replicate 1 alone equals replicate 1
+    of a batch of two, every state array, after both products entered."""
+    sc = reduced("sequential_ab", ["delivery.schedule=iv 0 1e8 A; intraventricular 0 1e8 B; iv 0.05 1e8 B",
+                                   "delivery.regional_surface_cm2=1.0"], size=16)
+    pair, one = Simulation(sc, replicates=2, first_replicate=0), Simulation(sc, replicates=1, first_replicate=1)
+    for _ in range(40):
+        pair.step()
+        one.step()
+    assert (pair.state.entered_product > 0).all()
+    assert pair.state.digest(1) == one.state.digest(0)
