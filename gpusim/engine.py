@@ -32,7 +32,7 @@ from .model.output_spec import (  # noqa: F401
     ENDPOINTS, EVENT_INFO, EVENTS, METRICS, PROFILES, SERIES_ENDPOINTS, SERIES_METRICS, SNAPSHOTS,
     Metric)
 from .model.state import (  # noqa: F401
-    AGENTS, COUNTERS, DEVICE_ARRAYS, LATTICE, PER_PRODUCT, STATE_ARRAYS, SYSTEMIC, State, live_slots)
+    AGENTS, COUNTERS, DEVICE_ARRAYS, LATTICE, PER_DOSE, PER_PRODUCT, STATE_ARRAYS, SYSTEMIC, State, live_slots)
 from .model.systemic import systemic_phase
 from .model.systemic_params import SystemicParams
 from .model.toxicity import crs_signal, fever_c, toxicity_phase
@@ -153,11 +153,12 @@ class Simulation:
                  t_kills=np.zeros((R, C), np.int32), t_dir=np.full((R, C), -1, np.int8),
                  t_act=np.zeros((R, C), np.int16), t_eng=np.zeros((R, C), np.uint8),
                  t_prod=np.zeros((R, C), np.uint8), t_count=np.zeros(R, np.int32))
-        P = len(self.products)
+        P, D = len(self.products), self.systemic_params.n_doses
+        shape = lambda k: (R, P) if k in PER_PRODUCT else (R, D) if k in PER_DOSE else R  # noqa: E731
         for k in SYSTEMIC:
-            a[k] = np.zeros((R, P) if k in PER_PRODUCT else R, np.float64)
+            a[k] = np.zeros(shape(k), np.float64)
         for k in COUNTERS:
-            a[k] = np.zeros((R, P) if k in PER_PRODUCT else R, np.int64)
+            a[k] = np.zeros(shape(k), np.int64)
         kind = a["kind"].reshape(R, -1)
         a["tumour_initial"] = (kind == Kind.TUMOUR).sum(axis=1).astype(np.int64)
         a["tumour_min"] = a["tumour_initial"].copy()

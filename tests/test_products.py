@@ -146,6 +146,8 @@ def test_file_and_summary_show_each_product(tmp_path):
     r = CliRunner().invoke(main, ["summary", str(out)])
     assert r.exit_code == 0, r.output
     assert "product 0 (A) CAR-T (now)" in r.output and "product 1 (B) CAR-T (now)" in r.output
+    assert "dose 1 (intravenous day 0.25 B) entered" in r.output
+    assert np.array_equal(res.profiles["entered_dose"], res.profiles["entered_product"])  # a dose each
 
 
 def test_two_product_replicate_is_the_same_in_any_batch():
@@ -159,3 +161,25 @@ def test_two_product_replicate_is_the_same_in_any_batch():
         one.step()
     assert (pair.state.entered_product > 0).all()
     assert pair.state.digest(1) == one.state.digest(0)
+
+
+def test_entrants_are_counted_per_dose():
+    """Per-dose bookkeeping: a product's two doses share its pools; the per-dose pools add up to
+    the product's pool (to float64 rounding, 1e-9 relative), no entrant is attributed to a dose
+    before it is given, and the per-dose counts add up to the per-product ones and to every
+    entrant."""
+    sc = reduced("sequential_ab", ["delivery.schedule=iv 0 1e7 A; it 0.1 2e7 B; iv 0.2 1e7 A"], size=20)
+    sim = Simulation(sc, replicates=2, first_replicate=0)
+    for step in range(60):
+        sim.step()
+        if step == 40:  # 4.1 h: after the intratumoral B dose, before the second A dose
+            st = sim.state
+            assert (st.entered_dose[:, 2] == 0).all() and (st.entered_dose[:, 1] > 0).all()
+            assert np.array_equal(st.entered_dose[:, 1], st.entered_product[:, 1])
+    st = sim.state
+    assert (st.entered_dose > 0).all()
+    assert np.array_equal(st.entered_dose[:, 0] + st.entered_dose[:, 2], st.entered_product[:, 0])
+    assert np.array_equal(st.entered_dose.sum(axis=1), st.car_t_entered)
+    np.testing.assert_allclose(st.blood_dose[:, 0] + st.blood_dose[:, 2], st.blood[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(st.blood_dose[:, 1], st.blood[:, 1], rtol=1e-9)
+    assert np.array_equal(sim.profiles()["entered_dose"], st.entered_dose)

@@ -101,20 +101,29 @@ def _status(res) -> str:
     return now if now == res.status else f"{now} (writer gone; 'gpusim resume {res.path}' continues it)"
 
 
-def _product_rows(res) -> list:
-    """Summary rows per CAR-T product (runs with more than one product): cells in the tissue and
-    entrants so far, from the ``car_t_product`` and ``entered_product`` profiles."""
-    prof = getattr(res, "profiles", {}) or {}
-    if "car_t_product" not in prof or prof["car_t_product"].shape[-1] < 2:
-        return []
-    desc = res.descriptions.get("/profiles/bin_edges/car_t_product", "")
+def _named_bins(res, name: str) -> list[str]:
+    """Labels of the bins of profile ``name`` ('product 1 (B)'), from its edges' description."""
+    desc = res.descriptions.get(f"/profiles/bin_edges/{name}", "")
     names = dict(re.findall(r"(\d+) = '([^']*)'", desc))
+    word = name.split("_")[-1]
+    return [f"{word} {k}" + (f" ({names[str(k)]})" if str(k) in names else "")
+            for k in range(res.profiles[name].shape[-1])]
+
+
+def _product_rows(res) -> list:
+    """Summary rows per CAR-T product and per dose (runs with more than one): cells in the tissue
+    and entrants so far, from the ``car_t_product``, ``entered_product`` and ``entered_dose``
+    profiles."""
+    prof = getattr(res, "profiles", {}) or {}
     rows = []
-    for k in range(prof["car_t_product"].shape[-1]):
-        tag = f"product {k}" + (f" ({names[str(k)]})" if str(k) in names else "")
-        rows.append((f"{tag} CAR-T (now)", None, prof["car_t_product"][:, -1, k]))
-        if "entered_product" in prof:
-            rows.append(("  entered so far", None, prof["entered_product"][:, -1, k]))
+    if "car_t_product" in prof and prof["car_t_product"].shape[-1] > 1:
+        for k, tag in enumerate(_named_bins(res, "car_t_product")):
+            rows.append((f"{tag} CAR-T (now)", None, prof["car_t_product"][:, -1, k]))
+            if "entered_product" in prof:
+                rows.append(("  entered so far", None, prof["entered_product"][:, -1, k]))
+    if "entered_dose" in prof and prof["entered_dose"].shape[-1] > 1:
+        for k, tag in enumerate(_named_bins(res, "entered_dose")):
+            rows.append((f"{tag} entered", None, prof["entered_dose"][:, -1, k]))
     return rows
 
 

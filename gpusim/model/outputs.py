@@ -209,8 +209,9 @@ class Observer:
         self.shell = shell_index(d, self.radial_edges)  # (V,)
         self.shell_voxels = np.bincount(self.shell, minlength=self.radial_edges.size - 1)
         self.closing = int(scenario["outputs.boundary_closing_voxels"])
-        from ..scenario import products
+        from ..scenario import dose_plan, products
         self.products = products(scenario)  # the target rule of each product id
+        self.doses = [f"{d.route} day {d.day:g} {d.targets}" for d in dose_plan(scenario)] or ["none"]
 
     # -- per output interval --------------------------------------------------------------------
     def depth_metrics(self, st, rows: np.ndarray, slots: np.ndarray) -> dict[str, np.ndarray]:
@@ -244,7 +245,8 @@ class Observer:
         prod = np.bincount(rows * P + st.t_prod[rows, slots], minlength=R * P).reshape(R, P)
         return {"car_t_radial": car.astype(np.int64), "tumour_radial": tumour.astype(np.int64),
                 "exhaustion_histogram": exh, "car_t_product": prod.astype(np.int64),
-                "entered_product": st.entered_product.astype(np.int64)}
+                "entered_product": st.entered_product.astype(np.int64),
+                "entered_dose": st.entered_dose.astype(np.int64)}
 
     @staticmethod
     def signal_metrics(st) -> dict[str, np.ndarray]:
@@ -266,6 +268,10 @@ def profile_specs(observer: "Observer | None" = None) -> dict[str, tuple]:
     named = "" if prods is None else ": " + ", ".join(f"{k} = '{t}'" for k, t in enumerate(prods))
     pdesc = ("product id k in bin [k, k+1), the target rule of the doses that brought the cells "
              f"in (product 0: car_t.targets){named}")
+    doses = observer.doses if observer is not None else None
+    dedges = None if doses is None else np.arange(len(doses) + 1, dtype=np.float64)
+    dnamed = "" if doses is None else ": " + ", ".join(f"{k} = '{t}'" for k, t in enumerate(doses))
+    ddesc = f"dose id k in bin [k, k+1), the doses in the schedule's order (route day product){dnamed}"
     return {
         "car_t_radial": (radial, "µm", f"radial shell edges: {shell}", "cells",
                          "CAR-T cells in the domain per radial shell from the tumour centre"),
@@ -278,6 +284,10 @@ def profile_specs(observer: "Observer | None" = None) -> dict[str, tuple]:
         "entered_product": (pedges, "1", pdesc, "cells",
                             "CAR-T cells of each product that entered the domain so far (cumulative, "
                             "all routes)"),
+        "entered_dose": (dedges, "1", ddesc, "cells",
+                         "CAR-T cells of each dose that entered the domain so far (cumulative, all "
+                         "routes; a product's doses share its pools and an entrant is attributed to "
+                         "one of them in proportion to their cells in the pool it left)"),
     }
 
 

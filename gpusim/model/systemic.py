@@ -73,13 +73,16 @@ def occupied(xp, st):
     return occ
 
 
-def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray) -> np.ndarray:
+def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray,
+              key: int = 2) -> np.ndarray:
     """Step 1 of the phase, host float64: the doses due at ``step`` into the blood and CSF pools
     of their product (``blood``, ``csf`` (R, P), in place; a regional dose enters the CSF pool
-    over its infusion).  Returns int64 (P,) ``n_inject``, the cells of each product the
-    intratumoral placement puts into the domain (0 unless an intratumoral dose is due)."""
-    n_inject = np.zeros(sp.n_products, dtype=np.int64)
-    for route, dose, p in sp.dose_steps.get(step, ()):
+    over its infusion), or with ``key`` 3 of their dose (the (R, D) per-dose pools).  Returns
+    int64 (P,) (or (D,)) ``n_inject``, the cells of each product (dose) the intratumoral
+    placement puts into the domain (0 unless an intratumoral dose is due)."""
+    n_inject = np.zeros(blood.shape[1], dtype=np.int64)
+    for due in sp.dose_steps.get(step, ()):
+        route, dose, p = due[0], due[1], due[key]
         if route == "intravenous":
             blood[:, p] += dose
         elif route == "intratumoral":
@@ -91,9 +94,9 @@ def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray)
                 blood[:, p] += dose * sp.regional_bf
     for s0, due in sp.dose_steps.items():
         if s0 <= step < s0 + sp.infusion_steps:
-            for route, dose, p in due:
-                if route == "regional" and dose > 0:
-                    csf[:, p] += dose * (1.0 - sp.regional_bf) / sp.infusion_steps
+            for d in due:
+                if d[0] == "regional" and d[1] > 0:
+                    csf[:, d[key]] += d[1] * (1.0 - sp.regional_bf) / sp.infusion_steps
     return n_inject
 
 
@@ -264,40 +267,74 @@ class NumpyEntry:
         return sp.inject_order
 
 
+def _category(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row, category k iff ``threshold(c_(k-1)) <= u < threshold(c_k)``, ``c_k =
+    float32(Σ_(j<=k) w_j / Σ w)`` (host float64, rounded once; c of the last category is 1, and
+    an empty row gives 0): a draw in proportion to ``weights`` (n, K) from the words ``u``."""
+    cum = np.cumsum(np.maximum(weights, 0.0), axis=1)
+    tot = cum[:, -1:]
+    c = np.where(tot > 0, cum[:, :-1] / np.where(tot > 0, tot, 1.0), 1.0).astype(F32)
+    out = np.zeros(u.size, dtype=np.int64)
+    for k in range(weights.shape[1] - 1):
+        out += ~rng.below(u, c[:, k])
+    return out
+
+
 def entrant_products(seed: int, reps: np.ndarray, step: int, er: np.ndarray, ev: np.ndarray,
                      pools: np.ndarray) -> np.ndarray:
     """The product of each entrant (replicate ``er``, voxel ``ev``, host int64): drawn in
     proportion to the replicate's pools ``pools`` (R, P) float64, which hold the cells the
-    entrants come from.  Product k iff ``c_(k-1) <= u < c_k`` in words: the entrant's word u
-    (word 0 of block (v) of stream ENTRY_PRODUCT) is below ``threshold(c_k)`` for k and not for
-    k − 1, ``c_k = float32(Σ_(j<=k) pools_j / Σ pools)`` (host float64, rounded once; c of the
-    last product is 1, and an empty total gives product 0).  uint8 (n,)."""
-    P = pools.shape[1]
-    cum = np.cumsum(np.maximum(pools, 0.0), axis=1)
-    tot = cum[:, -1:]
-    c = np.where(tot > 0, cum[:, :-1] / np.where(tot > 0, tot, 1.0), 1.0).astype(F32)  # (R, P-1)
+    entrants come from (:func:`_category` with word 0 of block (v) of stream ENTRY_PRODUCT).
+    uint8 (n,)."""
     u = rng.blocks(seed, reps[er], step, Stream.ENTRY_PRODUCT, ev)[:, 0]
-    prod = np.zeros(er.size, dtype=np.uint8)
-    for k in range(P - 1):
-        prod += ~rng.below(u, c[er, k])
-    return prod
+    return _category(u, pools[er]).astype(np.uint8)
 
 
-def enter_products(xp, st, sp: SystemicParams, seed: int, step: int, enter,
-                   pools: np.ndarray | None = None, product: int = 0) -> np.ndarray:
+def entrant_doses(seed: int, reps: np.ndarray, step: int, er: np.ndarray, ev: np.ndarray,
+                  prod: np.ndarray, dose_pools: np.ndarray, dose_product: np.ndarray) -> np.ndarray:
+    """The dose of each entrant of product ``prod``: among that product's doses, in proportion to
+    the per-dose pools ``dose_pools`` (R, D) (uniformly if they are all empty), word 1 of the
+    entrant's ENTRY_PRODUCT block.  Bookkeeping only: nothing but ``entered_dose`` depends on it.
+    int64 (n,)."""
+    mine = dose_product[None, :] == prod.astype(np.int64)[:, None]  # (n, D)
+    w = np.where(mine, dose_pools[er], 0.0)
+    w = np.where(w.sum(axis=1, keepdims=True) > 0, w, mine.astype(np.float64))
+    u = rng.blocks(seed, reps[er], step, Stream.ENTRY_PRODUCT, ev)[:, 1]
+    return _category(u, w)
+
+
+def enter_products(xp, st, sp: SystemicParams, seed: int, step: int, enter, dose_pools: np.ndarray,
+                   pools: np.ndarray | None = None, product: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Append the entrants marked in ``enter`` (:func:`append_entrants`), each of product
-    ``product``, or, given ``pools`` (R, P), of the product drawn by :func:`entrant_products`.
-    Returns host int64 (R, P): the entrants of each product."""
-    R, P = st.kind.shape[0], sp.n_products
-    out = np.zeros((R, P), dtype=np.int64)
-    if pools is None or P == 1:
-        out[:, product] = append_entrants(xp, st, enter, sp.max_divisions, product)
-        return out
+    ``product``, or, given ``pools`` (R, P), of the product drawn by :func:`entrant_products`;
+    each is attributed to a dose of its product by :func:`entrant_doses` (``dose_pools`` (R, D)).
+    Returns host int64 (R, P) and (R, D): the entrants of each product and of each dose."""
+    R, P, D = st.kind.shape[0], sp.n_products, sp.n_doses
+    by_p, by_d = np.zeros((R, P), dtype=np.int64), np.zeros((R, D), dtype=np.int64)
+    if P == 1 and D == 1:
+        by_p[:, 0] = by_d[:, 0] = append_entrants(xp, st, enter, sp.max_divisions)
+        return by_p, by_d
     er, ev = (to_host(a).astype(np.int64) for a in xp.nonzero(enter.reshape(R, -1)))
-    prod = entrant_products(seed, st.replicates, step, er, ev, pools)
-    append_entrants(xp, st, enter, sp.max_divisions, prod)
-    np.add.at(out, (er, prod.astype(np.int64)), 1)
-    return out
+    if pools is None or P == 1:
+        prod = np.full(er.size, product, dtype=np.uint8)
+        append_entrants(xp, st, enter, sp.max_divisions, product)
+    else:
+        prod = entrant_products(seed, st.replicates, step, er, ev, pools)
+        append_entrants(xp, st, enter, sp.max_divisions, prod)
+    np.add.at(by_p, (er, prod.astype(np.int64)), 1)
+    dose = entrant_doses(seed, st.replicates, step, er, ev, prod, dose_pools, sp.dose_product)
+    np.add.at(by_d, (er, dose), 1)
+    return by_p, by_d
+
+
+def _count(st, route: str, by_p: np.ndarray, by_d: np.ndarray) -> np.ndarray:
+    """Add entrants to the route's counter and the per-product and per-dose counters; returns
+    the (R,) total."""
+    n = by_p.sum(axis=1)
+    getattr(st, route)[:] += n
+    st.entered_product += by_p
+    st.entered_dose += by_d
+    return n
 
 
 def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict,
@@ -305,29 +342,33 @@ def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict,
     """The systemic phase on any backend: the host arithmetic here, the entry decisions from
     ``entry`` (``regional``, ``vessels``: (R, V) masks; ``xp`` the array module), entrants
     appended in voxel order (intratumoral, product by product, then the CSF face, then vessels),
-    each entrant of the product whose pool it came from (:func:`enter_products`)."""
+    each entrant of the product whose pool it came from (:func:`enter_products`).  The per-dose
+    pools get every operation the product pools get, on their own."""
     xp = entry.xp
+    R = st.kind.shape[0]
     n_inject = doses_due(sp, step, st.blood, st.csf)
-    entered = np.zeros(st.kind.shape[0], dtype=np.int64)
+    n_dose = doses_due(sp, step, st.blood_dose, st.csf_dose, key=3)
+    entered = np.zeros(R, dtype=np.int64)
     for p in np.flatnonzero(n_inject > 0):
         enter = inject_select(xp, st, sp, seed, step, int(n_inject[p]), entry.inject_order(sp))
-        e = enter_products(xp, st, sp, seed, step, enter, product=int(p))
-        st.entered_intratumoral += e.sum(axis=1)
-        st.entered_product += e
-        entered += e.sum(axis=1)
+        placed = np.broadcast_to(np.where(sp.dose_product == p, n_dose, 0).astype(np.float64), (R, sp.n_doses))
+        e = enter_products(xp, st, sp, seed, step, enter, placed, product=int(p))
+        entered += _count(st, "entered_intratumoral", *e)
     lam_face = face_lambda(sp, st.csf)
     if lam_face is not None:
         e = enter_products(xp, st, sp, seed, step, entry.regional(st, sp, seed, step, lam_face),
-                           pools=st.csf)
-        regional_csf(sp, st.csf, e)
-        st.entered_regional += e.sum(axis=1)
-        st.entered_product += e
-        entered += e.sum(axis=1)
+                           st.csf_dose, pools=st.csf)
+        regional_csf(sp, st.csf, e[0])
+        regional_csf(sp, st.csf_dose, e[1])
+        entered += _count(st, "entered_regional", *e)
     lam = st.blood.sum(axis=1) * sp.homing_per_step * sp.domain_share  # float64 (R,)
-    e = enter_products(xp, st, sp, seed, step, entry.vessels(st, sp, seed, step, lam), pools=st.blood)
-    st.entered_iv += e.sum(axis=1)
-    st.entered_product += e
-    blood_after_entry(sp, st.blood, st.csf, e, st.endothelial, st.steroid)
+    e = enter_products(xp, st, sp, seed, step, entry.vessels(st, sp, seed, step, lam), st.blood_dose,
+                       pools=st.blood)
+    entered += _count(st, "entered_iv", *e)
+    blood_after_entry(sp, st.blood, st.csf, e[0], st.endothelial, st.steroid)
+    blood_after_entry(sp, st.blood_dose, st.csf_dose, e[1], st.endothelial, st.steroid)
     if sp.conditioning.on:  # homeostatic expansion after lymphodepletion (IL-7 / IL-15)
-        st.blood *= math.exp(sp.lympho_rate * sp.conditioning.cytokines(step))
-    events["car_t_entered"] = events.get("car_t_entered", 0) + entered + e.sum(axis=1)
+        grow = math.exp(sp.lympho_rate * sp.conditioning.cytokines(step))
+        st.blood *= grow
+        st.blood_dose *= grow
+    events["car_t_entered"] = events.get("car_t_entered", 0) + entered
