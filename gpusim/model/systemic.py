@@ -42,7 +42,9 @@ entry rates use the pools' totals.  An intratumoral dose places cells of its own
 entrant from the CSF face or a vessel takes the product of the pool it came from, drawn in
 proportion to the pools (:func:`entrant_products`, stream ENTRY_PRODUCT, host arithmetic shared
 by every backend).  With one product (P = 1) every operation is the one it was before products
-existed, element for element.
+existed, element for element.  The same pools are also kept per dose (``blood_dose``,
+``csf_dose`` (R, D)), with every pool operation applied to them on their own: bookkeeping that
+decides only the dose an entrant is attributed to (:func:`entrant_doses`, ``entered_dose``).
 """
 
 from __future__ import annotations
