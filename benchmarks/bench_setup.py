@@ -36,7 +36,7 @@ import numpy as np
 import gpusim
 from gpusim import memory
 from gpusim.backends import cpu_description
-from gpusim.study.bench import git_commit
+from gpusim.study.bench import git_commit, timed
 from gpusim.engine import Simulation
 from gpusim.model import environment, tissue
 from gpusim.scenario import load_scenario
@@ -67,22 +67,13 @@ def timed_setup(sc) -> dict:
     batch = tissue.initial_tissue_batch
     sweeps = {}
 
-    def wrap(name, fn):
-        def f(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                t[name] = t.get(name, 0.0) + time.perf_counter() - t0
-        return f
-
     def solve_w(self, st):
-        wrap("fields_solve_s", solve)(self, st)
+        timed(t, "fields_solve_s", solve)(self, st)
         sweeps.update({k: int(v.max()) for k, v in self.iterations.items()})
 
     environment.FieldsPhase.solve = solve_w
-    environment.FieldsPhase.steady_tgfb = wrap("tgfb_steady_s", steady)
-    tissue.initial_tissue_batch = wrap("setup_tissue_s", batch)
+    environment.FieldsPhase.steady_tgfb = timed(t, "tgfb_steady_s", steady)
+    tissue.initial_tissue_batch = timed(t, "setup_tissue_s", batch)
     try:
         t0 = time.perf_counter()
         Simulation(sc, replicates=1)

@@ -10,8 +10,7 @@ Public API::
     res.timeseries["tumour_cells"]        # (R, T)
 """
 
-__version__ = "0.1.0"
-
+from .version import __version__
 from .errors import GpusimError, ScenarioError, OutputError, BackendError, CapacityError  # noqa: E402
 from .scenario import Scenario, load_scenario  # noqa: E402
 from .io import open_results, Results  # noqa: E402

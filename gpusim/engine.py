@@ -85,12 +85,19 @@ class Simulation:
     default, or a device backend's (``gpusim.backends.cupy_backend.DevicePhases``), whose state
     arrays live on the device.
 
-    Args:
-        scenario: a validated :class:`Scenario`.
-        replicates: batch size (default ``run.replicates``).
-        first_replicate: global index of the first replicate (default ``run.first_replicate``).
-        state: a host State to start from (a checkpoint) instead of the initial state.
-        phases: ``phases(sim)`` builds the backend's phases (default :class:`NumpyPhases`).
+    Parameters
+    ----------
+    scenario : Scenario
+        A validated scenario.
+    replicates : int, optional
+        Batch size R, the leading axis of every state array (default ``run.replicates``).
+    first_replicate : int, optional
+        Global index of the first replicate (default ``run.first_replicate``); replicate
+        ``first_replicate + i`` draws the same random numbers in any batch.
+    state : State, optional
+        A host state to start from (a checkpoint) instead of the initial state.
+    phases : callable, optional
+        ``phases(sim)`` builds the backend's phases (default :class:`NumpyPhases`).
     """
 
     def __init__(self, scenario: Scenario, replicates: int | None = None,

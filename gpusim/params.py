@@ -33,6 +33,18 @@ class Param:
 
 
 P = Param
+
+def _solver_params(field: str, omega_2d: float, omega_3d: float, held_at: str = "0") -> tuple[Param, ...]:
+    """The solver parameters every diffusing field declares alike: its SOR over-relaxation factors
+    on a 2D and a 3D lattice, and its boundary (no flux, or held at ``held_at``)."""
+    src = "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)"
+    lattice = "Over-relaxation factor of this field's SOR solve on a {} lattice (unless run.field_omega is set)."
+    return (P(f"{field}.sor_omega", float, omega_2d, lattice.format("2D"), src, 1.0, 1.95, unit="1"),
+            P(f"{field}.sor_omega_3d", float, omega_3d, lattice.format("3D"), src, 1.0, 1.95, unit="1"),
+            P(f"{field}.boundary", str, "neumann", f"Domain boundary: no flux, or held at {held_at}.", ASSUMED,
+              choices=("neumann", "dirichlet"), unit=""))
+
+
 # fmt: off
 # Deliberate twins: one row per parameter, so rows are alike in shape (a declaration table, not
 # repeated logic; a tool listing repeated lines will pair them).
@@ -128,9 +140,7 @@ PARAMS: tuple[Param, ...] = (
     P("oxygen.uptake_car_t_per_min", float, 1.0, "Oxygen uptake by a CAR-T cell.", "PhysiCell cancer_immune", 0.0, 1e4, unit="1/min"),
     P("oxygen.consumption_tumour_mmHg_per_min", float, 0.0, "Zero-order oxygen consumption by a tumour cell, wherever oxygen is left (Greenspan 1972; the oxygen solve is then projected onto O2 >= 0); 0: first-order uptake only, as PhysiCell.", ASSUMED, 0.0, 1e6, unit="mmHg/min"),
     P("oxygen.consumption_healthy_mmHg_per_min", float, 0.0, "Zero-order oxygen consumption by a healthy cell or fibroblast, wherever oxygen is left (0: first-order uptake only).", ASSUMED, 0.0, 1e6, unit="mmHg/min"),
-    P("oxygen.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("oxygen.sor_omega_3d", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("oxygen.boundary", str, "neumann", "Domain boundary: no flux, or held at boundary_mmHg.", ASSUMED, choices=("neumann", "dirichlet"), unit=""),
+    *_solver_params("oxygen", 1.7, 1.7, held_at="boundary_mmHg"),
     P("oxygen.boundary_mmHg", float, 38.0, "Oxygen on a dirichlet boundary.", ASSUMED, 0.0, 760.0, unit="mmHg"),
     # --- glucose ------------------------------------------------------------------------------
     P("glucose.diffusion_um2_per_min", float, 2340.0, "Glucose diffusion coefficient (39 µm²/s).", "CARCADE parameter.xml", 1e-3, 1e8, unit="µm²/min"),
@@ -139,17 +149,13 @@ PARAMS: tuple[Param, ...] = (
     P("glucose.uptake_tumour_per_min", float, 0.15, "Glucose uptake by a tumour cell (first order): 1e-16 mol/cell/s in a 20 µm voxel (8 pL) is 0.75 mM/min, i.e. 0.15/min at the vessel's 5 mM (docs/model.md).", "tumour-cell glucose consumption ≈ 1e-16 mol/cell/s (EMT6/Ro, Freyer & Sutherland 1985, J Cell Physiol 124:516; Casciari 1992, J Cell Physiol 151:386), converted", 0.0, 1e4, unit="1/min"),
     P("glucose.uptake_healthy_per_min", float, 0.005, "Glucose uptake by a healthy cell or fibroblast.", ASSUMED, 0.0, 1e4, unit="1/min"),
     P("glucose.uptake_car_t_per_min", float, 0.01, "Glucose uptake by a CAR-T cell.", ASSUMED, 0.0, 1e4, unit="1/min"),
-    P("glucose.sor_omega", float, 1.9, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("glucose.sor_omega_3d", float, 1.85, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("glucose.boundary", str, "neumann", "Domain boundary: no flux, or held at boundary_mM.", ASSUMED, choices=("neumann", "dirichlet"), unit=""),
+    *_solver_params("glucose", 1.9, 1.85, held_at="boundary_mM"),
     P("glucose.boundary_mM", float, 5.0, "Glucose on a dirichlet boundary.", ASSUMED, 0.0, 100.0, unit="mM"),
     # --- chemokine ----------------------------------------------------------------------------
     P("chemokine.diffusion_um2_per_min", float, 1000.0, "Chemokine (CXCL9/10-like) diffusion coefficient.", "PhysiCell immunostimulatory factor", 1e-3, 1e8, unit="µm²/min"),
     P("chemokine.decay_per_min", float, 0.016, "Chemokine decay.", "PhysiCell immunostimulatory factor", 0.0, 1e4, unit="1/min"),
     P("chemokine.secretion_tumour_per_min", float, 10.0, "Secretion by tumour cells towards saturation 1: rate × (1 - c).", "PhysiCell immunostimulatory factor", 0.0, 1e4, unit="1/min"),
-    P("chemokine.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("chemokine.sor_omega_3d", float, 1.8, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("chemokine.boundary", str, "neumann", "Domain boundary: no flux, or held at 0.", ASSUMED, choices=("neumann", "dirichlet"), unit=""),
+    *_solver_params("chemokine", 1.7, 1.8),
     # --- TGF-β --------------------------------------------------------------------------------
     P("tgfb.diffusion_um2_per_min", float, 1500.0, "TGF-β1 diffusion coefficient in tissue (25 µm²/s): the ~100 kDa small latent complex, free diffusion ≈ 60 µm²/s (Stokes-Einstein, as BSA), hindered by the extracellular-space tortuosity λ ≈ 1.6 (D/λ² ≈ 0.4 D).", "derived: free protein diffusion (Stokes-Einstein; BSA ≈ 60 µm²/s) / λ² with λ ≈ 1.6 (Nicholson & Syková 1998, Trends Neurosci 21:207)", 1e-3, 1e8, unit="µm²/min"),
     P("tgfb.decay_per_min", float, 0.0069, "Loss rate of TGF-β1 (the field holds total TGF-β1, latent + active; half-life 100 min).", "Wakefield 1990, J Clin Invest 86:1976 (latent TGF-β1 plasma half-life ≈ 100 min; active ≈ 2-3 min)", 0.0, 1e4, unit="1/min"),
@@ -160,17 +166,13 @@ PARAMS: tuple[Param, ...] = (
     P("tgfb.caf_half_ng_per_mL", float, 0.5, "Active TGF-β1 at half-maximal fibroblast activation (myofibroblast differentiation, ECM deposition).", "Desmoulière 1993, J Cell Biol 122:103 (TGF-β1 induces α-SMA myofibroblasts); value within the 0.1-1 ng/mL range used there, assumed", 1e-9, 1e6, unit="ng/mL"),
     P("tgfb.ecm_deposition_per_day", float, 0.1, "Maximal rate at which activated fibroblasts raise the ECM density of their own and neighbouring voxels towards 1: ecm += rate × A × (1 − ecm), A = active/(active + caf_half) (0: off).", "Ignotz & Massagué 1986, J Biol Chem 261:4337 (TGF-β raises collagen and fibronectin deposition within days); rate assumed", 0.0, 1e4, unit="1/day"),
     P("tgfb.trap_uptake_per_min", float, 0.5, "TGF-β removal by a CAR-T cell armoured with a TGF-β trap.", ASSUMED, 0.0, 1e4, unit="1/min"),
-    P("tgfb.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("tgfb.sor_omega_3d", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("tgfb.boundary", str, "neumann", "Domain boundary: no flux, or held at 0.", ASSUMED, choices=("neumann", "dirichlet"), unit=""),
+    *_solver_params("tgfb", 1.7, 1.7),
     # --- IFN-γ --------------------------------------------------------------------------------
     P("ifng.diffusion_um2_per_min", float, 1000.0, "IFN-γ diffusion coefficient.", ASSUMED, 1e-3, 1e8, unit="µm²/min"),
     P("ifng.decay_per_min", float, 0.016, "IFN-γ decay.", ASSUMED, 0.0, 1e4, unit="1/min"),
     P("ifng.secretion_car_t_per_min", float, 0.2, "IFN-γ secretion of an engaged CAR-T cell (a.u. per min).", ASSUMED, 0.0, 1e4, unit="a.u./min"),
     P("ifng.chemokine_boost", float, 1.0, "Chemokine secretion of tumour cells × (1 + boost × IFN/(IFN + K)) (CXCL9/10 are IFN-γ induced).", ASSUMED, 0.0, 1e4, unit="1"),
-    P("ifng.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("ifng.sor_omega_3d", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("ifng.boundary", str, "neumann", "Domain boundary: no flux, or held at 0.", ASSUMED, choices=("neumann", "dirichlet"), unit=""),
+    *_solver_params("ifng", 1.7, 1.7),
     # --- IL-12 --------------------------------------------------------------------------------
     P("il12.diffusion_um2_per_min", float, 1000.0, "IL-12 diffusion coefficient.", ASSUMED, 1e-3, 1e8, unit="µm²/min"),
     P("il12.decay_per_min", float, 0.016, "IL-12 decay.", ASSUMED, 0.0, 1e4, unit="1/min"),
@@ -178,9 +180,7 @@ PARAMS: tuple[Param, ...] = (
     P("il12.half", float, 0.1, "IL-12 level (a.u.) of half-maximal effect on killing; also divides the TGF-β a T cell feels by (1 + IL12/half).", ASSUMED, 1e-6, 1e4, unit="a.u."),
     P("il12.kill_boost", float, 1.0, "Killing × (1 + boost × IL12/(IL12 + half)).", "Chmielewski 2011 (IL-12 TRUCKs); value assumed", 0.0, 100.0, unit="1"),
     P("il12.innate_kill_rate_per_day", float, 0.5, "TRUCK: rate at which innate killers (macrophages / NK cells recruited and activated by IL-12) kill a tumour cell at saturating IL-12, whatever its antigens (× IL12/(IL12 + half)).", "Chmielewski 2011, 2014 (IL-12 TRUCKs recruit macrophages that eliminate antigen-negative cancer cells); Kerkar 2011 (IL-12 reprograms myeloid cells to kill); value assumed", 0.0, 1e4, unit="1/day"),
-    P("il12.sor_omega", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 2D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("il12.sor_omega_3d", float, 1.7, "Over-relaxation factor of this field's SOR solve on a 3D lattice (unless run.field_omega is set).", "assumed (fewest sweeps at equal accuracy, benchmarks/bench_fields.py)", 1.0, 1.95, unit="1"),
-    P("il12.boundary", str, "neumann", "Domain boundary: no flux, or held at 0.", ASSUMED, choices=("neumann", "dirichlet"), unit=""),
+    *_solver_params("il12", 1.7, 1.7),
     # --- CAR-T cells --------------------------------------------------------------------------
     P("car_t.targets", str, "A", "Antigens the CAR recognises and its logic.", ASSUMED, choices=("A", "B", "A|B", "A&B"), unit=""),
     P("car_t.affinity_a", float, 0.2, "Antigen A level at half-maximal recognition: p = level/(level + K).", "CARCADE-like saturating recognition; K assumed", 1e-4, 100.0, unit="antigen level"),

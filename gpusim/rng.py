@@ -58,12 +58,19 @@ def _mulhilo(a: np.ndarray, m: np.uint64) -> tuple[np.ndarray, np.ndarray]:
 def philox4x32(counter, key, rounds: int = 10) -> tuple[np.ndarray, ...]:
     """Philox4x32 with ``rounds`` rounds (10 is the standard).
 
-    Args:
-        counter: four uint32 arrays (or ints), broadcast together: (c0, c1, c2, c3).
-        key: two uint32 arrays (or ints), broadcast with the counter: (k0, k1).
+    Parameters
+    ----------
+    counter : sequence of 4 uint32 arrays or ints
+        ``(c0, c1, c2, c3)``, broadcast together.
+    key : sequence of 2 uint32 arrays or ints
+        ``(k0, k1)``, broadcast with the counter.
+    rounds : int
+        Number of rounds (10 is the standard).
 
-    Returns:
-        Four uint32 arrays of the broadcast shape.
+    Returns
+    -------
+    tuple of 4 numpy.ndarray
+        uint32 arrays of the broadcast shape.
     """
     c = [np.asarray(w, dtype=np.uint32) for w in counter]
     shape = np.broadcast_shapes(*(w.shape for w in c), *(np.shape(k) for k in key))

@@ -74,14 +74,24 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] = "quickstart",
                   overrides: Iterable[str] | Mapping[str, Any] = ()) -> Scenario:
     """Load and validate a scenario.
 
-    Args:
-        scenario: a bundled name (``"quickstart"``), a path to a TOML file, or a mapping with the
-            same nested layout as the TOML.
-        overrides: ``"section.key=value"`` strings (as ``--set`` takes) or a mapping
-            ``{"section.key": value}``.
+    Parameters
+    ----------
+    scenario : str, Path or Mapping
+        A bundled name (``"quickstart"``), a path to a TOML file, or a mapping with the same
+        nested layout as the TOML.
+    overrides : iterable of str, or Mapping
+        ``"section.key=value"`` strings (as ``--set`` takes) or a mapping
+        ``{"section.key": value}``.
 
-    Raises:
-        ScenarioError: naming the key and what is allowed.
+    Returns
+    -------
+    Scenario
+        The validated scenario, every parameter resolved (defaults filled in).
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the key and what is allowed.
     """
     if isinstance(scenario, Mapping):
         data, origin = dict(scenario), "scenario mapping"

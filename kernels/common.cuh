@@ -2,7 +2,7 @@
 //
 // Every kernel is compiled as device code: by NVRTC for a GPU (gpusim/backends/nvrtc.py, without
 // flush-to-zero or contraction) and, for the tests, by the host C++ compiler as the emulated
-// device (gpusim/testing/emulated.py, whose emu_shim.h supplies the CUDA built-ins and atomics
+// device (gpusim/backends/emulated.py, whose emu_shim.h supplies the CUDA built-ins and atomics
 // and defines __CUDA_ARCH__).  Nothing here includes a system header: NVRTC has none.
 //
 // Both builds round every float32 + - * / exactly as NumPy does (no fused multiply-add; the host

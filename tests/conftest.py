@@ -36,7 +36,7 @@ def backend(request):
 
     name = request.param
     if name == "emulated":
-        from gpusim.testing.emulated import compiler
+        from gpusim.backends.emulated import compiler
 
         if compiler() is None:
             pytest.skip("no host C++ compiler for the emulated device")

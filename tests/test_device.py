@@ -34,7 +34,7 @@ from gpusim.engine import Simulation
 from gpusim.errors import CapacityError
 from gpusim.scenario import bundled, load_scenario
 from gpusim.testing import assert_device_solve_bitwise, solver_case
-from gpusim.testing.emulated import EmulatedRuntime, compiler
+from gpusim.backends.emulated import EmulatedRuntime, compiler
 
 F32 = np.float32
 ROOT = Path(__file__).resolve().parents[1]

@@ -343,13 +343,13 @@ def test_figures_written_or_skipped_with_message(tmp_path):
 
 
 # --------------------------------------------------------------------------- device backends
-@pytest.mark.skipif(__import__("gpusim.testing.emulated", fromlist=["compiler"]).compiler() is None,
+@pytest.mark.skipif(__import__("gpusim.backends.emulated", fromlist=["compiler"]).compiler() is None,
                     reason="no host C++ compiler for the emulated device")
 def test_device_phases_on_the_emulated_device_equal_the_numpy_path(monkeypatch):
     """DevicePhases (validate --backend cupy) runs the device backend's own phases; on the
     emulated device the cases must give the NumPy path's results bitwise: the motility and fields
     cases, and the stirred lineages of the tumour cases with their events."""
-    from gpusim.testing.emulated import EmulatedRuntime
+    from gpusim.backends.emulated import EmulatedRuntime
 
     ref = run_validation(["motility", "fields"], quick=True, seed=3)
     dev = run_validation(["motility", "fields"], quick=True, seed=3, backend="emulated")

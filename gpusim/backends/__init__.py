@@ -6,7 +6,7 @@ on first use on a device the backend's step is compared bitwise with the NumPy e
 bundled scenarios (:mod:`.selfcheck`, under a minute) and the verdict is cached per (device,
 driver, gpusim version, kernel hash).  ``auto`` takes ``cupy`` only when all of that holds, else
 NumPy, and says which it took and why.  ``emulated`` runs the same device step on the CPU, the
-kernels compiled for the host (:mod:`gpusim.testing.emulated`; for checking kernels without a GPU,
+kernels compiled for the host (:mod:`gpusim.backends.emulated`; for checking kernels without a GPU,
 never chosen by ``auto``).  Asking for a backend where it cannot run is a
 :class:`~gpusim.errors.BackendError`, never a silent fallback.
 """
@@ -94,7 +94,7 @@ def select(name: str = "auto") -> Backend:
     if name == "numpy":
         return Backend("numpy", cpu_description())
     if name == "emulated":
-        from ..testing.emulated import compiler
+        from .emulated import compiler
 
         if compiler() is None:
             raise BackendError("backend 'emulated' needs a C++ compiler (g++ or $CXX)")
@@ -125,7 +125,7 @@ def make_simulation(backend: "Backend | str", scenario, replicates: int | None =
 
         phases = device_phases(runtime())
     elif be.name == "emulated":
-        from ..testing.emulated import EmulatedRuntime
+        from .emulated import EmulatedRuntime
         from .cupy_backend import device_phases
 
         phases = device_phases(EmulatedRuntime())

@@ -9,7 +9,7 @@ counters and events are host arrays.  Kernels are launched by name (:func:`inter
 A *runtime* gives the phases their array module (``xp``) and their compiled kernels
 (``module(file)``): :class:`CudaRuntime` is a CUDA device through CuPy, with the kernels compiled
 by NVRTC without flush-to-zero or contraction (:mod:`gpusim.backends.nvrtc`);
-:mod:`gpusim.testing.emulated` is the emulated device that runs this very code on a machine
+:mod:`gpusim.backends.emulated` is the emulated device that runs this very code on a machine
 without a GPU (the kernels compiled for the host), which is how the test suite checks it.
 
 Phases (engine order):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from . import nvrtc
 
 #: the bundled scenarios of the check: every route, 2D and 3D, dual target, memory-free defaults

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from .. import __version__
+from ..version import __version__
 from ..errors import GpusimError
 
 SET_HELP = ("Override one parameter, e.g. --set car_t.targets='A|B' or --set run.days=3 "

@@ -74,54 +74,14 @@ def compare(results, csv_path, horizon, reference, force):
 
     RESULTS: result files, sweep directories (every point) or DIR:POINT (one point).
     """
-    from ..study.compare import endpoint_table
+    from ..study.compare import compare_inputs
     from ..study.table import format_table, write_csv
-    from ..study.sweep import open_inputs
-    from ..errors import OutputError
-    from ..study.runner import _precheck_output
 
-    def load(items):
-        for label, res, path in open_inputs(items, lambda m: click.echo(m, err=True)):
-            if res.status != "complete":
-                click.echo(f"note: skipping {label} ('{path}'): status {res.status_now}, endpoints not written", err=True)
-                continue
-            yield label, path, res
-
-    if csv_path is not None:  # before anything is printed
-        _precheck_output(csv_path, force)
-    arms, paths = [], []
-    for label, path, res in load(results):
-        if label in [a for a, _ in arms]:
-            label = f"{label} ({path})"
-        arms.append((label, res))
-        paths.append(Path(path))
-    if not arms:
-        raise OutputError("compare: none of the inputs is a complete result")
-    ref = None
-    if reference is not None:
-        labels = [a for a, _ in arms]
-        by_path = [a for a, p in zip(labels, paths) if Path(reference).exists() and p.resolve() == Path(reference).resolve()]
-        if reference in labels:
-            ref = reference
-        elif by_path:
-            ref = by_path[0]
-        else:
-            try:
-                extra = list(load([reference]))
-            except OutputError as e:
-                raise OutputError(f"compare: --reference '{reference}' is neither an arm "
-                                  f"({', '.join(labels)}) nor a readable result: {e}") from None
-            if len(extra) != 1:
-                raise OutputError(f"compare: --reference '{reference}' must be one complete result")
-            ref = extra[0][0] if extra[0][0] not in labels else f"{extra[0][0]} ({extra[0][1]})"
-            arms.insert(0, (ref, extra[0][2]))
-    cmp = endpoint_table(arms, horizon=horizon, reference=ref)
+    cmp = compare_inputs(results, horizon=horizon, reference=reference, csv_path=csv_path,
+                         force=force, log=lambda m: click.echo(m, err=True))
     click.echo(format_table(cmp))
     if csv_path:
-        try:
-            write_csv(cmp, csv_path)
-        except OSError as e:
-            raise OutputError(f"cannot write '{csv_path}': {e.strerror or e}") from None
+        write_csv(cmp, csv_path)
         click.echo(f"wrote {csv_path}")
 
 

@@ -8,7 +8,7 @@ import sys
 import click
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from .group import SET_HELP, _errors, main
 
 
@@ -52,7 +52,7 @@ def selftest(backend, steps):
     if n < 1:
         raise BackendError(f"--steps must be at least 1, got {n}")
     if backend == "emulated":
-        from ..testing.emulated import EmulatedRuntime
+        from ..backends.emulated import EmulatedRuntime
 
         m = selfcheck.verify(EmulatedRuntime(order=2), steps=n)
         if m is not None:

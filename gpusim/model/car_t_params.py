@@ -12,6 +12,7 @@ import numpy as np
 from .. import rng
 from .conditioning import Conditioning
 from .lattice import ANTIGEN_SCALE
+from .rates import per_step
 
 F32 = np.float32
 
@@ -169,6 +170,7 @@ def _engagement_terms(sc, dt: float, cd28: bool) -> dict:
     exh_m = sc["car_t.cd28_exhaustion_multiplier"] if cd28 else 1.0
     from ..scenario import products
     tables = recognition_tables(products(sc), sc["car_t.affinity_a"], sc["car_t.affinity_b"])
+    # Deliberate twins: a declaration table, one line per scenario parameter (alike in shape, not logic).
     return dict(
         rec_threshold=tables[0],
         rec_tables=tables,
@@ -185,16 +187,16 @@ def _engagement_terms(sc, dt: float, cd28: bool) -> dict:
         glucose_half=F32(sc["car_t.glucose_half_mM"]),
         exh_tgfb_gain=F32(sc["car_t.exhaustion_tgfb_gain"]),
         pdl1_inhibition=float(sc["car_t.pdl1_inhibition"]),
-        exh_pdl1=float(sc["car_t.exhaustion_pdl1_per_day"] * dt / 1440.0),
+        exh_pdl1=float(per_step(sc["car_t.exhaustion_pdl1_per_day"], dt)),
         pd1_dose_steps=tuple(sorted(int(round(d * 1440.0 / dt)) for d in sc["pd1.dose_days"])),
         pd1_half_life_steps=sc["pd1.half_life_days"] * 1440.0 / dt,
         pd1_max_blockade=float(sc["pd1.max_blockade_fraction"]),
         trog256=int(round(256 * sc["tumour.trogocytosis_fraction"])),
-        exh_recovery=F32(sc["car_t.exhaustion_recovery_per_day"] * dt / 1440.0),
-        exh_hypoxia=F32(sc["car_t.exhaustion_hypoxia_per_day"] * dt / 1440.0),
+        exh_recovery=F32(per_step(sc["car_t.exhaustion_recovery_per_day"], dt)),
+        exh_hypoxia=F32(per_step(sc["car_t.exhaustion_hypoxia_per_day"], dt)),
         o2_hypoxic=F32(sc["tumour.o2_hypoxic_mmHg"]),
         p_kill64=float(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
-        revive_per_step=sc["pd1.reinvigoration_rate_per_day"] * dt / 1440.0,
+        revive_per_step=per_step(sc["pd1.reinvigoration_rate_per_day"], dt),
         revive_exh=F32(sc["pd1.reinvigorated_exhaustion"]),
     )
 

@@ -1,4 +1,4 @@
-"""The lattice: cell kinds, voxel indexing and the Moore neighbourhood.
+"""The lattice: cell kinds, voxel indexing, the Moore neighbourhood and box dilation.
 
 A voxel is addressed within its replicate by the flat index ``v = (z * Y + y) * X + x``; across a
 batch by ``r * V + v``.  Neighbour offsets are listed in one fixed order (lexicographic in
@@ -102,3 +102,33 @@ def resolve_claims(target: np.ndarray, key: np.ndarray) -> np.ndarray:
     np.not_equal(t[1:], t[:-1], out=first[1:])
     win[order[first]] = True
     return win
+
+
+def dilate(mask, radius: int):
+    """Dilation by a cube of half-width ``radius`` voxels (Chebyshev distance).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray or cupy.ndarray
+        Boolean, shape (..., Z, Y, X): any leading (batch) axes, then the lattice.
+    radius : int
+        Half-width of the cube, in voxels; z is left out when Z = 1 (a 2D lattice).
+
+    Returns
+    -------
+    array of the same module, shape and dtype
+        True where a voxel of ``mask`` lies within the cube; voxels beyond the domain count as
+        absent.
+    """
+    out = mask.copy()
+    lead = mask.ndim - 3
+    for ax in range(lead + (1 if mask.shape[lead] == 1 else 0), mask.ndim):
+        cur = out.copy()
+        n = mask.shape[ax]
+        for d in range(1, min(radius, n - 1) + 1):
+            a = [slice(None)] * mask.ndim
+            b = [slice(None)] * mask.ndim
+            a[ax], b[ax] = slice(d, None), slice(None, n - d)
+            out[tuple(a)] |= cur[tuple(b)]
+            out[tuple(b)] |= cur[tuple(a)]
+    return out

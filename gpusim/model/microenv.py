@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import rng
+from .rates import per_step, step_probability
 from ..rng import Stream
 from .lattice import Kind, TState, moore_offsets
 
@@ -76,7 +77,8 @@ class MicroenvParams:
     @classmethod
     def from_scenario(cls, sc) -> "MicroenvParams":
         dt = sc["run.dt_min"]
-        step_rate = lambda per_day: F32(-np.expm1(-per_day * dt / 1440.0))
+        step_rate = lambda per_day: step_probability(per_day, dt)  # noqa: E731
+        # Deliberate twins: a declaration table, one line per scenario parameter (alike in shape, not logic).
         return cls(
             r_ifng=step_rate(sc["tumour.pdl1_ifng_rate_per_day"]),
             r_hyp=step_rate(sc["tumour.pdl1_hypoxia_rate_per_day"]),
@@ -84,7 +86,7 @@ class MicroenvParams:
             ifng_half=F32(sc["tumour.pdl1_ifng_half"]),
             o2_hypoxic=F32(sc["tumour.o2_hypoxic_mmHg"]),
             p_recover=step_rate(sc["tumour.antigen_recovery_per_day"]),
-            d_car=F32(sc["stroma.car_t_degradation_per_day"] * dt / 1440.0),
+            d_car=F32(per_step(sc["stroma.car_t_degradation_per_day"], dt)),
             d_drug=step_rate(sc["stroma.drug_degradation_per_day"]),
             drug_start_step=int(round(sc["stroma.drug_start_day"] * 1440.0 / dt)),
             p_innate=step_rate(sc["il12.innate_kill_rate_per_day"]),

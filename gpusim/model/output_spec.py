@@ -64,6 +64,7 @@ METRICS: dict[str, Metric] = {
     "max_tgfb": Metric("ng/mL", "largest TGF-β1 (total) in a voxel of the domain"),
 }
 
+# Deliberate twins: ENDPOINTS and SNAPSHOTS are declaration tables, name -> (dtype, units, doc).
 ENDPOINTS: dict[str, tuple[str, str, str]] = {
     "cleared": ("int8", "1", "1 if no tumour cell is left at the end"),
     "time_to_clearance_days": ("float64", "day", "first time no tumour cell was left (NaN: never)"),
@@ -126,6 +127,7 @@ SERIES_METRICS = ("tumour_cells", "car_t_tissue", "car_t_exhausted", "car_t_bloo
 #: output, stored as /profiles/<name> (R, T, nbins) with its bin edges (gpusim.model.outputs)
 PROFILES: dict[str, Metric] = {k: Metric(v[3], v[4]) for k, v in obs.profile_specs().items()}
 
+# Deliberate twin of ENDPOINTS: a declaration table, name -> (dtype, units, doc).
 SNAPSHOTS: dict[str, tuple[str, str, str]] = {
     "kind": ("uint8", "1", "cell kind: 0 empty, 1 tumour, 2 healthy, 3 fibroblast, 4 apoptotic, 5 necrotic, 6 vessel"),
     "antigen_class": ("uint8", "1", "tumour antigen class: 0 none, 1 A+B+, 2 A+B-, 3 A-B+, 4 A-B-"),

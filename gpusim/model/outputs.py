@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lattice import Kind
+from .lattice import Kind, dilate
 
 #: exhaustion histogram: 10 equal bins over [0, 1]; the last bin includes 1
 EXHAUSTION_EDGES = np.linspace(0.0, 1.0, 11)
@@ -110,22 +110,6 @@ def edt_sq(feature: np.ndarray, h: float, points: tuple | None = None) -> np.nda
     return out
 
 
-def _dilate3(mask: np.ndarray, k: int) -> np.ndarray:
-    """Dilation of a (Z, Y, X) mask by a cube of half-width ``k`` voxels (z left out when Z = 1);
-    voxels beyond the domain count as absent."""
-    out = mask.copy()
-    for ax in range(1 if mask.shape[0] == 1 else 0, 3):
-        cur = out.copy()
-        n = mask.shape[ax]
-        for d in range(1, min(k, n - 1) + 1):
-            a = [slice(None)] * 3
-            b = [slice(None)] * 3
-            a[ax], b[ax] = slice(d, None), slice(None, n - d)
-            out[tuple(a)] |= cur[tuple(b)]
-            out[tuple(b)] |= cur[tuple(a)]
-    return out
-
-
 def tumour_mass(kind: np.ndarray, closing: int = 0) -> np.ndarray:
     """Boolean (Z, Y, X) mask of the tumour mass: voxels holding a tumour cell or necrotic debris,
     morphologically closed by a cube of half-width ``closing`` voxels (dilation, then erosion), so
@@ -133,7 +117,7 @@ def tumour_mass(kind: np.ndarray, closing: int = 0) -> np.ndarray:
     T cells' paths) count as inside the tumour, not as boundary."""
     m = (kind == Kind.TUMOUR) | (kind == Kind.NECROTIC)
     if closing > 0 and m.any():
-        m = ~_dilate3(~_dilate3(m, closing), closing)
+        m = ~dilate(~dilate(m, closing), closing)
     return m
 
 

@@ -17,6 +17,30 @@ F32 = np.float32
 
 
 @dataclass(frozen=True)
+class Drug:
+    """The schedule of one drug of the toxicity phase: its exposure (``State.<name>``, 0-1)
+    decays by ``decay`` a step, is restored to 1 at the scheduled ``steps`` and by a reactive
+    dose when the CRS grade (and, with ``on_icans``, the ICANS grade) first reaches ``grade``
+    (0: never), recorded in ``State.<name>_step``."""
+
+    name: str  #: the state arrays: exposure ``<name>`` and reactive-dose step ``<name>_step``
+    steps: frozenset = frozenset()  #: steps of the scheduled doses
+    grade: int = 0  #: grade that triggers the reactive dose (0: none)
+    decay: float = 1.0  #: exposure factor per step (the drug's half-life)
+    on_icans: bool = False  #: the reactive dose follows the higher of the CRS and ICANS grades
+
+    @classmethod
+    def from_scenario(cls, sc, name: str, on_icans: bool) -> "Drug":
+        """The schedule of ``toxicity.<name>_days``, ``_at_grade`` and ``_half_life_days``."""
+        dt = sc["run.dt_min"]
+        dtd = dt / 1440.0
+        ln2 = math.log(2.0)
+        return cls(name, frozenset(int(round(d * 1440.0 / dt)) for d in sc[f"toxicity.{name}_days"]),
+                   int(sc[f"toxicity.{name}_at_grade"]),
+                   math.exp(-ln2 * dtd / sc[f"toxicity.{name}_half_life_days"]), on_icans)
+
+
+@dataclass(frozen=True)
 class SystemicParams:
     dose_steps: dict[int, tuple]  # step -> ((route, cells, product id, dose id), ...) in the schedule's order
     homing_per_step: float
@@ -61,18 +85,10 @@ class SystemicParams:
     il1_weight: float = 0.0
     crs_thresholds: np.ndarray = None
     icans_thresholds: np.ndarray = None
-    toci_steps: frozenset = frozenset()
-    toci_grade: int = 0
-    toci_decay: float = 1.0
+    drugs: tuple = ()  # (Drug, ...): tocilizumab, anakinra, steroid (their schedules)
     toci_block: float = 0.0
     toci_clear: float = 0.0
-    anakinra_steps: frozenset = frozenset()
-    anakinra_grade: int = 0
-    anakinra_decay: float = 1.0
     anakinra_block: float = 0.0
-    steroid_steps: frozenset = frozenset()
-    steroid_grade: int = 0
-    steroid_decay: float = 1.0
     steroid_sup: float = 0.0
     endo_act: float = 0.0
     endo_half: float = 1.0
@@ -164,7 +180,7 @@ def _toxicity_terms(sc) -> dict:
     dtd = dt / 1440.0
     truck = sc["toxicity.il6_truck_multiplier"] if sc["car_t.generation"] == "fourth" else 1.0
     ln2 = math.log(2.0)
-    steps = lambda days: frozenset(int(round(d * 1440.0 / dt)) for d in days)  # noqa: E731
+    # Deliberate twins: a declaration table, one line per scenario parameter (alike in shape, not logic).
     return dict(
         il6_lysis=float(sc["toxicity.il6_per_million_lysed_pg_per_mL"]),
         il6_act_step=float(sc["toxicity.il6_per_million_activated_per_day_pg_per_mL"]) * dtd * truck,
@@ -184,18 +200,12 @@ def _toxicity_terms(sc) -> dict:
         il1_weight=float(sc["toxicity.il1_pyrogen_weight"]),
         crs_thresholds=np.asarray(sorted(sc["toxicity.crs_thresholds_pg_per_mL"]), np.float64),
         icans_thresholds=np.asarray(sorted(sc["toxicity.icans_thresholds_pg_per_mL"]), np.float64),
-        toci_steps=steps(sc["toxicity.tocilizumab_days"]),
-        toci_grade=int(sc["toxicity.tocilizumab_at_grade"]),
-        toci_decay=math.exp(-ln2 * dtd / sc["toxicity.tocilizumab_half_life_days"]),
+        drugs=(Drug.from_scenario(sc, "tocilizumab", on_icans=False),
+               Drug.from_scenario(sc, "anakinra", on_icans=True),
+               Drug.from_scenario(sc, "steroid", on_icans=True)),
         toci_block=float(sc["toxicity.tocilizumab_blockade_fraction"]),
         toci_clear=float(sc["toxicity.tocilizumab_clearance_fraction"]),
-        anakinra_steps=steps(sc["toxicity.anakinra_days"]),
-        anakinra_grade=int(sc["toxicity.anakinra_at_grade"]),
-        anakinra_decay=math.exp(-ln2 * dtd / sc["toxicity.anakinra_half_life_days"]),
         anakinra_block=float(sc["toxicity.anakinra_blockade_fraction"]),
-        steroid_steps=steps(sc["toxicity.steroid_days"]),
-        steroid_grade=int(sc["toxicity.steroid_at_grade"]),
-        steroid_decay=math.exp(-ln2 * dtd / sc["toxicity.steroid_half_life_days"]),
         steroid_sup=float(sc["toxicity.steroid_myeloid_suppression_fraction"]),
         endo_act=float(sc["toxicity.endothelial_activation_per_day"]),
         endo_half=float(sc["toxicity.endothelial_half_pg_per_mL"]),

@@ -84,15 +84,11 @@ def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) ->
 
 def _scheduled_drugs(st, sp: SystemicParams, step: int) -> None:
     """Drug exposures decay; a scheduled dose at ``step`` restores one to 1."""
-    st.tocilizumab *= sp.toci_decay
-    st.steroid *= sp.steroid_decay
-    st.anakinra *= sp.anakinra_decay
-    if step in sp.anakinra_steps:
-        st.anakinra[:] = 1.0
-    if step in sp.toci_steps:
-        st.tocilizumab[:] = 1.0
-    if step in sp.steroid_steps:
-        st.steroid[:] = 1.0
+    for drug in sp.drugs:
+        exposure = getattr(st, drug.name)
+        exposure *= drug.decay
+        if step in drug.steps:
+            exposure[:] = 1.0
 
 
 def _record(st, sig: np.ndarray, crs: np.ndarray, icans: np.ndarray, step: int, dt: float) -> None:
@@ -111,15 +107,10 @@ def _record(st, sig: np.ndarray, crs: np.ndarray, icans: np.ndarray, step: int, 
 
 def _reactive_drugs(st, sp: SystemicParams, step: int) -> None:
     """Reactive drugs, given at the end of the step their grade is first reached."""
-    if sp.toci_grade > 0:
-        give = (st.crs_grade_max >= sp.toci_grade) & (st.tocilizumab_step == 0)
-        st.tocilizumab[give] = 1.0
-        st.tocilizumab_step[give] = step + 1
-    if sp.anakinra_grade > 0:
-        give = (np.maximum(st.crs_grade_max, st.icans_grade_max) >= sp.anakinra_grade) & (st.anakinra_step == 0)
-        st.anakinra[give] = 1.0
-        st.anakinra_step[give] = step + 1
-    if sp.steroid_grade > 0:
-        give = (np.maximum(st.crs_grade_max, st.icans_grade_max) >= sp.steroid_grade) & (st.steroid_step == 0)
-        st.steroid[give] = 1.0
-        st.steroid_step[give] = step + 1
+    for drug in sp.drugs:
+        if drug.grade > 0:
+            grade = np.maximum(st.crs_grade_max, st.icans_grade_max) if drug.on_icans else st.crs_grade_max
+            given = getattr(st, f"{drug.name}_step")
+            give = (grade >= drug.grade) & (given == 0)
+            getattr(st, drug.name)[give] = 1.0
+            given[give] = step + 1

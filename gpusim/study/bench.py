@@ -40,6 +40,19 @@ def git_commit() -> str:
     return "unknown"
 
 
+def timed(times: dict[str, float], name: str, fn):
+    """``fn`` wrapped so that each call adds its wall time (s) to ``times[name]``."""
+
+    def wrapper(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            times[name] = times.get(name, 0.0) + time.perf_counter() - t0
+
+    return wrapper
+
+
 @contextlib.contextmanager
 def phase_timer(sim):
     """Time every phase of a NumPy-engine step: wraps the engine's ``*_phase`` functions and the
@@ -48,25 +61,15 @@ def phase_timer(sim):
 
     times: dict[str, float] = {}
     saved = []
-
-    def wrap(name, fn):
-        def timed(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                times[name] = times.get(name, 0.0) + time.perf_counter() - t0
-        return timed
-
     for name in dir(engine):
         fn = getattr(engine, name)
         if name.endswith("_phase") and callable(fn):
             saved.append((engine, name, fn))
-            setattr(engine, name, wrap(name[:-len("_phase")], fn))
+            setattr(engine, name, timed(times, name[:-len("_phase")], fn))
     fields = getattr(sim, "fields", None)
     if fields is not None and hasattr(fields, "solve"):
         saved.append((fields, "solve", fields.solve))
-        fields.solve = wrap("fields", fields.solve)
+        fields.solve = timed(times, "fields", fields.solve)
     try:
         yield times
     finally:
@@ -258,6 +261,6 @@ def write_json(record: dict, path, force: bool = False) -> Path:
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__

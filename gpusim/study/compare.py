@@ -7,16 +7,20 @@ reference arm (the statistics themselves are in :mod:`gpusim.study.stats`).
   at their last common output time (paired per replicate when the runs share seed and replicates).
 * :func:`endpoint_table`: every endpoint of every arm, and the differences from a reference arm,
   as rows ready for printing (:func:`format_table`) or CSV (:func:`write_csv`).
+* :func:`compare_inputs`: ``gpusim compare``: result files, sweep directories or sweep points
+  read as arms (incomplete ones skipped), the reference arm found, and :func:`endpoint_table`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import OutputError
 from .horizon import HORIZON_TOL, SURVIVAL, ComparisonError, at_horizon, follow_up  # noqa: F401 (API)
 from .stats import (MIN_N_MEDIAN, fisher_exact, kaplan_meier, km_median, logrank, median_ci,
                     paired_proportion_diff, proportion_diff, sign_test, wilson)
@@ -219,6 +223,89 @@ def endpoint_table(arms: Sequence[tuple[str, object]], *, horizon: float | None 
         _differences(out, keys, reference, names, eps, why)
         _logrank_across(out, keys, survival)
     return out
+
+
+def compare_inputs(inputs: Sequence[str], *, horizon: float | None = None,
+                   reference: str | None = None, csv_path: str | None = None, force: bool = False,
+                   log: Callable[[str], None] | None = None) -> Comparison:
+    """The comparison behind ``gpusim compare``.
+
+    Parameters
+    ----------
+    inputs : sequence of str
+        Result files, sweep directories (every point) or ``DIR:POINT`` (one point); each
+        complete one is an arm, labelled by its input (an incomplete one is skipped with a note).
+    horizon : float, optional
+        Day up to which every arm is compared (see :func:`endpoint_table`).
+    reference : str, optional
+        The arm the others are compared with: an arm's label or file, or another result file
+        (then added as the first arm); default the first arm.
+    csv_path : str, optional
+        The CSV file the caller will write: checked before any input is read.
+    force : bool
+        Whether ``csv_path`` may be overwritten.
+    log : callable, optional
+        Receives one line per skipped input.
+
+    Returns
+    -------
+    Comparison
+        The table of :func:`endpoint_table`.
+
+    Raises
+    ------
+    OutputError
+        No input is a complete result, the reference is neither an arm nor one complete
+        result, or ``csv_path`` cannot be written.
+    """
+    from .runner import _precheck_output
+
+    if csv_path is not None:  # before anything is printed
+        _precheck_output(csv_path, force)
+    arms, paths = [], []
+    for label, path, res in _complete_arms(inputs, log):
+        if label in [a for a, _ in arms]:
+            label = f"{label} ({path})"
+        arms.append((label, res))
+        paths.append(Path(path))
+    if not arms:
+        raise OutputError("compare: none of the inputs is a complete result")
+    ref = None if reference is None else _reference_arm(arms, paths, reference, log)
+    return endpoint_table(arms, horizon=horizon, reference=ref)
+
+
+def _complete_arms(items, log):
+    """``(label, file, Results)`` of every complete result among ``items``; the others are
+    skipped with a note."""
+    from .sweep import open_inputs
+
+    log = log or (lambda m: None)
+    for label, res, path in open_inputs(items, log):
+        if res.status != "complete":
+            log(f"note: skipping {label} ('{path}'): status {res.status_now}, endpoints not written")
+            continue
+        yield label, path, res
+
+
+def _reference_arm(arms: list, paths: list[Path], reference: str, log) -> str:
+    """The label of the reference arm: an arm's label, an arm's file, or another complete
+    result (inserted as the first arm of ``arms``)."""
+    labels = [a for a, _ in arms]
+    by_path = [a for a, p in zip(labels, paths) if Path(reference).exists() and p.resolve() == Path(reference).resolve()]
+    if reference in labels:
+        return reference
+    if by_path:
+        return by_path[0]
+    try:
+        extra = list(_complete_arms([reference], log))
+    except OutputError as e:
+        raise OutputError(f"compare: --reference '{reference}' is neither an arm "
+                          f"({', '.join(labels)}) nor a readable result: {e}") from None
+    if len(extra) != 1:
+        raise OutputError(f"compare: --reference '{reference}' must be one complete result")
+    ref = extra[0][0] if extra[0][0] not in labels else f"{extra[0][0]} ({extra[0][1]})"
+    arms.insert(0, (ref, extra[0][2]))
+    return ref
 
 
 def _endpoints_at_common_horizon(arms, out: Comparison):

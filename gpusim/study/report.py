@@ -179,7 +179,7 @@ def _run_block(arms) -> str:
 def _html(arms, figures: list[tuple[str, str]]) -> str:
     from datetime import datetime, timezone
 
-    from .. import __version__
+    from ..version import __version__
 
     e = html.escape
     figs = "\n".join(

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from .. import backends
 from ..backends import make_simulation, select
 from ..engine import ENDPOINTS, EVENT_INFO, EVENTS, METRICS, SERIES_METRICS, SNAPSHOTS, Simulation, steps_for

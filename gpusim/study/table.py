@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 
+from ..errors import OutputError
 from .compare import SURVIVAL, Comparison, Diff, Row
 
 
@@ -105,7 +106,15 @@ def write_csv(cmp: Comparison, path) -> None:
     """Long-format CSV (columns :data:`CSV_COLUMNS`): one row per (arm, endpoint); a ``logrank``
     row (arm ``all``, estimate = chi-square, NaN when not computable, detail df, p or the
     reason); one row per (arm, endpoint) difference from the reference arm, with endpoint
-    ``<endpoint> (difference)`` and the reference arm in ``reference`` (empty elsewhere)."""
+    ``<endpoint> (difference)`` and the reference arm in ``reference`` (empty elsewhere).
+    A file that cannot be written is an OutputError."""
+    try:
+        _write_csv(cmp, path)
+    except OSError as e:
+        raise OutputError(f"cannot write '{path}': {e.strerror or e}") from None
+
+
+def _write_csv(cmp: Comparison, path) -> None:
     f = lambda x: repr(float(x))
     H = f(cmp.horizon)
     with open(path, "w", newline="", encoding="utf-8") as fh:

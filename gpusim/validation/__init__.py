@@ -105,7 +105,7 @@ def run_validation(cases=None, quick: bool = False, seed: int = 1, figures=None,
 
         phases = DevicePhases(runtime())
     else:
-        from ..testing.emulated import EmulatedRuntime
+        from ..backends.emulated import EmulatedRuntime
 
         phases = DevicePhases(EmulatedRuntime())
     return _run_cases(names, quick, seed, figures, log, phases)

@@ -1,5 +1,5 @@
 // emu_shim.h -- the emulated device: the host twin of the CUDA built-ins the kernels use.
-// Force-included by g++ (gpusim/testing/emulated.py) when a kernels/*.cu file is compiled for the
+// Force-included by g++ (gpusim/backends/emulated.py) when a kernels/*.cu file is compiled for the
 // host: __CUDA_ARCH__ is defined, so the DEVICE branches of common.cuh and philox.cuh are the ones
 // compiled; a kernel is a plain extern "C" function that reads the thread-local blockIdx /
 // blockDim / threadIdx, run over its grid by emu_launch one thread at a time, in order, in

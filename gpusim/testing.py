@@ -1,5 +1,6 @@
-"""Test support shared by the test suite and the GPU check: the emulated device
-(:mod:`gpusim.testing.emulated`) and small fixtures."""
+"""Test fixtures shared by the test suite and the GPU check: a field solve on random coefficients
+and the bitwise check of a device solve against the NumPy solver (on a GPU, or on the emulated
+device :mod:`gpusim.backends.emulated`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ def solver_case(shape, boundary: str, omega: float = 1.6, floor=None, tol: float
                 max_iter: int = 500, seed: int | None = None):
     """A field solve on random coefficients: ``(solver, c0, a, s, fixed)``; with a floor the
     source is mostly negative so that the floor binds (zero-order consumption)."""
-    from ..model.fields import FieldSolver
+    from .model.fields import FieldSolver
 
     g = np.random.default_rng(sum(shape) if seed is None else seed)
     c0 = g.uniform(0, 1, shape).astype(np.float32)
@@ -25,7 +26,7 @@ def solver_case(shape, boundary: str, omega: float = 1.6, floor=None, tol: float
 def assert_device_solve_bitwise(runtime, case, fixed_value=np.float32(0.75)) -> np.ndarray:
     """Solve ``case`` (from :func:`solver_case`) with the NumPy solver and on ``runtime`` (a
     device or the emulated device); assert sweeps and values bitwise equal; return the values."""
-    from ..backends.cupy_backend import device_solve
+    from .backends.cupy_backend import device_solve
 
     fs, c0, a, s, fixed = case
     c_np = c0.copy()

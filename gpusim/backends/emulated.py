@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import nvrtc
-from ..backends.interface import KERNELS, SCALARS, signature
+from . import nvrtc
+from .interface import KERNELS, SCALARS, signature
 from ..errors import BackendError
 
 SHIM = Path(__file__).with_name("emu_shim.h")
@@ -151,10 +151,13 @@ def compiler() -> str | None:
 class EmulatedRuntime:
     """A runtime for DevicePhases on the host (see the module docstring).
 
-    Args:
-        order: 0 threads in order, 1 reversed, 2 shuffled.
-        options: the compile options a GPU build would use (default ``nvrtc.OPTIONS``); with
-            ``-ftz=true`` among them every launch flushes subnormals, as such a build would.
+    Parameters
+    ----------
+    order : int
+        Thread order of every launch: 0 in order, 1 reversed, 2 shuffled.
+    options : sequence of str
+        The compile options a GPU build would use (default ``nvrtc.OPTIONS``); with
+        ``-ftz=true`` among them every launch flushes subnormals, as such a build would.
     """
 
     name = "emulated"
