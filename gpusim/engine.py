@@ -24,7 +24,7 @@ import numpy as np
 
 from .model.car_t import CarTParams, car_t_phase
 from .model.environment import FieldsPhase
-from .model.lattice import Kind, TState, to_host
+from .model.lattice import Kind, TState, dilate, to_host
 from .model.microenv import MicroenvParams, microenv_phase
 from .model import outputs as obs
 # the output declarations and the state spec, re-exported: ``gpusim.engine`` is their public path
@@ -284,7 +284,7 @@ class Simulation:
         o2 = st.o2.reshape(R, V)
         ntum = tum.sum(axis=1)
         tmap = st.tcell_map()
-        near = _dilate(tmap > 0, 2).reshape(R, V)
+        near = dilate(tmap > 0, 2).reshape(R, V)
         r, s = live_slots(st)
         nt = np.maximum(ntum, 1)
         car_tumour = car_t_tumour_count(np, st.kind, st.t_count, st.t_pos)
@@ -461,29 +461,10 @@ def car_t_tumour_count(xp, kind, t_count, t_pos):
     neighbours inside the domain holds a tumour cell, i.e. the tumour mask dilated by one voxel
     (Chebyshev radius 1, z left out in 2D) read at the live cells' positions."""
     R, C = t_pos.shape
-    near = _dilate(kind == int(Kind.TUMOUR), 1).reshape(R, -1)
+    near = dilate(kind == int(Kind.TUMOUR), 1).reshape(R, -1)
     live = xp.arange(C)[None, :] < t_count[:, None]
     pos = xp.where(live, t_pos, 0)
     return (near[xp.arange(R)[:, None], pos] & live).sum(axis=1).astype(xp.int64)
-
-
-def _dilate(mask, radius: int):
-    """Boolean (R, Z, Y, X) dilation by a cube of half-width ``radius`` (Chebyshev distance), for
-    NumPy or CuPy arrays."""
-    out = mask.copy()
-    for axis in range(1 if mask.shape[1] == 1 else 0, 3):
-        ax = axis + 1
-        cur = out.copy()
-        for d in range(1, radius + 1):
-            n = mask.shape[ax]
-            if d >= n:
-                break
-            sl_a = [slice(None)] * 4
-            sl_b = [slice(None)] * 4
-            sl_a[ax], sl_b[ax] = slice(d, None), slice(None, n - d)
-            out[tuple(sl_a)] |= cur[tuple(sl_b)]
-            out[tuple(sl_b)] |= cur[tuple(sl_a)]
-    return out
 
 
 def steps_for(days: float, dt_min: float) -> int:
