@@ -13,7 +13,12 @@ infiltration depth (mean over replicates of each replicate's mean T-cell depth f
 boundary, inward positive, in um).  One JSON record with device, commit and date.
 
     python benchmarks/scenario_table.py [--replicates 2] [--days 14] [--seed 11]
-                                        [--scenarios a,b] [--out FILE.json]
+                                        [--scenarios a,b] [--out FILE.json] [--workdir DIR]
+                                        [--set KEY=VALUE ...]
+
+``--workdir DIR`` keeps the result files there, and a control already there from the same seed,
+replicates and days is reused instead of run again.  A control holds no CAR-T cell, so a change
+of CAR-T or dose parameters leaves it as it is; after any other change use a fresh folder.
 """
 
 from __future__ import annotations
@@ -43,8 +48,22 @@ CONTROL = ("--set", "delivery.dose_cells=0", "--set", "delivery.schedule=")
 def run(name: str, out: Path, args, extra=()) -> None:
     cmd = [sys.executable, "-m", "gpusim.cli", "run", name, "-o", str(out), "--force", "-q",
            "-r", str(args.replicates), "--days", str(args.days), "--seed", str(args.seed),
-           "--backend", "numpy", *extra]
+           "--backend", "numpy", *(x for kv in args.set for x in ("--set", kv)), *extra]
     subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def reusable(path: Path, args) -> bool:
+    """A control file at ``path`` that a run with these arguments would write again."""
+    if not path.exists():
+        return False
+    try:
+        res = open_results(path)
+    except Exception:  # noqa: BLE001 - an unreadable file is run again
+        return False
+    a = res.attrs
+    return (res.status == "complete" and int(a["seed"]) == args.seed
+            and int(a["replicates"]) == args.replicates
+            and abs(float(res.time_days[-1]) - args.days) < 1e-6)
 
 
 def depth(res) -> float:
@@ -64,15 +83,21 @@ def main() -> None:
     ap.add_argument("--scenarios", default="")
     ap.add_argument("--with-3d", action="store_true")
     ap.add_argument("--out", default="")
+    ap.add_argument("--workdir", default="", help="keep the files here and reuse controls")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a parameter override for every run (as gpusim run --set)")
     args = ap.parse_args()
     names = [s for s in args.scenarios.split(",") if s] or [
         s for s in sorted(bundled()) if s != "untreated" and (args.with_3d or s != "large_3d")]
     rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(args.workdir or scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
         for name in names:
             therapy, control = Path(tmp, f"{name}.h5"), Path(tmp, f"{name}_control.h5")
             run(name, therapy, args)
-            run(name, control, args, CONTROL)
+            if not reusable(control, args):
+                run(name, control, args, CONTROL)
             res, ctl = open_results(therapy), open_results(control)
             u = ratio_to_untreated(res, ctl)
             rows[name] = {"day": u.day, "ratio_of_means": u.ratio_of_means,

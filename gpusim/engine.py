@@ -24,7 +24,7 @@ import numpy as np
 
 from .model.car_t import CarTParams, car_t_phase
 from .model.environment import FieldsPhase
-from .model.lattice import Kind, TState, to_host
+from .model.lattice import Kind, TState, dilate, to_host
 from .model.microenv import MicroenvParams, microenv_phase
 from .model import outputs as obs
 # the output declarations and the state spec, re-exported: ``gpusim.engine`` is their public path
@@ -32,13 +32,13 @@ from .model.output_spec import (  # noqa: F401
     ENDPOINTS, EVENT_INFO, EVENTS, METRICS, PROFILES, SERIES_ENDPOINTS, SERIES_METRICS, SNAPSHOTS,
     Metric)
 from .model.state import (  # noqa: F401
-    AGENTS, COUNTERS, DEVICE_ARRAYS, LATTICE, STATE_ARRAYS, SYSTEMIC, State, live_slots)
+    AGENTS, COUNTERS, DEVICE_ARRAYS, LATTICE, PER_DOSE, PER_PRODUCT, STATE_ARRAYS, SYSTEMIC, State, live_slots)
 from .model.systemic import systemic_phase
 from .model.systemic_params import SystemicParams
 from .model.toxicity import crs_signal, fever_c, toxicity_phase
 from .model.tissue import initial_tissue_batch
 from .model.tumour import TumourParams, tumour_phase
-from .scenario import Scenario
+from .scenario import Scenario, products
 
 
 class NumpyPhases:
@@ -115,6 +115,7 @@ class Simulation:
         self.car_t_params = CarTParams.from_scenario(sc)
         self.systemic_params = SystemicParams.from_scenario(sc, self.nvox)
         self.microenv_params = MicroenvParams.from_scenario(sc)
+        self.products = products(sc)  #: the target rule of each product id
         self._tumour_zone = None
         self.fields = FieldsPhase(sc, R)
         self.dt_min = float(sc["run.dt_min"])
@@ -158,23 +159,35 @@ class Simulation:
                  t_exh=np.zeros((R, C), np.float32), t_div=np.zeros((R, C), np.uint8),
                  t_kills=np.zeros((R, C), np.int32), t_dir=np.full((R, C), -1, np.int8),
                  t_act=np.zeros((R, C), np.int16), t_eng=np.zeros((R, C), np.uint8),
-                 t_count=np.zeros(R, np.int32))
+                 t_prod=np.zeros((R, C), np.uint8), t_count=np.zeros(R, np.int32))
+        P, D = len(self.products), self.systemic_params.n_doses
+        shape = lambda k: (R, P) if k in PER_PRODUCT else (R, D) if k in PER_DOSE else R  # noqa: E731
         for k in SYSTEMIC:
-            a[k] = np.zeros(R, np.float64)
+            a[k] = np.zeros(shape(k), np.float64)
         for k in COUNTERS:
-            a[k] = np.zeros(R, np.int64)
+            a[k] = np.zeros(shape(k), np.int64)
         kind = a["kind"].reshape(R, -1)
         a["tumour_initial"] = (kind == Kind.TUMOUR).sum(axis=1).astype(np.int64)
         a["tumour_min"] = a["tumour_initial"].copy()
         hk = kind == Kind.HEALTHY
         # index (A level × 256 + B level) < 65536: uint16 keeps this temporary at 2 bytes a voxel
-        vis = self.car_t_params.rec_threshold[a["antigen_a"].reshape(R, -1).astype(np.uint16) * np.uint16(256)
-                                              + a["antigen_b"].reshape(R, -1)] > 0
+        vis = self._visible(a["antigen_a"].reshape(R, -1), a["antigen_b"].reshape(R, -1))
         a["healthy_antigen_initial"] = (hk & vis).sum(axis=1).astype(np.int64)
         a["tumour_invisible_initial"] = ((kind == Kind.TUMOUR) & ~vis).sum(axis=1).astype(np.int64)
         a["cleared_step"] = np.full(R, -1, np.int64)
         a["last_car_t_step"] = np.full(R, -1, np.int64)
         return State(a, self.replicates, 0)
+
+    def _visible(self, antigen_a: np.ndarray, antigen_b: np.ndarray) -> np.ndarray:
+        """bool: the cells with these antigen levels (uint8) that some product of the scenario
+        can recognise (its recognition threshold above 0)."""
+        # index (A level × 256 + B level) < 65536: uint16 keeps this temporary at 2 bytes a voxel
+        idx = antigen_a.astype(np.uint16) * np.uint16(256) + antigen_b
+        tables = self.car_t_params.rec_tables
+        vis = tables[0][idx] > 0
+        for t in tables[1:]:
+            vis |= t[idx] > 0
+        return vis
 
     def _initial_fields(self, st: State) -> None:
         """Start from the fields' steady state of the initial tissue (on the backend: a large
@@ -267,12 +280,11 @@ class Simulation:
         tum = kind == Kind.TUMOUR
         aa = st.antigen_a.reshape(R, V) > 0
         ab = st.antigen_b.reshape(R, V) > 0
-        vis = self.car_t_params.rec_threshold[st.antigen_a.reshape(R, V).astype(np.int64) * 256
-                                              + st.antigen_b.reshape(R, V)] > 0
+        vis = self._visible(st.antigen_a.reshape(R, V), st.antigen_b.reshape(R, V))
         o2 = st.o2.reshape(R, V)
         ntum = tum.sum(axis=1)
         tmap = st.tcell_map()
-        near = _dilate(tmap > 0, 2).reshape(R, V)
+        near = dilate(tmap > 0, 2).reshape(R, V)
         r, s = live_slots(st)
         nt = np.maximum(ntum, 1)
         car_tumour = car_t_tumour_count(np, st.kind, st.t_count, st.t_pos)
@@ -290,7 +302,7 @@ class Simulation:
             "car_t_tumour": car_tumour,
             "car_t_exhausted": state_counts(st, TState.EXHAUSTED),
             "car_t_memory": state_counts(st, TState.MEMORY),
-            "car_t_blood": st.blood.copy(),
+            "car_t_blood": st.blood.sum(axis=1),
             "infiltration": (tum & near).sum(axis=1) / nt,
             "kills_tumour": st.kills_tumour.copy(),
             "kills_healthy": st.kills_healthy.copy(),
@@ -302,7 +314,7 @@ class Simulation:
             "mean_ecm_tumour": st.ecm.reshape(R, V)[:, self._zone()].mean(axis=1, dtype=np.float64),
             "car_t_engaged": st.t_eng.sum(axis=1, dtype=np.int64),
             "il6": st.il6.copy(),
-            "car_t_csf": st.csf.copy(),
+            "car_t_csf": st.csf.sum(axis=1),
             **self._toxicity_metrics(st),
             **self.observer.depth_metrics(st, r, s),
             **self.observer.signal_metrics(st),
@@ -449,29 +461,10 @@ def car_t_tumour_count(xp, kind, t_count, t_pos):
     neighbours inside the domain holds a tumour cell, i.e. the tumour mask dilated by one voxel
     (Chebyshev radius 1, z left out in 2D) read at the live cells' positions."""
     R, C = t_pos.shape
-    near = _dilate(kind == int(Kind.TUMOUR), 1).reshape(R, -1)
+    near = dilate(kind == int(Kind.TUMOUR), 1).reshape(R, -1)
     live = xp.arange(C)[None, :] < t_count[:, None]
     pos = xp.where(live, t_pos, 0)
     return (near[xp.arange(R)[:, None], pos] & live).sum(axis=1).astype(xp.int64)
-
-
-def _dilate(mask, radius: int):
-    """Boolean (R, Z, Y, X) dilation by a cube of half-width ``radius`` (Chebyshev distance), for
-    NumPy or CuPy arrays."""
-    out = mask.copy()
-    for axis in range(1 if mask.shape[1] == 1 else 0, 3):
-        ax = axis + 1
-        cur = out.copy()
-        for d in range(1, radius + 1):
-            n = mask.shape[ax]
-            if d >= n:
-                break
-            sl_a = [slice(None)] * 4
-            sl_b = [slice(None)] * 4
-            sl_a[ax], sl_b[ax] = slice(d, None), slice(None, n - d)
-            out[tuple(sl_a)] |= cur[tuple(sl_b)]
-            out[tuple(sl_b)] |= cur[tuple(sl_a)]
-    return out
 
 
 def steps_for(days: float, dt_min: float) -> int:

@@ -103,7 +103,7 @@ def state_layout() -> StateLayout:
             cls = "voxel"
         elif a.shape == (1, _PROBE_CAPACITY):
             cls = "slot"
-        elif a.shape == (1,):
+        elif a.shape in ((1,), (1, 1)):  # (R,) and the per-product (R, P), one product here
             cls = "replicate"
         else:  # pragma: no cover - a new kind of state array: extend the estimate
             raise RuntimeError(f"memory estimate: state array {k} of shape {a.shape} has no class")

@@ -41,6 +41,7 @@ class Stream(IntEnum):
     INIT_SEPTA = 2  #: per septum: direction and length
     INIT_PATCHES = 3  #: per patch: centre and subclone
     EXTRAVASATION = 10  #: per vessel voxel: does a circulating CAR-T cell enter here
+    ENTRY_PRODUCT = 11  #: per entry voxel: which product's pool the entering CAR-T cell comes from
     TUMOUR_EVENT = 20  #: per tissue voxel, word (voxel & 3) of block (voxel >> 2): the cell's event
     TUMOUR_DIVISION = 21  #: per dividing cell: neighbour, claim priority, antigen loss A and B
     CLEARANCE = 22  #: per dead-cell voxel, word (voxel & 3) of block (voxel >> 2): debris cleared

@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from .errors import ScenarioError
 from .params import BY_KEY, PARAMS, SECTIONS, Param
@@ -267,17 +267,33 @@ ROUTES = {"iv": "intravenous", "intravenous": "intravenous", "intratumoral": "in
           "intracavitary": "regional", "regional": "regional"}
 
 
-def parse_schedule(text: str) -> list[tuple[str, float, float]]:
-    """``delivery.schedule`` -> ``[(route, day, cells), ...]`` in the written order (route one of
-    intravenous, intratumoral, regional).  Raises ScenarioError naming the bad entry."""
+#: the CAR logics a dose's product may name (those of ``car_t.targets``)
+TARGETS = BY_KEY["car_t.targets"].choices
+
+
+class Dose(NamedTuple):
+    """One dose of a schedule: route (intravenous, intratumoral, regional), day, cells, and the
+    product's target rule (a ``car_t.targets`` logic; None in :func:`parse_doses` when the entry
+    names none, i.e. the scenario's ``car_t.targets``)."""
+
+    route: str
+    day: float
+    cells: float
+    targets: str | None = None
+
+
+def parse_doses(text: str) -> list[Dose]:
+    """``delivery.schedule`` -> its doses in the written order: ``route day cells [product]`` per
+    entry, ``;`` between entries.  Raises ScenarioError naming the bad entry and what is allowed."""
     out = []
     for i, item in enumerate(x.strip() for x in text.split(";")):
         if not item:
             continue
         parts = item.split()
         where = f"delivery.schedule dose {i + 1} '{item}'"
-        if len(parts) != 3:
-            raise ScenarioError(f"{where}: expected 'route day cells', e.g. 'iv 0 1e8'")
+        if len(parts) not in (3, 4):
+            raise ScenarioError(f"{where}: expected 'route day cells [product]', e.g. 'iv 0 1e8' "
+                                "or 'iv 7 1e8 B'")
         route = ROUTES.get(parts[0].lower())
         if route is None:
             raise ScenarioError(f"{where}: unknown route '{parts[0]}'; routes: "
@@ -290,16 +306,47 @@ def parse_schedule(text: str) -> list[tuple[str, float, float]]:
             raise ScenarioError(f"{where}: day out of range; allowed 0 to 3650")
         if not (math.isfinite(cells) and 0.0 <= cells <= 1e13):
             raise ScenarioError(f"{where}: cells out of range; allowed 0 to 1e13")
-        out.append((route, day, cells))
+        targets = parts[3].upper() if len(parts) == 4 else None
+        if targets is not None and targets not in TARGETS:
+            raise ScenarioError(f"{where}: unknown product '{parts[3]}'; a dose's product is the "
+                                f"CAR logic it targets, one of {', '.join(TARGETS)} "
+                                "(omitted: car_t.targets)")
+        out.append(Dose(route, day, cells, targets))
     return out
+
+
+def parse_schedule(text: str) -> list[tuple[str, float, float]]:
+    """``delivery.schedule`` -> ``[(route, day, cells), ...]`` in the written order (route one of
+    intravenous, intratumoral, regional; the products are :func:`parse_doses`').  Raises
+    ScenarioError naming the bad entry."""
+    return [(d.route, d.day, d.cells) for d in parse_doses(text)]
 
 
 def doses(sc) -> list[tuple[str, float, float]]:
     """The doses of a scenario, ``[(route, day, cells), ...]``: ``delivery.schedule`` when set,
     else one dose of ``dose_cells`` by ``delivery.route`` at each of ``dose_days``."""
+    return [(d.route, d.day, d.cells) for d in dose_plan(sc)]
+
+
+def dose_plan(sc) -> list[Dose]:
+    """The doses of a scenario with their products resolved: a schedule entry without a product
+    (and every legacy ``dose_days`` dose) is the scenario's ``car_t.targets``."""
     if sc["delivery.schedule"].strip():
-        return parse_schedule(sc["delivery.schedule"])
-    return [(sc["delivery.route"], d, sc["delivery.dose_cells"]) for d in sc["delivery.dose_days"]]
+        return [d._replace(targets=d.targets or sc["car_t.targets"])
+                for d in parse_doses(sc["delivery.schedule"])]
+    return [Dose(sc["delivery.route"], d, sc["delivery.dose_cells"], sc["car_t.targets"])
+            for d in sc["delivery.dose_days"]]
+
+
+def products(sc) -> tuple[str, ...]:
+    """The CAR-T products of a scenario, by product id: 0 is ``car_t.targets``, then every other
+    target rule the schedule names, in the order of its first dose.  A product differs from
+    another only in the target rule (recognition); every other CAR-T property is the scenario's."""
+    out = [sc["car_t.targets"]]
+    for d in dose_plan(sc):
+        if d.targets not in out:
+            out.append(d.targets)
+    return tuple(out)
 
 
 def _check_schedule(v: dict[str, Any]) -> None:

@@ -2,9 +2,10 @@
 // replicates in one launch each.  NumPy twin: gpusim.model.car_t (_engage, _exhaustion, _fate,
 // scatter); migration is car_t_move.cu.  Logic, shapes, dtypes, units and RNG streams:
 // car_t_logic.cuh.
-// Agent table (R, C) int32/uint8/... as in car_t_logic.cuh, passed as eight pointers; CarTK as a
+// Agent table (R, C) int32/uint8/... as in car_t_logic.cuh, passed as nine pointers; CarTK as a
 // device pointer to the struct (17 + 6 + 3 float32, then 4 int32; step-dependent members filled
-// by the host each step from CarTParams.pdl1_terms / p_division_at).  rec: uint64 (65536).
+// by the host each step from CarTParams.pdl1_terms / p_division_at).  rec: uint64 (P, 65536), one
+// recognition table per product (CarTParams.rec_tables).
 // Launch order per step (per-entry kernels over R*C threads):
 //   car_t_occ (car_t_move.cu's move_occ, occ filled with -1), car_t_engage_claim,
 //   car_t_engage_resolve, car_t_claim_reset, car_t_exhaustion, car_t_fate_claim,
@@ -16,8 +17,10 @@ using namespace gpusim;
 
 #define GPUSIM_TABLE_ARGS(n)                                                                    \
     unsigned char *n##_state, int *n##_pos, float *n##_exh, unsigned char *n##_div,            \
-        int *n##_kills, signed char *n##_dir, short *n##_act, unsigned char *n##_eng
-#define GPUSIM_TABLE(n) AgentTable{n##_state, n##_pos, n##_exh, n##_div, n##_kills, n##_dir, n##_act, n##_eng}
+        int *n##_kills, signed char *n##_dir, short *n##_act, unsigned char *n##_eng,          \
+        unsigned char *n##_prod
+#define GPUSIM_TABLE(n)                                                                         \
+    AgentTable{n##_state, n##_pos, n##_exh, n##_div, n##_kills, n##_dir, n##_act, n##_eng, n##_prod}
 #define GPUSIM_ENTRY                                                                            \
     Geom geo{R, Z, Y, X};                                                                       \
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;                            \

@@ -5,11 +5,12 @@
 // Agent table (R, C) padded, live slots s < t_count[r] (int32 (R)); entry i = r * C + s:
 //   t_state uint8 (TState), t_pos int32 (voxel), t_exh float32 (0..1), t_div uint8 (divisions
 //   left), t_kills int32, t_dir int8 (-1 none), t_act int16 (steps of activation left),
-//   t_eng uint8 (engaged this step).
+//   t_eng uint8 (engaged this step), t_prod uint8 (product id; daughters inherit it).
 // Lattice (R, Z, Y, X), g = r * V + v: kind uint8, antigen_a/b uint8 (level x 100), o2 float32
 //   (mmHg), glucose float32 (mM), tgfb float32 (ng/mL, total TGF-beta1), il12 float32 (a.u.), pdl1 float32 (0..1).
-// rec uint64 (65536): recognition thresholds indexed antigen_a * 256 + antigen_b
-//   (car_t.recognition_table).  claims uint64 (R * V): NO_CLAIM between passes.  occ int32 (R * V):
+// rec uint64 (P, 65536): recognition thresholds of each product indexed t_prod * 65536 +
+//   antigen_a * 256 + antigen_b (car_t_params.recognition_tables); a cell sees with its product's.
+//   claims uint64 (R * V): NO_CLAIM between passes.  occ int32 (R * V):
 //   CAR-T cells per voxel at the phase start (car_t_move_logic.cuh move_occ).
 // Scratch per entry: tgt int32 (claimed voxel or -1), stim/killed/died/born uint8, pd_seen
 //   float32.  counts uint64 (R, CART_NCOUNT).
@@ -80,6 +81,7 @@ GPUSIM_HD void engage_claim(i64 i, const Geom& geo, i32 C, const CarTK& p, u32 s
     i64 cv[MAX_NB + 1];
     cv[0] = pos;
     const i32 K = moore_neighbours(geo, pos, cv + 1) + 1;
+    rec += (u64)t.prod[i] * 65536u;  // this cell's product's table
     u32 n = 0;
     for (i32 j = 0; j < K; ++j)
         if (cv[j] >= 0 && engage_candidate(kind[base + cv[j]], rec[(u32)antigen_a[base + cv[j]] * 256u + antigen_b[base + cv[j]]]))
@@ -122,7 +124,7 @@ GPUSIM_HD void engage_resolve(i64 i, const Geom& geo, i32 C, const CarTK& p, u32
     const i64 tg = base + tgt[i];
     if ((u32)(claims[tg] & 0xFFFFFFFFull) != (u32)s) return;
     const Block4 b = block(seed, reps[r], step, CAR_T_ENGAGE, (u32)s);
-    const u64 thr = rec[(u32)antigen_a[tg] * 256u + antigen_b[tg]];
+    const u64 thr = rec[(u64)t.prod[i] * 65536u + (u32)antigen_a[tg] * 256u + antigen_b[tg]];
     if (!((u64)b.w[2] < thr)) return;
     const i64 pg = base + t.pos[i];
     const float S = car_t_suppression(p, tgfb[pg], il12[pg], o2[pg], glucose[pg], nullptr);
@@ -273,7 +275,7 @@ GPUSIM_HD void fate_resolve(i64 i, const Geom& geo, i32 C, const i32* t_count, c
 // integer prefix sums computed beforehand (gpusim.backends.compaction.compaction_slots):
 // dst_keep[i] for a survivor, dst_born[i] for the daughter of entry i; `out` already holds the
 // padding values (0, t_dir -1) and the capacity was checked on the host.  A daughter copies its
-// parent (state, act, div after the decrement) with pos = claimed voxel, exh = parent exh *
+// parent (state, act, div after the decrement, product) with pos = claimed voxel, exh = parent exh *
 // daughter_exh, kills 0, dir -1, eng 0.  Reads `in`, writes `out` (distinct buffers).
 GPUSIM_HD void compact_entry(i64 i, i32 C, const CarTK& p, const i32* t_count, const AgentTable& in,
                              const AgentTable& out, const u8* died, const u8* born,
@@ -285,13 +287,13 @@ GPUSIM_HD void compact_entry(i64 i, i32 C, const CarTK& p, const i32* t_count, c
         const i64 o = row + dst_keep[i];
         out.state[o] = in.state[i]; out.pos[o] = in.pos[i]; out.exh[o] = in.exh[i];
         out.div[o] = in.div[i]; out.kills[o] = in.kills[i]; out.dir[o] = in.dir[i];
-        out.act[o] = in.act[i]; out.eng[o] = in.eng[i];
+        out.act[o] = in.act[i]; out.eng[o] = in.eng[i]; out.prod[o] = in.prod[i];
     }
     if (born[i]) {
         const i64 o = row + dst_born[i];
         out.state[o] = in.state[i]; out.pos[o] = tgt_born[i]; out.exh[o] = in.exh[i] * p.daughter_exh;
         out.div[o] = in.div[i]; out.kills[o] = 0; out.dir[o] = -1;
-        out.act[o] = in.act[i]; out.eng[o] = 0;
+        out.act[o] = in.act[i]; out.eng[o] = 0; out.prod[o] = in.prod[i];
     }
 }
 

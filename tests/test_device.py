@@ -73,6 +73,12 @@ VARIANTS = {
     "shove_3d": ("large_3d", ["tumour.push_radius_voxels=3", "tumour.push_probability=0.7",
                               "tumour.push_ecm_max=1.5", "stroma.fibroblast_fraction=0.5",
                               "delivery.dose_cells=0"]),
+    # two products (A-CAR, B-CAR) by every route: per-product pools, the entrants' product draws
+    # (blood and CSF pools both holding two products), per-product recognition tables
+    "two_products": ("dual_target", ["car_t.targets=A", "delivery.schedule=iv 0 1e9; intratumoral 0 2e7 B; "
+                                     "intraventricular 0 1e9 B; iv 0.1 1e9 B",
+                                     "delivery.regional_surface_cm2=1.0", "delivery.cns_tumour=true",
+                                     "car_t.max_per_voxel=2"]),
 }
 #: scenarios without a CAR-T dose (the bitwise test checks tumour divisions there instead)
 NO_DOSE = {"untreated", "shove_3d"}
@@ -205,6 +211,10 @@ def test_variants_exercise_their_mechanism(bitwise_run):
     _, st = seen["crowding"]
     shared = [np.bincount(st.t_pos[r, :st.t_count[r]]).max(initial=0) for r in range(st.t_count.size)]
     assert max(shared) > 1, "no voxel holds two CAR-T cells"
+    _, st = seen["two_products"]
+    live = np.arange(st.t_prod.shape[1])[None, :] < st.t_count[:, None]
+    assert set(np.unique(st.t_prod[live])) == {0, 1}, "not both products in the tissue"
+    assert (st.entered_product > 0).all() and (st.csf > 0).all(), "a product's pool or entry unused"
     tot, _ = seen["shove_3d"]
     assert tot["fibroblast_displaced"] > 0 and tot["tumour_divisions"] > 0, tot
     # innate kills in truck_il12, CAF kills in stroma_targeting, JAK-STAT memory formation in gen5

@@ -110,6 +110,10 @@ VARIANTS = {
                                 "car_t.memory_reactivation_probability=0.5"]),
     "zero_order_o2": ("quickstart", ["oxygen.consumption_tumour_mmHg_per_min=3000",
                                      "oxygen.consumption_healthy_mmHg_per_min=50"]),
+    "two_products": ("dual_target", ["car_t.targets=A", "delivery.schedule=iv 0 1e9; intratumoral 0 2e7 B; "
+                                     "intraventricular 0 1e9 B; iv 0.1 1e9 B",
+                                     "delivery.regional_surface_cm2=1.0", "delivery.cns_tumour=true",
+                                     "car_t.max_per_voxel=2"]),
 }
 
 

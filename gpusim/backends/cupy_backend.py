@@ -84,7 +84,7 @@ class DevicePhases:
         self.k_tumour = xp.asarray(pack("TumourK", sim.tumour_params))
         self.k_move = xp.asarray(pack("MoveK", sim.car_t_params))
         self.k_fields = xp.asarray(pack("FieldCoefK", sim.fields))
-        self.rec = xp.asarray(sim.car_t_params.rec_threshold.astype(np.uint64))
+        self.rec = xp.asarray(sim.car_t_params.rec_tables.astype(np.uint64).ravel())  # (P * 65536)
         sp = sim.systemic_params
         self._order = None if sp.inject_order is None else xp.asarray(sp.inject_order)
         self._face = None if sp.face_voxels is None else xp.asarray(sp.face_voxels.astype(np.int32))

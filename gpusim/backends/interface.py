@@ -11,8 +11,10 @@ arguments against the same declaration.  No launch in the project passes a posit
 Types: ``i8 u8 i16 i32 u32 i64 u64 f32 f64`` are C scalars passed by value; a trailing ``*`` is a
 device pointer to an array of that element type (``const`` for read-only); a struct name
 (``TumourK``) is a device pointer to one struct, passed as a uint8 device array of the struct's
-bytes (:func:`pack`).  ``@t`` (``@o``) in a signature stands for the eight agent-table pointers
-``t_state .. t_eng`` (``o_state .. o_eng``) of :data:`TABLE`.
+bytes (:func:`pack`).  ``@t`` (``@o``) in a signature stands for the nine agent-table pointers
+``t_state .. t_prod`` (``o_state .. o_prod``) of :data:`TABLE`.  ``rec`` is the recognition
+table of every product, uint64 (P, 65536) flat, indexed ``t_prod * 65536 + antigen_a * 256 +
+antigen_b``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ SCALARS = {"i8": (np.int8, "signed char"), "u8": (np.uint8, "unsigned char"),
 N_KINDS = len(Kind)
 #: the agent table: (field, element type) in the order of struct AgentTable
 TABLE = (("state", "u8"), ("pos", "i32"), ("exh", "f32"), ("div", "u8"), ("kills", "i32"),
-         ("dir", "i8"), ("act", "i16"), ("eng", "u8"))
+         ("dir", "i8"), ("act", "i16"), ("eng", "u8"), ("prod", "u8"))
 TABLE_FIELDS = tuple(f"t_{f}" for f, _ in TABLE)
 
 #: event counts written by the kernels, in the order of their count arrays (R, n)
@@ -241,7 +243,7 @@ _SIGS = {k: _parse(_tokens(s)) for f in KERNELS.values() for k, s in f.items()}
 
 
 def table_args(arrays: dict, prefix: str = "t", table: dict | None = None) -> dict:
-    """``{prefix_state: ..., prefix_eng: ...}`` from a dict holding ``t_state .. t_eng``."""
+    """``{prefix_state: ..., prefix_prod: ...}`` from a dict holding ``t_state .. t_prod``."""
     src = table if table is not None else arrays
     return {f"{prefix}_{f}": src[f"t_{f}"] for f, _ in TABLE}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -100,6 +101,32 @@ def _status(res) -> str:
     return now if now == res.status else f"{now} (writer gone; 'gpusim resume {res.path}' continues it)"
 
 
+def _named_bins(res, name: str) -> list[str]:
+    """Labels of the bins of profile ``name`` ('product 1 (B)'), from its edges' description."""
+    desc = res.descriptions.get(f"/profiles/bin_edges/{name}", "")
+    names = dict(re.findall(r"(\d+) = '([^']*)'", desc))
+    word = name.split("_")[-1]
+    return [f"{word} {k}" + (f" ({names[str(k)]})" if str(k) in names else "")
+            for k in range(res.profiles[name].shape[-1])]
+
+
+def _product_rows(res) -> list:
+    """Summary rows per CAR-T product and per dose (runs with more than one): cells in the tissue
+    and entrants so far, from the ``car_t_product``, ``entered_product`` and ``entered_dose``
+    profiles."""
+    prof = getattr(res, "profiles", {}) or {}
+    rows = []
+    if "car_t_product" in prof and prof["car_t_product"].shape[-1] > 1:
+        for k, tag in enumerate(_named_bins(res, "car_t_product")):
+            rows.append((f"{tag} CAR-T (now)", None, prof["car_t_product"][:, -1, k]))
+            if "entered_product" in prof:
+                rows.append(("  entered so far", None, prof["entered_product"][:, -1, k]))
+    if "entered_dose" in prof and prof["entered_dose"].shape[-1] > 1:
+        for k, tag in enumerate(_named_bins(res, "entered_dose")):
+            rows.append((f"{tag} entered", None, prof["entered_dose"][:, -1, k]))
+    return rows
+
+
 def _print_summary(res) -> None:
     a = res.attrs
     R = res.replicates
@@ -114,6 +141,7 @@ def _print_summary(res) -> None:
         # memory CAR-T (car_t.memory_*): shown only when the run formed any
         if "car_t_memory" in ts and np.any(ts["car_t_memory"]):
             rows.append(("CAR-T memory cells (now)", None, ts["car_t_memory"][:, -1]))
+        rows += _product_rows(res)
         for label, a0, a1 in rows:
             s = f"  {label:<28} mean {np.mean(a1):10.1f}  median {np.median(a1):10.1f}  range {np.min(a1):g}..{np.max(a1):g}"
             if a0 is not None:

@@ -9,7 +9,7 @@ of the sub-phase (``entity``), so nothing depends on thread or batch order.
 
 Sub-phases, each reading the state as it was when it began:
 1. engagement: each effector picks one candidate target (own voxel or Moore neighbour holding a
-   tumour or healthy cell that the CAR's logic can see), claims it (one T cell per target and
+   tumour or healthy cell that the logic of the cell's product can see: ``rec_tables[t_prod]``), claims it (one T cell per target and
    step, lowest claim wins), is stimulated (engaged) with the recognition probability and kills
    with the kill probability ``p_kill × S × f_pdl1 × boost`` (capped at 1).  A recognised tumour
    cell that is not killed loses a fraction of its antigen levels (trogocytosis):
@@ -95,7 +95,7 @@ def suppression(cp: CarTParams, tgfb, il12, o2, glucose):
     return ((ft * fh) * fg).astype(F32), t
 
 
-AGENT_FIELDS = ("t_state", "t_pos", "t_exh", "t_div", "t_kills", "t_dir", "t_act", "t_eng")
+AGENT_FIELDS = ("t_state", "t_pos", "t_exh", "t_div", "t_kills", "t_dir", "t_act", "t_eng", "t_prod")
 
 
 def gather(st) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -135,7 +135,8 @@ def choose_among(words: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 def _candidates(st, cp, r, a):
     """The cells that engage (effectors and memory cells) and their candidate targets: per cell
     its own voxel, then its Moore neighbours (``voxels`` (n, K + 1)); ``visible`` where the voxel
-    holds a tumour or healthy cell the CAR can see; ``thr`` its recognition threshold."""
+    holds a tumour or healthy cell the cell's product can see; ``thr`` its recognition threshold
+    (the table of its product, ``t_prod``)."""
     R, V = st.kind.shape[0], st.nvox
     cells = np.flatnonzero((a["t_state"] == TState.EFFECTOR) | (a["t_state"] == TState.MEMORY))
     rep, pos = r[cells], a["t_pos"][cells].astype(np.int64)
@@ -144,7 +145,8 @@ def _candidates(st, cp, r, a):
     inside = np.concatenate([np.ones((cells.size, 1), bool), valid], axis=1)
     kind = st.kind.reshape(R, V)[rep[:, None], voxels]
     level_a = st.antigen_a.reshape(R, V)[rep[:, None], voxels].astype(np.int64)
-    thr = cp.rec_threshold[level_a * 256 + st.antigen_b.reshape(R, V)[rep[:, None], voxels]]
+    prod = a["t_prod"][cells].astype(np.int64)[:, None]
+    thr = cp.rec_tables[prod, level_a * 256 + st.antigen_b.reshape(R, V)[rep[:, None], voxels]]
     visible = inside & ((kind == Kind.TUMOUR) | (kind == Kind.HEALTHY)) & (thr > 0)
     return cells, rep, pos, voxels, visible, thr
 

@@ -37,9 +37,16 @@ def recognition_table(targets: str, k_a: float, k_b: float) -> np.ndarray:
     return rng.threshold(p.astype(np.float32).ravel())
 
 
+def recognition_tables(targets: tuple[str, ...], k_a: float, k_b: float) -> np.ndarray:
+    """uint64 (P, 65536): :func:`recognition_table` of each product's target rule, by product id
+    (``scenario.products``)."""
+    return np.stack([recognition_table(t, k_a, k_b) for t in targets])
+
+
 @dataclass(frozen=True)
 class CarTParams:
-    rec_threshold: np.ndarray  # (65536,) uint64
+    rec_threshold: np.ndarray  # (65536,) uint64: product 0's (car_t.targets)
+    rec_tables: np.ndarray  # (P, 65536) uint64: every product's, by product id
     p_kill: np.float32
     exh_per_kill: np.float32
     dt_min: float
@@ -161,10 +168,12 @@ def _engagement_terms(sc, dt: float, cd28: bool) -> dict:
     """Recognition, killing, suppression and exhaustion terms of :meth:`CarTParams.from_scenario`."""
     kill_m = sc["car_t.cd28_kill_multiplier"] if cd28 else 1.0
     exh_m = sc["car_t.cd28_exhaustion_multiplier"] if cd28 else 1.0
+    from ..scenario import products
+    tables = recognition_tables(products(sc), sc["car_t.affinity_a"], sc["car_t.affinity_b"])
     # Deliberate twins: a declaration table, one line per scenario parameter (alike in shape, not logic).
     return dict(
-        rec_threshold=recognition_table(sc["car_t.targets"], sc["car_t.affinity_a"],
-                                        sc["car_t.affinity_b"]),
+        rec_threshold=tables[0],
+        rec_tables=tables,
         p_kill=F32(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
         exh_per_kill=F32(min(1.0, sc["car_t.exhaustion_per_kill"] * exh_m)),
         dt_min=float(dt),

@@ -193,6 +193,9 @@ class Observer:
         self.shell = shell_index(d, self.radial_edges)  # (V,)
         self.shell_voxels = np.bincount(self.shell, minlength=self.radial_edges.size - 1)
         self.closing = int(scenario["outputs.boundary_closing_voxels"])
+        from ..scenario import dose_plan, products
+        self.products = products(scenario)  # the target rule of each product id
+        self.doses = [f"{d.route} day {d.day:g} {d.targets}" for d in dose_plan(scenario)] or ["none"]
 
     # -- per output interval --------------------------------------------------------------------
     def depth_metrics(self, st, rows: np.ndarray, slots: np.ndarray) -> dict[str, np.ndarray]:
@@ -222,8 +225,12 @@ class Observer:
         pos = st.t_pos[rows, slots].astype(np.int64)
         car = np.bincount(rows * nb + self.shell[pos], minlength=R * nb).reshape(R, nb)
         exh = histogram_counts(st.t_exh[rows, slots].astype(np.float64), rows, EXHAUSTION_EDGES, R)
+        P = len(self.products)
+        prod = np.bincount(rows * P + st.t_prod[rows, slots], minlength=R * P).reshape(R, P)
         return {"car_t_radial": car.astype(np.int64), "tumour_radial": tumour.astype(np.int64),
-                "exhaustion_histogram": exh}
+                "exhaustion_histogram": exh, "car_t_product": prod.astype(np.int64),
+                "entered_product": st.entered_product.astype(np.int64),
+                "entered_dose": st.entered_dose.astype(np.int64)}
 
     @staticmethod
     def signal_metrics(st) -> dict[str, np.ndarray]:
@@ -240,6 +247,15 @@ def profile_specs(observer: "Observer | None" = None) -> dict[str, tuple]:
     """``name -> (edges, edge_units, edge_description, units, description)`` of the profiles."""
     radial = observer.radial_edges if observer is not None else None
     shell = "distance of the voxel centre from the initial nodule centre (tumour.centre_*_fraction)"
+    prods = observer.products if observer is not None else None
+    pedges = None if prods is None else np.arange(len(prods) + 1, dtype=np.float64)
+    named = "" if prods is None else ": " + ", ".join(f"{k} = '{t}'" for k, t in enumerate(prods))
+    pdesc = ("product id k in bin [k, k+1), the target rule of the doses that brought the cells "
+             f"in (product 0: car_t.targets){named}")
+    doses = observer.doses if observer is not None else None
+    dedges = None if doses is None else np.arange(len(doses) + 1, dtype=np.float64)
+    dnamed = "" if doses is None else ": " + ", ".join(f"{k} = '{t}'" for k, t in enumerate(doses))
+    ddesc = f"dose id k in bin [k, k+1), the doses in the schedule's order (route day product){dnamed}"
     return {
         "car_t_radial": (radial, "µm", f"radial shell edges: {shell}", "cells",
                          "CAR-T cells in the domain per radial shell from the tumour centre"),
@@ -248,6 +264,14 @@ def profile_specs(observer: "Observer | None" = None) -> dict[str, tuple]:
         "exhaustion_histogram": (EXHAUSTION_EDGES, "fraction",
                                  "exhaustion bin edges: 10 equal bins, [e_i, e_i+1), the last closed",
                                  "cells", "CAR-T cells in the domain per exhaustion bin"),
+        "car_t_product": (pedges, "1", pdesc, "cells", "CAR-T cells in the domain per product"),
+        "entered_product": (pedges, "1", pdesc, "cells",
+                            "CAR-T cells of each product that entered the domain so far (cumulative, "
+                            "all routes)"),
+        "entered_dose": (dedges, "1", ddesc, "cells",
+                         "CAR-T cells of each dose that entered the domain so far (cumulative, all "
+                         "routes; a product's doses share its pools and an entrant is attributed to "
+                         "one of them in proportion to their cells in the pool it left)"),
     }
 
 

@@ -17,12 +17,20 @@ LATTICE = ("kind", "antigen_a", "antigen_b", "ecm", "o2", "glucose", "chemokine"
 AGENTS = car_t_mod.AGENT_FIELDS
 SYSTEMIC = ("blood", "csf", "il6", "il6_peak", "il6_auc", "csf_peak", "il1", "myeloid",
             "myeloid_peak", "crs_signal_peak", "endothelial", "cns_cytokine", "cns_peak",
-            "tocilizumab", "steroid", "anakinra")
+            "tocilizumab", "steroid", "anakinra", "blood_dose", "csf_dose")
 COUNTERS = ("kills_tumour", "kills_healthy", "car_t_entered", "car_t_births", "car_t_deaths",
             "tumour_initial", "tumour_invisible_initial", "healthy_antigen_initial", "car_t_peak", "tumour_min",
             "cleared_step", "last_car_t_step", "car_t_tumour_peak", "crs_grade_max",
             "crs_onset_step", "icans_grade_max", "icans_onset_step", "tocilizumab_step",
-            "steroid_step", "anakinra_step", "entered_iv", "entered_intratumoral", "entered_regional")
+            "steroid_step", "anakinra_step", "entered_iv", "entered_intratumoral", "entered_regional",
+            "entered_product", "entered_dose")
+#: per-replicate arrays with a trailing product axis (R, P), P = len(scenario.products(sc)): the
+#: pools that hold each product's cells before tissue entry, and its entrants so far
+PER_PRODUCT = ("blood", "csf", "entered_product")
+#: per-replicate arrays with a trailing dose axis (R, D), D = the scenario's doses (at least 1):
+#: the same pools kept per dose, only to attribute entrants to their dose, and the entrants of
+#: each dose so far
+PER_DOSE = ("blood_dose", "csf_dose", "entered_dose")
 STATE_ARRAYS = LATTICE + AGENTS + ("t_count",) + SYSTEMIC + COUNTERS
 
 
@@ -36,12 +44,16 @@ class State:
     trogocytosed antigen recovers to).  Agent table (R, C), live cells in slots < ``t_count``:
     ``t_state`` uint8 (:class:`TState`), ``t_pos`` int32 (voxel), ``t_exh`` float32 (0..1),
     ``t_div`` uint8 (divisions left), ``t_kills`` int32, ``t_dir`` int8 (last move, -1 none),
-    ``t_act`` int16 (steps of activation left), ``t_eng`` uint8 (1: engaged a target this step).
-    Per replicate: ``t_count`` int32, float64 ``blood`` (circulating CAR-T cells), ``csf``
-    (CAR-T cells in the CSF / cavity), ``il6`` (plasma IL-6, pg/mL), ``il6_peak``, ``il6_auc``
+    ``t_act`` int16 (steps of activation left), ``t_eng`` uint8 (1: engaged a target this step),
+    ``t_prod`` uint8 (product id: the dose's product it entered with, inherited by daughters;
+    ``scenario.products``).  Per replicate: ``t_count`` int32, float64 (R, P) ``blood``
+    (circulating CAR-T cells of each product) and ``csf`` (CAR-T cells of each product in the
+    CSF / cavity), ``blood_dose`` and ``csf_dose`` (R, D) the same pools per dose (bookkeeping for
+    the entrants' dose), ``il6`` (plasma IL-6, pg/mL), ``il6_peak``, ``il6_auc``
     (pg/mL × day), ``csf_peak``, the toxicity state (``il1``, ``myeloid``, ``endothelial``,
     ``cns_cytokine``, ``tocilizumab``, ``steroid`` and peaks; docs/model.md, Toxicity), and int64
-    counters (grades, onsets as step + 1 with 0 for never, entrants per route).
+    counters (grades, onsets as step + 1 with 0 for never, entrants per route, and
+    ``entered_product`` (R, P) and ``entered_dose`` (R, D) entrants per product and per dose).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], replicates: np.ndarray, step: int):

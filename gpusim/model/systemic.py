@@ -33,7 +33,18 @@ each) or the legacy ``route`` / ``dose_days`` / ``dose_cells``.  Each step
    pool expands by ``exp(lymphodepletion_blood_expansion_per_day × H(t) × dt)``, H the homeostatic
    cytokines' time course (model/conditioning.py).
 Entrants are appended to the agent table in voxel order (intratumoral, CSF face, then vessels)
-and counted per route (``entered_*`` counters).
+and counted per route (``entered_*`` counters) and per product (``entered_product``).
+
+Products (``scenario.products``; a schedule entry's optional fourth token): the pools ``blood``
+and ``csf`` are (R, P), one per product, and every pool term above applies to each product's
+pool on its own (the shared factors: endothelial activation, steroid, lymphodepletion); the
+entry rates use the pools' totals.  An intratumoral dose places cells of its own product; an
+entrant from the CSF face or a vessel takes the product of the pool it came from, drawn in
+proportion to the pools (:func:`entrant_products`, stream ENTRY_PRODUCT, host arithmetic shared
+by every backend).  With one product (P = 1) every operation is the one it was before products
+existed, element for element.  The same pools are also kept per dose (``blood_dose``,
+``csf_dose`` (R, D)), with every pool operation applied to them on their own: bookkeeping that
+decides only the dose an entrant is attributed to (:func:`entrant_doses`, ``entered_dose``).
 """
 
 from __future__ import annotations
@@ -64,41 +75,46 @@ def occupied(xp, st):
     return occ
 
 
-def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray) -> int:
+def doses_due(sp: SystemicParams, step: int, blood: np.ndarray, csf: np.ndarray,
+              key: int = 2) -> np.ndarray:
     """Step 1 of the phase, host float64: the doses due at ``step`` into the blood and CSF pools
-    (in place; a regional dose enters the CSF pool over its infusion).  Returns ``n_inject``, the
-    cells the intratumoral placement puts into the domain (0 unless an intratumoral dose is
-    due)."""
-    n_inject = 0
-    for route, dose in sp.dose_steps.get(step, ()):
+    of their product (``blood``, ``csf`` (R, P), in place; a regional dose enters the CSF pool
+    over its infusion), or with ``key`` 3 of their dose (the (R, D) per-dose pools).  Returns
+    int64 (P,) (or (D,)) ``n_inject``, the cells of each product (dose) the intratumoral
+    placement puts into the domain (0 unless an intratumoral dose is due)."""
+    n_inject = np.zeros(blood.shape[1], dtype=np.int64)
+    for due in sp.dose_steps.get(step, ()):
+        route, dose, p = due[0], due[1], due[key]
         if route == "intravenous":
-            blood += dose
+            blood[:, p] += dose
         elif route == "intratumoral":
             if dose > 0:
-                blood += dose * sp.leak
-                n_inject += int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
+                blood[:, p] += dose * sp.leak
+                n_inject[p] += int(math.floor(dose * (1.0 - sp.leak) * sp.domain_share + 0.5))
         else:  # regional
             if dose > 0:
-                blood += dose * sp.regional_bf
+                blood[:, p] += dose * sp.regional_bf
     for s0, due in sp.dose_steps.items():
         if s0 <= step < s0 + sp.infusion_steps:
-            for route, dose in due:
-                if route == "regional" and dose > 0:
-                    csf += dose * (1.0 - sp.regional_bf) / sp.infusion_steps
+            for d in due:
+                if d[0] == "regional" and d[1] > 0:
+                    csf[:, d[key]] += d[1] * (1.0 - sp.regional_bf) / sp.infusion_steps
     return n_inject
 
 
 def face_lambda(sp: SystemicParams, csf: np.ndarray) -> np.ndarray | None:
     """float64 (R,): the CSF / cavity cells the domain's face receives this step (the pool's
-    per-step tissue-entry fraction of the face's share), or None without a face or cells."""
+    per-step tissue-entry fraction of the face's share; every product's), or None without a face
+    or cells.  ``csf`` (R, P)."""
     if sp.face_voxels is None or not (csf > 0).any():
         return None
-    return csf * sp.csf_entry_per_step * sp.face_share
+    return csf.sum(axis=1) * sp.csf_entry_per_step * sp.face_share
 
 
 def regional_csf(sp: SystemicParams, csf: np.ndarray, entered: np.ndarray) -> None:
-    """The CSF pool loses the face entrants scaled to the whole surface (host, in place): the
-    whole surface admits ``entrants / face_share`` (floor 0)."""
+    """Each product's CSF pool loses its face entrants scaled to the whole surface (host, in
+    place; ``csf``, ``entered`` (R, P)): the whole surface admits ``entrants / face_share`` (floor
+    0)."""
     if sp.face_share > 0:
         csf -= entered / sp.face_share
         np.maximum(csf, 0.0, out=csf)
@@ -109,10 +125,11 @@ def blood_after_entry(sp: SystemicParams, blood: np.ndarray, csf: np.ndarray,
                       steroid: np.ndarray | None = None) -> None:
     """Step 3, host float64 (in place): homing, IV -> CSF trafficking (raised by endothelial
     activation), clearance, CSF outflow (a fraction to the blood), the steroid's extra clearance
-    of circulating and CSF cells (floor 0)."""
+    of circulating and CSF cells (floor 0).  ``blood``, ``csf``, ``entered`` (R, P): each
+    product's pool on its own; ``endothelial``, ``steroid`` (R,)."""
     R = blood.shape[0]
-    endo = np.zeros(R) if endothelial is None else endothelial
-    ster = np.zeros(R) if steroid is None else steroid
+    endo = (np.zeros(R) if endothelial is None else endothelial)[:, None]
+    ster = (np.zeros(R) if steroid is None else steroid)[:, None]
     blood -= entered
     blood -= blood * sp.homing_per_step
     to_csf = blood * (sp.blood_to_csf_per_step * (1.0 + sp.csf_gain * endo))
@@ -206,10 +223,11 @@ def vessel_entry(st, sp: SystemicParams, seed: int, step: int, lam: np.ndarray) 
     return enter
 
 
-def append_entrants(xp, st, enter, max_div: int) -> np.ndarray:
+def append_entrants(xp, st, enter, max_div: int, product=0) -> np.ndarray:
     """Append a CAR-T cell at every voxel marked in ``enter`` ((R, V) bool or uint8, NumPy or CuPy)
     after each replicate's live cells, in voxel order (effector, exhaustion 0, ``max_div``
-    divisions left, no kills, no direction, not activated).  Returns the host int64 (R,) counts;
+    divisions left, no kills, no direction, not activated, product id ``product``: one for all,
+    or host uint8 per entrant in (replicate, voxel) order).  Returns the host int64 (R,) counts;
     raises CapacityError, writing nothing, when a replicate would need more than C slots."""
     R, C = st.t_state.shape
     e = enter.reshape(R, -1)
@@ -234,6 +252,7 @@ def append_entrants(xp, st, enter, max_div: int) -> np.ndarray:
     st.t_dir[er, slot] = -1
     st.t_act[er, slot] = 0
     st.t_eng[er, slot] = 0
+    st.t_prod[er, slot] = product if np.isscalar(product) else xp.asarray(product)
     st.t_count[:] = xp.asarray(new.astype(np.int32))
     return count
 
@@ -250,29 +269,108 @@ class NumpyEntry:
         return sp.inject_order
 
 
+def _category(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row, category k iff ``threshold(c_(k-1)) <= u < threshold(c_k)``, ``c_k =
+    float32(Σ_(j<=k) w_j / Σ w)`` (host float64, rounded once; c of the last category is 1, and
+    an empty row gives 0): a draw in proportion to ``weights`` (n, K) from the words ``u``."""
+    cum = np.cumsum(np.maximum(weights, 0.0), axis=1)
+    tot = cum[:, -1:]
+    c = np.where(tot > 0, cum[:, :-1] / np.where(tot > 0, tot, 1.0), 1.0).astype(F32)
+    out = np.zeros(u.size, dtype=np.int64)
+    for k in range(weights.shape[1] - 1):
+        out += ~rng.below(u, c[:, k])
+    return out
+
+
+def entrant_products(seed: int, reps: np.ndarray, step: int, er: np.ndarray, ev: np.ndarray,
+                     pools: np.ndarray) -> np.ndarray:
+    """The product of each entrant (replicate ``er``, voxel ``ev``, host int64): drawn in
+    proportion to the replicate's pools ``pools`` (R, P) float64, which hold the cells the
+    entrants come from (:func:`_category` with word 0 of block (v) of stream ENTRY_PRODUCT).
+    uint8 (n,)."""
+    u = rng.blocks(seed, reps[er], step, Stream.ENTRY_PRODUCT, ev)[:, 0]
+    return _category(u, pools[er]).astype(np.uint8)
+
+
+def entrant_doses(seed: int, reps: np.ndarray, step: int, er: np.ndarray, ev: np.ndarray,
+                  prod: np.ndarray, dose_pools: np.ndarray, dose_product: np.ndarray) -> np.ndarray:
+    """The dose of each entrant of product ``prod``: among that product's doses, in proportion to
+    the per-dose pools ``dose_pools`` (R, D) (uniformly if they are all empty), word 1 of the
+    entrant's ENTRY_PRODUCT block.  Bookkeeping only: nothing but ``entered_dose`` depends on it.
+    int64 (n,)."""
+    mine = dose_product[None, :] == prod.astype(np.int64)[:, None]  # (n, D)
+    w = np.where(mine, dose_pools[er], 0.0)
+    w = np.where(w.sum(axis=1, keepdims=True) > 0, w, mine.astype(np.float64))
+    u = rng.blocks(seed, reps[er], step, Stream.ENTRY_PRODUCT, ev)[:, 1]
+    return _category(u, w)
+
+
+def enter_products(xp, st, sp: SystemicParams, seed: int, step: int, enter, dose_pools: np.ndarray,
+                   pools: np.ndarray | None = None, product: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Append the entrants marked in ``enter`` (:func:`append_entrants`), each of product
+    ``product``, or, given ``pools`` (R, P), of the product drawn by :func:`entrant_products`;
+    each is attributed to a dose of its product by :func:`entrant_doses` (``dose_pools`` (R, D)).
+    Returns host int64 (R, P) and (R, D): the entrants of each product and of each dose."""
+    R, P, D = st.kind.shape[0], sp.n_products, sp.n_doses
+    by_p, by_d = np.zeros((R, P), dtype=np.int64), np.zeros((R, D), dtype=np.int64)
+    if P == 1 and D == 1:
+        by_p[:, 0] = by_d[:, 0] = append_entrants(xp, st, enter, sp.max_divisions)
+        return by_p, by_d
+    er, ev = (to_host(a).astype(np.int64) for a in xp.nonzero(enter.reshape(R, -1)))
+    if pools is None or P == 1:
+        prod = np.full(er.size, product, dtype=np.uint8)
+        append_entrants(xp, st, enter, sp.max_divisions, product)
+    else:
+        prod = entrant_products(seed, st.replicates, step, er, ev, pools)
+        append_entrants(xp, st, enter, sp.max_divisions, prod)
+    np.add.at(by_p, (er, prod.astype(np.int64)), 1)
+    dose = entrant_doses(seed, st.replicates, step, er, ev, prod, dose_pools, sp.dose_product)
+    np.add.at(by_d, (er, dose), 1)
+    return by_p, by_d
+
+
+def _count(st, route: str, by_p: np.ndarray, by_d: np.ndarray) -> np.ndarray:
+    """Add entrants to the route's counter and the per-product and per-dose counters; returns
+    the (R,) total."""
+    n = by_p.sum(axis=1)
+    getattr(st, route)[:] += n
+    st.entered_product += by_p
+    st.entered_dose += by_d
+    return n
+
+
 def systemic_phase(st, sp: SystemicParams, seed: int, step: int, events: dict,
                    entry=NumpyEntry) -> None:
     """The systemic phase on any backend: the host arithmetic here, the entry decisions from
     ``entry`` (``regional``, ``vessels``: (R, V) masks; ``xp`` the array module), entrants
-    appended in voxel order (intratumoral, then the CSF face, then vessels)."""
+    appended in voxel order (intratumoral, product by product, then the CSF face, then vessels),
+    each entrant of the product whose pool it came from (:func:`enter_products`).  The per-dose
+    pools get every operation the product pools get, on their own."""
     xp = entry.xp
+    R = st.kind.shape[0]
     n_inject = doses_due(sp, step, st.blood, st.csf)
-    entered = np.zeros(st.kind.shape[0], dtype=np.int64)
-    if n_inject > 0:
-        enter = inject_select(xp, st, sp, seed, step, n_inject, entry.inject_order(sp))
-        e = append_entrants(xp, st, enter, sp.max_divisions)
-        st.entered_intratumoral += e
-        entered += e
+    n_dose = doses_due(sp, step, st.blood_dose, st.csf_dose, key=3)
+    entered = np.zeros(R, dtype=np.int64)
+    for p in np.flatnonzero(n_inject > 0):
+        enter = inject_select(xp, st, sp, seed, step, int(n_inject[p]), entry.inject_order(sp))
+        placed = np.broadcast_to(np.where(sp.dose_product == p, n_dose, 0).astype(np.float64), (R, sp.n_doses))
+        e = enter_products(xp, st, sp, seed, step, enter, placed, product=int(p))
+        entered += _count(st, "entered_intratumoral", *e)
     lam_face = face_lambda(sp, st.csf)
     if lam_face is not None:
-        e = append_entrants(xp, st, entry.regional(st, sp, seed, step, lam_face), sp.max_divisions)
-        regional_csf(sp, st.csf, e)
-        st.entered_regional += e
-        entered += e
-    lam = st.blood * sp.homing_per_step * sp.domain_share  # float64 (R,)
-    e = append_entrants(xp, st, entry.vessels(st, sp, seed, step, lam), sp.max_divisions)
-    st.entered_iv += e
-    blood_after_entry(sp, st.blood, st.csf, e, st.endothelial, st.steroid)
+        e = enter_products(xp, st, sp, seed, step, entry.regional(st, sp, seed, step, lam_face),
+                           st.csf_dose, pools=st.csf)
+        regional_csf(sp, st.csf, e[0])
+        regional_csf(sp, st.csf_dose, e[1])
+        entered += _count(st, "entered_regional", *e)
+    lam = st.blood.sum(axis=1) * sp.homing_per_step * sp.domain_share  # float64 (R,)
+    e = enter_products(xp, st, sp, seed, step, entry.vessels(st, sp, seed, step, lam), st.blood_dose,
+                       pools=st.blood)
+    entered += _count(st, "entered_iv", *e)
+    blood_after_entry(sp, st.blood, st.csf, e[0], st.endothelial, st.steroid)
+    blood_after_entry(sp, st.blood_dose, st.csf_dose, e[1], st.endothelial, st.steroid)
     if sp.conditioning.on:  # homeostatic expansion after lymphodepletion (IL-7 / IL-15)
-        st.blood *= math.exp(sp.lympho_rate * sp.conditioning.cytokines(step))
-    events["car_t_entered"] = events.get("car_t_entered", 0) + entered + e
+        grow = math.exp(sp.lympho_rate * sp.conditioning.cytokines(step))
+        st.blood *= grow
+        st.blood_dose *= grow
+    events["car_t_entered"] = events.get("car_t_entered", 0) + entered

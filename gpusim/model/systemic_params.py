@@ -42,12 +42,15 @@ class Drug:
 
 @dataclass(frozen=True)
 class SystemicParams:
-    dose_steps: dict[int, tuple]  # step -> ((route, cells), ...) in the schedule's order
+    dose_steps: dict[int, tuple]  # step -> ((route, cells, product id, dose id), ...) in the schedule's order
     homing_per_step: float
     domain_share: float
     clearance_factor: float
     weight256: np.float32
     max_divisions: int
+    n_products: int = 1  # scenario.products: pools per product, product ids 0 .. n - 1
+    n_doses: int = 1  # doses of scenario.dose_plan (at least 1): dose ids in the schedule's order
+    dose_product: np.ndarray | None = None  # (n_doses,) int64: the product id of each dose
     leak: float = 0.0
     inject_order: np.ndarray | None = None  # (V,) int64 voxels sorted by (distance to the nearest site, v)
     inject_shells: tuple | None = None  # (starts, ends) int64 (S,): runs of equal distance in that order
@@ -99,7 +102,7 @@ class SystemicParams:
 
     @property
     def routes(self) -> set:
-        return {r for d in self.dose_steps.values() for r, _ in d}
+        return {d[0] for due in self.dose_steps.values() for d in due}
 
     @classmethod
     def from_scenario(cls, sc, nvox: int) -> "SystemicParams":
@@ -122,14 +125,16 @@ class SystemicParams:
 
 def _delivery_terms(sc, nvox: int) -> dict:
     """Doses, pools and entry terms of :meth:`SystemicParams.from_scenario`."""
-    from ..scenario import doses as scenario_doses
+    from ..scenario import dose_plan, products
     dt = sc["run.dt_min"]
     dtd = dt / 1440.0
     doses: dict[int, tuple] = {}
-    for route, day, cells in scenario_doses(sc):
-        s = int(round(day * 1440.0 / dt))
-        doses[s] = doses.get(s, ()) + ((route, float(cells)),)
-    routes = {r for d in doses.values() for r, _ in d}
+    prods = products(sc)
+    plan = dose_plan(sc)
+    for i, d in enumerate(plan):
+        s = int(round(d.day * 1440.0 / dt))
+        doses[s] = doses.get(s, ()) + ((d.route, float(d.cells), prods.index(d.targets), i),)
+    routes = {d[0] for due in doses.values() for d in due}
     h = sc["domain.voxel_um"]
     vox_cm3 = (h * 1e-4) ** 3
     shape = sc.shape
@@ -148,6 +153,9 @@ def _delivery_terms(sc, nvox: int) -> dict:
         clearance_factor=math.exp(-ln2 * dtd / sc["delivery.blood_half_life_days"]),
         weight256=F32(256.0 * sc["delivery.chemokine_weight"]),
         max_divisions=int(sc["car_t.max_divisions"]),
+        n_products=len(prods),
+        n_doses=max(1, len(plan)),
+        dose_product=np.array([prods.index(d.targets) for d in plan] or [0], dtype=np.int64),
         leak=float(sc["delivery.leak_fraction"]),
         inject_order=order,
         inject_shells=shells,

@@ -73,7 +73,7 @@ def toxicity_phase(st, sp: SystemicParams, events: dict, engaged: np.ndarray) ->
     ea = sp.endo_act * sig / (sig + sp.endo_half)
     st.endothelial[:] = _relax(st.endothelial, ea, sp.endo_off, dt)
     perm = sp.bbb_q0 + (1.0 - sp.bbb_q0) * st.endothelial
-    local = (sp.csf_car_t_cyt * st.csf
+    local = (sp.csf_car_t_cyt * st.csf.sum(axis=1)
              + sp.cns_tumour_cyt * (1.0 - sp.systemic_fraction) * tumour_signal) / sp.csf_volume_mL
     prod = sp.csf_turnover * perm * (st.il6 + sp.il1_weight * st.il1 * il1_left) + local * (1.0 - sup)
     st.cns_cytokine[:] = _source(st.cns_cytokine, prod, sp.csf_turnover, dt)
@@ -95,7 +95,7 @@ def _record(st, sig: np.ndarray, crs: np.ndarray, icans: np.ndarray, step: int, 
     """Peaks, the IL-6 AUC, the highest grades and their onsets of this step."""
     np.maximum(st.il6_peak, st.il6, out=st.il6_peak)
     st.il6_auc += st.il6 * dt
-    np.maximum(st.csf_peak, st.csf, out=st.csf_peak)
+    np.maximum(st.csf_peak, st.csf.sum(axis=1), out=st.csf_peak)  # every product's
     np.maximum(st.myeloid_peak, st.myeloid, out=st.myeloid_peak)
     np.maximum(st.crs_signal_peak, sig, out=st.crs_signal_peak)
     np.maximum(st.cns_peak, st.cns_cytokine, out=st.cns_peak)

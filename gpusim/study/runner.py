@@ -232,14 +232,17 @@ def _simulation_at(path: Path, res: Results, sc: Scenario, be, ckpt) -> Simulati
 
 def _check_state_shapes(sim, arrays) -> None:
     """ValueError if a checkpointed state array does not have the shape the scenario gives
-    (lattice arrays (R, Z, Y, X), the agent table (R, capacity), per-replicate values (R,))."""
-    from ..engine import AGENTS, LATTICE
+    (lattice arrays (R, Z, Y, X), the agent table (R, capacity), per-replicate values (R,), and
+    (R, products) and (R, doses) for the per-product and per-dose pools and counts)."""
+    from ..engine import AGENTS, LATTICE, PER_DOSE, PER_PRODUCT
 
     R, shape, cap = len(sim.replicates), tuple(sim.shape), int(sim.capacity)
+    P, D = len(sim.products), sim.systemic_params.n_doses
     for k, a in arrays.items():
         if k == INTERVAL_EVENTS:  # the output interval's event tally, not engine state
             continue
-        want = (R, *shape) if k in LATTICE else (R, cap) if k in AGENTS else (R,)
+        want = ((R, *shape) if k in LATTICE else (R, cap) if k in AGENTS
+                else (R, P) if k in PER_PRODUCT else (R, D) if k in PER_DOSE else (R,))
         if tuple(a.shape) != want:
             raise ValueError(f"state array '{k}' has shape {tuple(a.shape)}, the scenario needs {want}")
 

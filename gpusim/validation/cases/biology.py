@@ -50,6 +50,9 @@ TGFB = {"domain.x_voxels": 40, "domain.y_voxels": 40, "tumour.radius_um": 240.0,
 TGFB_OFF = {"tgfb.secretion_tumour_pg_per_cell_per_day": 0.0,
             "tgfb.secretion_fibroblast_pg_per_cell_per_day": 0.0}
 TGFB_STEPS = 720  # 3 days
+#: the TGFB tumour treated by an intratumoral dose at its centre: the core, supplied from outside
+#: only, is hypoxic (oxygen's diffusion length sqrt(D/k) is about 100 µm against a 240 µm radius)
+HYPOXIC = dict(TGFB, **{"delivery.route": "intratumoral", "delivery.dose_cells": 1e8})
 DEGRADE = {"stroma.car_t_degradation_per_day": 5.0}
 RELIEF = {"car_t.armour": "dnTGFbRII"}
 
@@ -211,6 +214,10 @@ CHECKS: tuple = (
            "vs TGF-beta off)", "Calon 2012 (stromal TGF-beta activates CAFs); Kloss 2018 (the "
            "dominant-negative receptor shields the T cell only)",
            TGFB, RELIEF, TGFB_OFF, mean_ecm, +1, TGFB_STEPS),
+    Paired("metabolism: hypoxia suppresses CAR-T killing (tumour cells, hypoxia factor on vs 1)",
+           "Berahovich 2019 (CAR-T kill and expand less at 1 % O2); Scharping 2021 (hypoxia "
+           "drives T-cell dysfunction in tumours)",
+           HYPOXIC, {}, {"car_t.hypoxia_factor": 1.0}, tumour_cells, +1, 240),
     Reference("growth: untreated curve vs Freyer & Sutherland 1986", _growth),
     Reference("heterogeneity: subclone fractions as declared", _heterogeneity, quick=True),
 )
