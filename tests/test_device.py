@@ -60,9 +60,9 @@ VARIANTS = {
                                        "toxicity.steroid_days=[0.05]", "delivery.cns_tumour=true"]),
     "lympho_drug": ("quickstart", ["delivery.lymphodepletion=true", "stroma.drug_degradation_per_day=2",
                                    "stroma.drug_start_day=0.0", "stroma.car_t_degradation_per_day=3"]),
-    # anti-PD-1 reinvigoration (fast exhaustion, fast revival), a 5th-generation product and
-    # lymphodepletion together
-    "pd1_gen5_lympho": ("pd1_combo", ["car_t.exhaustion_per_kill=0.5", "pd1.reinvigoration_rate_per_day=50",
+    # anti-PD-1 reinvigoration (fast exhaustion: exhausted at the first kill, fast revival), a
+    # 5th-generation product and lymphodepletion together
+    "pd1_gen5_lympho": ("pd1_combo", ["car_t.exhaustion_per_kill=1.0", "pd1.reinvigoration_rate_per_day=50",
                                       "car_t.generation=fifth", "delivery.lymphodepletion=true"]),
     # CAR-T crowding: several cells per voxel (occupancy counts, the OR-ed agent map, ECM
     # degradation by every effector in a voxel) with a cap that no bundled scenario uses
@@ -97,39 +97,41 @@ def _pair(sc, rt, R=2, first=3):
 
 
 #: events every treated case fires within 60 steps (summed over its 2 replicates)
-_TREATED = ("car_t_entered", "engagements", "trogocytosis", "kills_tumour", "antigen_recovered",
-            "tumour_divisions", "tumour_apoptosis", "cleared", "car_t_births", "car_t_deaths")
-#: what each case fires within 60 steps at its reduced size (measured with the NumPy engine;
-#: "exhausted": a live CAR-T cell in the exhausted state after a step):
-#: the bitwise run stops once every one of them has fired (and STEPS_AFTER more steps have been
-#: compared, at least MIN_STEPS in all); it never goes past MAX_STEPS, and a case not listed here
+_TREATED = ("car_t_entered", "tumour_apoptosis", "cleared", "antigen_recovered", "kills_tumour", "engagements",
+            "trogocytosis", "car_t_deaths", "car_t_births", "memory_conversions", "tumour_divisions")
+#: what each case fires within 60 steps at its reduced size (measured with the NumPy engine at the
+#: default parameters; "exhausted": a live CAR-T cell in the exhausted state after a step): the
+#: bitwise run stops once every one of them has fired and STEPS_AFTER more steps have been
+#: compared, at least MIN_STEPS in all; it never goes past MAX_STEPS, and a case not listed here
 #: (or whose events fire later under other parameters) runs MAX_STEPS steps.  So each case
 #: compares every kernel path it reaches in MAX_STEPS steps, bitwise, without the steps after.
 FIRES = {
-    "armoured": _TREATED + ("tumour_necrosis", "exhausted"),
+    "armoured": _TREATED + ("tumour_necrosis", "fibroblast_displaced"),
     "dual_target": _TREATED + ("healthy_displaced",),
-    "gbm_prime_boost": _TREATED + ("healthy_displaced",),
-    "gen5": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "memory_conversions", "memory_reactivations"),
-    "healthy_antigen": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_healthy"),
-    "intratumoral": _TREATED + ("tumour_necrosis",),
+    "gbm_prime_boost": _TREATED + ("memory_reactivations", "healthy_displaced"),
+    "gen5": _TREATED + ("tumour_necrosis", "memory_reactivations", "fibroblast_displaced"),
+    "healthy_antigen": _TREATED + ("tumour_necrosis", "kills_healthy", "memory_reactivations", "fibroblast_displaced"),
+    "intratumoral": _TREATED + ("tumour_necrosis", "memory_reactivations", "fibroblast_displaced"),
     "iv_baseline": _TREATED + ("tumour_necrosis", "fibroblast_displaced"),
-    "large_3d": _TREATED + ("fibroblast_displaced", "exhausted"),
-    "no_barriers": _TREATED + ("healthy_displaced",),
+    "large_3d": _TREATED + ("memory_reactivations", "fibroblast_displaced"),
+    "no_barriers": _TREATED + ("memory_reactivations", "healthy_displaced"),
     "pd1_combo": _TREATED + ("tumour_necrosis", "fibroblast_displaced"),
-    "quickstart": _TREATED + ("fibroblast_displaced",),
-    "regional_gbm": _TREATED + ("healthy_displaced", "exhausted"),
+    "quickstart": _TREATED + ("memory_reactivations", "fibroblast_displaced"),
+    "regional_gbm": _TREATED + ("healthy_displaced",),
+    "sequential_ab": _TREATED + ("memory_reactivations", "healthy_displaced"),
     "stroma_targeting": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_fibroblast"),
-    "truck_il12": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_innate", "exhausted"),
+    "truck_il12": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_innate"),
     "untreated": ("tumour_divisions", "healthy_displaced"),
-    "crowding": _TREATED + ("tumour_necrosis",),
-    "lympho_drug": _TREATED + ("fibroblast_displaced", "exhausted"),
-    "memory": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "memory_conversions", "memory_reactivations"),
-    "pd1_gen5_lympho": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "memory_conversions",
-                                   "memory_reactivations", "pd1_reinvigorations", "exhausted"),
-    "schedule_drugs": _TREATED + ("fibroblast_displaced",),
-    "shove_3d": ("tumour_apoptosis", "tumour_divisions", "fibroblast_displaced", "cleared"),
-    "truck_fibroblasts": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_innate"),
-    "zero_order_o2": _TREATED + ("tumour_necrosis",),
+    "crowding": _TREATED + ("tumour_necrosis", "memory_reactivations"),
+    "lympho_drug": _TREATED + ("memory_reactivations", "fibroblast_displaced"),
+    "memory": _TREATED + ("tumour_necrosis", "memory_reactivations", "fibroblast_displaced"),
+    "pd1_gen5_lympho": _TREATED + ("tumour_necrosis", "memory_reactivations", "fibroblast_displaced",
+                                   "pd1_reinvigorations", "exhausted"),
+    "schedule_drugs": _TREATED + ("memory_reactivations", "fibroblast_displaced"),
+    "shove_3d": ("tumour_apoptosis", "tumour_divisions", "cleared", "fibroblast_displaced"),
+    "truck_fibroblasts": _TREATED + ("tumour_necrosis", "memory_reactivations", "fibroblast_displaced", "kills_innate"),
+    "two_products": _TREATED + ("memory_reactivations", "healthy_displaced"),
+    "zero_order_o2": _TREATED[:-1] + ("tumour_necrosis", "memory_reactivations"),  # no division
 }
 MIN_STEPS, STEPS_AFTER, MAX_STEPS = 20, 5, 60
 
