@@ -24,10 +24,12 @@ IV_SMALL = {"domain.x_voxels": 36, "domain.y_voxels": 36, "tumour.radius_um": 21
             "run.checkpoint_interval_hours": 0.0}
 #: 4 doses over 2 logs: the range of solid-tumour IV dose escalations (1e7-1e9 cells)
 SWEEP = (1e7, 4.6e7, 2.2e8, 1e9)
-#: regional_gbm at a small domain: one dose on day 0, 2 days (at the time of writing the peak CNS
-#: cytokine and the grades of the 1e7 and 1e8 intraventricular arms stopped changing by day 1.5,
-#: so they are those of 6 days; at day 2 the larger tumour's peak was 4x, the IV arm's under 1/14
-#: of the 1e7 arm's)
+#: regional_gbm at a small domain: one dose on day 0, 2 days: the acute phase, where the dose
+#: contrast lies.  At the time of writing (6 kills a day, 2-day effector lifetime) at day 2 the
+#: 1e8 intraventricular arm's peak CNS cytokine was 4.0x, the larger tumour's 3.5x and the IV
+#: arm's at most 1/12 of the 1e7 arm's (per replicate), grades ICANS 2 vs 1 vs 0; the 1e8 arm
+#: peaks by day 0.6 while the 1e7 arm's cytokine keeps rising, so by day 6 the two were 1.2x
+#: apart with equal ICANS grades (the dose assertions below fail at 6 days)
 GBM_SMALL = {"domain.x_voxels": 36, "domain.y_voxels": 36, "tumour.radius_um": 180.0,
              "run.days": 2.0, "run.dt_min": 12.0, "run.replicates": 3,
              "delivery.schedule": "intraventricular 0 1e7"}
