@@ -60,9 +60,10 @@ VARIANTS = {
                                        "toxicity.steroid_days=[0.05]", "delivery.cns_tumour=true"]),
     "lympho_drug": ("quickstart", ["delivery.lymphodepletion=true", "stroma.drug_degradation_per_day=2",
                                    "stroma.drug_start_day=0.0", "stroma.car_t_degradation_per_day=3"]),
-    # anti-PD-1 reinvigoration (fast exhaustion: exhausted at the first kill, fast revival), a
-    # 5th-generation product and lymphodepletion together
-    "pd1_gen5_lympho": ("pd1_combo", ["car_t.exhaustion_per_kill=1.0", "pd1.reinvigoration_rate_per_day=50",
+    # anti-PD-1 reinvigoration (fast killing and exhaustion, fast revival), a 5th-generation
+    # product and lymphodepletion together
+    "pd1_gen5_lympho": ("pd1_combo", ["car_t.kill_rate_per_min=0.05", "car_t.exhaustion_per_kill=0.5",
+                                      "pd1.reinvigoration_rate_per_day=50",
                                       "car_t.generation=fifth", "delivery.lymphodepletion=true"]),
     # CAR-T crowding: several cells per voxel (occupancy counts, the OR-ed agent map, ECM
     # degradation by every effector in a voxel) with a cap that no bundled scenario uses

@@ -65,6 +65,7 @@ def fate_words(st, step, draw):
 
 
 NO_DEATH = np.zeros((3, 2), F32)
+NO_DEATH_RATES = np.zeros((3, 2))  # the per-replicate death table is built from the rates
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -79,7 +80,7 @@ def test_parameters_unit_conversion_and_defaults():
     assert cp.p_death[2, 0] == F32(-np.expm1(-(2.0 / 1440.0) * dt))
     assert cp.p_death[2, 1] == F32(-np.expm1(-(2.0 / 1440.0 + 0.01) * dt))
     d = params()
-    assert d.p_mem == 0 and d.p_react == F32(0.5)
+    assert d.p_mem == F32(-np.expm1(-0.015 / 1440.0 * 6.0)) and d.p_react == F32(0.5)
     assert d.p_death[2, 0] == F32(-np.expm1(-(0.002 / 1440.0) * 6.0))
 
 
@@ -88,7 +89,7 @@ def test_conversion_count_is_binomial_and_uses_fate_draw_1():
     """No target anywhere (no stimulation), no death, no division: after one phase every
     effector has become MEMORY independently with p_mem, decided by word 0 of the CAR_T_FATE
     block (slot, draw 1)."""
-    cp = replace(params(**{"car_t.memory_conversion_rate_per_day": 60.0}), p_death=NO_DEATH)
+    cp = replace(params(**{"car_t.memory_conversion_rate_per_day": 60.0}), p_death=NO_DEATH, death_rates=NO_DEATH_RATES)
     p = float(cp.p_mem)
     assert 0.2 < p < 0.25  # 1 - exp(-60 × 6 / 1440)
     st = cells_everywhere(TState.EFFECTOR)
@@ -107,7 +108,7 @@ def test_conversion_count_is_binomial_and_uses_fate_draw_1():
 
 def test_stimulated_effectors_do_not_convert():
     """p_mem = 1: every unstimulated effector converts and no stimulated one does."""
-    cp = replace(params(**{"car_t.memory_conversion_rate_per_day": 1e4}), p_death=NO_DEATH)
+    cp = replace(params(**{"car_t.memory_conversion_rate_per_day": 1e4}), p_death=NO_DEATH, death_rates=NO_DEATH_RATES)
     assert cp.p_mem == F32(1)
     st = cells_everywhere(TState.EFFECTOR)
     st.kind[:] = Kind.TUMOUR
@@ -127,7 +128,7 @@ def test_memory_cells_never_kill():
     """Memory cells among strongly antigen-positive tumour cells, p_react 0: no kill, no
     engagement, no trogocytosis, no reactivation, the lattice untouched over several steps."""
     cp = replace(params(**{"car_t.memory_reactivation_probability": 0.0,
-                           "tumour.trogocytosis_fraction": 0.5}), p_death=NO_DEATH)
+                           "tumour.trogocytosis_fraction": 0.5}), p_death=NO_DEATH, death_rates=NO_DEATH_RATES)
     st = cells_everywhere(TState.MEMORY)
     st.kind[:] = Kind.TUMOUR
     st.antigen_a[:] = 255
@@ -148,7 +149,7 @@ def test_memory_cells_never_block_effectors():
     """Adding memory cells (later slots, next to the same targets; p_react 1 so that many
     reactivate) changes nothing of what the effectors do to the lattice."""
     cp = replace(params(**{"car_t.memory_reactivation_probability": 1.0,
-                           "tumour.trogocytosis_fraction": 0.3}), p_death=NO_DEATH, p_kill=F32(0.5))
+                           "tumour.trogocytosis_fraction": 0.3}), p_death=NO_DEATH, death_rates=NO_DEATH_RATES, p_kill=F32(0.5))
     V = int(np.prod(SHAPE))
     g = np.random.default_rng(3)
     out = []
@@ -181,7 +182,7 @@ def test_no_reactivation_without_a_recognisable_target():
     p_react = 1, and still no memory cell reactivates."""
     for targets, aa, ab in (("A", 0, 0), ("B", 200, 0)):
         cp = replace(params(**{"car_t.memory_reactivation_probability": 1.0, "car_t.targets": targets}),
-                     p_death=NO_DEATH)
+                     p_death=NO_DEATH, death_rates=NO_DEATH_RATES)
         st = cells_everywhere(TState.MEMORY)
         st.kind[:] = Kind.TUMOUR
         st.antigen_a[:], st.antigen_b[:] = aa, ab
@@ -198,7 +199,7 @@ def test_reactivation_frequency_and_reactivated_cell_state():
     A reactivated cell is an effector stimulated this step: t_eng 1, t_act = activation_steps,
     exhaustion + exh_pd × PD-L1 of the target, and it kills nothing this step."""
     cp = replace(params(**{"car_t.memory_reactivation_probability": 0.6, "car_t.exhaustion_pdl1_per_day": 5.0}),
-                 p_death=NO_DEATH, exh_recovery=F32(0))
+                 p_death=NO_DEATH, death_rates=NO_DEATH_RATES, exh_recovery=F32(0))
     st = cells_everywhere(TState.MEMORY)
     st.kind[:] = Kind.TUMOUR
     st.antigen_a[:] = 50  # level 0.5: p_rec = 0.5 / 0.7
@@ -254,11 +255,11 @@ def test_memory_death_frequency_uses_row_2():
 SMALL = {"domain.x_voxels": 24, "domain.y_voxels": 24, "tumour.radius_um": 180.0}
 
 
-def test_default_parameters_never_form_memory_and_memory_parameters_are_inert():
-    sc = load_scenario("intratumoral", SMALL)
-    sim = Simulation(sc, replicates=2)
+def test_without_conversion_no_memory_forms_and_memory_parameters_are_inert():
+    off = {**SMALL, "car_t.memory_conversion_rate_per_day": 0.0}
+    sim = Simulation(load_scenario("intratumoral", off), replicates=2)
     assert sim.car_t_params.p_mem == 0
-    other = Simulation(load_scenario("intratumoral", {**SMALL, "car_t.memory_death_rate_per_day": 50.0,
+    other = Simulation(load_scenario("intratumoral", {**off, "car_t.memory_death_rate_per_day": 50.0,
                                                       "car_t.memory_reactivation_probability": 0.1}),
                        replicates=2)
     for _ in range(25):

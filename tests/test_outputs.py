@@ -24,7 +24,7 @@ from gpusim.scenario import load_scenario
 H = 20.0
 SMALL = ["domain.x_voxels=24", "domain.y_voxels=24", "tumour.radius_um=120",
          "run.output_interval_hours=2", "run.snapshot_interval_hours=0",
-         "run.checkpoint_interval_hours=0", "run.replicates=3", "delivery.dose_cells=3e7"]
+         "run.checkpoint_interval_hours=0", "run.replicates=3", "delivery.dose_cells=3e8"]
 
 
 # -- distance transform and depth ---------------------------------------------------------------

@@ -167,8 +167,10 @@ def test_tgfb_lowers_killing_and_expansion_quick():
     """Quick subset: 8 pairs, 1 day; a one-sided exact sign test at the 5 % level (at least 7 of
     the 8 pairs must move: P(>= 7 | no effect) = 9/256 = 0.035; with the barrier at Kather's
     passability a replicate may see no CAR-T enter in a day), and the mean kills without TGF-β
-    exceed 1.5x those with it."""
-    small = {"domain.x_voxels": 32, "domain.y_voxels": 32, "tumour.radius_um": 200.0}
+    exceed 1.5x those with it.  The dose is 1e9 cells (10x quickstart's), so that at the in vivo
+    kill rate (6 per day) each replicate has kills to compare within the day."""
+    small = {"domain.x_voxels": 32, "domain.y_voxels": 32, "tumour.radius_um": 200.0,
+             "delivery__dose_cells": 1e9}
     on = paired(1.0, 8, **small)
     off = paired(1.0, 8, **OFF, **small)
     k_on, k_off = on.state.kills_tumour, off.state.kills_tumour
