@@ -206,7 +206,7 @@ def test_reactivation_frequency_and_reactivated_cell_state():
     st.pdl1[:] = F32(0.4)
     st.t_exh[:, :st.t_count.max()] = F32(0.125)
     n = int(st.t_count.sum())
-    thr_rec = cp.rec_threshold[50 * 256]
+    thr_rec = cp.rec_tables[0, 50 * 256]
     thr_react = rng.threshold(cp.p_react)
     q = float(thr_rec) * float(thr_react) / 2.0 ** 64
     C = st.t_state.shape[1]

@@ -106,7 +106,7 @@ def test_initial_engine_state_bitwise_as_before(name):
     st = sim.state
     R = st.kind.shape[0]
     tum = st.kind.reshape(R, -1) == 1
-    seen = sim.car_t_params.rec_threshold[st.antigen_a.reshape(R, -1).astype(np.int64) * 256
+    seen = sim.car_t_params.rec_tables[0][st.antigen_a.reshape(R, -1).astype(np.int64) * 256
                                           + st.antigen_b.reshape(R, -1)] > 0
     np.testing.assert_array_equal(st.tumour_invisible_initial, (tum & ~seen).sum(axis=1))
     for k in set(got) - set(ref) - {"tumour_invisible_initial"} - solved:

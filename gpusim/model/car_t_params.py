@@ -45,7 +45,6 @@ def recognition_tables(targets: tuple[str, ...], k_a: float, k_b: float) -> np.n
 
 @dataclass(frozen=True)
 class CarTParams:
-    rec_threshold: np.ndarray  # (65536,) uint64: product 0's (car_t.targets)
     rec_tables: np.ndarray  # (P, 65536) uint64: every product's, by product id
     p_kill: np.float32
     exh_per_kill: np.float32
@@ -172,7 +171,6 @@ def _engagement_terms(sc, dt: float, cd28: bool) -> dict:
     tables = recognition_tables(products(sc), sc["car_t.affinity_a"], sc["car_t.affinity_b"])
     # Deliberate twins: a declaration table, one line per scenario parameter (alike in shape, not logic).
     return dict(
-        rec_threshold=tables[0],
         rec_tables=tables,
         p_kill=F32(-np.expm1(-sc["car_t.kill_rate_per_min"] * kill_m * dt)),
         exh_per_kill=F32(min(1.0, sc["car_t.exhaustion_per_kill"] * exh_m)),
