@@ -25,6 +25,23 @@ GPUSIM_HD i64 sor_threads(const FieldGeom& g) {
     return (i64)g.R * g.Z * g.Y * ((g.X + 1) / 2);
 }
 
+// The sum of the neighbour values of voxel v = (r, z, y, x) whose own value is `own`, in the
+// contract's order x-, x+, y-, y+ (, z-, z+); an out-of-domain neighbour is bv (dirichlet) or own.
+GPUSIM_HD float sor_neighbours(const FieldGeom& g, const float* c, i64 v, i32 z, i32 y, i32 x,
+                               float own) {
+    const float out = g.dirichlet ? g.bv : own;
+    float nb = x > 0 ? c[v - 1] : out;
+    nb = nb + (x < g.X - 1 ? c[v + 1] : out);
+    nb = nb + (y > 0 ? c[v - g.X] : out);
+    nb = nb + (y < g.Y - 1 ? c[v + g.X] : out);
+    if (g.Z > 1) {
+        const i64 XY = (i64)g.X * g.Y;
+        nb = nb + (z > 0 ? c[v - XY] : out);
+        nb = nb + (z < g.Z - 1 ? c[v + XY] : out);
+    }
+    return nb;
+}
+
 // One voxel of one colour pass.  `t` is the thread index in 0 .. sor_threads(g) - 1.  Skips
 // replicates that are not active (converged), fixed voxels and threads past the row end.
 // Writes c in place (a voxel of one colour reads only the other colour and itself) and raises
@@ -45,16 +62,7 @@ GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const 
     const i64 v = (i64)r * V + ((i64)z * g.Y + y) * g.X + x;
     if (fixed && fixed[v]) return;
     const float own = c[v];
-    const float out = g.dirichlet ? g.bv : own;
-    float nb = x > 0 ? c[v - 1] : out;
-    nb = nb + (x < g.X - 1 ? c[v + 1] : out);
-    nb = nb + (y > 0 ? c[v - g.X] : out);
-    nb = nb + (y < g.Y - 1 ? c[v + g.X] : out);
-    if (g.Z > 1) {
-        const i64 XY = (i64)g.X * g.Y;
-        nb = nb + (z > 0 ? c[v - XY] : out);
-        nb = nb + (z < g.Z - 1 ? c[v + XY] : out);
-    }
+    const float nb = sor_neighbours(g, c, v, z, y, x, own);
     float tt = g.dh * nb;
     tt = tt + s[v];
     float gs = tt / den[v];

@@ -214,6 +214,13 @@ extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, in
 extern "C" __global__ void fields_cmax(long long n, long long V, const float* c, unsigned int* cmax);
 extern "C" __global__ void fields_after_sweep(int R, float tol, float rho_min, float scale, int max_iter, unsigned char* active, int* iters, unsigned int* maxchg, float* dprev, float* rprev, const unsigned int* cmax);
 
+// multigrid.cu
+extern "C" __global__ void mg_coarsen(int R, int Zf, int Yf, int Xf, int Zc, int Yc, int Xc, float K, float den0, const float* a_f, const unsigned char* fixed, float* a_c, float* den_c);
+extern "C" __global__ void mg_residual(int R, int Z, int Y, int X, int dirichlet, float bv, float dh, const float* c, const float* s, const float* den, const unsigned char* fixed, const unsigned char* active, float* res);
+extern "C" __global__ void mg_restrict(int R, int Zf, int Yf, int Xf, int Zc, int Yc, int Xc, float rscale, const float* res, float* s_c, float* c_c, const unsigned char* active);
+extern "C" __global__ void mg_prolong(int R, int Zf, int Yf, int Xf, int Zc, int Yc, int Xc, const float* c_c, float* c, const unsigned char* fixed, const unsigned char* active);
+extern "C" __global__ void mg_change(long long n, long long V, const float* c, const float* before, const unsigned char* active, unsigned int* maxchg);
+
 // field_coeffs.cu
 extern "C" __global__ void field_agent_map_kernel(int R, int Z, int Y, int X, int C, const int* t_count, const int* t_pos, const unsigned char* t_eng, const short* t_act, const unsigned char* t_state, unsigned int* amap);
 extern "C" __global__ void field_coeffs_kernel(long long n, int f, const gpusim::FieldCoefK* pp, const unsigned char* kind, const unsigned int* amap, const float* c_old, const float* ifng, const float* o2, float* a, float* s);

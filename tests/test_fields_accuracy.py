@@ -46,14 +46,17 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("solver", ["sor", "multigrid"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_field_within_its_bound_on_a_real_state(case):
+def test_every_field_within_its_bound_on_a_real_state(case, solver):
     name, overrides, steps = CASES[case]
-    sim = Simulation(load_scenario(name, overrides))
+    sim = Simulation(load_scenario(name, {**overrides, "run.field_solver": solver}))
     for _ in range(steps):
         sim.step()
     rec = recorded_step(sim)
     assert {"o2", "glucose", "chemokine", "tgfb"} <= set(rec)
+    kinds = {type(fs).__name__ for fs, *_ in rec.values()}
+    assert kinds == {"FieldSolver" if solver == "sor" else "MultigridSolver"}
     for field, (fs, (a, s, fixed, fv), c, it) in rec.items():
         assert (it < fs.max_iter).all(), field
         exact = exact_solution(fs, a, s, fixed, fv)

@@ -34,6 +34,7 @@ import numpy as np
 from ..engine import DEVICE_ARRAYS, State
 from ..errors import BackendError, CapacityError
 from ..model.lattice import Kind
+from ..model.multigrid import MultigridSolver
 from ..model.systemic import systemic_phase
 from . import nvrtc
 from .interface import (AMAP_BITS, CART_COUNTS, FIELD_IDS, MICRO_COUNTS, TABLE_FIELDS, TUMOUR_COUNTS, launch, pack,
@@ -344,8 +345,11 @@ def compaction_slots(xp, keep, born):
 
 
 def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
-    """:meth:`FieldSolver.solve <gpusim.model.fields.FieldSolver.solve>` on a device runtime, in
-    place on the device array ``c``; returns the sweeps per replicate (host int32 (R,))."""
+    """``fs.solve`` (a :class:`~gpusim.model.fields.FieldSolver` or a
+    :class:`~gpusim.model.multigrid.MultigridSolver`) on a device runtime, in place on the device
+    array ``c``; returns the sweeps or cycles per replicate (host int32 (R,))."""
+    if isinstance(fs, MultigridSolver):
+        return device_multigrid_solve(rt, fs, c, a, s, fixed, fixed_value)
     xp = rt.xp
     mod = rt.module("fields.cu")
     R, Z, Y, X = c.shape
@@ -373,6 +377,77 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
                    maxchg=maxchg, dprev=dprev, rprev=rprev, cmax=cmax)
         done = not bool(active.any())  # one host read per SWEEPS_PER_POLL sweeps
     return iters.get()
+
+
+def device_multigrid_solve(rt, ms, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
+    """:meth:`MultigridSolver.solve <gpusim.model.multigrid.MultigridSolver.solve>` on a device
+    runtime, in place on the device array ``c``; returns the cycles per replicate (host int32)."""
+    xp, mf, mm = rt.xp, rt.module("fields.cu"), rt.module("multigrid.cu")
+    R, n = c.shape[0], c.size
+    L = len(ms.shapes)
+    den = [xp.empty_like(c)]
+    launch(mf, "fields_prepare", n, n=n, den0=ms._den0, a=a, den=den[0], c=c, fixed=fixed,
+           fixed_value=fixed_value)
+    cs, ss, sink = [c], [s], [a]
+    for l in range(1, L):
+        shape = (R,) + ms.shapes[l]
+        cs.append(xp.empty(shape, xp.float32))   # written by mg_restrict before any read
+        ss.append(xp.empty(shape, xp.float32))
+        sink.append(xp.empty(shape, xp.float32))
+        den.append(xp.empty(shape, xp.float32))
+        launch(mm, "mg_coarsen", cs[l].size, **_pair(R, ms.shapes, l - 1), K=ms._sink_fixed,
+               den0=ms._den0s[l], a_f=sink[l - 1], fixed=fixed if l == 1 else None, a_c=sink[l],
+               den_c=den[l])
+    res = [xp.empty_like(cs[l]) for l in range(L - 1)]
+    active = xp.full(R, 1 if ms.max_iter > 0 else 0, xp.uint8)
+    iters, maxchg, scratch = xp.zeros(R, xp.int32), xp.zeros(R, xp.uint32), xp.zeros(R, xp.uint32)
+    dprev, rprev, cmax = xp.zeros(R, xp.float32), xp.zeros(R, xp.float32), xp.zeros(R, xp.uint32)
+    launch(mf, "fields_cmax", n, n=n, V=n // R, c=c, cmax=cmax)
+    before = xp.empty_like(c)
+
+    def level(l):
+        Z, Y, X = ms.shapes[l]
+        return dict(R=R, Z=Z, Y=Y, X=X, dirichlet=ms.boundary == "dirichlet",
+                    bv=ms.boundary_value if l == 0 else 0.0, dh=ms.levels[l].dh, c=cs[l], s=ss[l],
+                    den=den[l], fixed=fixed if l == 0 else None, active=active)
+
+    def smooth(l, times=1):
+        g = level(l)
+        nt = R * g["Z"] * g["Y"] * ((g["X"] + 1) // 2)
+        for _ in range(times):
+            for colour in (0, 1):
+                launch(mf, "fields_sor_colour", nt, colour=colour, omega=1.0, floor_on=False,
+                       floor=0.0, maxchg=scratch, **g)
+
+    def vcycle(l):
+        if l == L - 1:
+            return smooth(l, ms.coarse_sweeps)
+        smooth(l)
+        g = level(l)
+        launch(mm, "mg_residual", cs[l].size, **g, res=res[l])
+        launch(mm, "mg_restrict", cs[l + 1].size, **_pair(R, ms.shapes, l), rscale=ms._rscale,
+               res=res[l], s_c=ss[l + 1], c_c=cs[l + 1], active=active)
+        vcycle(l + 1)
+        launch(mm, "mg_prolong", cs[l].size, **_pair(R, ms.shapes, l), c_c=cs[l + 1], c=cs[l],
+               fixed=fixed if l == 0 else None, active=active)
+        smooth(l)
+
+    while ms.max_iter > 0:
+        before[...] = c
+        vcycle(0)
+        launch(mm, "mg_change", n, n=n, V=n // R, c=c, before=before, active=active, maxchg=maxchg)
+        launch(mf, "fields_after_sweep", R, R=R, tol=ms._tol, rho_min=ms._rho_min, scale=ms._scale,
+               max_iter=ms.max_iter, active=active, iters=iters, maxchg=maxchg, dprev=dprev,
+               rprev=rprev, cmax=cmax)
+        if not bool(active.any()):  # one host read per cycle
+            break
+    return iters.get()
+
+
+def _pair(R, shapes, l) -> dict:
+    """The geometry arguments of a transfer between level l and level l + 1."""
+    (Zf, Yf, Xf), (Zc, Yc, Xc) = shapes[l], shapes[l + 1]
+    return dict(R=R, Zf=Zf, Yf=Yf, Xf=Xf, Zc=Zc, Yc=Yc, Xc=Xc)
 
 
 def device_phases(runtime):

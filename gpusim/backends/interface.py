@@ -128,6 +128,17 @@ KERNELS: dict[str, dict[str, str]] = {
         "fields_after_sweep": "R:i32 tol:f32 rho_min:f32 scale:f32 max_iter:i32 active:u8* "
                               "iters:i32* maxchg:u32* dprev:f32* rprev:f32* cmax:const u32*",
     },
+    "multigrid.cu": {
+        "mg_coarsen": "R:i32 Zf:i32 Yf:i32 Xf:i32 Zc:i32 Yc:i32 Xc:i32 K:f32 den0:f32 a_f:const f32* "
+                      "fixed:const u8* a_c:f32* den_c:f32*",
+        "mg_residual": f"{_G} dirichlet:i32 bv:f32 dh:f32 c:const f32* s:const f32* den:const f32* "
+                       "fixed:const u8* active:const u8* res:f32*",
+        "mg_restrict": "R:i32 Zf:i32 Yf:i32 Xf:i32 Zc:i32 Yc:i32 Xc:i32 rscale:f32 res:const f32* "
+                       "s_c:f32* c_c:f32* active:const u8*",
+        "mg_prolong": "R:i32 Zf:i32 Yf:i32 Xf:i32 Zc:i32 Yc:i32 Xc:i32 c_c:const f32* c:f32* "
+                      "fixed:const u8* active:const u8*",
+        "mg_change": "n:i64 V:i64 c:const f32* before:const f32* active:const u8* maxchg:u32*",
+    },
     "field_coeffs.cu": {
         "field_agent_map_kernel": f"{_GC} t_count:const i32* t_pos:const i32* t_eng:const u8* "
                                   "t_act:const i16* t_state:const u8* amap:u32*",

@@ -39,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from .fields import FieldSolver
+from .multigrid import MultigridSolver
 from .lattice import Kind, TState
 
 F32 = np.float32
@@ -56,6 +57,11 @@ def tgfb_source_ng_per_mL_per_min(sc, who: str) -> float:
     volume, ``sec × 1e-3 ng/pg / V_voxel(mL) / 1440 min/day`` (float64 on the host).  A 20 µm
     voxel holds 8e-9 mL, so 1e-3 pg/cell/day is 0.0868 ng/mL/min."""
     return sc[f"tgfb.secretion_{who}_pg_per_cell_per_day"] * 1e-3 / voxel_volume_mL(sc) / 1440.0
+
+
+#: ``run.field_solver = "auto"``: the fields solved by multigrid, by lattice dimension (the others
+#: by red-black SOR); the fewest device bytes at equal accuracy, measured (docs/fields.md)
+MULTIGRID_AUTO = {2: (), 3: ()}
 
 
 class FieldsPhase:
@@ -78,13 +84,18 @@ class FieldsPhase:
 
         suffix = "_3d" if sc.shape[0] > 1 else ""
 
-        def solver(name: str, boundary_value: float, scale: float, floor=None) -> FieldSolver:
+        mode = sc["run.field_solver"]
+        auto = MULTIGRID_AUTO[3 if sc.shape[0] > 1 else 2]
+
+        def solver(name: str, boundary_value: float, scale: float, floor=None):
             # tol bounds the error against the converged discrete solution (docs/fields.md);
             # scale also sets the float32 rounding level at which a stagnating solve stops
-            return FieldSolver(shape, diffusion_um2_per_min=sc[f"{name}.diffusion_um2_per_min"],
-                               voxel_um=sc["domain.voxel_um"], boundary=sc[f"{name}.boundary"],
-                               boundary_value=boundary_value, omega=om or sc[f"{name}.sor_omega{suffix}"],
-                               tol=tol * scale, floor=floor, scale=scale)
+            kw = dict(diffusion_um2_per_min=sc[f"{name}.diffusion_um2_per_min"],
+                      voxel_um=sc["domain.voxel_um"], boundary=sc[f"{name}.boundary"],
+                      boundary_value=boundary_value, tol=tol * scale, scale=scale)
+            if floor is None and (mode == "multigrid" or (mode == "auto" and name in auto)):
+                return MultigridSolver(shape, **kw)
+            return FieldSolver(shape, omega=om or sc[f"{name}.sor_omega{suffix}"], floor=floor, **kw)
 
         self.o2 = solver("oxygen", sc["oxygen.boundary_mmHg"], sc["oxygen.vessel_mmHg"] or 1.0,
                          0.0 if self.o2_floor_on else None)

@@ -115,7 +115,7 @@ from itertools import product
 
 import numpy as np
 
-__all__ = ["FieldSolver"]
+__all__ = ["FieldSolver", "check_problem", "converged", "stopping_state"]
 
 _F32 = np.float32
 
@@ -148,6 +148,59 @@ def _flip(p, ax):
     q = list(p)
     q[ax] ^= 1
     return tuple(q)
+
+
+def check_problem(shape, c, a, s, fixed_mask, fixed_value):
+    """Checked and converted arguments of a solve on ``shape``: (a, s, fixed_mask, fv) float32,
+    float32, bool and float32 (a scalar or of ``shape``); fixed_mask and fv are None when no voxel
+    is fixed.  A bad argument is a one-line ValueError."""
+    if not isinstance(c, np.ndarray) or c.dtype != _F32 or c.shape != shape:
+        raise ValueError(f"c must be a float32 ndarray of shape {shape}")
+    a = np.asarray(a, dtype=_F32)
+    s = np.asarray(s, dtype=_F32)
+    if a.shape != shape or s.shape != shape:
+        raise ValueError(f"a and s must have shape {shape}")
+    if fixed_mask is not None:
+        fixed_mask = np.asarray(fixed_mask, dtype=bool)
+        if fixed_mask.shape != shape:
+            raise ValueError(f"fixed_mask must have shape {shape}")
+        if fixed_mask.any():
+            fv = np.asarray(fixed_value, dtype=_F32)
+            return a, s, fixed_mask, (np.broadcast_to(fv, shape) if fv.ndim else fv)
+    return a, s, None, None
+
+
+def converged(d: np.ndarray, rule: np.ndarray, tol, rho_min) -> np.ndarray:
+    """The stopping rule of the module docstring, per active slot: ``d`` float32 (n,) the max
+    change of this sweep (or cycle), ``rule`` float32 (3, R) per slot d_prev, r_prev and noise
+    (updated here), ``tol`` and ``rho_min`` float32.  Elementwise float32, in the contract's
+    order; every solver of the fields (SOR, multigrid) stops by it."""
+    n = len(d)
+    dprev, rprev, noise = rule[0, :n], rule[1, :n], rule[2, :n]
+    r = np.ones(n, dtype=_F32)
+    np.divide(d, dprev, out=r, where=dprev > 0)
+    rho = np.where(r > rprev, r, rprev)
+    rho = np.where(rho > rho_min, rho, rho_min)
+    lhs = d * rho
+    lhs = lhs + lhs
+    rhs = tol * (_F32(1) - rho)
+    measured = dprev > 0          # a ratio was measured (r = 1 on sweep 1 is no evidence)
+    np.copyto(dprev, d)
+    np.copyto(rprev, r)
+    return (lhs <= rhs) | ((d <= noise) & (r >= _F32(1)) & measured)
+
+
+def stopping_state(cmax: np.ndarray, scale) -> np.ndarray:
+    """The stopping rule's per-solve state, float32 (3, R): d_prev and r_prev (0) and the rounding
+    level ``noise = max(cmax, scale) * 2**-18`` (``cmax`` float32 (R,), the max of ``|c|`` once
+    the fixed voxels are set; 0 when ``scale`` is 0: the branch is off)."""
+    if scale > 0:
+        cmax = np.where(cmax > scale, cmax, scale).astype(_F32)
+    else:
+        cmax = np.zeros_like(cmax)
+    rule = np.zeros((3, len(cmax)), dtype=_F32)
+    np.multiply(cmax, _F32(2.0 ** -18), out=rule[2])
+    return rule
 
 
 class FieldSolver:
@@ -340,22 +393,8 @@ class FieldSolver:
         return maxchg
 
     def _converged(self, d: np.ndarray, rule: np.ndarray) -> np.ndarray:
-        """The stopping rule of the module docstring for the n active slots (d: their max change
-        this sweep); ``rule`` (3, R) float32 holds per slot d_prev, r_prev and noise (a per-solve
-        array, updated here).  Float32, elementwise, in the contract's order."""
-        n = len(d)
-        dprev, rprev, noise = rule[0, :n], rule[1, :n], rule[2, :n]
-        r = np.ones(n, dtype=_F32)
-        np.divide(d, dprev, out=r, where=dprev > 0)
-        rho = np.where(r > rprev, r, rprev)
-        rho = np.where(rho > self._rho_min, rho, self._rho_min)
-        lhs = d * rho
-        lhs = lhs + lhs
-        rhs = self._tol * (_F32(1) - rho)
-        measured = dprev > 0          # a ratio was measured (r = 1 on sweep 1 is no evidence)
-        np.copyto(dprev, d)
-        np.copyto(rprev, r)
-        return (lhs <= rhs) | ((d <= noise) & (r >= _F32(1)) & measured)
+        """The stopping rule for the n active slots (:func:`converged`)."""
+        return converged(d, rule, self._tol, self._rho_min)
 
     def _move(self, src: int, dst: int, rule: np.ndarray) -> None:
         """Move the working data of replicate slot src to slot dst."""
@@ -373,26 +412,7 @@ class FieldSolver:
             c[(replicate,) + self._dom[p]] = blk[self._real[p]]
 
     def _check_problem(self, c, a, s, fixed_mask, fixed_value):
-        """Checked and converted solve arguments: (a, s, fixed_mask, fv); fixed_mask and fv are
-        None when no voxel is fixed."""
-        if not isinstance(c, np.ndarray) or c.dtype != _F32 or c.shape != self.shape:
-            raise ValueError(f"c must be a float32 ndarray of shape {self.shape}")
-        a = np.asarray(a, dtype=_F32)
-        s = np.asarray(s, dtype=_F32)
-        if a.shape != self.shape or s.shape != self.shape:
-            raise ValueError(f"a and s must have shape {self.shape}")
-        has_fixed = False
-        if fixed_mask is not None:
-            fixed_mask = np.asarray(fixed_mask, dtype=bool)
-            if fixed_mask.shape != self.shape:
-                raise ValueError(f"fixed_mask must have shape {self.shape}")
-            has_fixed = bool(fixed_mask.any())
-        if has_fixed:
-            fv = np.asarray(fixed_value, dtype=_F32)
-            if fv.ndim:
-                fv = np.broadcast_to(fv, self.shape)
-            return a, s, fixed_mask, fv
-        return a, s, None, None
+        return check_problem(self.shape, c, a, s, fixed_mask, fixed_value)
 
     def _scatter(self, c, a, s, fixed_mask, fv) -> None:
         """Scatter the problem into the sub-lattice blocks (``fixed_mask`` None: nothing fixed)."""
@@ -417,19 +437,14 @@ class FieldSolver:
                 np.logical_or(hb[real], fm, out=hb[real])
 
     def _stopping_rule(self, R: int) -> np.ndarray:
-        """float32 (3, R) per slot: d_prev, r_prev (0) and noise, the rounding level of the
-        stopping rule: max(max |c|, scale) * 2**-18 per replicate."""
+        """float32 (3, R) per slot: d_prev, r_prev (0) and noise (:func:`stopping_state`)."""
         al = (slice(None),)
         cmax = np.zeros(R, dtype=_F32)
         for p in self._parities if self._scale > 0 else ():
             if p in self._s:
                 blk = np.abs(self._blocks(self._c[p], R, True)[al + self._real[p]])
                 np.maximum(cmax, blk.reshape(R, -1).max(axis=1), out=cmax)
-        if self._scale > 0:
-            cmax = np.where(cmax > self._scale, cmax, self._scale)
-        rule = np.zeros((3, R), dtype=_F32)   # per slot: d_prev, r_prev, noise (this solve)
-        np.multiply(cmax, _F32(2.0 ** -18), out=rule[2])
-        return rule
+        return stopping_state(cmax, self._scale)
 
     # ------------------------------------------------------------------ API
     def solve(self, c, a, s, fixed_mask=None, fixed_value=0.0) -> np.ndarray:

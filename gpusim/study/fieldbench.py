@@ -45,9 +45,10 @@ def parse_cases(cases) -> list[str]:
     return out
 
 
-def device_bytes(sweeps: dict, cmax: bool) -> float:
+def device_bytes(sweeps: dict, cmax: bool, multigrid: dict | None = None) -> float:
     """Bytes per voxel-step that the field solves of one device step move, counted from
-    kernels/fields.cu and field_coeffs.cu (one thread per voxel, C order, 32-byte sectors):
+    kernels/fields.cu, multigrid.cu and field_coeffs.cu (one thread per voxel, C order, 32-byte
+    sectors):
 
     * per solve: ``field_coeffs_kernel`` reads kind (1), amap (1), c_old (4), ifng (4), o2 (4) and
       writes a (4), s (4): 22 B; ``fields_prepare`` reads a (4), fixed (1), c (4) and writes
@@ -55,14 +56,45 @@ def device_bytes(sweeps: dict, cmax: bool) -> float:
     * per sweep, two colour passes: a pass updates every other voxel of a row, so its reads of
       c, s, den and fixed touch every sector of those arrays: 2 x 13 B; it writes half of c:
       2 x 2 B (counted as half sectors); neighbour values are the other colour's words of
-      sectors just read (cache): 0.  30 B per voxel-sweep.
+      sectors just read (cache): 0.  30 B per voxel-sweep (28 without a fixed array);
+    * a multigrid solve: :func:`multigrid_bytes` per cycle and for its set-up.
 
-    ``sweeps``: field -> mean sweeps per replicate of a solve (0 for a skipped solve)."""
+    ``sweeps``: field -> mean sweeps (or cycles) per replicate of a solve (0 for a skipped
+    solve); ``multigrid``: field -> (level shapes, coarse sweeps) of the fields solved by
+    multigrid."""
     total = 0.0
-    for n in sweeps.values():
-        if n > 0:
-            total += 22 + 17 + (4 if cmax else 0) + 30 * n
+    for name, n in sweeps.items():
+        if n <= 0:
+            continue
+        total += 22 + 17 + (4 if cmax else 0)
+        if multigrid and name in multigrid:
+            setup, cycle = multigrid_bytes(*multigrid[name])
+            total += setup + cycle * n
+        else:
+            total += 30 * n
     return total
+
+
+def multigrid_bytes(shapes, coarse_sweeps: int) -> tuple[float, float]:
+    """(set-up, per cycle) bytes per fine voxel of a multigrid solve on the level ``shapes``
+    (kernels/multigrid.cu; ``f_l`` the size of level l over the finest's):
+
+    * set-up, per coarse level: ``mg_coarsen`` reads the finer sink (4 B, and the fixed mask
+      (1) at level 1) and writes a and den (8 B);
+    * per cycle: the copy of c and ``mg_change`` (16 B); per level above the coarsest two
+      smoothing sweeps (30 B at level 0, 28 B above), ``mg_residual`` (c, s, den, fixed; writes
+      res: 17 B at level 0, 16 above), ``mg_restrict`` (reads res 4 B; writes s and c of the
+      coarser level, 8 B there), ``mg_prolong`` (c read and written 8 B, fixed 1 at level 0;
+      the coarse values 4 B there); the coarsest level ``coarse_sweeps`` sweeps of 28 B."""
+    V0 = float(np.prod(shapes[0]))
+    f = [float(np.prod(s)) / V0 for s in shapes]
+    L = len(shapes)
+    setup = sum((4 + (1 if l == 1 else 0)) * f[l - 1] + 8 * f[l] for l in range(1, L))
+    cycle = 16.0 + coarse_sweeps * (30 if L == 1 else 28) * f[-1]
+    for l in range(L - 1):
+        fixed = 1 if l == 0 else 0
+        cycle += f[l] * (2 * (28 + 2 * fixed) + 16 + fixed + 4 + 8 + fixed) + f[l + 1] * (8 + 4)
+    return setup, cycle
 
 
 def scenario_for(case: str, replicates: int, tolerance: float | None = None):
@@ -92,7 +124,9 @@ def _recorder(name, fs, record: dict):
                             fixed_value=float(fixed_value), c=c.copy(), sweeps=it.copy(),
                             tol=fs.tol, omega=fs.omega, floor=fs.floor, boundary=fs.boundary,
                             boundary_value=fs.boundary_value, D=fs.diffusion_um2_per_min,
-                            h=fs.voxel_um, scale=getattr(fs, "scale", 0.0))
+                            h=fs.voxel_um, scale=getattr(fs, "scale", 0.0),
+                            multigrid=((list(fs.shapes), fs.coarse_sweeps)
+                                       if hasattr(fs, "coarse_sweeps") else None))
         return it
 
     return rec
@@ -145,7 +179,8 @@ def analyse(res: dict, check: int = 2) -> dict:
 
     out = {}
     for name, r in res["record"].items():
-        row = dict(sweeps_mean=float(np.mean(r["sweeps"])), sweeps_max=int(np.max(r["sweeps"])),
+        row = dict(solver="multigrid" if r.get("multigrid") else "sor",
+                   sweeps_mean=float(np.mean(r["sweeps"])), sweeps_max=int(np.max(r["sweeps"])),
                    omega=r["omega"], tol=r["tol"])
         if r["floor"] is None:
             k = min(check, r["c"].shape[0])
@@ -167,12 +202,13 @@ def summary(res: dict) -> dict:
     fields = analyse(res)
     sweeps = {k: v["sweeps_mean"] for k, v in fields.items()}
     cmax = any(r.get("scale", 0.0) > 0 for r in res["record"].values())
+    mg = {k: r["multigrid"] for k, r in res["record"].items() if r.get("multigrid")}
     return dict(case=res["case"], replicates=res["replicates"], voxels=res["voxels"],
                 timed_steps=res["steps"], warmup_steps=res["warmup"],
                 step_seconds=round(res["step_seconds"], 4),
                 fields_seconds=round(res["fields_seconds"], 4),
                 ns_per_voxel_sweep=round(res["seconds_per_voxel_sweep"] * 1e9, 3),
-                device_bytes_per_voxel_step=round(device_bytes(sweeps, cmax), 1), fields=fields)
+                device_bytes_per_voxel_step=round(device_bytes(sweeps, cmax, mg), 1), fields=fields)
 
 
 def run_field_bench(cases=DEFAULT_CASES, replicates: int | None = None, steps: int = 3,
@@ -199,12 +235,14 @@ def run_field_bench(cases=DEFAULT_CASES, replicates: int | None = None, steps: i
 
 
 def format_table(record: dict) -> str:
-    """One line per (case, field): sweeps, error in units of tol; one per case for the cost."""
-    lines = [f"{'case':<8} {'field':<10} {'sweeps':>8} {'max':>5} {'err/tol':>8}"]
+    """One line per (case, field): solver, sweeps (cycles for multigrid), error in units of tol;
+    one per case for the cost."""
+    lines = [f"{'case':<8} {'field':<10} {'solver':<10} {'sweeps':>8} {'max':>5} {'err/tol':>8}"]
     for row in record["cases"]:
         for name, f in row["fields"].items():
             e = f.get("err_over_tol")
-            lines.append(f"{row['case']:<8} {name:<10} {f['sweeps_mean']:8.1f} {f['sweeps_max']:5d} "
+            lines.append(f"{row['case']:<8} {name:<10} {f.get('solver', 'sor'):<10} "
+                         f"{f['sweeps_mean']:8.1f} {f['sweeps_max']:5d} "
                          + (f"{e:8.3f}" if e is not None else f"{'-':>8}"))
         lines.append(f"{row['case']:<8} step {row['step_seconds']:.3f} s, fields "
                      f"{row['fields_seconds']:.3f} s, {row['ns_per_voxel_sweep']:.2f} ns/voxel-sweep, "

@@ -1,0 +1,179 @@
+// multigrid_logic.cuh -- per-voxel logic of the multigrid V-cycle (CUDA twin of
+// gpusim.model.multigrid.MultigridSolver; the arithmetic contract is that module's docstring,
+// followed here operation by operation).  The smoother is fields_logic.cuh's sor_voxel with
+// omega = 1.
+//
+// Shapes: a level's arrays are float32 (R, Z, Y, X), flat r * V + (z * Y + y) * X + x; a fine
+// level (f) and the next coarser one (c) have extents Zc = (Zf + 1) / 2 where Zf > 1 (else 1),
+// likewise Y and X.  2D is Z == 1 on every level.  Units: c, r in the field's unit, den, a 1/min,
+// s unit/min.  No random numbers.
+#pragma once
+#include "fields_logic.cuh"
+
+namespace gpusim {
+
+struct MgGeom {
+    i32 R, Zf, Yf, Xf, Zc, Yc, Xc;
+};
+
+// Cell-centred linear interpolation along one axis of fine length n: fine index i takes
+// wlo * v[lo] + whi * v[hi]; edge == 1 where the far coarse cell lies outside (then v[J] exactly).
+struct MgAxis {
+    i32 lo, hi;
+    float wlo, whi;
+    bool edge;
+};
+
+GPUSIM_HD MgAxis mg_axis(i32 i, i32 n) {
+    const i32 nc = (n + 1) / 2, J = i / 2;
+    MgAxis a;
+    if (i % 2 == 0) { a.lo = J - 1; a.hi = J; a.wlo = 0.25f; a.whi = 0.75f; }
+    else { a.lo = J; a.hi = J + 1; a.wlo = 0.75f; a.whi = 0.25f; }
+    a.edge = a.lo < 0 || a.hi >= nc;
+    if (a.edge) { a.lo = J; a.hi = J; a.wlo = 1.0f; a.whi = 0.0f; }
+    return a;
+}
+
+// Weight of the fine index i = 2J - 1 + k (k = 0..3) in the restriction to coarse J (transpose
+// of mg_axis); 0 where i lies outside the axis.
+GPUSIM_HD float mg_rweight(i32 J, i32 k, i32 n) {
+    const i32 i = 2 * J - 1 + k;
+    if (i < 0 || i >= n) return 0.0f;
+    const MgAxis a = mg_axis(i, n);
+    return (a.lo == J ? a.wlo : 0.0f) + (a.hi == J ? a.whi : 0.0f);
+}
+
+GPUSIM_HD i64 mg_at(i32 r, i32 z, i32 y, i32 x, i32 Z, i32 Y, i32 X) {
+    return (((i64)r * Z + z) * Y + y) * X + x;
+}
+
+// Coarse sink and den of one coarse voxel t (0 .. R Zc Yc Xc - 1): the float32 mean of its
+// children's sink (a fixed child counts K), children in the order (dz, dy, dx), an absent child
+// adding 0 to the sum and to the count.
+GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, const float* a_f,
+                                const u8* fixed, float* a_c, float* den_c) {
+    const i32 x = (i32)(t % g.Xc);
+    i64 q = t / g.Xc;
+    const i32 y = (i32)(q % g.Yc);
+    q /= g.Yc;
+    const i32 z = (i32)(q % g.Zc);
+    const i32 r = (i32)(q / g.Zc);
+    float acc = 0.0f, cnt = 0.0f;
+    bool first = true;
+    for (i32 dz = 0; dz < (g.Zf > 1 ? 2 : 1); ++dz)
+        for (i32 dy = 0; dy < (g.Yf > 1 ? 2 : 1); ++dy)
+            for (i32 dx = 0; dx < (g.Xf > 1 ? 2 : 1); ++dx) {
+                const i32 zf = 2 * z + dz, yf = 2 * y + dy, xf = 2 * x + dx;
+                const bool in = (g.Zf > 1 ? zf < g.Zf : true) && yf < g.Yf && xf < g.Xf;
+                float v = 0.0f;
+                if (in) {
+                    const i64 f = mg_at(r, g.Zf > 1 ? zf : 0, yf, xf, g.Zf, g.Yf, g.Xf);
+                    v = (fixed && fixed[f]) ? K : a_f[f];
+                }
+                if (first) { acc = v; cnt = 1.0f; first = false; }
+                else { acc = acc + v; cnt = cnt + (in ? 1.0f : 0.0f); }
+            }
+    const float ac = acc / cnt;
+    a_c[t] = ac;
+    den_c[t] = den0 + ac;
+}
+
+// Residual of voxel v of a level (0 at fixed voxels): t = dh nb; t = t + s; u = den c; r = t - u,
+// nb as sor_voxel's (x-, x+, y-, y+, z-, z+; out-of-domain neighbours bv or the voxel itself).
+GPUSIM_HD void mg_residual_voxel(i64 v, const FieldGeom& g, const float* c, const float* s,
+                                 const float* den, const u8* fixed, const u8* active, float* res) {
+    const i32 x = (i32)(v % g.X);
+    i64 q = v / g.X;
+    const i32 y = (i32)(q % g.Y);
+    q /= g.Y;
+    const i32 z = (i32)(q % g.Z);
+    const i32 r = (i32)(q / g.Z);
+    if (!active[r]) return;
+    if (fixed && fixed[v]) { res[v] = 0.0f; return; }
+    const float own = c[v];
+    float t = g.dh * sor_neighbours(g, c, v, z, y, x, own);
+    t = t + s[v];
+    const float u = den[v] * own;
+    res[v] = t - u;
+}
+
+// Restriction to coarse voxel t: axis by axis x, y, z, each sum_k w_k v_k in the order k = 0..3
+// (a value outside the fine lattice is 0), then times rscale (2^-d); also zeroes the coarse c.
+GPUSIM_HD void mg_restrict_voxel(i64 t, const MgGeom& g, float rscale, const float* res,
+                                 float* s_c, float* c_c, const u8* active) {
+    const i32 X = (i32)(t % g.Xc);
+    i64 q = t / g.Xc;
+    const i32 Y = (i32)(q % g.Yc);
+    q /= g.Yc;
+    const i32 Zi = (i32)(q % g.Zc);
+    const i32 r = (i32)(q / g.Zc);
+    if (!active[r]) return;
+    const bool three_d = g.Zf > 1;
+    float accz = 0.0f;
+    for (i32 kz = 0; kz < (three_d ? 4 : 1); ++kz) {
+        const i32 zf = three_d ? 2 * Zi - 1 + kz : 0;
+        float accy = 0.0f;
+        if (zf >= 0 && zf < g.Zf) {
+            for (i32 ky = 0; ky < 4; ++ky) {
+                const i32 yf = 2 * Y - 1 + ky;
+                float accx = 0.0f;
+                if (yf >= 0 && yf < g.Yf) {
+                    for (i32 kx = 0; kx < 4; ++kx) {
+                        const i32 xf = 2 * X - 1 + kx;
+                        const float v = (xf >= 0 && xf < g.Xf) ? res[mg_at(r, zf, yf, xf, g.Zf, g.Yf, g.Xf)] : 0.0f;
+                        const float term = mg_rweight(X, kx, g.Xf) * v;
+                        accx = kx == 0 ? term : accx + term;
+                    }
+                }
+                const float term = mg_rweight(Y, ky, g.Yf) * accx;
+                accy = ky == 0 ? term : accy + term;
+            }
+        }
+        if (!three_d) { accz = accy; break; }
+        const float term = mg_rweight(Zi, kz, g.Zf) * accy;
+        accz = kz == 0 ? term : accz + term;
+    }
+    s_c[t] = accz * rscale;
+    c_c[t] = 0.0f;
+}
+
+// Prolongation-add at fine voxel v (not fixed): axis by axis z, y, x, each wlo v[lo] + whi v[hi]
+// (v[J] exactly at an edge), then c = e + c.
+GPUSIM_HD float mg_interp_z(const MgGeom& g, const float* cc, i32 r, i32 z, i32 jy, i32 jx) {
+    if (g.Zf == 1) return cc[mg_at(r, 0, jy, jx, 1, g.Yc, g.Xc)];
+    const MgAxis a = mg_axis(z, g.Zf);
+    const float lo = cc[mg_at(r, a.lo, jy, jx, g.Zc, g.Yc, g.Xc)];
+    if (a.edge) return lo;
+    return a.wlo * lo + a.whi * cc[mg_at(r, a.hi, jy, jx, g.Zc, g.Yc, g.Xc)];
+}
+
+GPUSIM_HD float mg_interp_zy(const MgGeom& g, const float* cc, i32 r, i32 z, i32 y, i32 jx) {
+    const MgAxis a = mg_axis(y, g.Yf);
+    const float lo = mg_interp_z(g, cc, r, z, a.lo, jx);
+    if (a.edge) return lo;
+    return a.wlo * lo + a.whi * mg_interp_z(g, cc, r, z, a.hi, jx);
+}
+
+GPUSIM_HD void mg_prolong_voxel(i64 v, const MgGeom& g, const float* cc, float* c,
+                                const u8* fixed, const u8* active) {
+    const i32 x = (i32)(v % g.Xf);
+    i64 q = v / g.Xf;
+    const i32 y = (i32)(q % g.Yf);
+    q /= g.Yf;
+    const i32 z = (i32)(q % g.Zf);
+    const i32 r = (i32)(q / g.Zf);
+    if (!active[r] || (fixed && fixed[v])) return;
+    const MgAxis a = mg_axis(x, g.Xf);
+    float e = mg_interp_zy(g, cc, r, z, y, a.lo);
+    if (!a.edge) e = a.wlo * e + a.whi * mg_interp_zy(g, cc, r, z, y, a.hi);
+    c[v] = e + c[v];
+}
+
+// The change of a cycle: raise maxchg_bits[r] to |c - c_before| (an exact max).
+GPUSIM_HD void mg_change_voxel(i64 v, i64 V, const float* c, const float* before, const u8* active,
+                               u32* maxchg_bits) {
+    const i64 r = v / V;
+    if (active[r]) max_nonneg_f32(&maxchg_bits[r], abs_f32(c[v] - before[v]));
+}
+
+}  // namespace gpusim
