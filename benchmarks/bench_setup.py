@@ -8,7 +8,7 @@ replicate).  Timed apart:
 * ``tissue_before_s`` (with ``--before COMMIT``): the per-replicate construction of that commit,
   loaded from git, for the before/after comparison (only for N <= --before-max);
 * ``setup_s``: the engine set-up (Simulation(...)), split into tissue (``setup_tissue_s``), the fields solve and the
-  TGF-β steady state (``FieldsPhase.solve`` / ``steady_tgfb``), with the SOR sweeps per field;
+  TGF-β steady state (``FieldsPhase.solve`` / ``steady_tgfb``), with the sweeps (multigrid: cycles) per field;
   run only where the memory estimate fits in the available memory and N <= --full-max.
   Otherwise the record says why, and gives an extrapolation of the field solve from the largest
   full size (time per voxel-sweep x voxels x sweeps, sweeps taken as growing linearly with N),

@@ -64,7 +64,7 @@ class NumpyPhases:
         self.sim.fields.solve(st)
 
     def steady_tgfb(self, st) -> None:
-        self.sim.fields.steady_tgfb(st, np, self.sim.fields.tgfb.solve)
+        self.sim.fields.steady_tgfb(st, np, lambda fs, c, a, s: fs.solve(c, a, s))
 
     def tumour(self, st, events: dict) -> None:
         s = self.sim

@@ -58,6 +58,23 @@ TISSUE_BYTES_PER_PAIR = 128
 #: solve (float32), vessel mask, tumour kind out, entry mask (uint8), occupancy and vessel weights
 #: (int32), agent map and ECM-degrading effectors per voxel (uint32)
 DEVICE_WORK_PER_VOXEL = {"uint64": 1, "float32": 3, "uint8": 3, "int32": 2, "uint32": 2}
+#: host temporaries of a NumPy multigrid solve per voxel of the batch: the cycle's copy of c
+#: (float32), the residual (float32, and two float64 parity blocks at a time) and the transfers'
+#: intermediates (about two float32 arrays): an allowance checked against the measured peak
+MULTIGRID_WORK_PER_VOXEL = 16
+
+
+def _device_multigrid_floats(shape) -> float:
+    """float32 values per voxel a device multigrid solve allocates (cupy_backend
+    ``device_multigrid_solve``): the residual and the copy of c on the finest level, and c, s,
+    sink, den and the residual on every coarser one."""
+    from .model.multigrid import level_shapes
+
+    shapes = level_shapes(shape)
+    V = float(np.prod(shape))
+    return 2.0 + 5.0 * sum(float(np.prod(s)) for s in shapes[1:]) / V
+
+
 #: device work buffers of a CuPy step per agent slot: target (int32), stimulated, killed, died,
 #: born, keep/born masks (uint8), PD-1 seen (float32), move direction (int8), the compaction
 #: destinations (int64) and the second table it writes (18 bytes: uint8 state, div, eng; int32
@@ -83,6 +100,7 @@ class StateLayout:
 
 def _probe_scenario(sc):
     z, y, x = _PROBE_SHAPE
+    z = 2 if sc.shape[0] > 1 else z  # a 3D scenario's probe is 3D: its solvers differ
     return sc.replace(domain__z_voxels=z, domain__y_voxels=y, domain__x_voxels=x,
                       car_t__capacity_per_replicate=_PROBE_CAPACITY, run__replicates=1,
                       run__first_replicate=0)
@@ -112,23 +130,45 @@ def state_layout() -> StateLayout:
     return StateLayout(per["voxel"], per["slot"], per["replicate"], sim.state.o2.dtype.itemsize, dtypes)
 
 
-def _solver_specs(sc) -> list[tuple[str, bool, bool]]:
-    """(name, has_floor, has_fixed) of every field solver the fields phase builds for ``sc``."""
+def _solver_specs(sc) -> list[tuple[str, bool, bool, bool]]:
+    """(name, has_floor, has_fixed, multigrid) of every field solver the fields phase builds for
+    ``sc``."""
     from .model.environment import FieldsPhase
     from .model.fields import FieldSolver
+    from .model.multigrid import MultigridSolver
 
     fp = FieldsPhase(_probe_scenario(sc), 1)
     fixed = {"o2", "glucose"}  # vessels are held at the vessel value (environment.py)
-    return [(k, v.floor is not None, k in fixed) for k, v in vars(fp).items()
-            if isinstance(v, FieldSolver)]
+    seen, out = set(), []
+    for k, v in vars(fp).items():   # a solver held under two names (tgfb_steady) counts once
+        if isinstance(v, (FieldSolver, MultigridSolver)) and id(v) not in seen:
+            seen.add(id(v))
+            out.append((k, v.floor is not None, k in fixed, isinstance(v, MultigridSolver)))
+    return out
 
 
-def solver_bytes(shape, R: int, *, floor: bool, itemsize: int = 4, fixed_voxels: int = 0) -> int:
+def field_solver_bytes(shape, R: int, *, floor: bool, multigrid: bool, itemsize: int = 4,
+                       fixed_voxels: int = 0) -> int:
+    """Bytes one field's solver holds: a FieldSolver (:func:`solver_bytes`), or a multigrid
+    solver's sub-lattice solver per level (the fixed voxels on the finest) and its one-voxel
+    level's sink and den."""
+    if not multigrid:
+        return solver_bytes(shape, R, floor=floor, itemsize=itemsize, fixed_voxels=fixed_voxels)
+    from .model.multigrid import level_shapes
+
+    three_d = int(shape[0]) > 1
+    return sum(solver_bytes(s, R, floor=False, itemsize=itemsize, three_d=three_d,
+                            fixed_voxels=fixed_voxels if l == 0 else 0)
+               for l, s in enumerate(level_shapes(shape))) + 2 * R * itemsize
+
+
+def solver_bytes(shape, R: int, *, floor: bool, itemsize: int = 4, fixed_voxels: int = 0,
+                 three_d: bool | None = None) -> int:
     """Bytes a FieldSolver of lattice ``shape`` (Z, Y, X) and R replicates holds once it has
     solved: its buffers (allocated at construction) plus the held-position indices of its views.
-    ``fixed_voxels``: held (vessel) voxels over the whole batch."""
+    ``fixed_voxels``: held (vessel) voxels over the whole batch; ``three_d`` as the solver's."""
     Z, Y, X = (int(v) for v in shape)
-    three_d = Z > 1
+    three_d = Z > 1 if three_d is None else bool(three_d)
     lengths, split = (Z, Y, X), (three_d, True, True)
     qshape = [(L + 1) // 2 + 2 if sp else 1 for L, sp in zip(lengths, split)]
     B = qshape[0] * qshape[1] * qshape[2]
@@ -179,9 +219,10 @@ def estimate(sc, replicates: int | None = None, backend: str = "numpy", *,
     state = R * (V * lay.per_voxel + C * lay.per_slot + lay.per_replicate)
     vessel_frac = max(sc["vessels.density_tumour_fraction"], sc["vessels.density_normal_fraction"])
     fixed = int(math.ceil(vessel_frac * R * V))
-    fields = sum(solver_bytes(sc.shape, R, floor=fl, itemsize=lay.field_itemsize,
-                              fixed_voxels=fixed if fx else 0)
-                 for _, fl, fx in _solver_specs(sc))
+    specs = _solver_specs(sc)
+    fields = sum(field_solver_bytes(sc.shape, R, floor=fl, multigrid=mg,
+                                    itemsize=lay.field_itemsize, fixed_voxels=fixed if fx else 0)
+                 for _, fl, fx, mg in specs)
     # the metrics' tumour zone: flat indices (int64) of the voxels within radius + capsule
     h = sc["domain.voxel_um"]
     rz = (sc["tumour.radius_um"] + sc["stroma.capsule_thickness_um"]) / h
@@ -206,11 +247,16 @@ def estimate(sc, replicates: int | None = None, backend: str = "numpy", *,
     work = max(R * (V * _bytes(WORK_PER_VOXEL) + min(C, V) * _bytes(WORK_PER_SLOT)),
                TISSUE_BYTES_PER_PAIR * min(R * V, CHUNK))
     parts = {"state": state, "field solvers": fields, "outputs": out, "working set": work + zone_b}
+    mg = any(m for *_, m in specs)
+    if mg:   # a multigrid solve's temporaries (gpusim/model/multigrid.py), at most one at a time
+        parts["multigrid work"] = R * V * MULTIGRID_WORK_PER_VOXEL
     est = Estimate(host=0, parts=parts, voxels=V, replicates=R, capacity=C)
     if backend == "cupy":
         parts["state copy (downloads)"] = state
         dev = {"state": state,
                "work buffers": R * (V * _bytes(DEVICE_WORK_PER_VOXEL) + C * _bytes(DEVICE_WORK_PER_SLOT))}
+        if mg:
+            dev["multigrid buffers"] = R * int(math.ceil(V * _device_multigrid_floats(sc.shape))) * 4
         est.device_parts = dev
         est.device = sum(dev.values())
     est.host = sum(parts.values())

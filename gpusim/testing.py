@@ -23,6 +23,21 @@ def solver_case(shape, boundary: str, omega: float = 1.6, floor=None, tol: float
     return fs, c0, a, s, fixed
 
 
+def multigrid_case(shape, boundary: str = "neumann", seed: int = 1, **kw):
+    """A multigrid solve on random coefficients (5 % of the voxels held): ``(solver, c0, a, s,
+    fixed)``; ``kw`` goes to the solver (tol 1e-5 unless given)."""
+    from .model.multigrid import MultigridSolver
+
+    g = np.random.default_rng(seed)
+    c0 = g.uniform(0, 1, shape).astype(np.float32)
+    a = g.uniform(0.001, 0.05, shape).astype(np.float32)
+    s = g.uniform(0, 0.02, shape).astype(np.float32)
+    fixed = g.random(shape) < 0.05
+    ms = MultigridSolver(shape, diffusion_um2_per_min=2000.0, voxel_um=20.0, boundary=boundary,
+                         boundary_value=0.3, **{"tol": 1e-5, **kw})
+    return ms, c0, a, s, fixed
+
+
 def assert_device_solve_bitwise(runtime, case, fixed_value=np.float32(0.75)) -> np.ndarray:
     """Solve ``case`` (from :func:`solver_case`) with the NumPy solver and on ``runtime`` (a
     device or the emulated device); assert sweeps and values bitwise equal; return the values."""

@@ -21,12 +21,12 @@ extern "C" __global__ void fields_prepare(long long n, float den0, const float* 
     if (v < n) sor_prepare(v, den0, a, den, c, fixed, fixed_value);
 }
 
-extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int dirichlet,
+extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int three_d, int dirichlet,
                                              float bv, float dh, float omega, int floor_on,
                                              float floor, float* c, const float* s,
                                              const float* den, const unsigned char* fixed,
                                              const unsigned char* active, unsigned int* maxchg) {
-    FieldGeom g{R, Z, Y, X, dirichlet, bv, dh, omega, floor_on, floor};
+    FieldGeom g{R, Z, Y, X, dirichlet, bv, dh, omega, floor_on, floor, three_d};
     long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (t < sor_threads(g)) sor_voxel(t, colour, g, c, s, den, fixed, active, maxchg);
 }

@@ -3,7 +3,7 @@
 // docstring, followed here operation by operation).
 //
 // Shapes: every field array is float32 (R, Z, Y, X), flat index r * V + (z * Y + y) * X + x,
-// V = Z * Y * X; 2D is Z == 1 (no z-neighbours).  Units: c in the field's unit (mmHg, mM, 1),
+// V = Z * Y * X; 2D (three_d == 0) is Z == 1 (no z-neighbours).  Units: c in the field's unit (mmHg, mM, 1),
 // den = den0 + a in 1/min, s in unit/min.  No random numbers.
 #pragma once
 #include "interface.cuh"
@@ -18,6 +18,7 @@ struct FieldGeom {
     float omega;    // float32(omega)
     i32 floor_on;   // 1: projected SOR, new values below `floor` are raised to it; 0: plain SOR
     float floor;    // float32(floor) (read only when floor_on)
+    i32 three_d;    // 1: the 7-point stencil (z-neighbours); 0: 2D (Z == 1)
 };
 
 // Number of threads of one colour pass: one per (replicate, z, y, pair of x).
@@ -34,7 +35,7 @@ GPUSIM_HD float sor_neighbours(const FieldGeom& g, const float* c, i64 v, i32 z,
     nb = nb + (x < g.X - 1 ? c[v + 1] : out);
     nb = nb + (y > 0 ? c[v - g.X] : out);
     nb = nb + (y < g.Y - 1 ? c[v + g.X] : out);
-    if (g.Z > 1) {
+    if (g.three_d) {
         const i64 XY = (i64)g.X * g.Y;
         nb = nb + (z > 0 ? c[v - XY] : out);
         nb = nb + (z < g.Z - 1 ? c[v + XY] : out);

@@ -6,7 +6,8 @@
 // finest level or null; active uint8 (R) (1 = still cycling); maxchg uint32 (R) (float32 bits).
 // Units: as the field; a, den 1/min; s unit/min.  RNG: none.
 // A solve (gpusim.backends.cupy_backend.device_multigrid_solve): fields_prepare and fields_cmax,
-// mg_coarsen per coarse level; then per cycle the V-cycle, mg_change and fields_after_sweep.
+// mg_coarsen per coarse level; then per cycle the V-cycle (down to one voxel, solved by
+// mg_coarsest), mg_change and fields_after_sweep.
 #include "multigrid_logic.cuh"
 
 using namespace gpusim;
@@ -14,34 +15,40 @@ using namespace gpusim;
 extern "C" __global__ void mg_coarsen(int R, int Zf, int Yf, int Xf, int Zc, int Yc, int Xc,
                                       float K, float den0, const float* a_f,
                                       const unsigned char* fixed, float* a_c, float* den_c) {
-    MgGeom g{R, Zf, Yf, Xf, Zc, Yc, Xc};
+    MgGeom g{R, Zf, Yf, Xf, Zc, Yc, Xc, 0};  // the children: every axis with Zf, Yf, Xf > 1
     long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (t < (long long)R * Zc * Yc * Xc) mg_coarsen_voxel(t, g, K, den0, a_f, fixed, a_c, den_c);
 }
 
-extern "C" __global__ void mg_residual(int R, int Z, int Y, int X, int dirichlet, float bv,
-                                       float dh, const float* c, const float* s,
+extern "C" __global__ void mg_residual(int R, int Z, int Y, int X, int three_d, int dirichlet,
+                                       float bv, float dh, const float* c, const float* s,
                                        const float* den, const unsigned char* fixed,
                                        const unsigned char* active, float* res) {
-    FieldGeom g{R, Z, Y, X, dirichlet, bv, dh, 1.0f, 0, 0.0f};
+    FieldGeom g{R, Z, Y, X, dirichlet, bv, dh, 1.0f, 0, 0.0f, three_d};
     long long v = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (v < (long long)R * Z * Y * X) mg_residual_voxel(v, g, c, s, den, fixed, active, res);
 }
 
 extern "C" __global__ void mg_restrict(int R, int Zf, int Yf, int Xf, int Zc, int Yc, int Xc,
-                                       float rscale, const float* res, float* s_c, float* c_c,
+                                       int three_d, const float* res, float* s_c, float* c_c,
                                        const unsigned char* active) {
-    MgGeom g{R, Zf, Yf, Xf, Zc, Yc, Xc};
+    MgGeom g{R, Zf, Yf, Xf, Zc, Yc, Xc, three_d};
     long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (t < (long long)R * Zc * Yc * Xc) mg_restrict_voxel(t, g, rscale, res, s_c, c_c, active);
+    if (t < (long long)R * Zc * Yc * Xc) mg_restrict_voxel(t, g, res, s_c, c_c, active);
 }
 
 extern "C" __global__ void mg_prolong(int R, int Zf, int Yf, int Xf, int Zc, int Yc, int Xc,
-                                      const float* c_c, float* c, const unsigned char* fixed,
-                                      const unsigned char* active) {
-    MgGeom g{R, Zf, Yf, Xf, Zc, Yc, Xc};
+                                      int three_d, const float* c_c, float* c,
+                                      const unsigned char* fixed, const unsigned char* active) {
+    MgGeom g{R, Zf, Yf, Xf, Zc, Yc, Xc, three_d};
     long long v = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (v < (long long)R * Zf * Yf * Xf) mg_prolong_voxel(v, g, c_c, c, fixed, active);
+}
+
+extern "C" __global__ void mg_coarsest(int R, int dirichlet, const float* s, const float* a,
+                                       const float* den, float* c, const unsigned char* active) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r < R) mg_coarsest_voxel(r, dirichlet, s, a, den, c, active);
 }
 
 extern "C" __global__ void mg_change(long long n, long long V, const float* c, const float* before,

@@ -14,6 +14,7 @@ namespace gpusim {
 
 struct MgGeom {
     i32 R, Zf, Yf, Xf, Zc, Yc, Xc;
+    i32 three_d;  // 1: a 3D lattice (a z-axis in the transfers, also where Zf has come down to 1)
 };
 
 // Cell-centred linear interpolation along one axis of fine length n: fine index i takes
@@ -47,9 +48,11 @@ GPUSIM_HD i64 mg_at(i32 r, i32 z, i32 y, i32 x, i32 Z, i32 Y, i32 X) {
     return (((i64)r * Z + z) * Y + y) * X + x;
 }
 
-// Coarse sink and den of one coarse voxel t (0 .. R Zc Yc Xc - 1): the float32 mean of its
+// Coarse sink and den of one coarse voxel t (0 .. R Zc Yc Xc - 1): the float32 sum of its
 // children's sink (a fixed child counts K), children in the order (dz, dy, dx), an absent child
-// adding 0 to the sum and to the count.
+// (past the far edge of an odd extent) adding 0, over the count of its possible children (2 per
+// coarsened axis): a coarse cell half outside the lattice has half the sink, as its restricted
+// residual (mg_rscale), so a constant keeps its balance on every level.
 GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, const float* a_f,
                                 const u8* fixed, float* a_c, float* den_c) {
     const i32 x = (i32)(t % g.Xc);
@@ -71,15 +74,19 @@ GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, con
                     v = (fixed && fixed[f]) ? K : a_f[f];
                 }
                 if (first) { acc = v; cnt = 1.0f; first = false; }
-                else { acc = acc + v; cnt = cnt + (in ? 1.0f : 0.0f); }
+                else { acc = acc + v; cnt = cnt + 1.0f; }
             }
     const float ac = acc / cnt;
     a_c[t] = ac;
     den_c[t] = den0 + ac;
 }
 
-// Residual of voxel v of a level (0 at fixed voxels): t = dh nb; t = t + s; u = den c; r = t - u,
-// nb as sor_voxel's (x-, x+, y-, y+, z-, z+; out-of-domain neighbours bv or the voxel itself).
+// Residual of voxel v of a level (0 at fixed voxels), in float64 and rounded once to float32:
+// nb = sum of the neighbours (x-, x+, y-, y+, z-, z+; out-of-domain ones bv or the voxel itself),
+// t = dh nb; t = t + s; u = den c; r = float32(t - u), every value widened to float64 first.  In
+// float32 the difference of the two near-equal terms would lose the residual of a weakly
+// absorbing field (no flux, a small sink) to rounding, and the coarse levels would amplify that
+// error by 1/a.
 GPUSIM_HD void mg_residual_voxel(i64 v, const FieldGeom& g, const float* c, const float* s,
                                  const float* den, const u8* fixed, const u8* active, float* res) {
     const i32 x = (i32)(v % g.X);
@@ -90,17 +97,32 @@ GPUSIM_HD void mg_residual_voxel(i64 v, const FieldGeom& g, const float* c, cons
     const i32 r = (i32)(q / g.Z);
     if (!active[r]) return;
     if (fixed && fixed[v]) { res[v] = 0.0f; return; }
-    const float own = c[v];
-    float t = g.dh * sor_neighbours(g, c, v, z, y, x, own);
-    t = t + s[v];
-    const float u = den[v] * own;
-    res[v] = t - u;
+    const double own = (double)c[v];
+    const double out = g.dirichlet ? (double)g.bv : own;
+    double nb = x > 0 ? (double)c[v - 1] : out;
+    nb = nb + (x < g.X - 1 ? (double)c[v + 1] : out);
+    nb = nb + (y > 0 ? (double)c[v - g.X] : out);
+    nb = nb + (y < g.Y - 1 ? (double)c[v + g.X] : out);
+    if (g.three_d) {
+        const i64 XY = (i64)g.X * g.Y;
+        nb = nb + (z > 0 ? (double)c[v - XY] : out);
+        nb = nb + (z < g.Z - 1 ? (double)c[v + XY] : out);
+    }
+    double t = (double)g.dh * nb;
+    t = t + (double)s[v];
+    const double u = (double)den[v] * own;
+    res[v] = (float)(t - u);
 }
 
+// The scale of the restriction along an axis of fine length n: 1/2 where the axis is coarsened
+// (a constant restricts to itself inside, to half at the far edge of an odd n, where the coarse
+// cell is half outside, as its sink, mg_coarsen_voxel), 1 on an axis of length 1.
+GPUSIM_HD float mg_rscale(i32 n) { return n > 1 ? 0.5f : 1.0f; }
+
 // Restriction to coarse voxel t: axis by axis x, y, z, each sum_k w_k v_k in the order k = 0..3
-// (a value outside the fine lattice is 0), then times rscale (2^-d); also zeroes the coarse c.
-GPUSIM_HD void mg_restrict_voxel(i64 t, const MgGeom& g, float rscale, const float* res,
-                                 float* s_c, float* c_c, const u8* active) {
+// (a value outside the fine lattice is 0) times mg_rscale; also zeroes the coarse c.
+GPUSIM_HD void mg_restrict_voxel(i64 t, const MgGeom& g, const float* res, float* s_c, float* c_c,
+                                 const u8* active) {
     const i32 X = (i32)(t % g.Xc);
     i64 q = t / g.Xc;
     const i32 Y = (i32)(q % g.Yc);
@@ -108,7 +130,8 @@ GPUSIM_HD void mg_restrict_voxel(i64 t, const MgGeom& g, float rscale, const flo
     const i32 Zi = (i32)(q % g.Zc);
     const i32 r = (i32)(q / g.Zc);
     if (!active[r]) return;
-    const bool three_d = g.Zf > 1;
+    const bool three_d = g.three_d != 0;
+    const float hx = mg_rscale(g.Xf), hy = mg_rscale(g.Yf);
     float accz = 0.0f;
     for (i32 kz = 0; kz < (three_d ? 4 : 1); ++kz) {
         const i32 zf = three_d ? 2 * Zi - 1 + kz : 0;
@@ -124,23 +147,26 @@ GPUSIM_HD void mg_restrict_voxel(i64 t, const MgGeom& g, float rscale, const flo
                         const float term = mg_rweight(X, kx, g.Xf) * v;
                         accx = kx == 0 ? term : accx + term;
                     }
+                    accx = accx * hx;
                 }
                 const float term = mg_rweight(Y, ky, g.Yf) * accx;
                 accy = ky == 0 ? term : accy + term;
             }
+            accy = accy * hy;
         }
         if (!three_d) { accz = accy; break; }
         const float term = mg_rweight(Zi, kz, g.Zf) * accy;
         accz = kz == 0 ? term : accz + term;
     }
-    s_c[t] = accz * rscale;
+    if (three_d) accz = accz * mg_rscale(g.Zf);
+    s_c[t] = accz;
     c_c[t] = 0.0f;
 }
 
 // Prolongation-add at fine voxel v (not fixed): axis by axis z, y, x, each wlo v[lo] + whi v[hi]
 // (v[J] exactly at an edge), then c = e + c.
 GPUSIM_HD float mg_interp_z(const MgGeom& g, const float* cc, i32 r, i32 z, i32 jy, i32 jx) {
-    if (g.Zf == 1) return cc[mg_at(r, 0, jy, jx, 1, g.Yc, g.Xc)];
+    if (!g.three_d) return cc[mg_at(r, 0, jy, jx, 1, g.Yc, g.Xc)];
     const MgAxis a = mg_axis(z, g.Zf);
     const float lo = cc[mg_at(r, a.lo, jy, jx, g.Zc, g.Yc, g.Xc)];
     if (a.edge) return lo;
@@ -167,6 +193,16 @@ GPUSIM_HD void mg_prolong_voxel(i64 v, const MgGeom& g, const float* cc, float* 
     float e = mg_interp_zy(g, cc, r, z, y, a.lo);
     if (!a.edge) e = a.wlo * e + a.whi * mg_interp_zy(g, cc, r, z, y, a.hi);
     c[v] = e + c[v];
+}
+
+// The coarsest level (one voxel per replicate r): its equation solved exactly, c = s / a with
+// the neumann boundary (every neighbour is the voxel itself; 0 where a is 0: no constant mode is
+// then corrected), c = s / den with the dirichlet one (the neighbours of a correction are 0).
+GPUSIM_HD void mg_coarsest_voxel(i32 r, i32 dirichlet, const float* s, const float* a,
+                                 const float* den, float* c, const u8* active) {
+    if (!active[r]) return;
+    if (dirichlet) c[r] = s[r] / den[r];
+    else c[r] = a[r] != 0.0f ? s[r] / a[r] : 0.0f;
 }
 
 // The change of a cycle: raise maxchg_bits[r] to |c - c_before| (an exact max).

@@ -80,6 +80,9 @@ VARIANTS = {
                                      "intraventricular 0 1e9 B; iv 0.1 1e9 B",
                                      "delivery.regional_surface_cm2=1.0", "delivery.cns_tumour=true",
                                      "car_t.max_per_voxel=2"]),
+    # every field that can be solved by multigrid is (oxygen without a floor, chemokine, IFN-γ,
+    # IL-12 too: the bundled scenarios solve only glucose and TGF-β by it)
+    "multigrid_all": ("truck_il12", ["run.field_solver=multigrid"]),
 }
 #: scenarios without a CAR-T dose (the bitwise test checks tumour divisions there instead)
 NO_DOSE = {"untreated", "shove_3d"}
@@ -132,6 +135,7 @@ FIRES = {
     "shove_3d": ("tumour_apoptosis", "tumour_divisions", "cleared", "fibroblast_displaced"),
     "truck_fibroblasts": _TREATED + ("tumour_necrosis", "memory_reactivations", "fibroblast_displaced", "kills_innate"),
     "two_products": _TREATED + ("memory_reactivations", "healthy_displaced"),
+    "multigrid_all": _TREATED + ("tumour_necrosis", "fibroblast_displaced", "kills_innate"),
     "zero_order_o2": _TREATED[:-1] + ("tumour_necrosis", "memory_reactivations"),  # no division
 }
 MIN_STEPS, STEPS_AFTER, MAX_STEPS = 20, 5, 60

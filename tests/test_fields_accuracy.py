@@ -73,7 +73,7 @@ def test_field_bench_record_and_cli(tmp_path):
     from click.testing import CliRunner
 
     from gpusim.cli import main
-    from gpusim.study.fieldbench import device_bytes, run_field_bench
+    from gpusim.study.fieldbench import device_bytes, multigrid_bytes, run_field_bench
 
     rec = run_field_bench(["24"], replicates=2, steps=2, warmup=1)
     assert rec["backend"] == "numpy" and rec["commit"] and rec["date_utc"].endswith("Z")
@@ -85,9 +85,15 @@ def test_field_bench_record_and_cli(tmp_path):
         assert 1 <= v["sweeps_mean"] <= v["sweeps_max"]
         assert v["err_over_tol"] == pytest.approx(v["err"] / v["tol"])
     sweeps = {k: v["sweeps_mean"] for k, v in f.items()}
-    # 43 bytes per solve (coefficients, set-up, max |c|) and 30 per sweep
-    assert device_bytes(sweeps, True) == sum(43 + 30 * n for n in sweeps.values())
-    assert row["device_bytes_per_voxel_step"] == pytest.approx(device_bytes(sweeps, True), abs=0.05)
+    assert {k for k, v in f.items() if v["solver"] == "multigrid"} == {"glucose", "tgfb"}  # auto, 2D
+    # 43 bytes per solve (coefficients, set-up, max |c|), 30 per SOR sweep, and a multigrid
+    # solve's set-up and cycles (levels 24, 12, 6, 3, 2, 1 here)
+    shapes = [(1, 24, 24), (1, 12, 12), (1, 6, 6), (1, 3, 3), (1, 2, 2), (1, 1, 1)]
+    setup, cycle = multigrid_bytes(shapes)
+    mg = {k: shapes for k in ("glucose", "tgfb")}
+    want = sum(43 + (setup + cycle * n if k in mg else 30 * n) for k, n in sweeps.items())
+    assert device_bytes(sweeps, True, mg) == pytest.approx(want)
+    assert row["device_bytes_per_voxel_step"] == pytest.approx(want, abs=0.05)
     assert row["fields_seconds"] <= row["step_seconds"]
 
     out = tmp_path / "f.json"
@@ -99,6 +105,19 @@ def test_field_bench_record_and_cli(tmp_path):
     assert res.exit_code != 0 and "allowed 'N'" in res.output
     res = CliRunner().invoke(main, ["bench", "--fields", "16", "--backend", "cupy"])
     assert res.exit_code != 0 and "NumPy backend" in res.output
+
+
+def test_multigrid_bytes_by_hand():
+    """The kernel byte count of a multigrid solve, by hand for two small hierarchies."""
+    from gpusim.study.fieldbench import multigrid_bytes
+
+    # one voxel: a sweep (30 B) and the copy and change of c (16 B) per cycle; no set-up
+    assert multigrid_bytes([(1, 1, 1)]) == (0.0, 16 + 30)
+    # 2x2 -> 1: set-up reads a and the mask (5 B) and writes a, den at 1/4 size (2 B);
+    # a cycle: 16 B, level 0 two sweeps (60) + residual (17) + restrict read (4) + prolong
+    # (9), level 1 written by the restriction and read by the prolongation (12 x 1/4) and
+    # solved by mg_coarsest (16 x 1/4)
+    assert multigrid_bytes([(1, 2, 2), (1, 1, 1)]) == (5 + 2, 16 + 90 + 3 + 4)
 
 
 def test_rounding_level_stop_needs_a_measured_ratio():

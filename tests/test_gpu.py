@@ -168,6 +168,14 @@ def test_field_solver_on_device_bitwise(cuda, shape, boundary, floor):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("shape,boundary", [((3, 1, 65, 64), "neumann"), ((2, 9, 8, 11), "dirichlet")])
+def test_multigrid_solver_on_device_bitwise(cuda, shape, boundary):
+    from gpusim.testing import assert_device_solve_bitwise, multigrid_case
+
+    assert_device_solve_bitwise(cuda, multigrid_case(shape, boundary))
+
+
+@pytest.mark.gpu
 def test_selftest_passes_and_auto_takes_the_gpu(cuda):
     from gpusim.cli import main
 

@@ -68,9 +68,27 @@ def test_solver_part_is_the_solver_buffers(shape, R, floor):
 def test_solver_specs_follow_the_fields_phase():
     sc = load_scenario("quickstart")
     specs = memory._solver_specs(sc)
-    assert [n for n, _, _ in specs] == ["o2", "glucose", "chemokine", "tgfb", "ifng", "il12"]
+    assert [n for n, *_ in specs] == ["o2", "glucose", "chemokine", "tgfb", "ifng", "il12"]
+    assert [n for n, *_, mg in specs if mg] == ["glucose", "tgfb"]   # run.field_solver auto, 2D
+    three = memory._solver_specs(load_scenario("large_3d"))           # 3D: and the steady TGF-β
+    assert [n for n, *_, mg in three if mg] == ["glucose", "tgfb_steady"]
     on = load_scenario("quickstart", ["oxygen.consumption_tumour_mmHg_per_min=0.1"])
-    assert dict((n, f) for n, f, _ in memory._solver_specs(on))["o2"] is True
+    assert dict((n, f) for n, f, *_ in memory._solver_specs(on))["o2"] is True
+
+
+@pytest.mark.parametrize("shape", [(1, 21, 30), (9, 11, 12), (5, 3, 12)])
+def test_multigrid_solver_part_is_its_buffers(shape):
+    from gpusim.model.multigrid import MultigridSolver
+
+    R = 2
+    ms = MultigridSolver((R,) + shape, diffusion_um2_per_min=100.0, voxel_um=20.0, max_iter=1)
+    c = np.zeros((R,) + shape, np.float32)
+    fixed = np.random.default_rng(0).random(c.shape) < 0.05
+    ms.solve(c, np.ones_like(c), np.ones_like(c), fixed, 1.0)
+    owned = sum(_owned_solver_bytes(lv) for lv in ms.levels)
+    owned += ms._coarse_a.nbytes + ms._coarse_den.nbytes
+    assert memory.field_solver_bytes(shape, R, floor=False, multigrid=True,
+                                     fixed_voxels=int(fixed.sum())) == owned
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

@@ -53,7 +53,7 @@ def test_source_term_is_secretion_over_voxel_volume_and_reaches_the_analytic_lev
     fp = FieldsPhase(sc, 1)
     st = blank_state(sc.shape, 1)
     st.kind[:] = Kind.TUMOUR  # every voxel secretes; no flux out (neumann): c = s / decay
-    fp.steady_tgfb(st, np, fp.tgfb.solve)
+    fp.steady_tgfb(st, np, lambda fs, c, a, s: fs.solve(c, a, s))
     level = tgfb_source_ng_per_mL_per_min(sc, "tumour") / sc["tgfb.decay_per_min"]
     assert 10.0 < level < 15.0  # ng/mL
     np.testing.assert_allclose(st.tgfb, level, rtol=1e-3)

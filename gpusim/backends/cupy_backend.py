@@ -210,7 +210,7 @@ class DevicePhases:
 
     def steady_tgfb(self, st) -> None:
         f = self.sim.fields
-        f.steady_tgfb(st, self.xp, lambda c, a, s: self.solve(f.tgfb, c, a, s))
+        f.steady_tgfb(st, self.xp, self.solve)
 
     # -- tissue cells and microenvironment -------------------------------------------------------
     def tumour(self, st, events: dict) -> None:
@@ -362,7 +362,7 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
     dprev, rprev = xp.zeros(R, xp.float32), xp.zeros(R, xp.float32)
     cmax = xp.zeros(R, xp.uint32)
     launch(mod, "fields_cmax", n, n=n, V=Z * Y * X, c=c, cmax=cmax)
-    geo = dict(R=R, Z=Z, Y=Y, X=X, dirichlet=fs.boundary == "dirichlet", bv=fs.boundary_value,
+    geo = dict(R=R, Z=Z, Y=Y, X=X, three_d=fs.three_d, dirichlet=fs.boundary == "dirichlet", bv=fs.boundary_value,
                dh=fs._dh, omega=fs._omega, floor_on=fs.floor is not None,
                floor=0.0 if fs.floor is None else fs.floor, c=c, s=s, den=den, fixed=fixed,
                active=active, maxchg=maxchg)
@@ -407,29 +407,31 @@ def device_multigrid_solve(rt, ms, c, a, s, fixed=None, fixed_value=0.0) -> np.n
 
     def level(l):
         Z, Y, X = ms.shapes[l]
-        return dict(R=R, Z=Z, Y=Y, X=X, dirichlet=ms.boundary == "dirichlet",
-                    bv=ms.boundary_value if l == 0 else 0.0, dh=ms.levels[l].dh, c=cs[l], s=ss[l],
-                    den=den[l], fixed=fixed if l == 0 else None, active=active)
+        return dict(R=R, Z=Z, Y=Y, X=X, three_d=ms.three_d, dirichlet=ms.boundary == "dirichlet",
+                    bv=ms.boundary_value if l == 0 else 0.0, dh=ms.levels[l]._dh, c=cs[l],
+                    s=ss[l], den=den[l], fixed=fixed if l == 0 else None, active=active)
 
-    def smooth(l, times=1):
+    def smooth(l):
         g = level(l)
         nt = R * g["Z"] * g["Y"] * ((g["X"] + 1) // 2)
-        for _ in range(times):
-            for colour in (0, 1):
-                launch(mf, "fields_sor_colour", nt, colour=colour, omega=1.0, floor_on=False,
-                       floor=0.0, maxchg=scratch, **g)
+        for colour in (0, 1):
+            launch(mf, "fields_sor_colour", nt, colour=colour, omega=1.0, floor_on=False,
+                   floor=0.0, maxchg=scratch, **g)
 
     def vcycle(l):
-        if l == L - 1:
-            return smooth(l, ms.coarse_sweeps)
+        if L == 1:                     # a one-voxel lattice: Gauss-Seidel
+            return smooth(0)
         smooth(l)
-        g = level(l)
-        launch(mm, "mg_residual", cs[l].size, **g, res=res[l])
-        launch(mm, "mg_restrict", cs[l + 1].size, **_pair(R, ms.shapes, l), rscale=ms._rscale,
+        launch(mm, "mg_residual", cs[l].size, **level(l), res=res[l])
+        launch(mm, "mg_restrict", cs[l + 1].size, **_pair(R, ms.shapes, l), three_d=ms.three_d,
                res=res[l], s_c=ss[l + 1], c_c=cs[l + 1], active=active)
-        vcycle(l + 1)
-        launch(mm, "mg_prolong", cs[l].size, **_pair(R, ms.shapes, l), c_c=cs[l + 1], c=cs[l],
-               fixed=fixed if l == 0 else None, active=active)
+        if l + 1 == L - 1:
+            launch(mm, "mg_coarsest", R, R=R, dirichlet=ms.boundary == "dirichlet", s=ss[L - 1],
+                   a=sink[L - 1], den=den[L - 1], c=cs[L - 1], active=active)
+        else:
+            vcycle(l + 1)
+        launch(mm, "mg_prolong", cs[l].size, **_pair(R, ms.shapes, l), three_d=ms.three_d,
+               c_c=cs[l + 1], c=cs[l], fixed=fixed if l == 0 else None, active=active)
         smooth(l)
 
     while ms.max_iter > 0:

@@ -121,7 +121,7 @@ _RNG = "seed:u32 step:u32 reps:const u32*"
 KERNELS: dict[str, dict[str, str]] = {
     "fields.cu": {
         "fields_prepare": "n:i64 den0:f32 a:const f32* den:f32* c:f32* fixed:const u8* fixed_value:f32",
-        "fields_sor_colour": f"colour:i32 {_G} dirichlet:i32 bv:f32 dh:f32 omega:f32 floor_on:i32 "
+        "fields_sor_colour": f"colour:i32 {_G} three_d:i32 dirichlet:i32 bv:f32 dh:f32 omega:f32 floor_on:i32 "
                              "floor:f32 c:f32* s:const f32* den:const f32* fixed:const u8* "
                              "active:const u8* maxchg:u32*",
         "fields_cmax": "n:i64 V:i64 c:const f32* cmax:u32*",
@@ -131,12 +131,14 @@ KERNELS: dict[str, dict[str, str]] = {
     "multigrid.cu": {
         "mg_coarsen": "R:i32 Zf:i32 Yf:i32 Xf:i32 Zc:i32 Yc:i32 Xc:i32 K:f32 den0:f32 a_f:const f32* "
                       "fixed:const u8* a_c:f32* den_c:f32*",
-        "mg_residual": f"{_G} dirichlet:i32 bv:f32 dh:f32 c:const f32* s:const f32* den:const f32* "
+        "mg_residual": f"{_G} three_d:i32 dirichlet:i32 bv:f32 dh:f32 c:const f32* s:const f32* den:const f32* "
                        "fixed:const u8* active:const u8* res:f32*",
-        "mg_restrict": "R:i32 Zf:i32 Yf:i32 Xf:i32 Zc:i32 Yc:i32 Xc:i32 rscale:f32 res:const f32* "
+        "mg_restrict": "R:i32 Zf:i32 Yf:i32 Xf:i32 Zc:i32 Yc:i32 Xc:i32 three_d:i32 res:const f32* "
                        "s_c:f32* c_c:f32* active:const u8*",
-        "mg_prolong": "R:i32 Zf:i32 Yf:i32 Xf:i32 Zc:i32 Yc:i32 Xc:i32 c_c:const f32* c:f32* "
+        "mg_prolong": "R:i32 Zf:i32 Yf:i32 Xf:i32 Zc:i32 Yc:i32 Xc:i32 three_d:i32 c_c:const f32* c:f32* "
                       "fixed:const u8* active:const u8*",
+        "mg_coarsest": "R:i32 dirichlet:i32 s:const f32* a:const f32* den:const f32* c:f32* "
+                       "active:const u8*",
         "mg_change": "n:i64 V:i64 c:const f32* before:const f32* active:const u8* maxchg:u32*",
     },
     "field_coeffs.cu": {

@@ -32,6 +32,11 @@ step adds ``1/dt`` to the sink and ``c_old/dt`` to the source (``s = secretion +
 
 IFN-γ and IL-12 are not solved while the field is zero everywhere and nothing secretes it: the
 solver would return exactly zero then (``gs = (dh × 0 + 0)/den = 0``), so skipping is exact.
+
+Solver per field (``run.field_solver``): red-black SOR (:class:`~gpusim.model.fields.FieldSolver`)
+or multigrid V-cycles (:class:`~gpusim.model.multigrid.MultigridSolver`) on the same discrete
+system with the same stopping rule; ``auto`` takes multigrid for the fields of
+:data:`MULTIGRID_AUTO` (docs/fields.md, "Choosing the solver"); projected oxygen is always SOR.
 """
 
 from __future__ import annotations
@@ -60,8 +65,9 @@ def tgfb_source_ng_per_mL_per_min(sc, who: str) -> float:
 
 
 #: ``run.field_solver = "auto"``: the fields solved by multigrid, by lattice dimension (the others
-#: by red-black SOR); the fewest device bytes at equal accuracy, measured (docs/fields.md)
-MULTIGRID_AUTO = {2: (), 3: ()}
+#: by red-black SOR): where it moves far fewer device bytes at equal accuracy without slowing the
+#: NumPy step by more than a few per cent, measured (docs/fields.md, "Choosing the solver")
+MULTIGRID_AUTO = {2: ("glucose", "tgfb"), 3: ("glucose",)}
 
 
 class FieldsPhase:
@@ -87,13 +93,13 @@ class FieldsPhase:
         mode = sc["run.field_solver"]
         auto = MULTIGRID_AUTO[3 if sc.shape[0] > 1 else 2]
 
-        def solver(name: str, boundary_value: float, scale: float, floor=None):
+        def solver(name: str, boundary_value: float, scale: float, floor=None, multigrid=False):
             # tol bounds the error against the converged discrete solution (docs/fields.md);
             # scale also sets the float32 rounding level at which a stagnating solve stops
             kw = dict(diffusion_um2_per_min=sc[f"{name}.diffusion_um2_per_min"],
                       voxel_um=sc["domain.voxel_um"], boundary=sc[f"{name}.boundary"],
                       boundary_value=boundary_value, tol=tol * scale, scale=scale)
-            if floor is None and (mode == "multigrid" or (mode == "auto" and name in auto)):
+            if floor is None and (multigrid or mode == "multigrid" or (mode == "auto" and name in auto)):
                 return MultigridSolver(shape, **kw)
             return FieldSolver(shape, omega=om or sc[f"{name}.sor_omega{suffix}"], floor=floor, **kw)
 
@@ -120,7 +126,14 @@ class FieldsPhase:
         # scale: the T cells' half-maximal TGF-β in the field's units (total TGF-β1, ng/mL), the
         # level at which the field acts; in ng/mL the field reaches tens, where a scale of 1 put
         # the float32 rounding level (noise) above the tolerance
-        self.tgfb = solver("tgfb", 0.0, sc["car_t.tgfb_half_ng_per_mL"] / sc["tgfb.active_fraction"])
+        scale = sc["car_t.tgfb_half_ng_per_mL"] / sc["tgfb.active_fraction"]
+        self.tgfb = solver("tgfb", 0.0, scale)
+        # the set-up's steady state has no 1/dt in its sink, only the slow decay: SOR needs
+        # thousands of sweeps for it (2232 at 128^3), multigrid about ten cycles
+        # (docs/fields.md), so it is multigrid unless run.field_solver is sor
+        self.tgfb_steady = (self.tgfb if sc["run.field_solver"] == "sor"
+                            or isinstance(self.tgfb, MultigridSolver)
+                            else solver("tgfb", 0.0, scale, multigrid=True))
         self.tgfb_decay = F32(sc["tgfb.decay_per_min"])
         self.tgfb_base = self.tgfb_decay + self.inv_dt
         self.tgfb_src = np.zeros(N_KINDS, dtype=F32)
@@ -208,12 +221,12 @@ class FieldsPhase:
 
     def steady_tgfb(self, st, xp, solve) -> None:
         """Initial TGF-β: the steady state of the initial tissue (no backward-Euler term), the
-        coefficients as ``xp`` (NumPy or CuPy) arrays, solved by ``solve(c, a, s)`` (this field's
-        solver on the backend)."""
+        coefficients as ``xp`` (NumPy or CuPy) arrays, solved by ``solve(solver, c, a, s)`` (a
+        solver of this phase on the backend) with :attr:`tgfb_steady`."""
         if self.tgfb_decay <= 0:  # no decay: a steady state need not exist; start from zero
             return
         tum = st.kind == int(Kind.TUMOUR)
         src = xp.asarray(self.tgfb_src)[st.kind]
         src = xp.where(tum & (st.o2 < self.o2_hypoxic), self.tgfb_hyp_src, src).astype(F32)
         a = xp.full(st.kind.shape, self.tgfb_decay, dtype=F32)
-        solve(st.tgfb, a, src)
+        solve(self.tgfb_steady, st.tgfb, a, src)

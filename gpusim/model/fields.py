@@ -213,7 +213,7 @@ class FieldSolver:
     def __init__(self, shape, *, diffusion_um2_per_min: float, voxel_um: float,
                  boundary: str = "neumann", boundary_value: float = 0.0,
                  omega: float = 1.5, tol: float = 1e-4, max_iter: int = 10_000,
-                 floor: float | None = None, scale: float = 0.0):
+                 floor: float | None = None, scale: float = 0.0, three_d: bool | None = None):
         shape = tuple(int(v) for v in shape)
         _check_arguments(shape, diffusion_um2_per_min, voxel_um, boundary, boundary_value, omega,
                          tol, max_iter, floor, scale)
@@ -229,8 +229,9 @@ class FieldSolver:
         self.floor = None if floor is None else float(floor)
         self._floor = None if floor is None else _F32(floor)
 
-        Z = shape[1]
-        self.three_d = Z > 1
+        # 3D: the 7-point stencil (z-neighbours, n_nb = 6); by default when Z > 1 (a coarse
+        # multigrid level of a 3D lattice is 3D also where its Z has come down to 1)
+        self.three_d = shape[1] > 1 if three_d is None else bool(three_d)
         self.n_nb = 6 if self.three_d else 4
         self._dh = _F32(self.diffusion_um2_per_min / (self.voxel_um * self.voxel_um))
         self._den0 = _F32(self._dh * _F32(self.n_nb))
@@ -364,8 +365,9 @@ class FieldSolver:
                        self._chg[:size].reshape(n, self._B), self._red[:n], self._maxchg[:n],
                        self._below[:size])
 
-    def _sweep(self) -> np.ndarray:
-        """One red-black sweep over the active replicates; returns their max change."""
+    def _sweep(self, measure: bool = True) -> np.ndarray:
+        """One red-black sweep over the active replicates; returns their max change (not
+        computed, and the returned values meaningless, with ``measure=False``)."""
         subs, ghosts, acc, chg, chg2, red, maxchg, below = self._views
         dh, omega, floor = self._dh, self._omega, self._floor
         for dst, src in ghosts:
@@ -379,16 +381,18 @@ class FieldSolver:
             np.add(acc, s, out=acc)
             np.divide(acc, den, out=acc)        # gs
             np.subtract(acc, c, out=acc)
-            np.multiply(omega, acc, out=acc)
+            if omega != 1:                      # omega * t is t itself for omega 1
+                np.multiply(omega, acc, out=acc)
             np.add(c, acc, out=acc)             # c_new
             if floor is not None:               # projected SOR: c_new < floor -> floor
                 np.less(acc, floor, out=below)
                 np.copyto(acc, floor, where=below)
             acc[held] = c[held]                 # ghosts and fixed voxels keep their value
-            np.subtract(acc, c, out=chg)
-            np.abs(chg, out=chg)
-            np.max(chg2, axis=1, out=red)
-            np.maximum(maxchg, red, out=maxchg)
+            if measure:
+                np.subtract(acc, c, out=chg)
+                np.abs(chg, out=chg)
+                np.max(chg2, axis=1, out=red)
+                np.maximum(maxchg, red, out=maxchg)
             np.copyto(c, acc)
         return maxchg
 

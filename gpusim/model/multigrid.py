@@ -1,55 +1,63 @@
 """Multigrid V(1,1)-cycles for a field without a floor: the same discrete system as
-:class:`~gpusim.model.fields.FieldSolver` (its module docstring), solved in fewer sweep-equivalents
-where SOR's slow modes make it expensive (glucose: nearly a Laplace problem, docs/fields.md).
+:class:`~gpusim.model.fields.FieldSolver` (its module docstring), solved in a few cycles where
+SOR's slow modes make it expensive (glucose: nearly a Laplace problem; docs/fields.md).
 
 Hierarchy
 ---------
 Level 0 is the field's lattice ``(Z, Y, X)``; level ``l + 1`` halves every extent above 1
-(``(n + 1) // 2``) while the smallest such extent exceeds ``min_edge`` (4). Per level
-(rediscretized 5-/7-point operator; coarse levels hold no voxel fixed)::
+(``(n + 1) // 2``), down to one voxel. A level is 3D when the field's lattice is (also once its
+Z has come down to 1). Per level (rediscretized 5-/7-point operator; coarse levels hold no voxel
+fixed and solve for a correction: neumann, or dirichlet at 0)::
 
-    dh_0 = float32(D / h^2),   dh_{l+1} = dh_l * 0.25            (exact)
+    dh_0 = float32(D / h^2),   dh_l = float32(D / (h 2^l)^2)  (= dh_0 / 4^l exactly)
     den0_l = dh_l * float32(n_nb)
     den_0 = den0_0 + a           (every voxel; fixed voxels are set to their value)
-    a_{l+1}[J] = mean of the children's sink, each fixed child counting K = dh_0 * float32(4 n_nb)
+    a_{l+1}[J] = (sum of the children's sink) / (number of possible children)
     den_{l+1} = den0_{l+1} + a_{l+1}
 
-The children of a coarse voxel ``J`` are the fine voxels ``2J + d`` (``d`` in {0, 1} per split
-axis, inside the domain); the mean is, in float32, the child ``d = 0`` plus each further child in
-the order (dz, dy, dx) (0 for a child outside the domain), divided by the float32 count of
-children inside. Boundaries: level 0 as the field; coarse levels neumann (no flux) or dirichlet
-at 0 (a correction).
+The children of a coarse voxel ``J`` are the fine voxels ``2J + d`` (``d`` in {0, 1} per axis of
+extent above 1); the sum is, in float32, the child ``d = 0`` plus each further child in the order
+(dz, dy, dx), a child outside the lattice (past the far edge of an odd extent) adding 0, a fixed
+child counting ``K = dh_0 * float32(4 n_nb)``; it is divided by 2 per coarsened axis (a coarse
+voxel half outside the lattice has half the sink, as its restricted residual below).
 
-Transfers (cell-centred, per split axis; fine index ``i``, coarse ``J = i // 2``): a fine voxel
-interpolates from two coarse ones, ``lo`` and ``hi`` with weights ``wlo``, ``whi``: ``i`` even:
-``(J - 1, J)`` with ``(0.25, 0.75)``, ``i`` odd: ``(J, J + 1)`` with ``(0.75, 0.25)``; where the far
-one lies outside the domain, ``(J, J)`` with ``(1, 0)``. Prolongation-add, per fine voxel not
-fixed, axis by axis x, then y, then z (each ``t = wlo * t(lo) + whi * t(hi)``, float32), then
-``c = c + e``. Restriction is its transpose: per split axis a coarse ``J`` gathers the fine
-``i = 2J - 1 + k``, ``k = 0..3``, with weight ``(wlo[i] if lo[i] == J) + (whi[i] if hi[i] == J)``
-(0, and ``i`` clamped into the domain, where ``i`` lies outside), axis by axis x, y, z, each
-``t = w_0 t(i_0)``, then ``t = t + w_k t(i_k)`` for k = 1, 2, 3; finally ``s_{l+1} = t * 2^-d``
-(d = 2 or 3: exact).
+Transfers (cell-centred, per axis of extent ``n`` above 1; fine index ``i``, ``J = i // 2``): a
+fine voxel interpolates from ``lo``, ``hi`` with weights ``wlo``, ``whi``: ``i`` even ``(J - 1, J)``
+with ``(0.25, 0.75)``, ``i`` odd ``(J, J + 1)`` with ``(0.75, 0.25)``; where the far one lies
+outside, the value at ``J`` itself. Prolongation-add, per fine voxel not fixed, axis by axis z
+(3D), then y, then x (each ``t = wlo * t(lo) + whi * t(hi)``, float32), then ``c = e + c``.
+Restriction is its transpose: per axis a coarse ``J`` gathers the fine ``i = 2J - 1 + k``,
+``k = 0..3``, with weight ``(wlo[i] if lo[i] == J) + (whi[i] if hi[i] == J)`` (a value outside the
+lattice is 0, its weight 0), axis by axis x, y, z (3D), each ``t = w_0 t(i_0)``, then
+``t = t + w_k t(i_k)`` for k = 1, 2, 3, then ``t = t * 0.5`` (an axis of length 1: the value
+itself, scale 1).
 
-Residual (float32, per voxel; zero at fixed voxels)::
+Residual (per voxel; 0 at fixed voxels), in float64 and rounded once to float32 (in float32 the
+two near-equal terms of a weakly absorbing field would cancel to rounding noise, which the coarse
+levels amplify by about ``1 / a``)::
 
     nb = c[x-1] + c[x+1] + c[y-1] + c[y+1] (+ c[z-1] + c[z+1])   # left to right, boundaries as SOR
-    t = dh * nb;  t = t + s;  u = den * c;  r = t - u
+    t = dh * nb;  t = t + s;  u = den * c;  r = float32(t - u)    # every operand widened first
 
 Smoother: one red-black Gauss-Seidel sweep, the SOR sweep of the contract with ``omega = 1``.
+The one-voxel level is solved exactly: ``c = s / a`` (neumann: every neighbour is the voxel
+itself; 0 where ``a`` is 0), ``c = s / den`` (dirichlet).
 
-Cycle (``V(l)``): on the coarsest level ``coarse_sweeps`` sweeps (from 0); else a sweep, the
-residual, its restriction to ``s_{l+1}``, ``c_{l+1} = 0``, ``V(l + 1)``, the prolongation-add, a
-sweep. A solve runs cycles from the warm start ``c``; after each, per replicate, ``d`` = the max
-over the voxels of ``|c - c_before|`` (an exact max) and the stopping rule of
-:func:`~gpusim.model.fields.converged` with ``rho_min`` (``rho_min`` = 0.1: a cycle contracts by
-0.02-0.36 on the fields' states, docs/fields.md) decides, per replicate; a converged replicate is
-frozen. ``solve`` returns the cycles each replicate received. A cycle is a stationary linear
-iteration, so the bound of docs/fields.md holds for it as for SOR.
+Cycle (``V(l)``): a sweep, the residual, its restriction to ``s_{l+1}``, ``c_{l+1} = 0``, then
+``V(l + 1)`` (the exact solve on the one-voxel level), the prolongation-add, a sweep; a lattice of
+one voxel is one sweep per cycle. A solve runs cycles from the warm start ``c``; after each, per
+replicate, ``d`` = the max over the voxels of ``|c - c_before|`` (an exact max) and the stopping
+rule of :func:`~gpusim.model.fields.converged` with ``rho_min = 0.3`` (the asymptotic contraction
+of a cycle on the fields' states is 0.25-0.5, while the ratio of the first two changes reads as
+low as 0.07; docs/fields.md) decides, per replicate; a converged replicate is frozen. ``solve``
+returns the cycles each replicate received. A cycle is a stationary linear iteration, so the
+bound of docs/fields.md holds for it as for SOR.
 
-NumPy realisation: natural layout with one voxel of padding (ghosts, as the SOR solver), each
-colour as 2 (2D) or 4 (3D) strided parity views; converged replicates are compacted out. The CUDA
-twin is ``kernels/multigrid.cu`` (the smoother is ``kernels/fields.cu``'s colour pass).
+NumPy realisation: every level is a :class:`~gpusim.model.fields.FieldSolver` (omega 1) whose
+parity sub-lattices hold the level's c, s and den (its sweep is the smoother); the transfers read
+and write those sub-lattices axis by axis, even and odd indices apart; converged replicates are
+compacted out. The CUDA twin is ``kernels/multigrid.cu`` (the smoother is ``kernels/fields.cu``'s
+colour pass).
 """
 
 from __future__ import annotations
@@ -58,17 +66,17 @@ from itertools import product
 
 import numpy as np
 
-from .fields import _check_arguments, check_problem, converged, stopping_state
+from .fields import FieldSolver, _check_arguments, check_problem, converged, stopping_state
 
 __all__ = ["MultigridSolver", "level_shapes", "prolong_axis", "restrict_weights"]
 
 _F32 = np.float32
 
 
-def level_shapes(shape3, min_edge: int = 4) -> list[tuple[int, int, int]]:
-    """The lattice shapes of the hierarchy, finest first."""
+def level_shapes(shape3) -> list[tuple[int, int, int]]:
+    """The lattice shapes of the hierarchy, finest first, down to one voxel."""
     shapes = [tuple(int(n) for n in shape3)]
-    while min((n for n in shapes[-1] if n > 1), default=0) > min_edge:
+    while max(shapes[-1]) > 1:
         shapes.append(tuple((n + 1) // 2 if n > 1 else 1 for n in shapes[-1]))
     return shapes
 
@@ -104,116 +112,58 @@ def restrict_weights(n: int) -> np.ndarray:
     return np.where((i >= 0) & (i < n), w, _F32(0)).astype(_F32)
 
 
-def _restrict_along(t: np.ndarray, ax: int, w: np.ndarray) -> np.ndarray:
-    """One axis of the restriction: ``sum_k w[J, k] t[2J - 1 + k]`` in the order k = 0..3 (a value
-    outside the domain is 0)."""
-    n, nc = t.shape[ax], w.shape[0]
-    pad = [(0, 0)] * t.ndim
-    pad[ax] = (1, 2 * nc + 1 - n)
-    tp = np.pad(t, pad)
-    ws = [1] * t.ndim
-    ws[ax] = nc
-    sl = [slice(None)] * t.ndim
-    acc = None
-    for k in range(4):
-        sl[ax] = slice(k, k + 2 * nc, 2)
-        term = tp[tuple(sl)] * w[:, k].reshape(ws)
-        acc = term if acc is None else np.add(acc, term, out=acc)
+def _along(ax: int, a: int, b: int):
+    """The index selecting a:b along axis ``ax`` of an (n, Z, Y, X) array."""
+    s = [slice(None)] * 4
+    s[ax] = slice(a, b)
+    return tuple(s)
+
+
+def _restrict_pair(ev: np.ndarray, od: np.ndarray, ax: int, w: np.ndarray) -> np.ndarray:
+    """One axis of the restriction from the fine values of even (``ev``, fine 2j at j) and odd
+    (``od``, fine 2j + 1 at j) index along ``ax``: coarse J gets
+    ``w0 od[J-1] + w1 ev[J] + w2 od[J] + w3 ev[J+1]`` in that order, a term outside the axis
+    being ``0 * 0`` (so the edge entries add +0, as the kernel does)."""
+    nc, n1 = w.shape[0], od.shape[ax]
+    ws = [1, 1, 1, 1]
+    ws[ax] = -1
+    col = lambda k, a, b: w[a:b, k].reshape(ws)  # noqa: E731
+    shape = list(ev.shape)
+    shape[ax] = nc
+    acc = np.empty(shape, dtype=_F32)
+    acc[_along(ax, 0, 1)] = 0                                     # J = 0: od[-1] is outside
+    np.multiply(od[_along(ax, 0, nc - 1)], col(0, 1, nc), out=acc[_along(ax, 1, nc)])
+    acc += ev[_along(ax, 0, nc)] * col(1, 0, nc)
+    acc[_along(ax, 0, n1)] += od[_along(ax, 0, n1)] * col(2, 0, n1)
+    acc[_along(ax, n1, nc)] += _F32(0)                            # od[nc - 1] outside (n odd)
+    acc[_along(ax, 0, nc - 1)] += ev[_along(ax, 1, nc)] * col(3, 0, nc - 1)
+    acc[_along(ax, nc - 1, nc)] += _F32(0)                        # ev[nc] is outside
+    if ev.shape[ax] + od.shape[ax] > 1:                            # a coarsened axis: 1/2
+        acc *= _F32(0.5)
     return acc
 
 
-def _prolong_along(t: np.ndarray, ax: int, n: int) -> np.ndarray:
-    """One axis of the prolongation: fine ``i`` gets ``wlo t[lo] + whi t[hi]``
-    (:func:`prolong_axis`); at an edge (weights 1 and 0) that is ``t[J]`` exactly."""
+def _prolong_pair(t: np.ndarray, ax: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """One axis of the prolongation to fine length n: the values at the even fine indices 2J
+    (``t[0]`` at J = 0, else ``0.25 t[J-1] + 0.75 t[J]``) and at the odd ones 2J + 1
+    (``0.75 t[J] + 0.25 t[J+1]``, ``t[J]`` where J + 1 is outside), :func:`prolong_axis`."""
     nc = t.shape[ax]
-    shape = list(t.shape)
-    shape[ax] = n
-    out = np.empty(shape, dtype=_F32)
-
-    def at(a, b, step=1):
-        s = [slice(None)] * t.ndim
-        s[ax] = slice(a, b, step)
-        return tuple(s)
     q, h = _F32(0.25), _F32(0.75)
-    ne = (n + 1) // 2              # even fine indices 0, 2, ..: J = 0 .. ne - 1
-    out[at(0, 1)] = t[at(0, 1)]    # i = 0: (J, J) with (1, 0)
-    if ne > 1:                     # i = 2J, J >= 1: 0.25 t[J - 1] + 0.75 t[J]
-        out[at(2, n, 2)] = t[at(0, ne - 1)] * q + t[at(1, ne)] * h
-    no = n // 2                    # odd fine indices 2J + 1, J = 0 .. no - 1
-    inner = min(no, nc - 1)        # with J + 1 < nc: 0.75 t[J] + 0.25 t[J + 1]
-    if inner > 0:
-        out[at(1, 2 * inner, 2)] = t[at(0, inner)] * h + t[at(1, inner + 1)] * q
-    if no > inner:                 # i = n - 1 odd (n even): (J, J) with (1, 0)
-        out[at(n - 1, n)] = t[at(nc - 1, nc)]
-    return out
-
-
-class _Level:
-    """One level's arrays in the x-parity layout and its colour views (module docstring).
-
-    An array of a level is float32 ``(2, n, Zp, Y + 2, W)``: component ``px`` holds the voxels
-    with ``x % 2 == px`` (``x = 2 j + px`` stored at ``j + 1``), with one ghost layer on every side
-    (``Zp = Z + 2`` in 3D, 1 in 2D; ``W = (X + 1) // 2 + 2``), so that every operand of a colour
-    pass is a slice with unit stride along x.
-    """
-
-    def __init__(self, shape3, dh, three_d: bool):
-        self.shape3 = shape3
-        Z, Y, X = shape3
-        self.three_d = three_d
-        self.dh = dh
-        self.count = ((X + 1) // 2, X // 2)     # voxels per row in each component
-        self.pshape = (Z + 2 if three_d else 1, Y + 2, (X + 1) // 2 + 2)
-        self.zin = slice(1, Z + 1) if three_d else slice(0, 1)
-        # the real voxels of component px, without the component axis
-        self.real = [(slice(None), self.zin, slice(1, Y + 1), slice(1, 1 + m)) for m in self.count]
-        self.colours = ([], [])
-        for pz, py, px in product((0, 1) if three_d else (0,), (0, 1), (0, 1)):
-            zs = slice(1 + pz, 1 + Z, 2) if three_d else slice(0, 1)
-            if (three_d and pz >= Z) or py >= Y or not self.count[px]:
-                continue
-            own = (slice(None), zs, slice(1 + py, 1 + Y, 2), slice(1, 1 + self.count[px]))
-            self.colours[(px + py + pz) % 2].append((px, own, self._nbs(px, own)))
-        # every voxel of a component (the residual)
-        self.all = [(px, self.real[px], self._nbs(px, self.real[px])) for px in (0, 1) if self.count[px]]
-
-    def _nbs(self, px, own):
-        """Neighbour views of the voxels ``own`` of component px, in the contract's order x-, x+,
-        y-, y+ (, z-, z+): (component, view)."""
-        m = self.count[px]
-        out = [(1 - px, own[:3] + (slice(px, px + m),)), (1 - px, own[:3] + (slice(1 + px, 1 + px + m),))]
-        for ax in (2, 1) if self.three_d else (2,):
-            for d in (-1, 1):
-                s = list(own)
-                s[ax] = slice(own[ax].start + d, own[ax].stop + d, own[ax].step)
-                out.append((px, tuple(s)))
-        return out
-
-    def ghosts(self, c) -> None:
-        """Neumann ghosts: a copy of the boundary voxel each one mirrors."""
-        Z, Y, X = self.shape3
-        c[1, ..., 0] = c[0, ..., 1]                                # x = -1 mirrors x = 0
-        c[X % 2, ..., X // 2 + 1] = c[(X - 1) % 2, ..., (X - 1) // 2 + 1]   # x = X mirrors X - 1
-        c[:, :, :, 0, :] = c[:, :, :, 1, :]
-        c[:, :, :, Y + 1, :] = c[:, :, :, Y, :]
-        if self.three_d:
-            c[:, :, 0] = c[:, :, 1]
-            c[:, :, Z + 1] = c[:, :, Z]
-
-    def split(self, nat: np.ndarray, out: np.ndarray) -> None:
-        """Write the natural-layout (n, Z, Y, X) values into the real voxels of ``out``."""
-        for px in (0, 1):
-            if self.count[px]:
-                out[px][self.real[px]] = nat[..., px::2]
-
-    def merge(self, comp: np.ndarray) -> np.ndarray:
-        """The real voxels of ``comp`` in natural layout (n, Z, Y, X), a new array."""
-        n = comp.shape[1]
-        nat = np.empty((n,) + self.shape3, dtype=comp.dtype)
-        for px in (0, 1):
-            if self.count[px]:
-                nat[..., px::2] = comp[px][self.real[px]]
-        return nat
+    ne, no = (n + 1) // 2, n // 2
+    shape = list(t.shape)
+    shape[ax] = ne
+    ev = np.empty(shape, dtype=_F32)
+    ev[_along(ax, 0, 1)] = t[_along(ax, 0, 1)]
+    if ne > 1:
+        np.add(t[_along(ax, 0, ne - 1)] * q, t[_along(ax, 1, ne)] * h, out=ev[_along(ax, 1, ne)])
+    shape[ax] = no
+    od = np.empty(shape, dtype=_F32)
+    m = min(no, nc - 1)
+    if m > 0:
+        np.add(t[_along(ax, 0, m)] * h, t[_along(ax, 1, m + 1)] * q, out=od[_along(ax, 0, m)])
+    if no > m:
+        od[_along(ax, m, no)] = t[_along(ax, nc - 1, nc)]
+    return ev, od
 
 
 class MultigridSolver:
@@ -228,178 +178,149 @@ class MultigridSolver:
 
     def __init__(self, shape, *, diffusion_um2_per_min: float, voxel_um: float,
                  boundary: str = "neumann", boundary_value: float = 0.0, tol: float = 1e-4,
-                 max_iter: int = 200, scale: float = 0.0, rho_min: float = 0.1,
-                 coarse_sweeps: int = 8, min_edge: int = 4):
+                 max_iter: int = 1000, scale: float = 0.0, rho_min: float = 0.3):
         shape = tuple(int(v) for v in shape)
         _check_arguments(shape, diffusion_um2_per_min, voxel_um, boundary, boundary_value, 1.0,
                          tol, max_iter, None, scale)
         if not 0.0 <= rho_min < 1.0:
             raise ValueError(f"rho_min must lie in [0, 1), got {rho_min}")
-        if int(coarse_sweeps) < 1 or int(min_edge) < 1:
-            raise ValueError("coarse_sweeps and min_edge must be >= 1")
         self.shape, self.boundary = shape, boundary
         self.boundary_value, self.tol = float(boundary_value), float(tol)
         self.max_iter, self.scale = int(max_iter), float(scale)
         self.diffusion_um2_per_min, self.voxel_um = float(diffusion_um2_per_min), float(voxel_um)
-        self.coarse_sweeps = int(coarse_sweeps)
         self.three_d = shape[1] > 1
         self.n_nb = 6 if self.three_d else 4
-        self._dh = _F32(self.diffusion_um2_per_min / (self.voxel_um * self.voxel_um))
-        self._den0 = _F32(self._dh * _F32(self.n_nb))
         self._tol, self._scale = _F32(self.tol), _F32(self.scale)
         self._rho_min = _F32(rho_min)
+        self.shapes = level_shapes(shape[1:])
+        # one red-black (omega 1) sub-lattice solver per level: dh_l = float32(D / (h 2^l)^2),
+        # exactly dh_0 / 4^l; coarse levels solve for a correction (dirichlet at 0)
+        self.levels = [FieldSolver(shape[:1] + s3, diffusion_um2_per_min=diffusion_um2_per_min,
+                                   voxel_um=voxel_um * 2 ** l, boundary=boundary,
+                                   boundary_value=boundary_value if l == 0 else 0.0, omega=1.0,
+                                   tol=0.0, max_iter=1, three_d=self.three_d)
+                       for l, s3 in enumerate(self.shapes)]
+        self._dh, self._den0 = self.levels[0]._dh, self.levels[0]._den0
         self._sink_fixed = _F32(self._dh * _F32(4 * self.n_nb))
-        self.shapes = level_shapes(shape[1:], min_edge)
-        dh, self.levels = self._dh, []
-        for s3 in self.shapes:
-            self.levels.append(_Level(s3, dh, self.three_d))
-            dh = _F32(dh * _F32(0.25))
-        self._den0s = [_F32(lv.dh * _F32(self.n_nb)) for lv in self.levels]
         self._axes = (3, 2, 1) if self.three_d else (3, 2)
         self._rw = [{ax: restrict_weights(s3[ax - 1]) for ax in self._axes} for s3 in self.shapes]
-        self._rscale = _F32(0.125 if self.three_d else 0.25)
+
+    @property
+    def _den0s(self) -> list:
+        return [lv._den0 for lv in self.levels]
 
     # ------------------------------------------------------------------ level operations
-    def _sweep(self, lv, c, s, den, held) -> None:
-        """One red-black Gauss-Seidel sweep (the SOR sweep with omega = 1); ``held``: None or the
-        fixed voxels (:meth:`_held`), reset after each colour."""
-        if self.boundary == "neumann":
-            lv.ghosts(c)
-        dh = lv.dh
-        for colour in lv.colours:
-            for px, own, nbs in colour:
-                (q0, v0), (q1, v1) = nbs[0], nbs[1]
-                t = np.add(c[q0][v0], c[q1][v1])
-                for q, v in nbs[2:]:
-                    np.add(t, c[q][v], out=t)
-                np.multiply(dh, t, out=t)
-                np.add(t, s[px][own], out=t)
-                np.divide(t, den[px][own], out=t)        # gs
-                cv = c[px][own]
-                np.subtract(t, cv, out=t)
-                np.add(cv, t, out=t)                     # c + (gs - c)
-                c[px][own] = t
-            if held is not None:
-                c.reshape(-1)[held[0]] = held[1]
+    @staticmethod
+    def _real(lv, buf, p, n, margin=True):
+        """The real voxels of sub-lattice p of the first n replicate blocks of ``buf``."""
+        return lv._blocks(buf[p], n, margin)[(slice(None),) + lv._real[p]]
 
-    def _residual(self, lv, c, s, den, held) -> list:
-        """The residual of every component, natural within it: float32 (n, Z, Y, count[px])."""
-        if self.boundary == "neumann":
-            lv.ghosts(c)
-        out = []
-        for px, own, nbs in lv.all:
-            (q0, v0), (q1, v1) = nbs[0], nbs[1]
-            t = np.add(c[q0][v0], c[q1][v1])
-            for q, v in nbs[2:]:
-                np.add(t, c[q][v], out=t)
-            np.multiply(lv.dh, t, out=t)
-            np.add(t, s[px][own], out=t)
-            np.subtract(t, den[px][own] * c[px][own], out=t)
-            if held is not None:
-                t.reshape(-1)[held[2][px]] = 0
-            out.append(t)
+    def _residual(self, lv, n: int) -> dict:
+        """The residual of every sub-lattice (0 at held voxels): {parity: (n, ...) real part}."""
+        subs, ghosts = lv._views[:2]
+        for dst, src in ghosts:
+            np.copyto(dst, src)
+        out = {}
+        f64 = np.float64
+        for p, (c, nbs, s, den, held) in zip(lv._sweep_order, subs):
+            t = nbs[0].astype(f64)
+            for nb in nbs[1:]:
+                np.add(t, nb, out=t)                 # float32 operands widen exactly
+            np.multiply(f64(lv._dh), t, out=t)
+            np.add(t, s, out=t)
+            u = den.astype(f64)
+            np.multiply(u, c, out=u)
+            np.subtract(t, u, out=t)
+            r = t.astype(_F32)
+            r[held] = 0
+            out[p] = lv._blocks(r, n)[(slice(None),) + lv._real[p]]
         return out
 
-    def _restrict(self, l: int, r: list) -> np.ndarray:
-        """The restriction of the residual components of level l: natural (n, Zc, Yc, Xc)."""
-        n0, n1 = self.levels[l].count
-        Xc = self.shapes[l + 1][2]
-        ev = r[0]
-        od = r[1] if n1 else np.zeros(ev.shape[:3] + (0,), dtype=_F32)
-        pad = [(0, 0)] * 3
-        evp = np.pad(ev, pad + [(0, Xc + 1 - n0)])   # fine 2J: evp[J]
-        odp = np.pad(od, pad + [(1, Xc - n1)])       # fine 2J - 1: odp[J]
-        w = self._rw[l][3]
-        acc = odp[..., 0:Xc] * w[:, 0]
-        acc += evp[..., 0:Xc] * w[:, 1]
-        acc += odp[..., 1:Xc + 1] * w[:, 2]
-        acc += evp[..., 1:Xc + 1] * w[:, 3]
-        for ax in self._axes[1:]:
-            acc = _restrict_along(acc, ax, self._rw[l][ax])
-        return np.multiply(acc, self._rscale, out=acc)
+    def _restrict(self, l: int, lv, r: dict) -> np.ndarray:
+        """The restriction of the residual of level l: natural (n, Zc, Yc, Xc); axes x, y, z."""
+        def part(p):
+            if p in r:
+                return r[p]
+            shape = [len(r[next(iter(r))])] + [len(range(q, L, 2)) if ax != 0 or self.three_d else L
+                                                for ax, (q, L) in enumerate(zip(p, self.shapes[l]))]
+            return np.zeros(shape, dtype=_F32)
+        zs = (0, 1) if self.three_d else (0,)
+        t = {(pz, py): _restrict_pair(part((pz, py, 0)), part((pz, py, 1)), 3, self._rw[l][3])
+             for pz in zs for py in (0, 1)}
+        t = {pz: _restrict_pair(t[(pz, 0)], t[(pz, 1)], 2, self._rw[l][2]) for pz in zs}
+        acc = _restrict_pair(t[0], t[1], 1, self._rw[l][1]) if self.three_d else t[0]
+        return acc
 
-    def _prolong_add(self, l: int, cc: np.ndarray, c: np.ndarray, held) -> None:
-        """c (level l) += the prolongation of the level-l+1 correction ``cc``; axes z, y, x."""
+    def _set_coarse(self, lv, n: int, s_nat: np.ndarray) -> None:
+        """Coarse level: s from the restricted residual, c = 0."""
+        for p in lv._parities:
+            lv._c[p].fill(0)
+            if p in lv._s:
+                self._real(lv, lv._s, p, n, False)[...] = s_nat[(slice(None),) + lv._dom[p]]
+
+    def _coarsest(self, n: int, s: np.ndarray) -> None:
+        """The one-voxel level solved exactly: c = s / a (neumann; 0 where a is 0), s / den
+        (dirichlet), into its sub-lattice block."""
+        lv = self.levels[-1]
+        a, den = self._coarse_a[:n], self._coarse_den[:n]
+        s = s.reshape(n)
+        c = np.zeros(n, dtype=_F32)
+        if self.boundary == "dirichlet":
+            np.divide(s, den, out=c)
+        else:
+            np.divide(s, a, out=c, where=a != 0)
+        self._real(lv, lv._c, (0, 0, 0), n)[...] = c.reshape(n, 1, 1, 1)
+
+    def _prolong_add(self, l: int, n: int) -> None:
+        """Level l's c += the prolongation of level l + 1's c (held voxels keep their value);
+        axes z, y, x."""
+        lv, cl = self.levels[l], self.levels[l + 1]
+        t = np.empty((n,) + self.shapes[l + 1], dtype=_F32)
+        for p in cl._parities:
+            if p in cl._s:
+                t[(slice(None),) + cl._dom[p]] = self._real(cl, cl._c, p, n)
+        Z, Y, X = self.shapes[l]
+        parts = dict(zip((0, 1), _prolong_pair(t, 1, Z))) if self.three_d else {0: t}
+        parts = {(pz, py): v for pz, e in parts.items() for py, v in enumerate(_prolong_pair(e, 2, Y))}
+        parts = {k + (px,): v for k, e in parts.items() for px, v in enumerate(_prolong_pair(e, 3, X))}
+        for (c, _, _, _, held), p in zip(lv._views[0], lv._sweep_order):
+            keep = c[held]
+            real = self._real(lv, lv._c, p, n)
+            np.add(parts[p], real, out=real)
+            c[held] = keep
+
+    def _vcycle(self, l: int, n: int) -> None:
         lv = self.levels[l]
-        t = self.levels[l + 1].merge(cc)
-        for ax in self._axes[:0:-1]:
-            t = _prolong_along(t, ax, self.shapes[l][ax - 1])
-        n0, n1 = lv.count
-        Xc = t.shape[3]
-        q, h = _F32(0.25), _F32(0.75)
-        e = np.empty(t.shape[:3] + (n0,), dtype=_F32)   # fine 2J
-        e[..., 0] = t[..., 0]
-        if n0 > 1:
-            np.add(t[..., :n0 - 1] * q, t[..., 1:n0] * h, out=e[..., 1:])
-        np.add(e, c[0][lv.real[0]], out=e)
-        c[0][lv.real[0]] = e
-        if n1:
-            e = np.empty(t.shape[:3] + (n1,), dtype=_F32)   # fine 2J + 1
-            m = min(n1, Xc - 1)
-            np.add(t[..., :m] * h, t[..., 1:m + 1] * q, out=e[..., :m])
-            if n1 > m:
-                e[..., m:] = t[..., Xc - 1:Xc]
-            np.add(e, c[1][lv.real[1]], out=e)
-            c[1][lv.real[1]] = e
-        if held is not None:
-            c.reshape(-1)[held[0]] = held[1]
-
-    def _coarsen(self, a: np.ndarray, fixed) -> list[np.ndarray]:
-        """den of every level (component layout), from level 0's sink ``a`` (n, Z, Y, X)."""
-        dens = []
-        for l, lv in enumerate(self.levels):
-            if l:
-                a = self._child_mean(l - 1, a)
-            den = np.ones((2, len(a)) + lv.pshape, dtype=_F32)
-            lv.split(self._den0s[l] + a, den)
-            dens.append(den)
-            if l == 0 and fixed is not None:
-                a = np.where(fixed, self._sink_fixed, a)
-        return dens
-
-    def _child_mean(self, l: int, a: np.ndarray) -> np.ndarray:
-        """The coarse sink of level l + 1: the float32 mean of the children (module docstring)."""
-        split = [ax for ax in (1, 2, 3) if a.shape[ax] > 1]
-        cshape = self.shapes[l + 1]
-        pad = [(0, 0)] + [(0, 2 * cshape[ax - 1] - a.shape[ax]) if ax in split else (0, 0)
-                          for ax in (1, 2, 3)]
-        ap = np.pad(a, pad)
-        cnt = np.pad(np.ones((1,) + a.shape[1:], dtype=_F32), pad)
-        acc = num = None
-        for d in product(*[(0, 1) if ax in split else (0,) for ax in (1, 2, 3)]):
-            sl = (slice(None),) + tuple(slice(o, None, 2) if ax in split else slice(None)
-                                        for ax, o in zip((1, 2, 3), d))
-            acc = ap[sl].copy() if acc is None else acc + ap[sl]
-            num = cnt[sl].copy() if num is None else num + cnt[sl]
-        return acc / num
-
-    # ------------------------------------------------------------------ the cycle
-    def _vcycle(self, l: int, cs, ss, dens, held) -> None:
-        lv = self.levels[l]
-        h = held if l == 0 else None
-        if l == len(self.levels) - 1:
-            for _ in range(self.coarse_sweeps):
-                self._sweep(lv, cs[l], ss[l], dens[l], h)
+        if len(self.levels) == 1:        # a one-voxel lattice: Gauss-Seidel
+            lv._sweep(measure=False)
             return
-        self._sweep(lv, cs[l], ss[l], dens[l], h)
-        r = self._residual(lv, cs[l], ss[l], dens[l], h)
-        self.levels[l + 1].split(self._restrict(l, r), ss[l + 1])
-        cs[l + 1].fill(0)
-        self._vcycle(l + 1, cs, ss, dens, held)
-        self._prolong_add(l, cs[l + 1], cs[l], h)
-        self._sweep(lv, cs[l], ss[l], dens[l], h)
+        lv._sweep(measure=False)
+        r = self._residual(lv, n)
+        s = self._restrict(l, lv, r)
+        if l + 1 == len(self.levels) - 1:
+            self._coarsest(n, s)
+        else:
+            self._set_coarse(self.levels[l + 1], n, s)
+            self._vcycle(l + 1, n)
+        self._prolong_add(l, n)
+        lv._sweep(measure=False)
 
-    def _held(self, fixed, c0):
-        """The fixed voxels: (flat indices into the level-0 array c0, their values, per component
-        the flat indices into its residual array), or None."""
-        if fixed is None:
-            return None
-        assert c0.flags.c_contiguous   # the resets write through c0.reshape(-1)
-        lv = self.levels[0]
-        full = np.zeros(c0.shape, dtype=bool)
-        lv.split(fixed, full)
-        idx = np.flatnonzero(full)
-        return idx, c0.reshape(-1)[idx], [np.flatnonzero(fixed[..., px::2]) for px in (0, 1)]
+    def _setup(self, start, a, s, fixed, fv) -> None:
+        """Scatter the problem into every level (coarse sinks: the children's mean)."""
+        R = self.shape[0]
+        zero = np.zeros(self.shape, dtype=_F32)
+        for l, lv in enumerate(self.levels):
+            if l == 0:
+                lv._scatter(start, a, s, fixed, fv)
+                a = a if fixed is None else np.where(fixed, self._sink_fixed, a)
+            else:
+                a = _child_mean(a, self.shapes[l])
+                zero = np.zeros((R,) + self.shapes[l], dtype=_F32)
+                lv._scatter(zero, a, zero, None, None)
+            lv._held_per_replicate(R)
+        # the one-voxel level: its sink and den (slot order; moved with the slots)
+        self._coarse_a = a.reshape(R).copy()
+        self._coarse_den = (self.levels[-1]._den0 + a).reshape(R)
 
     def solve(self, c, a, s, fixed_mask=None, fixed_value=0.0) -> np.ndarray:
         """Update c (float32 (R, Z, Y, X)) in place; as :meth:`FieldSolver.solve
@@ -410,42 +331,62 @@ class MultigridSolver:
         start = c.copy()
         if fixed is not None:
             np.copyto(start, fv, where=fixed)
-        cs = [np.full((2, R) + lv.pshape, _F32(self.boundary_value if l == 0 else 0), dtype=_F32)
-              for l, lv in enumerate(self.levels)]
-        ss = [np.zeros((2, R) + lv.pshape, dtype=_F32) for lv in self.levels]
-        lv0.split(start, cs[0])
-        lv0.split(s, ss[0])
-        dens = self._coarsen(a, fixed)
-        held = self._held(fixed, cs[0])
+        self._setup(c, a, s, fixed, fv)
         cmax = (np.abs(start).reshape(R, -1).max(axis=1) if self._scale > 0
                 else np.zeros(R, _F32))
         rule = stopping_state(cmax, self._scale)
         iters = np.zeros(R, dtype=np.int32)
         slot_of = np.arange(R)
+        n = R
+        for lv in self.levels:
+            lv._build_views(n, slot_of)
         for _ in range(self.max_iter):
-            n = len(slot_of)
-            before = [cs[0][px][lv0.real[px]].copy() for px in (0, 1) if lv0.count[px]]
-            self._vcycle(0, cs, ss, dens, held)
+            subs = lv0._views[0]
+            before = [sub[0].copy() for sub in subs]
+            self._vcycle(0, n)
             d = np.zeros(n, dtype=_F32)
-            for px, b in enumerate(before):
-                np.subtract(cs[0][px][lv0.real[px]], b, out=b)
-                np.maximum(d, np.abs(b, out=b).reshape(n, -1).max(axis=1), out=d)
-            iters[slot_of] += 1
+            for b, (cv, _, _, _, held) in zip(before, subs):
+                np.subtract(cv, b, out=b)
+                np.abs(b, out=b)
+                b[held] = 0
+                np.maximum(d, b.reshape(n, -1).max(axis=1), out=d)
+            iters[slot_of[:n]] += 1
             done = converged(d, rule, self._tol, self._rho_min)
             if not done.any():
                 continue
-            out = lv0.merge(cs[0])
             for k in np.flatnonzero(done):
-                c[slot_of[k]] = out[k]
+                lv0._gather(c, k, slot_of[k])
             keep = np.flatnonzero(~done)
-            if len(keep) == 0:
-                return iters
-            slot_of = slot_of[keep]
-            cs = [np.take(cs[0], keep, axis=1)] + [x[:, :len(keep)] for x in cs[1:]]
-            ss = [np.take(ss[0], keep, axis=1)] + [x[:, :len(keep)] for x in ss[1:]]
-            dens = [np.take(dn, keep, axis=1) for dn in dens]
-            fixed = None if fixed is None else fixed[keep]
-            held = self._held(fixed, cs[0])
-            rule = np.ascontiguousarray(rule[:, np.concatenate([keep, np.flatnonzero(done)])])
-        c[slot_of] = lv0.merge(cs[0])    # not converged within max_iter
+            for dst, src in enumerate(keep):
+                if dst != src:
+                    for lv in self.levels:
+                        lv._move(src, dst, rule if lv is lv0 else np.zeros_like(rule))
+                    self._coarse_a[dst], self._coarse_den[dst] = self._coarse_a[src], self._coarse_den[src]
+                    slot_of[dst] = slot_of[src]
+            n = len(keep)
+            if n == 0:
+                break
+            for lv in self.levels:
+                lv._build_views(n, slot_of)
+        for k in range(n):              # not converged within max_iter (or max_iter == 0)
+            lv0._gather(c, k, slot_of[k])
+        for lv in self.levels:
+            lv._held_rep = None
         return iters
+
+
+def _child_mean(a: np.ndarray, cshape) -> np.ndarray:
+    """The coarse sink (n, *cshape): the float32 mean of the children of each coarse voxel, in
+    the order (dz, dy, dx), an absent child adding 0 to the sum and the count."""
+    split = [ax for ax in (1, 2, 3) if a.shape[ax] > 1]
+    full = tuple(2 * cshape[ax - 1] if ax in split else a.shape[ax] for ax in (1, 2, 3))
+    inner = (slice(None),) + tuple(slice(0, n) for n in a.shape[1:])
+    ap = np.zeros(a.shape[:1] + full, dtype=_F32)
+    ap[inner] = a
+    acc = num = None
+    for d in product(*[(0, 1) if ax in split else (0,) for ax in (1, 2, 3)]):
+        sl = (slice(None),) + tuple(slice(o, None, 2) if ax in split else slice(None)
+                                    for ax, o in zip((1, 2, 3), d))
+        acc = ap[sl].copy() if acc is None else acc + ap[sl]
+        num = _F32(1) if num is None else num + _F32(1)
+    return acc / num

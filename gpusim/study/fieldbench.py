@@ -60,22 +60,21 @@ def device_bytes(sweeps: dict, cmax: bool, multigrid: dict | None = None) -> flo
     * a multigrid solve: :func:`multigrid_bytes` per cycle and for its set-up.
 
     ``sweeps``: field -> mean sweeps (or cycles) per replicate of a solve (0 for a skipped
-    solve); ``multigrid``: field -> (level shapes, coarse sweeps) of the fields solved by
-    multigrid."""
+    solve); ``multigrid``: field -> the level shapes of the fields solved by multigrid."""
     total = 0.0
     for name, n in sweeps.items():
         if n <= 0:
             continue
         total += 22 + 17 + (4 if cmax else 0)
         if multigrid and name in multigrid:
-            setup, cycle = multigrid_bytes(*multigrid[name])
+            setup, cycle = multigrid_bytes(multigrid[name])
             total += setup + cycle * n
         else:
             total += 30 * n
     return total
 
 
-def multigrid_bytes(shapes, coarse_sweeps: int) -> tuple[float, float]:
+def multigrid_bytes(shapes) -> tuple[float, float]:
     """(set-up, per cycle) bytes per fine voxel of a multigrid solve on the level ``shapes``
     (kernels/multigrid.cu; ``f_l`` the size of level l over the finest's):
 
@@ -85,12 +84,15 @@ def multigrid_bytes(shapes, coarse_sweeps: int) -> tuple[float, float]:
       smoothing sweeps (30 B at level 0, 28 B above), ``mg_residual`` (c, s, den, fixed; writes
       res: 17 B at level 0, 16 above), ``mg_restrict`` (reads res 4 B; writes s and c of the
       coarser level, 8 B there), ``mg_prolong`` (c read and written 8 B, fixed 1 at level 0;
-      the coarse values 4 B there); the coarsest level ``coarse_sweeps`` sweeps of 28 B."""
+      the coarse values 4 B there); ``mg_coarsest`` on the one-voxel level (s, a, den read, c
+      written: 16 B there).  A one-voxel lattice is a single sweep (30 B) per cycle."""
     V0 = float(np.prod(shapes[0]))
     f = [float(np.prod(s)) / V0 for s in shapes]
     L = len(shapes)
+    if L == 1:
+        return 0.0, 16.0 + 30.0
     setup = sum((4 + (1 if l == 1 else 0)) * f[l - 1] + 8 * f[l] for l in range(1, L))
-    cycle = 16.0 + coarse_sweeps * (30 if L == 1 else 28) * f[-1]
+    cycle = 16.0 + 16 * f[-1]
     for l in range(L - 1):
         fixed = 1 if l == 0 else 0
         cycle += f[l] * (2 * (28 + 2 * fixed) + 16 + fixed + 4 + 8 + fixed) + f[l + 1] * (8 + 4)
@@ -125,8 +127,7 @@ def _recorder(name, fs, record: dict):
                             tol=fs.tol, omega=fs.omega, floor=fs.floor, boundary=fs.boundary,
                             boundary_value=fs.boundary_value, D=fs.diffusion_um2_per_min,
                             h=fs.voxel_um, scale=getattr(fs, "scale", 0.0),
-                            multigrid=((list(fs.shapes), fs.coarse_sweeps)
-                                       if hasattr(fs, "coarse_sweeps") else None))
+                            multigrid=list(fs.shapes) if hasattr(fs, "shapes") else None)
         return it
 
     return rec
