@@ -101,7 +101,8 @@ def part_choice(cases, steps: int, warmup: int) -> dict:
     from gpusim.study.fieldbench import record_case, summary
 
     res = {}
-    saved = environment.MULTIGRID_AUTO
+    saved = environment.MULTIGRID_AUTO, environment.MULTIGRID_AUTO_MIN_VOXELS
+    environment.MULTIGRID_AUTO_MIN_VOXELS = {2: 0, 3: 0}
     try:
         for case in cases:
             R = 1 if case.endswith("x3") else 8
@@ -113,7 +114,7 @@ def part_choice(cases, steps: int, warmup: int) -> dict:
                       + " ".join(f"{k}:{v['sweeps_mean']:.1f}/{v.get('err_over_tol') or 0:.2f}"
                                  for k, v in row["fields"].items()), flush=True)
     finally:
-        environment.MULTIGRID_AUTO = saved
+        environment.MULTIGRID_AUTO, environment.MULTIGRID_AUTO_MIN_VOXELS = saved
     return res
 
 

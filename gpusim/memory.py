@@ -132,18 +132,19 @@ def state_layout() -> StateLayout:
 
 def _solver_specs(sc) -> list[tuple[str, bool, bool, bool]]:
     """(name, has_floor, has_fixed, multigrid) of every field solver the fields phase builds for
-    ``sc``."""
-    from .model.environment import FieldsPhase
-    from .model.fields import FieldSolver
-    from .model.multigrid import MultigridSolver
+    ``sc`` (the floors from a probe's phase, the solver choice from ``sc`` itself: it depends on
+    the lattice size)."""
+    from .model.environment import FieldsPhase, steady_tgfb_own_solver, uses_multigrid
 
     fp = FieldsPhase(_probe_scenario(sc), 1)
     fixed = {"o2", "glucose"}  # vessels are held at the vessel value (environment.py)
-    seen, out = set(), []
-    for k, v in vars(fp).items():   # a solver held under two names (tgfb_steady) counts once
-        if isinstance(v, (FieldSolver, MultigridSolver)) and id(v) not in seen:
-            seen.add(id(v))
-            out.append((k, v.floor is not None, k in fixed, isinstance(v, MultigridSolver)))
+    section = {"o2": "oxygen"}
+    out = []
+    for k in ("o2", "glucose", "chemokine", "tgfb", "ifng", "il12"):
+        floor = getattr(fp, k).floor is not None
+        out.append((k, floor, k in fixed, uses_multigrid(sc, section.get(k, k), floor)))
+    if steady_tgfb_own_solver(sc):
+        out.append(("tgfb_steady", False, False, True))
     return out
 
 

@@ -85,15 +85,17 @@ def test_field_bench_record_and_cli(tmp_path):
         assert 1 <= v["sweeps_mean"] <= v["sweeps_max"]
         assert v["err_over_tol"] == pytest.approx(v["err"] / v["tol"])
     sweeps = {k: v["sweeps_mean"] for k, v in f.items()}
-    assert {k for k, v in f.items() if v["solver"] == "multigrid"} == {"glucose", "tgfb"}  # auto, 2D
-    # 43 bytes per solve (coefficients, set-up, max |c|), 30 per SOR sweep, and a multigrid
-    # solve's set-up and cycles (levels 24, 12, 6, 3, 2, 1 here)
+    assert all(v["solver"] == "sor" for v in f.values())   # 24^2: below auto's multigrid size
+    # 43 bytes per solve (coefficients, set-up, max |c|) and 30 per SOR sweep
+    want = sum(43 + 30 * n for n in sweeps.values())
+    assert device_bytes(sweeps, True) == pytest.approx(want)
+    assert row["device_bytes_per_voxel_step"] == pytest.approx(want, abs=0.05)
+    # a multigrid solve: its set-up and cycles (levels 24, 12, 6, 3, 2, 1)
     shapes = [(1, 24, 24), (1, 12, 12), (1, 6, 6), (1, 3, 3), (1, 2, 2), (1, 1, 1)]
     setup, cycle = multigrid_bytes(shapes)
-    mg = {k: shapes for k in ("glucose", "tgfb")}
-    want = sum(43 + (setup + cycle * n if k in mg else 30 * n) for k, n in sweeps.items())
-    assert device_bytes(sweeps, True, mg) == pytest.approx(want)
-    assert row["device_bytes_per_voxel_step"] == pytest.approx(want, abs=0.05)
+    mg = {"glucose": shapes}
+    assert device_bytes(sweeps, True, mg) == pytest.approx(
+        want - 30 * sweeps["glucose"] + setup + cycle * sweeps["glucose"])
     assert row["fields_seconds"] <= row["step_seconds"]
 
     out = tmp_path / "f.json"

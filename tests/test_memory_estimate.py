@@ -66,11 +66,23 @@ def test_solver_part_is_the_solver_buffers(shape, R, floor):
 
 
 def test_solver_specs_follow_the_fields_phase():
-    sc = load_scenario("quickstart")
-    specs = memory._solver_specs(sc)
-    assert [n for n, *_ in specs] == ["o2", "glucose", "chemokine", "tgfb", "ifng", "il12"]
-    assert [n for n, *_, mg in specs if mg] == ["glucose", "tgfb"]   # run.field_solver auto, 2D
-    three = memory._solver_specs(load_scenario("large_3d"))           # 3D: and the steady TGF-β
+    from gpusim.model.environment import FieldsPhase
+    from gpusim.model.multigrid import MultigridSolver
+
+    for name in ("quickstart", "iv_baseline"):   # below and above auto's multigrid size
+        sc = load_scenario(name)
+        fp = FieldsPhase(sc, 1)
+        solvers = {}   # one entry per solver object (tgfb_steady may be tgfb itself)
+        for k, v in vars(fp).items():
+            if isinstance(v, (FieldSolver, MultigridSolver)):
+                solvers.setdefault(id(v), (k, isinstance(v, MultigridSolver)))
+        assert sorted((k, mg) for k, _, _, mg in memory._solver_specs(sc)) == sorted(solvers.values())
+    specs = memory._solver_specs(load_scenario("quickstart"))
+    assert [n for n, *_ in specs] == ["o2", "glucose", "chemokine", "tgfb", "ifng", "il12", "tgfb_steady"]
+    assert [n for n, *_, mg in specs if mg] == ["tgfb_steady"]   # 80^2: auto keeps SOR per step
+    two = memory._solver_specs(load_scenario("iv_baseline"))      # 200^2: glucose, TGF-β
+    assert [n for n, *_, mg in two if mg] == ["glucose", "tgfb"]
+    three = memory._solver_specs(load_scenario("large_3d"))       # 160^3: glucose
     assert [n for n, *_, mg in three if mg] == ["glucose", "tgfb_steady"]
     on = load_scenario("quickstart", ["oxygen.consumption_tumour_mmHg_per_min=0.1"])
     assert dict((n, f) for n, f, *_ in memory._solver_specs(on))["o2"] is True

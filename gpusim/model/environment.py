@@ -36,7 +36,9 @@ solver would return exactly zero then (``gs = (dh × 0 + 0)/den = 0``), so skipp
 Solver per field (``run.field_solver``): red-black SOR (:class:`~gpusim.model.fields.FieldSolver`)
 or multigrid V-cycles (:class:`~gpusim.model.multigrid.MultigridSolver`) on the same discrete
 system with the same stopping rule; ``auto`` takes multigrid for the fields of
-:data:`MULTIGRID_AUTO` (docs/fields.md, "Choosing the solver"); projected oxygen is always SOR.
+:data:`MULTIGRID_AUTO` on lattices of at least :data:`MULTIGRID_AUTO_MIN_VOXELS`, and for the
+set-up's TGF-β steady state (docs/fields.md, "Choosing the solver"); projected oxygen is always
+SOR.
 """
 
 from __future__ import annotations
@@ -68,6 +70,28 @@ def tgfb_source_ng_per_mL_per_min(sc, who: str) -> float:
 #: by red-black SOR): where it moves far fewer device bytes at equal accuracy without slowing the
 #: NumPy step by more than a few per cent, measured (docs/fields.md, "Choosing the solver")
 MULTIGRID_AUTO = {2: ("glucose", "tgfb"), 3: ("glucose",)}
+#: ... on lattices of at least this many voxels: below, a cycle's fixed cost (the short NumPy calls
+#: of the small levels, about seven kernel launches per level on a device) outweighs the sweeps it
+#: saves, and ``auto`` keeps SOR for every field (docs/fields.md)
+MULTIGRID_AUTO_MIN_VOXELS = {2: 200 * 200, 3: 64 ** 3}
+
+
+def uses_multigrid(sc, name: str, floor: bool = False) -> bool:
+    """Whether the fields phase of scenario ``sc`` solves field ``name`` (its parameter section:
+    oxygen, glucose, chemokine, tgfb, ifng, il12; ``floor``: projected) by multigrid."""
+    mode = sc["run.field_solver"]
+    if floor or mode == "sor":
+        return False
+    if mode == "multigrid":
+        return True
+    dim = 3 if sc.shape[0] > 1 else 2
+    return int(np.prod(sc.shape)) >= MULTIGRID_AUTO_MIN_VOXELS[dim] and name in MULTIGRID_AUTO[dim]
+
+
+def steady_tgfb_own_solver(sc) -> bool:
+    """Whether the set-up's TGF-β steady state gets a multigrid solver of its own
+    (``FieldsPhase.tgfb_steady``): unless run.field_solver is sor or TGF-β is multigrid anyway."""
+    return sc["run.field_solver"] != "sor" and not uses_multigrid(sc, "tgfb")
 
 
 class FieldsPhase:
@@ -90,16 +114,13 @@ class FieldsPhase:
 
         suffix = "_3d" if sc.shape[0] > 1 else ""
 
-        mode = sc["run.field_solver"]
-        auto = MULTIGRID_AUTO[3 if sc.shape[0] > 1 else 2]
-
         def solver(name: str, boundary_value: float, scale: float, floor=None, multigrid=False):
             # tol bounds the error against the converged discrete solution (docs/fields.md);
             # scale also sets the float32 rounding level at which a stagnating solve stops
             kw = dict(diffusion_um2_per_min=sc[f"{name}.diffusion_um2_per_min"],
                       voxel_um=sc["domain.voxel_um"], boundary=sc[f"{name}.boundary"],
                       boundary_value=boundary_value, tol=tol * scale, scale=scale)
-            if floor is None and (multigrid or mode == "multigrid" or (mode == "auto" and name in auto)):
+            if floor is None and (multigrid or uses_multigrid(sc, name)):
                 return MultigridSolver(shape, **kw)
             return FieldSolver(shape, omega=om or sc[f"{name}.sor_omega{suffix}"], floor=floor, **kw)
 
@@ -131,9 +152,8 @@ class FieldsPhase:
         # the set-up's steady state has no 1/dt in its sink, only the slow decay: SOR needs
         # thousands of sweeps for it (2232 at 128^3), multigrid about ten cycles
         # (docs/fields.md), so it is multigrid unless run.field_solver is sor
-        self.tgfb_steady = (self.tgfb if sc["run.field_solver"] == "sor"
-                            or isinstance(self.tgfb, MultigridSolver)
-                            else solver("tgfb", 0.0, scale, multigrid=True))
+        self.tgfb_steady = (solver("tgfb", 0.0, scale, multigrid=True)
+                            if steady_tgfb_own_solver(sc) else self.tgfb)
         self.tgfb_decay = F32(sc["tgfb.decay_per_min"])
         self.tgfb_base = self.tgfb_decay + self.inv_dt
         self.tgfb_src = np.zeros(N_KINDS, dtype=F32)
