@@ -64,7 +64,7 @@ PARAMS: tuple[Param, ...] = (
     P("run.snapshot_replicates", int, 2, "Snapshots are written for the first this many replicates.", ASSUMED, 0, 64, unit="replicates"),
     P("run.checkpoint_interval_hours", float, 24.0, "Interval between checkpoints of the full state (0: none).", ASSUMED, 0.0, 1e5, unit="h"),
     P("run.field_tolerance", float, 1e-4, "Fields: each solve stops when its estimated max-norm error against the converged solution of the same discrete system is at most this fraction of the field's scale (docs/fields.md).", ASSUMED, 1e-9, 1e-1, unit="1"),
-    P("run.field_solver", str, "auto", "Field solver: auto (multigrid for the fields where it was measured to win, red-black SOR for the rest; docs/fields.md), sor (every field) or multigrid (every field without a floor; projected oxygen stays SOR).", ASSUMED, choices=("auto", "sor", "multigrid"), unit=""),
+    P("run.field_solver", str, "auto", "Field solver: auto (multigrid for the fields and lattice sizes where it was measured to win, and for the set-up's TGF-β steady state; red-black SOR for the rest; docs/fields.md), sor (every field) or multigrid (every field without a floor; projected oxygen stays SOR).", ASSUMED, choices=("auto", "sor", "multigrid"), unit=""),
     P("run.field_omega", float, 0.0, "Over-relaxation factor of the red-black SOR field solver for every field; 0: each field's own `<field>.sor_omega`.", ASSUMED, 0.0, 1.95, unit="1"),
     # --- domain -------------------------------------------------------------------------------
     P("domain.x_voxels", int, 200, "Lattice size along x.", ASSUMED, 3, 4096, unit="voxels"),
