@@ -121,11 +121,14 @@ def test_max_iter_and_bad_arguments():
     c = c0.copy()
     assert (ms0.solve(c, a, s, fixed, F32(0.75)) == 0).all()
     np.testing.assert_array_equal(c[~fixed], c0[~fixed])
-    for kw, msg in (({"rho_min": 1.0}, "rho_min"), ({"boundary": "open"}, "boundary")):
+    for kw, msg in (({"rho_min": 1.0}, "rho_min"), ({"rho_min": "x"}, "rho_min"),
+                    ({"boundary": "open"}, "boundary"), ({"max_iter": 2.5}, "max_iter")):
         with pytest.raises(ValueError, match=msg):
             multigrid_case((1, 1, 8, 8), **kw)
     with pytest.raises(ValueError, match="shape"):
         ms.solve(np.zeros((1, 1, 16, 16), F32), a, s)
+    with pytest.raises(ValueError, match="fixed_value must be a scalar or broadcast to"):
+        ms.solve(c0.copy(), a, s, fixed, np.zeros(3, F32))
 
 
 # ----------------------------------------------------------------------------- the device twin

@@ -135,8 +135,9 @@ def _check_arguments(shape, diffusion_um2_per_min, voxel_um, boundary, boundary_
         raise ValueError(f"tol must be >= 0, got {tol}")
     if not np.isfinite(boundary_value):
         raise ValueError(f"boundary_value must be finite, got {boundary_value}")
-    if int(max_iter) < 0:
-        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+    if not (isinstance(max_iter, (int, np.integer)) and not isinstance(max_iter, bool)
+            and max_iter >= 0):
+        raise ValueError(f"max_iter must be an integer >= 0, got {max_iter!r}")
     if not (np.isfinite(scale) and scale >= 0.0):
         raise ValueError(f"scale must be finite and >= 0, got {scale}")
     if floor is not None and not np.isfinite(floor):
@@ -166,7 +167,11 @@ def check_problem(shape, c, a, s, fixed_mask, fixed_value):
             raise ValueError(f"fixed_mask must have shape {shape}")
         if fixed_mask.any():
             fv = np.asarray(fixed_value, dtype=_F32)
-            return a, s, fixed_mask, (np.broadcast_to(fv, shape) if fv.ndim else fv)
+            try:
+                return a, s, fixed_mask, (np.broadcast_to(fv, shape) if fv.ndim else fv)
+            except ValueError:
+                raise ValueError(f"fixed_value must be a scalar or broadcast to {shape}, got "
+                                 f"shape {fv.shape}") from None
     return a, s, None, None
 
 

@@ -182,8 +182,8 @@ class MultigridSolver:
         shape = tuple(int(v) for v in shape)
         _check_arguments(shape, diffusion_um2_per_min, voxel_um, boundary, boundary_value, 1.0,
                          tol, max_iter, None, scale)
-        if not 0.0 <= rho_min < 1.0:
-            raise ValueError(f"rho_min must lie in [0, 1), got {rho_min}")
+        if not (isinstance(rho_min, (int, float, np.floating)) and 0.0 <= rho_min < 1.0):
+            raise ValueError(f"rho_min must be a number in [0, 1), got {rho_min!r}")
         self.shape, self.boundary = shape, boundary
         self.boundary_value, self.tol = float(boundary_value), float(tol)
         self.max_iter, self.scale = int(max_iter), float(scale)
