@@ -26,19 +26,37 @@ GPUSIM_HD i64 sor_threads(const FieldGeom& g) {
     return (i64)g.R * g.Z * g.Y * ((g.X + 1) / 2);
 }
 
+// A flat index t of an (R, Z, Y, X) array as (r, z, y, x).
+struct Idx4 {
+    i32 r, z, y, x;
+};
+
+GPUSIM_HD Idx4 unflatten(i64 t, i32 Z, i32 Y, i32 X) {
+    Idx4 i;
+    i.x = (i32)(t % X);
+    i64 q = t / X;
+    i.y = (i32)(q % Y);
+    q /= Y;
+    i.z = (i32)(q % Z);
+    i.r = (i32)(q / Z);
+    return i;
+}
+
 // The sum of the neighbour values of voxel v = (r, z, y, x) whose own value is `own`, in the
-// contract's order x-, x+, y-, y+ (, z-, z+); an out-of-domain neighbour is bv (dirichlet) or own.
-GPUSIM_HD float sor_neighbours(const FieldGeom& g, const float* c, i64 v, i32 z, i32 y, i32 x,
-                               float own) {
-    const float out = g.dirichlet ? g.bv : own;
-    float nb = x > 0 ? c[v - 1] : out;
-    nb = nb + (x < g.X - 1 ? c[v + 1] : out);
-    nb = nb + (y > 0 ? c[v - g.X] : out);
-    nb = nb + (y < g.Y - 1 ? c[v + g.X] : out);
+// contract's order x-, x+, y-, y+ (, z-, z+), in T (float for the sweep; double for the multigrid
+// residual: each float32 value widened exactly); an out-of-domain neighbour is bv (dirichlet) or
+// own.
+template <typename T>
+GPUSIM_HD T sor_neighbours(const FieldGeom& g, const float* c, i64 v, i32 z, i32 y, i32 x, T own) {
+    const T out = g.dirichlet ? (T)g.bv : own;
+    T nb = x > 0 ? (T)c[v - 1] : out;
+    nb = nb + (x < g.X - 1 ? (T)c[v + 1] : out);
+    nb = nb + (y > 0 ? (T)c[v - g.X] : out);
+    nb = nb + (y < g.Y - 1 ? (T)c[v + g.X] : out);
     if (g.three_d) {
         const i64 XY = (i64)g.X * g.Y;
-        nb = nb + (z > 0 ? c[v - XY] : out);
-        nb = nb + (z < g.Z - 1 ? c[v + XY] : out);
+        nb = nb + (z > 0 ? (T)c[v - XY] : out);
+        nb = nb + (z < g.Z - 1 ? (T)c[v + XY] : out);
     }
     return nb;
 }
@@ -49,15 +67,10 @@ GPUSIM_HD float sor_neighbours(const FieldGeom& g, const float* c, i64 v, i32 z,
 // maxchg_bits[r] to |c_new - c| (bit pattern of a non-negative float32).
 GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const float* s,
                          const float* den, const u8* fixed, const u8* active, u32* maxchg_bits) {
-    const i32 Xh = (g.X + 1) / 2;
-    i32 xi = (i32)(t % Xh);
-    i64 q = t / Xh;
-    i32 y = (i32)(q % g.Y);
-    q /= g.Y;
-    i32 z = (i32)(q % g.Z);
-    i32 r = (i32)(q / g.Z);
+    const Idx4 i = unflatten(t, g.Z, g.Y, (g.X + 1) / 2);  // i.x: the pair of x
+    const i32 y = i.y, z = i.z, r = i.r;
     if (!active[r]) return;
-    i32 x = 2 * xi + ((colour + y + z) & 1);
+    i32 x = 2 * i.x + ((colour + y + z) & 1);
     if (x >= g.X) return;
     const i64 V = (i64)g.Z * g.Y * g.X;
     const i64 v = (i64)r * V + ((i64)z * g.Y + y) * g.X + x;

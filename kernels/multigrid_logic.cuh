@@ -55,12 +55,8 @@ GPUSIM_HD i64 mg_at(i32 r, i32 z, i32 y, i32 x, i32 Z, i32 Y, i32 X) {
 // residual (mg_rscale), so a constant keeps its balance on every level.
 GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, const float* a_f,
                                 const u8* fixed, float* a_c, float* den_c) {
-    const i32 x = (i32)(t % g.Xc);
-    i64 q = t / g.Xc;
-    const i32 y = (i32)(q % g.Yc);
-    q /= g.Yc;
-    const i32 z = (i32)(q % g.Zc);
-    const i32 r = (i32)(q / g.Zc);
+    const Idx4 i = unflatten(t, g.Zc, g.Yc, g.Xc);
+    const i32 x = i.x, y = i.y, z = i.z, r = i.r;
     float acc = 0.0f, cnt = 0.0f;
     bool first = true;
     for (i32 dz = 0; dz < (g.Zf > 1 ? 2 : 1); ++dz)
@@ -89,26 +85,11 @@ GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, con
 // error by 1/a.
 GPUSIM_HD void mg_residual_voxel(i64 v, const FieldGeom& g, const float* c, const float* s,
                                  const float* den, const u8* fixed, const u8* active, float* res) {
-    const i32 x = (i32)(v % g.X);
-    i64 q = v / g.X;
-    const i32 y = (i32)(q % g.Y);
-    q /= g.Y;
-    const i32 z = (i32)(q % g.Z);
-    const i32 r = (i32)(q / g.Z);
-    if (!active[r]) return;
+    const Idx4 i = unflatten(v, g.Z, g.Y, g.X);
+    if (!active[i.r]) return;
     if (fixed && fixed[v]) { res[v] = 0.0f; return; }
     const double own = (double)c[v];
-    const double out = g.dirichlet ? (double)g.bv : own;
-    double nb = x > 0 ? (double)c[v - 1] : out;
-    nb = nb + (x < g.X - 1 ? (double)c[v + 1] : out);
-    nb = nb + (y > 0 ? (double)c[v - g.X] : out);
-    nb = nb + (y < g.Y - 1 ? (double)c[v + g.X] : out);
-    if (g.three_d) {
-        const i64 XY = (i64)g.X * g.Y;
-        nb = nb + (z > 0 ? (double)c[v - XY] : out);
-        nb = nb + (z < g.Z - 1 ? (double)c[v + XY] : out);
-    }
-    double t = (double)g.dh * nb;
+    double t = (double)g.dh * sor_neighbours<double>(g, c, v, i.z, i.y, i.x, own);
     t = t + (double)s[v];
     const double u = (double)den[v] * own;
     res[v] = (float)(t - u);
@@ -123,12 +104,8 @@ GPUSIM_HD float mg_rscale(i32 n) { return n > 1 ? 0.5f : 1.0f; }
 // (a value outside the fine lattice is 0) times mg_rscale; also zeroes the coarse c.
 GPUSIM_HD void mg_restrict_voxel(i64 t, const MgGeom& g, const float* res, float* s_c, float* c_c,
                                  const u8* active) {
-    const i32 X = (i32)(t % g.Xc);
-    i64 q = t / g.Xc;
-    const i32 Y = (i32)(q % g.Yc);
-    q /= g.Yc;
-    const i32 Zi = (i32)(q % g.Zc);
-    const i32 r = (i32)(q / g.Zc);
+    const Idx4 i = unflatten(t, g.Zc, g.Yc, g.Xc);
+    const i32 X = i.x, Y = i.y, Zi = i.z, r = i.r;
     if (!active[r]) return;
     const bool three_d = g.three_d != 0;
     const float hx = mg_rscale(g.Xf), hy = mg_rscale(g.Yf);
@@ -182,12 +159,8 @@ GPUSIM_HD float mg_interp_zy(const MgGeom& g, const float* cc, i32 r, i32 z, i32
 
 GPUSIM_HD void mg_prolong_voxel(i64 v, const MgGeom& g, const float* cc, float* c,
                                 const u8* fixed, const u8* active) {
-    const i32 x = (i32)(v % g.Xf);
-    i64 q = v / g.Xf;
-    const i32 y = (i32)(q % g.Yf);
-    q /= g.Yf;
-    const i32 z = (i32)(q % g.Zf);
-    const i32 r = (i32)(q / g.Zf);
+    const Idx4 i = unflatten(v, g.Zf, g.Yf, g.Xf);
+    const i32 x = i.x, y = i.y, z = i.z, r = i.r;
     if (!active[r] || (fixed && fixed[v])) return;
     const MgAxis a = mg_axis(x, g.Xf);
     float e = mg_interp_zy(g, cc, r, z, y, a.lo);

@@ -115,7 +115,7 @@ from itertools import product
 
 import numpy as np
 
-__all__ = ["FieldSolver", "check_problem", "converged", "stopping_state"]
+__all__ = ["FieldSolver", "check_problem", "compact_slots", "converged", "stopping_state"]
 
 _F32 = np.float32
 
@@ -173,6 +173,18 @@ def check_problem(shape, c, a, s, fixed_mask, fixed_value):
                 raise ValueError(f"fixed_value must be a scalar or broadcast to {shape}, got "
                                  f"shape {fv.shape}") from None
     return a, s, None, None
+
+
+def compact_slots(done: np.ndarray, slot_of: np.ndarray, move) -> int:
+    """Compact the slots still solving (``~done``) to the front, in their order: ``move(src,
+    dst)`` moves a slot's data, ``slot_of`` (the replicate of each slot) follows; returns how many
+    slots are left solving."""
+    keep = np.flatnonzero(~done)
+    for dst, src in enumerate(keep):
+        if dst != src:
+            move(src, dst)
+            slot_of[dst] = slot_of[src]
+    return len(keep)
 
 
 def converged(d: np.ndarray, rule: np.ndarray, tol, rho_min) -> np.ndarray:
@@ -482,12 +494,7 @@ class FieldSolver:
             # copy converged replicates out, then compact the active ones to the front
             for k in np.flatnonzero(done):
                 self._gather(c, k, slot_of[k])
-            keep = np.flatnonzero(~done)
-            for dst, src in enumerate(keep):
-                if dst != src:
-                    self._move(src, dst, rule)
-                    slot_of[dst] = slot_of[src]
-            n = len(keep)
+            n = compact_slots(done, slot_of, lambda src, dst: self._move(src, dst, rule))
             if n == 0:
                 break
             self._build_views(n, slot_of)

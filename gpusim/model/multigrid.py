@@ -66,7 +66,8 @@ from itertools import product
 
 import numpy as np
 
-from .fields import FieldSolver, _check_arguments, check_problem, converged, stopping_state
+from .fields import (FieldSolver, _check_arguments, check_problem, compact_slots, converged,
+                     stopping_state)
 
 __all__ = ["MultigridSolver", "level_shapes", "prolong_axis", "restrict_weights"]
 
@@ -289,6 +290,13 @@ class MultigridSolver:
             np.add(parts[p], real, out=real)
             c[held] = keep
 
+    def _move(self, src: int, dst: int, rule: np.ndarray) -> None:
+        """Move slot src's data to slot dst on every level (the stopping rule's with level 0)."""
+        spare = np.zeros_like(rule)
+        for lv in self.levels:
+            lv._move(src, dst, rule if lv is self.levels[0] else spare)
+        self._coarse_a[dst], self._coarse_den[dst] = self._coarse_a[src], self._coarse_den[src]
+
     def _vcycle(self, l: int, n: int) -> None:
         lv = self.levels[l]
         if len(self.levels) == 1:        # a one-voxel lattice: Gauss-Seidel
@@ -356,14 +364,7 @@ class MultigridSolver:
                 continue
             for k in np.flatnonzero(done):
                 lv0._gather(c, k, slot_of[k])
-            keep = np.flatnonzero(~done)
-            for dst, src in enumerate(keep):
-                if dst != src:
-                    for lv in self.levels:
-                        lv._move(src, dst, rule if lv is lv0 else np.zeros_like(rule))
-                    self._coarse_a[dst], self._coarse_den[dst] = self._coarse_a[src], self._coarse_den[src]
-                    slot_of[dst] = slot_of[src]
-            n = len(keep)
+            n = compact_slots(done, slot_of, lambda src, dst: self._move(src, dst, rule))
             if n == 0:
                 break
             for lv in self.levels:
