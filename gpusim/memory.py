@@ -54,10 +54,20 @@ WORK_PER_SLOT = {"int64": 4, "uint64": 2, "float32": 2, "bool": 4}
 #: temporaries of the initial tissue per (replicate, voxel) pair of one work box
 #: (model/tissue.py CHUNK pairs at a time; about 103 bytes measured with tracemalloc)
 TISSUE_BYTES_PER_PAIR = 128
-#: device work buffers of a CuPy step per voxel: claims (uint64), a, s and den of the field
-#: solve (float32), vessel mask, tumour kind out, entry mask (uint8), occupancy and vessel weights
+#: device work buffers of a CuPy step per voxel: claims (uint64), a and s of the field solve
+#: (float32), vessel mask, tumour kind out, entry mask (uint8), occupancy and vessel weights
 #: (int32), agent map and ECM-degrading effectors per voxel (uint32)
-DEVICE_WORK_PER_VOXEL = {"uint64": 1, "float32": 3, "uint8": 3, "int32": 2, "uint32": 2}
+DEVICE_WORK_PER_VOXEL = {"uint64": 1, "float32": 2, "uint8": 3, "int32": 2, "uint32": 2}
+#: the solver's colour-split den and s (float32) and held mask (uint8), per entry of the layout
+#: (cupy_backend ``split_size``: a little over one entry per voxel where X is odd)
+DEVICE_SPLIT_PER_ENTRY = {"float32": 2, "uint8": 1}
+
+
+def _split_per_voxel(shape) -> float:
+    """Entries of a colour-split solver array per voxel of a level ``shape`` (Z, Y, X): two
+    colours of Z Y rows of (X + 1) // 2 (cupy_backend ``split_size``)."""
+    Z, Y, X = shape
+    return 2 * ((X + 1) // 2) / X
 #: host temporaries of a NumPy multigrid solve per voxel of the batch: the cycle's copy of c
 #: (float32), the residual (float32, and two float64 parity blocks at a time) and the transfers'
 #: intermediates (about two float32 arrays): an allowance checked against the measured peak
@@ -66,13 +76,13 @@ MULTIGRID_WORK_PER_VOXEL = 16
 
 def _device_multigrid_floats(shape) -> float:
     """float32 values per voxel a device multigrid solve allocates (cupy_backend
-    ``device_multigrid_solve``): the residual and the copy of c on the finest level, and c, s,
-    sink, den and the residual on every coarser one."""
+    ``device_multigrid_solve``): the residual and the copy of c on the finest level, and c,
+    sink and the residual, and the colour-split s and den, on every coarser one."""
     from .model.multigrid import level_shapes
 
     shapes = level_shapes(shape)
     V = float(np.prod(shape))
-    return 2.0 + 5.0 * sum(float(np.prod(s)) for s in shapes[1:]) / V
+    return 2.0 + sum(float(np.prod(s)) * (3 + 2 * _split_per_voxel(s)) for s in shapes[1:]) / V
 
 
 #: device work buffers of a CuPy step per agent slot: target (int32), stimulated, killed, died,
@@ -255,7 +265,8 @@ def estimate(sc, replicates: int | None = None, backend: str = "numpy", *,
     if backend == "cupy":
         parts["state copy (downloads)"] = state
         dev = {"state": state,
-               "work buffers": R * (V * _bytes(DEVICE_WORK_PER_VOXEL) + C * _bytes(DEVICE_WORK_PER_SLOT))}
+               "work buffers": R * (V * _bytes(DEVICE_WORK_PER_VOXEL) + C * _bytes(DEVICE_WORK_PER_SLOT)
+                                    + int(math.ceil(V * _split_per_voxel(sc.shape))) * _bytes(DEVICE_SPLIT_PER_ENTRY))}
         if mg:
             dev["multigrid buffers"] = R * int(math.ceil(V * _device_multigrid_floats(sc.shape))) * 4
         est.device_parts = dev

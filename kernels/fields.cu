@@ -2,8 +2,10 @@
 // NumPy twin: gpusim.model.fields.FieldSolver (arithmetic contract in its docstring); per-voxel
 // logic in fields_logic.cuh.
 //
-// Arrays (device, C order): c, s, den, a float32 (R, Z, Y, X); fixed uint8 (R, Z, Y, X) or null;
-// active uint8 (R) (1 = still sweeping); iters int32 (R); maxchg uint32 (R) (float32 bits);
+// Arrays (device, C order): c, a, s float32 (R, Z, Y, X); fixed uint8 (R, Z, Y, X) or null; the
+// solver's den, s_split float32 and fixed_split uint8 (or null), 2 * R * Z * Y * ((X + 1) / 2)
+// entries, colour-split (fields_logic.cuh split_index), written by fields_prepare and read by
+// fields_sor_colour; active uint8 (R) (1 = still sweeping); iters int32 (R); maxchg uint32 (R) (float32 bits);
 // dprev, rprev float32 (R): the stopping rule's max change and ratio of the previous sweep.
 // Units: as the field (mmHg, mM, 1); a, den 1/min; s unit/min.  RNG: none.
 // floor_on / floor: projected SOR (FieldSolver(floor=...)): new values below floor are raised
@@ -15,10 +17,13 @@
 
 using namespace gpusim;
 
-extern "C" __global__ void fields_prepare(long long n, float den0, const float* a, float* den,
-                                          float* c, const unsigned char* fixed, float fixed_value) {
+extern "C" __global__ void fields_prepare(int R, int Z, int Y, int X, float den0, const float* a,
+                                          const float* s, const unsigned char* fixed,
+                                          float fixed_value, float* c, float* den,
+                                          float* s_split, unsigned char* fixed_split) {
+    FieldGeom g{R, Z, Y, X, 0, 0.0f, 0.0f, 0.0f, 0, 0.0f, 0};  // the layout only
     long long v = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (v < n) sor_prepare(v, den0, a, den, c, fixed, fixed_value);
+    if (v < (long long)R * Z * Y * X) sor_prepare(v, g, den0, a, s, fixed, fixed_value, c, den, s_split, fixed_split);
 }
 
 extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int three_d, int dirichlet,

@@ -2,8 +2,10 @@
 // gpusim.model.fields.FieldSolver; the arithmetic contract is the one in that module's
 // docstring, followed here operation by operation).
 //
-// Shapes: every field array is float32 (R, Z, Y, X), flat index r * V + (z * Y + y) * X + x,
-// V = Z * Y * X; 2D (three_d == 0) is Z == 1 (no z-neighbours).  Units: c in the field's unit (mmHg, mM, 1),
+// Shapes: the field c is float32 (R, Z, Y, X), flat index r * V + (z * Y + y) * X + x,
+// V = Z * Y * X; 2D (three_d == 0) is Z == 1 (no z-neighbours).  The solver's own coefficients
+// (s, den and the held mask) are stored colour-split (split_index): a colour pass then reads
+// only its half of them, contiguously, where the natural layout would read every sector.  Units: c in the field's unit (mmHg, mM, 1),
 // den = den0 + a in 1/min, s in unit/min.  No random numbers.
 #pragma once
 #include "interface.cuh"
@@ -24,6 +26,16 @@ struct FieldGeom {
 // Number of threads of one colour pass: one per (replicate, z, y, pair of x).
 GPUSIM_HD i64 sor_threads(const FieldGeom& g) {
     return (i64)g.R * g.Z * g.Y * ((g.X + 1) / 2);
+}
+
+// Colour-split layout of a solver coefficient (s, den, held mask): colour k = (x + y + z) & 1
+// holds the entries k * sor_threads(g) + ((r * Z + z) * Y + y) * H + x / 2, H = (X + 1) / 2, so
+// thread t of a colour pass (sor_voxel) finds its voxel's entry at k * sor_threads(g) + t.  An
+// array has 2 * sor_threads(g) entries; with X odd, the last entry of each row of colour
+// (y + z + 1) & 1 is padding (never written or read).  A one-voxel level: entry r.
+GPUSIM_HD i64 split_index(const FieldGeom& g, i32 r, i32 z, i32 y, i32 x) {
+    const i64 row = ((i64)r * g.Z + z) * g.Y + y;
+    return ((x + y + z) & 1) * sor_threads(g) + row * ((g.X + 1) / 2) + x / 2;
 }
 
 // A flat index t of an (R, Z, Y, X) array as (r, z, y, x).
@@ -64,7 +76,8 @@ GPUSIM_HD T sor_neighbours(const FieldGeom& g, const float* c, i64 v, i32 z, i32
 // One voxel of one colour pass.  `t` is the thread index in 0 .. sor_threads(g) - 1.  Skips
 // replicates that are not active (converged), fixed voxels and threads past the row end.
 // Writes c in place (a voxel of one colour reads only the other colour and itself) and raises
-// maxchg_bits[r] to |c_new - c| (bit pattern of a non-negative float32).
+// maxchg_bits[r] to |c_new - c| (bit pattern of a non-negative float32).  s, den, fixed (or
+// null): colour-split (split_index).
 GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const float* s,
                          const float* den, const u8* fixed, const u8* active, u32* maxchg_bits) {
     const Idx4 i = unflatten(t, g.Z, g.Y, (g.X + 1) / 2);  // i.x: the pair of x
@@ -74,12 +87,13 @@ GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const 
     if (x >= g.X) return;
     const i64 V = (i64)g.Z * g.Y * g.X;
     const i64 v = (i64)r * V + ((i64)z * g.Y + y) * g.X + x;
-    if (fixed && fixed[v]) return;
+    const i64 k = colour * sor_threads(g) + t;  // split_index(g, r, z, y, x)
+    if (fixed && fixed[k]) return;
     const float own = c[v];
     const float nb = sor_neighbours(g, c, v, z, y, x, own);
     float tt = g.dh * nb;
-    tt = tt + s[v];
-    float gs = tt / den[v];
+    tt = tt + s[k];
+    float gs = tt / den[k];
     tt = gs - own;
     tt = g.omega * tt;
     float cn = own + tt;
@@ -124,11 +138,20 @@ GPUSIM_HD void sor_after_sweep(i32 r, float tol, float rho_min, float scale, i32
     maxchg_bits[r] = 0;
 }
 
-// Per voxel, once per solve: den = den0 + a (float32) and fixed voxels set to their value.
-GPUSIM_HD void sor_prepare(i64 v, float den0, const float* a, float* den, float* c,
-                           const u8* fixed, float fixed_value) {
-    den[v] = den0 + a[v];
-    if (fixed && fixed[v]) c[v] = fixed_value;
+// Per voxel v (natural index), once per solve: the solver's colour-split coefficients from the
+// natural a, s and fixed (or null): den = den0 + a (float32), s and the held mask copied; fixed
+// voxels of c set to their value.
+GPUSIM_HD void sor_prepare(i64 v, const FieldGeom& g, float den0, const float* a, const float* s,
+                           const u8* fixed, float fixed_value, float* c, float* den_split,
+                           float* s_split, u8* fixed_split) {
+    const Idx4 i = unflatten(v, g.Z, g.Y, g.X);
+    const i64 k = split_index(g, i.r, i.z, i.y, i.x);
+    den_split[k] = den0 + a[v];
+    s_split[k] = s[v];
+    if (fixed) {
+        fixed_split[k] = fixed[v];
+        if (fixed[v]) c[v] = fixed_value;
+    }
 }
 
 // Per voxel, once per solve after sor_prepare: raise cmax_bits[r] to |c| (an exact max).

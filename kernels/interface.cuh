@@ -209,7 +209,7 @@ struct AgentTable {
 }  // namespace gpusim
 
 // fields.cu
-extern "C" __global__ void fields_prepare(long long n, float den0, const float* a, float* den, float* c, const unsigned char* fixed, float fixed_value);
+extern "C" __global__ void fields_prepare(int R, int Z, int Y, int X, float den0, const float* a, const float* s, const unsigned char* fixed, float fixed_value, float* c, float* den, float* s_split, unsigned char* fixed_split);
 extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int three_d, int dirichlet, float bv, float dh, float omega, int floor_on, float floor, float* c, const float* s, const float* den, const unsigned char* fixed, const unsigned char* active, unsigned int* maxchg);
 extern "C" __global__ void fields_cmax(long long n, long long V, const float* c, unsigned int* cmax);
 extern "C" __global__ void fields_after_sweep(int R, float tol, float rho_min, float scale, int max_iter, unsigned char* active, int* iters, unsigned int* maxchg, float* dprev, float* rprev, const unsigned int* cmax);

@@ -2,8 +2,10 @@
 // NumPy twin: gpusim.model.multigrid.MultigridSolver (arithmetic contract in its docstring);
 // per-voxel logic in multigrid_logic.cuh; the smoother is fields.cu's fields_sor_colour (omega 1).
 //
-// Arrays (device, C order): a level's c, s, den, a, res float32 (R, Z, Y, X); fixed uint8 of the
-// finest level or null; active uint8 (R) (1 = still cycling); maxchg uint32 (R) (float32 bits).
+// Arrays (device, C order): a level's c, a, res float32 (R, Z, Y, X) and its s, den float32
+// colour-split (2 R Z Y ((X + 1) / 2) entries, fields_logic.cuh split_index); the finest level's
+// fixed uint8, natural (R, Z, Y, X) for mg_coarsen and mg_prolong, colour-split for mg_residual
+// (as the smoother reads it), or null; active uint8 (R) (1 = still cycling); maxchg uint32 (R) (float32 bits).
 // Units: as the field; a, den 1/min; s unit/min.  RNG: none.
 // A solve (gpusim.backends.cupy_backend.device_multigrid_solve): fields_prepare and fields_cmax,
 // mg_coarsen per coarse level; then per cycle the V-cycle (down to one voxel, solved by

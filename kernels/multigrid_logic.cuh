@@ -3,7 +3,9 @@
 // followed here operation by operation).  The smoother is fields_logic.cuh's sor_voxel with
 // omega = 1.
 //
-// Shapes: a level's arrays are float32 (R, Z, Y, X), flat r * V + (z * Y + y) * X + x; a fine
+// Shapes: a level's c, sink a and residual are float32 (R, Z, Y, X), flat r * V + (z * Y + y) * X
+// + x; its s and den (and the finest level's held mask, for the smoother and the residual) are
+// colour-split as the smoother reads them (fields_logic.cuh split_index); a fine
 // level (f) and the next coarser one (c) have extents Zc = (Zf + 1) / 2 where Zf > 1 (else 1),
 // likewise Y and X.  2D is Z == 1 on every level.  Units: c, r in the field's unit, den, a 1/min,
 // s unit/min.  No random numbers.
@@ -48,11 +50,18 @@ GPUSIM_HD i64 mg_at(i32 r, i32 z, i32 y, i32 x, i32 Z, i32 Y, i32 X) {
     return (((i64)r * Z + z) * Y + y) * X + x;
 }
 
+// The colour-split index (split_index) of coarse voxel (r, z, y, x).
+GPUSIM_HD i64 mg_split_coarse(const MgGeom& g, i32 r, i32 z, i32 y, i32 x) {
+    const FieldGeom c{g.R, g.Zc, g.Yc, g.Xc, 0, 0.0f, 0.0f, 0.0f, 0, 0.0f, 0};
+    return split_index(c, r, z, y, x);
+}
+
 // Coarse sink and den of one coarse voxel t (0 .. R Zc Yc Xc - 1): the float32 sum of its
 // children's sink (a fixed child counts K), children in the order (dz, dy, dx), an absent child
 // (past the far edge of an odd extent) adding 0, over the count of its possible children (2 per
 // coarsened axis): a coarse cell half outside the lattice has half the sink, as its restricted
-// residual (mg_rscale), so a constant keeps its balance on every level.
+// residual (mg_rscale), so a constant keeps its balance on every level.  a_f, fixed, a_c:
+// natural; den_c: colour-split.
 GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, const float* a_f,
                                 const u8* fixed, float* a_c, float* den_c) {
     const Idx4 i = unflatten(t, g.Zc, g.Yc, g.Xc);
@@ -74,7 +83,7 @@ GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, con
             }
     const float ac = acc / cnt;
     a_c[t] = ac;
-    den_c[t] = den0 + ac;
+    den_c[mg_split_coarse(g, r, z, y, x)] = den0 + ac;
 }
 
 // Residual of voxel v of a level (0 at fixed voxels), in float64 and rounded once to float32:
@@ -82,16 +91,17 @@ GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, con
 // t = dh nb; t = t + s; u = den c; r = float32(t - u), every value widened to float64 first.  In
 // float32 the difference of the two near-equal terms would lose the residual of a weakly
 // absorbing field (no flux, a small sink) to rounding, and the coarse levels would amplify that
-// error by 1/a.
+// error by 1/a.  c, res: natural; s, den, fixed (or null): colour-split.
 GPUSIM_HD void mg_residual_voxel(i64 v, const FieldGeom& g, const float* c, const float* s,
                                  const float* den, const u8* fixed, const u8* active, float* res) {
     const Idx4 i = unflatten(v, g.Z, g.Y, g.X);
     if (!active[i.r]) return;
-    if (fixed && fixed[v]) { res[v] = 0.0f; return; }
+    const i64 k = split_index(g, i.r, i.z, i.y, i.x);
+    if (fixed && fixed[k]) { res[v] = 0.0f; return; }
     const double own = (double)c[v];
     double t = (double)g.dh * sor_neighbours<double>(g, c, v, i.z, i.y, i.x, own);
-    t = t + (double)s[v];
-    const double u = (double)den[v] * own;
+    t = t + (double)s[k];
+    const double u = (double)den[k] * own;
     res[v] = (float)(t - u);
 }
 
@@ -101,7 +111,8 @@ GPUSIM_HD void mg_residual_voxel(i64 v, const FieldGeom& g, const float* c, cons
 GPUSIM_HD float mg_rscale(i32 n) { return n > 1 ? 0.5f : 1.0f; }
 
 // Restriction to coarse voxel t: axis by axis x, y, z, each sum_k w_k v_k in the order k = 0..3
-// (a value outside the fine lattice is 0) times mg_rscale; also zeroes the coarse c.
+// (a value outside the fine lattice is 0) times mg_rscale; also zeroes the coarse c.  res, c_c:
+// natural; s_c: colour-split.
 GPUSIM_HD void mg_restrict_voxel(i64 t, const MgGeom& g, const float* res, float* s_c, float* c_c,
                                  const u8* active) {
     const Idx4 i = unflatten(t, g.Zc, g.Yc, g.Xc);
@@ -136,12 +147,12 @@ GPUSIM_HD void mg_restrict_voxel(i64 t, const MgGeom& g, const float* res, float
         accz = kz == 0 ? term : accz + term;
     }
     if (three_d) accz = accz * mg_rscale(g.Zf);
-    s_c[t] = accz;
+    s_c[mg_split_coarse(g, r, Zi, Y, X)] = accz;
     c_c[t] = 0.0f;
 }
 
 // Prolongation-add at fine voxel v (not fixed): axis by axis z, y, x, each wlo v[lo] + whi v[hi]
-// (v[J] exactly at an edge), then c = e + c.
+// (v[J] exactly at an edge), then c = e + c.  fixed (or null): natural.
 GPUSIM_HD float mg_interp_z(const MgGeom& g, const float* cc, i32 r, i32 z, i32 jy, i32 jx) {
     if (!g.three_d) return cc[mg_at(r, 0, jy, jx, 1, g.Yc, g.Xc)];
     const MgAxis a = mg_axis(z, g.Zf);
@@ -171,6 +182,7 @@ GPUSIM_HD void mg_prolong_voxel(i64 v, const MgGeom& g, const float* cc, float* 
 // The coarsest level (one voxel per replicate r): its equation solved exactly, c = s / a with
 // the neumann boundary (every neighbour is the voxel itself; 0 where a is 0: no constant mode is
 // then corrected), c = s / den with the dirichlet one (the neighbours of a correction are 0).
+// Every array has one entry per replicate (the colour-split index of a one-voxel level is r).
 GPUSIM_HD void mg_coarsest_voxel(i32 r, i32 dirichlet, const float* s, const float* a,
                                  const float* den, float* c, const u8* active) {
     if (!active[r]) return;

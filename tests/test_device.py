@@ -396,7 +396,8 @@ def test_launch_checks_names_types_and_sizes(emulated):
     xp = emulated.xp
     mod = emulated.module("fields.cu")
     c = xp.zeros(8, xp.float32)
-    ok = dict(n=8, den0=1.0, a=c, den=xp.zeros(8, xp.float32), c=c, fixed=None, fixed_value=0.0)
+    ok = dict(R=1, Z=1, Y=2, X=4, den0=1.0, a=c, s=c, fixed=None, fixed_value=0.0, c=c,
+              den=xp.zeros(8, xp.float32), s_split=xp.zeros(8, xp.float32), fixed_split=None)
     interface.launch(mod, "fields_prepare", 8, **ok)
     with pytest.raises(TypeError, match="missing arguments \\['fixed_value'\\]"):
         interface.launch(mod, "fields_prepare", 8, **{k: v for k, v in ok.items() if k != "fixed_value"})
@@ -416,10 +417,12 @@ def test_emulator_reads_arguments_as_the_driver_does(emulated):
     the emulator refuses it, as it refuses host arrays."""
     fn = emulated.module("fields.cu").get_function("fields_prepare")
     c = emulated.xp.zeros(8, np.float32)
+    R, Z, Y, X = np.int32(1), np.int32(1), np.int32(2), np.int32(4)
     with pytest.raises(TypeError, match="passed as 8 bytes, the kernel reads 4"):
-        fn((1,), (8,), (np.int64(8), 1.0, c, c, c, None, np.float32(0)))
+        fn((1,), (8,), (1, Z, Y, X, np.float32(1), c, c, None, np.float32(0), c, c, c, None))
     with pytest.raises(TypeError, match="host array"):
-        fn((1,), (8,), (np.int64(8), np.float32(1), np.zeros(8, np.float32), c, c, None, np.float32(0)))
+        fn((1,), (8,), (R, Z, Y, X, np.float32(1), np.zeros(8, np.float32), c, None, np.float32(0),
+                        c, c, c, None))
 
 
 # ----------------------------------------------------------------------------- NVRTC and sources

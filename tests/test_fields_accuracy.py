@@ -86,16 +86,20 @@ def test_field_bench_record_and_cli(tmp_path):
         assert v["err_over_tol"] == pytest.approx(v["err"] / v["tol"])
     sweeps = {k: v["sweeps_mean"] for k, v in f.items()}
     assert all(v["solver"] == "sor" for v in f.values())   # 24^2: below auto's multigrid size
-    # 43 bytes per solve (coefficients, set-up, max |c|) and 30 per SOR sweep
-    want = sum(43 + 30 * n for n in sweeps.values())
+    # 52 bytes per solve (coefficients 22, colour-split set-up 26, max |c| 4) and 21 per SOR
+    # sweep; with the natural layout of the kernels before it, 43 and 30
+    want = sum(52 + 21 * n for n in sweeps.values())
+    assert row["coeff_layout"] == "colour-split"
     assert device_bytes(sweeps, True) == pytest.approx(want)
     assert row["device_bytes_per_voxel_step"] == pytest.approx(want, abs=0.05)
+    assert device_bytes(sweeps, True, layout="natural") == pytest.approx(
+        sum(43 + 30 * n for n in sweeps.values()))
     # a multigrid solve: its set-up and cycles (levels 24, 12, 6, 3, 2, 1)
     shapes = [(1, 24, 24), (1, 12, 12), (1, 6, 6), (1, 3, 3), (1, 2, 2), (1, 1, 1)]
     setup, cycle = multigrid_bytes(shapes)
     mg = {"glucose": shapes}
     assert device_bytes(sweeps, True, mg) == pytest.approx(
-        want - 30 * sweeps["glucose"] + setup + cycle * sweeps["glucose"])
+        want - 21 * sweeps["glucose"] + setup + cycle * sweeps["glucose"])
     assert row["fields_seconds"] <= row["step_seconds"]
 
     out = tmp_path / "f.json"
@@ -110,16 +114,27 @@ def test_field_bench_record_and_cli(tmp_path):
 
 
 def test_multigrid_bytes_by_hand():
-    """The kernel byte count of a multigrid solve, by hand for two small hierarchies."""
-    from gpusim.study.fieldbench import multigrid_bytes
+    """The kernel byte count of a sweep and of a multigrid solve, by hand for two small
+    hierarchies, in the colour-split layout of the kernels and the natural one before it."""
+    from gpusim.study.fieldbench import multigrid_bytes, sweep_bytes
 
-    # one voxel: a sweep (30 B) and the copy and change of c (16 B) per cycle; no set-up
-    assert multigrid_bytes([(1, 1, 1)]) == (0.0, 16 + 30)
+    # a colour pass: c every sector (4) and half written (2); colour-split, its half of s, den
+    # and the mask (2 + 2 + 0.5); natural, all of them (4 + 4 + 1)
+    assert sweep_bytes("colour-split", True) == 2 * (4 + 2 + 2 + 2 + 0.5) == 21
+    assert sweep_bytes("colour-split", False) == 20
+    assert sweep_bytes("natural", True) == 2 * (4 + 2 + 4 + 4 + 1) == 30
+    assert sweep_bytes("natural", False) == 28
+    with pytest.raises(ValueError, match="allowed colour-split, natural"):
+        sweep_bytes("diagonal", True)
+    # one voxel: a sweep and the copy and change of c (16 B) per cycle; no set-up
+    assert multigrid_bytes([(1, 1, 1)]) == (0.0, 16 + 21)
+    assert multigrid_bytes([(1, 1, 1)], "natural") == (0.0, 16 + 30)
     # 2x2 -> 1: set-up reads a and the mask (5 B) and writes a, den at 1/4 size (2 B);
-    # a cycle: 16 B, level 0 two sweeps (60) + residual (17) + restrict read (4) + prolong
-    # (9), level 1 written by the restriction and read by the prolongation (12 x 1/4) and
-    # solved by mg_coarsest (16 x 1/4)
-    assert multigrid_bytes([(1, 2, 2), (1, 1, 1)]) == (5 + 2, 16 + 90 + 3 + 4)
+    # a cycle: 16 B, level 0 two sweeps (42; natural 60) + residual (17) + restrict read (4)
+    # + prolong (9), level 1 written by the restriction and read by the prolongation (12 x 1/4)
+    # and solved by mg_coarsest (16 x 1/4)
+    assert multigrid_bytes([(1, 2, 2), (1, 1, 1)]) == (5 + 2, 16 + 72 + 3 + 4)
+    assert multigrid_bytes([(1, 2, 2), (1, 1, 1)], "natural") == (5 + 2, 16 + 90 + 3 + 4)
 
 
 def test_rounding_level_stop_needs_a_measured_ratio():

@@ -354,9 +354,7 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
     mod = rt.module("fields.cu")
     R, Z, Y, X = c.shape
     n = c.size
-    den = xp.empty_like(c)
-    launch(mod, "fields_prepare", n, n=n, den0=fs._den0, a=a, den=den, c=c, fixed=fixed,
-           fixed_value=fixed_value)
+    den, s_split, fixed_split = prepare(rt, fs._den0, c, a, s, fixed, fixed_value)
     active = xp.full(R, 1 if fs.max_iter > 0 else 0, xp.uint8)
     iters, maxchg = xp.zeros(R, xp.int32), xp.zeros(R, xp.uint32)
     dprev, rprev = xp.zeros(R, xp.float32), xp.zeros(R, xp.float32)
@@ -364,9 +362,9 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
     launch(mod, "fields_cmax", n, n=n, V=Z * Y * X, c=c, cmax=cmax)
     geo = dict(R=R, Z=Z, Y=Y, X=X, three_d=fs.three_d, dirichlet=fs.boundary == "dirichlet", bv=fs.boundary_value,
                dh=fs._dh, omega=fs._omega, floor_on=fs.floor is not None,
-               floor=0.0 if fs.floor is None else fs.floor, c=c, s=s, den=den, fixed=fixed,
+               floor=0.0 if fs.floor is None else fs.floor, c=c, s=s_split, den=den, fixed=fixed_split,
                active=active, maxchg=maxchg)
-    nt = R * Z * Y * ((X + 1) // 2)
+    nt = split_size(c.shape) // 2  # threads of a colour pass
     done = fs.max_iter == 0
     while not done:
         for _ in range(SWEEPS_PER_POLL):
@@ -379,22 +377,40 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
     return iters.get()
 
 
+def split_size(shape) -> int:
+    """Entries of a colour-split solver array (kernels/fields_logic.cuh ``split_index``) of a
+    level of shape (R, Z, Y, X): two colours of R Z Y rows of (X + 1) // 2."""
+    R, Z, Y, X = shape
+    return 2 * R * Z * Y * ((X + 1) // 2)
+
+
+def prepare(rt, den0, c, a, s, fixed=None, fixed_value=0.0):
+    """``fields_prepare``: the solver's colour-split den, s and held mask (or None) from the
+    natural ``a``, ``s`` and ``fixed``; the held voxels of ``c`` set to ``fixed_value``."""
+    xp, m = rt.xp, split_size(c.shape)
+    R, Z, Y, X = c.shape
+    den, s_split = xp.empty(m, xp.float32), xp.empty(m, xp.float32)
+    fixed_split = None if fixed is None else xp.empty(m, xp.uint8)
+    launch(rt.module("fields.cu"), "fields_prepare", c.size, R=R, Z=Z, Y=Y, X=X, den0=den0, a=a,
+           s=s, fixed=fixed, fixed_value=fixed_value, c=c, den=den, s_split=s_split,
+           fixed_split=fixed_split)
+    return den, s_split, fixed_split
+
+
 def device_multigrid_solve(rt, ms, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
     """:meth:`MultigridSolver.solve <gpusim.model.multigrid.MultigridSolver.solve>` on a device
     runtime, in place on the device array ``c``; returns the cycles per replicate (host int32)."""
     xp, mf, mm = rt.xp, rt.module("fields.cu"), rt.module("multigrid.cu")
     R, n = c.shape[0], c.size
     L = len(ms.shapes)
-    den = [xp.empty_like(c)]
-    launch(mf, "fields_prepare", n, n=n, den0=ms._den0, a=a, den=den[0], c=c, fixed=fixed,
-           fixed_value=fixed_value)
-    cs, ss, sink = [c], [s], [a]
+    den_0, s_0, fixed_split = prepare(rt, ms._den0, c, a, s, fixed, fixed_value)
+    cs, ss, sink, den = [c], [s_0], [a], [den_0]
     for l in range(1, L):
         shape = (R,) + ms.shapes[l]
         cs.append(xp.empty(shape, xp.float32))   # written by mg_restrict before any read
-        ss.append(xp.empty(shape, xp.float32))
+        ss.append(xp.empty(split_size(shape), xp.float32))
         sink.append(xp.empty(shape, xp.float32))
-        den.append(xp.empty(shape, xp.float32))
+        den.append(xp.empty(split_size(shape), xp.float32))
         launch(mm, "mg_coarsen", cs[l].size, **_pair(R, ms.shapes, l - 1), K=ms._sink_fixed,
                den0=ms._den0s[l], a_f=sink[l - 1], fixed=fixed if l == 1 else None, a_c=sink[l],
                den_c=den[l])
@@ -409,11 +425,11 @@ def device_multigrid_solve(rt, ms, c, a, s, fixed=None, fixed_value=0.0) -> np.n
         Z, Y, X = ms.shapes[l]
         return dict(R=R, Z=Z, Y=Y, X=X, three_d=ms.three_d, dirichlet=ms.boundary == "dirichlet",
                     bv=ms.boundary_value if l == 0 else 0.0, dh=ms.levels[l]._dh, c=cs[l],
-                    s=ss[l], den=den[l], fixed=fixed if l == 0 else None, active=active)
+                    s=ss[l], den=den[l], fixed=fixed_split if l == 0 else None, active=active)
 
     def smooth(l):
         g = level(l)
-        nt = R * g["Z"] * g["Y"] * ((g["X"] + 1) // 2)
+        nt = split_size(cs[l].shape) // 2
         for colour in (0, 1):
             launch(mf, "fields_sor_colour", nt, colour=colour, omega=1.0, floor_on=False,
                    floor=0.0, maxchg=scratch, **g)

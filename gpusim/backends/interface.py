@@ -120,7 +120,8 @@ _GC = _G + " C:i32"
 _RNG = "seed:u32 step:u32 reps:const u32*"
 KERNELS: dict[str, dict[str, str]] = {
     "fields.cu": {
-        "fields_prepare": "n:i64 den0:f32 a:const f32* den:f32* c:f32* fixed:const u8* fixed_value:f32",
+        "fields_prepare": f"{_G} den0:f32 a:const f32* s:const f32* fixed:const u8* fixed_value:f32 c:f32* "
+                          "den:f32* s_split:f32* fixed_split:u8*",
         "fields_sor_colour": f"colour:i32 {_G} three_d:i32 dirichlet:i32 bv:f32 dh:f32 omega:f32 floor_on:i32 "
                              "floor:f32 c:f32* s:const f32* den:const f32* fixed:const u8* "
                              "active:const u8* maxchg:u32*",

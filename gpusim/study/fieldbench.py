@@ -12,7 +12,8 @@ the last timed step it records, per field, the inputs of each solve (the previou
   discrete system, against ``tol``, the bound the stopping rule states (docs/fields.md);
 * time per voxel-sweep of the fields phase (fields seconds / (voxels x all sweeps));
 * device bytes per voxel-step: the bytes a device step's field solves move per voxel, counted
-  from the kernels (:func:`device_bytes`) with the recorded sweeps.
+  from the kernels of the version measured (:func:`device_bytes`, its coefficient layout
+  :func:`coeff_layout`) with the recorded sweeps.
 
 Every ``gpusim`` import is inside a function and absolute, so that ``benchmarks/bench_fields.py``
 can load this file by path into a worker whose ``gpusim`` is an older commit (the comparison
@@ -45,57 +46,84 @@ def parse_cases(cases) -> list[str]:
     return out
 
 
-def device_bytes(sweeps: dict, cmax: bool, multigrid: dict | None = None) -> float:
+#: the device layout of a solver's coefficients (s, den, held mask): "colour-split" since issue
+#: 14's third round (kernels/fields_logic.cuh ``split_index``), "natural" before
+#: (:func:`coeff_layout` tells which the importable ``gpusim`` has)
+LAYOUTS = ("colour-split", "natural")
+
+
+def coeff_layout() -> str:
+    """The coefficient layout of the importable ``gpusim``'s device solver."""
+    from gpusim.backends import cupy_backend
+
+    return "colour-split" if hasattr(cupy_backend, "split_size") else "natural"
+
+
+def sweep_bytes(layout: str, fixed: bool) -> int:
+    """Bytes per voxel of one sweep (two colour passes, ``fields_sor_colour``; one thread per
+    voxel pair of a row, 32-byte sectors).  A pass reads every sector of c (4 B: its own values
+    and the neighbours, the other colour's words of the same sectors) and writes half of c (2 B,
+    counted as half sectors); of s, den and the held mask it reads its half (2 + 2 + 0.5 B)
+    colour-split, every sector (4 + 4 + 1 B) in the natural layout."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"coefficient layout {layout!r}: allowed {', '.join(LAYOUTS)}")
+    half = layout == "colour-split"
+    per_pass = 4 + 2 + (4 if half else 8) + (0.5 if half else 1) * fixed
+    return int(2 * per_pass)
+
+
+def device_bytes(sweeps: dict, cmax: bool, multigrid: dict | None = None,
+                 layout: str = "colour-split") -> float:
     """Bytes per voxel-step that the field solves of one device step move, counted from
     kernels/fields.cu, multigrid.cu and field_coeffs.cu (one thread per voxel, C order, 32-byte
-    sectors):
+    sectors) for the coefficient ``layout`` of the kernels (:data:`LAYOUTS`):
 
     * per solve: ``field_coeffs_kernel`` reads kind (1), amap (1), c_old (4), ifng (4), o2 (4) and
       writes a (4), s (4): 22 B; ``fields_prepare`` reads a (4), fixed (1), c (4) and writes
-      den (4), c (4): 17 B; ``fields_cmax`` reads c: 4 B;
-    * per sweep, two colour passes: a pass updates every other voxel of a row, so its reads of
-      c, s, den and fixed touch every sector of those arrays: 2 x 13 B; it writes half of c:
-      2 x 2 B (counted as half sectors); neighbour values are the other colour's words of
-      sectors just read (cache): 0.  30 B per voxel-sweep (28 without a fixed array);
+      den (4), c (4): 17 B, colour-split also reads s (4) and writes the solver's s and mask
+      (4 + 1): 26 B; ``fields_cmax`` reads c: 4 B;
+    * per sweep: :func:`sweep_bytes` with the held mask (21 B colour-split, 30 B natural);
     * a multigrid solve: :func:`multigrid_bytes` per cycle and for its set-up.
 
     ``sweeps``: field -> mean sweeps (or cycles) per replicate of a solve (0 for a skipped
     solve); ``multigrid``: field -> the level shapes of the fields solved by multigrid."""
+    prepare = 26 if layout == "colour-split" else 17
     total = 0.0
     for name, n in sweeps.items():
         if n <= 0:
             continue
-        total += 22 + 17 + (4 if cmax else 0)
+        total += 22 + prepare + (4 if cmax else 0)
         if multigrid and name in multigrid:
-            setup, cycle = multigrid_bytes(multigrid[name])
+            setup, cycle = multigrid_bytes(multigrid[name], layout)
             total += setup + cycle * n
         else:
-            total += 30 * n
+            total += sweep_bytes(layout, True) * n
     return total
 
 
-def multigrid_bytes(shapes) -> tuple[float, float]:
+def multigrid_bytes(shapes, layout: str = "colour-split") -> tuple[float, float]:
     """(set-up, per cycle) bytes per fine voxel of a multigrid solve on the level ``shapes``
     (kernels/multigrid.cu; ``f_l`` the size of level l over the finest's):
 
     * set-up, per coarse level: ``mg_coarsen`` reads the finer sink (4 B, and the fixed mask
       (1) at level 1) and writes a and den (8 B);
     * per cycle: the copy of c and ``mg_change`` (16 B); per level above the coarsest two
-      smoothing sweeps (30 B at level 0, 28 B above), ``mg_residual`` (c, s, den, fixed; writes
+      smoothing sweeps (:func:`sweep_bytes`, the held mask at level 0 only: colour-split 21 B
+      at level 0 and 20 B above, natural 30 and 28), ``mg_residual`` (c, s, den, fixed; writes
       res: 17 B at level 0, 16 above), ``mg_restrict`` (reads res 4 B; writes s and c of the
       coarser level, 8 B there), ``mg_prolong`` (c read and written 8 B, fixed 1 at level 0;
       the coarse values 4 B there); ``mg_coarsest`` on the one-voxel level (s, a, den read, c
-      written: 16 B there).  A one-voxel lattice is a single sweep (30 B) per cycle."""
+      written: 16 B there).  A one-voxel lattice is a single sweep per cycle."""
     V0 = float(np.prod(shapes[0]))
     f = [float(np.prod(s)) / V0 for s in shapes]
     L = len(shapes)
     if L == 1:
-        return 0.0, 16.0 + 30.0
+        return 0.0, 16.0 + sweep_bytes(layout, True)
     setup = sum((4 + (1 if l == 1 else 0)) * f[l - 1] + 8 * f[l] for l in range(1, L))
     cycle = 16.0 + 16 * f[-1]
     for l in range(L - 1):
         fixed = 1 if l == 0 else 0
-        cycle += f[l] * (2 * (28 + 2 * fixed) + 16 + fixed + 4 + 8 + fixed) + f[l + 1] * (8 + 4)
+        cycle += f[l] * (2 * sweep_bytes(layout, bool(fixed)) + 16 + fixed + 4 + 8 + fixed) + f[l + 1] * (8 + 4)
     return setup, cycle
 
 
@@ -168,7 +196,7 @@ def record_case(case: str, replicates: int, warmup: int, steps: int,
             del fs.solve
     vox = int(np.prod(sim.state.kind.shape[1:]))
     return dict(case=case, replicates=replicates, voxels=vox, steps=steps, warmup=warmup,
-                step_seconds=step_s / steps, fields_seconds=fields_s / steps,
+                layout=coeff_layout(), step_seconds=step_s / steps, fields_seconds=fields_s / steps,
                 seconds_per_voxel_sweep=fields_s / max(1, sweeps_total) / vox, record=record)
 
 
@@ -204,12 +232,14 @@ def summary(res: dict) -> dict:
     sweeps = {k: v["sweeps_mean"] for k, v in fields.items()}
     cmax = any(r.get("scale", 0.0) > 0 for r in res["record"].values())
     mg = {k: r["multigrid"] for k, r in res["record"].items() if r.get("multigrid")}
+    layout = res.get("layout", "natural")
     return dict(case=res["case"], replicates=res["replicates"], voxels=res["voxels"],
                 timed_steps=res["steps"], warmup_steps=res["warmup"],
                 step_seconds=round(res["step_seconds"], 4),
                 fields_seconds=round(res["fields_seconds"], 4),
                 ns_per_voxel_sweep=round(res["seconds_per_voxel_sweep"] * 1e9, 3),
-                device_bytes_per_voxel_step=round(device_bytes(sweeps, cmax, mg), 1), fields=fields)
+                device_bytes_per_voxel_step=round(device_bytes(sweeps, cmax, mg, layout), 1),
+                coeff_layout=layout, fields=fields)
 
 
 def run_field_bench(cases=DEFAULT_CASES, replicates: int | None = None, steps: int = 3,
