@@ -6,10 +6,11 @@ measures this checkout alone); this script adds the comparison: for each case (i
 version (this checkout, and every commit of ``--ref``, by default the commit before issue 14), a
 worker process with that version first on its path runs :func:`gpusim.study.fieldbench.record_case`;
 the main process then solves each recorded system in float64 and reports per field sweeps,
-error against the converged solution in units of ``tol``, time per voxel-sweep, and device bytes
-per voxel-step (:func:`gpusim.study.fieldbench.summary`), and per reference the step, fields and
-device-byte ratios.  Workers of the versions alternate case by case, so that all see the same
-machine load.
+error against the converged solution in units of ``tol``, time per voxel-sweep, device bytes
+per voxel-step and device launches per step (:func:`gpusim.study.fieldbench.summary`), and per
+reference the step, fields, device-byte and launch ratios.  Workers of the versions alternate
+case by case, so that all see the same machine load.  The record also holds the host time per
+launch of this checkout's launch code (:func:`gpusim.study.fieldbench.launch_overhead_us`).
 
     python benchmarks/bench_fields.py [--cases 100,400,75x3] [--ref 88ac9d8,main] [--steps 3]
                                       [--warmup 4] [--ref-tolerance 1e-6]
@@ -96,7 +97,7 @@ def main(argv=None) -> None:
         return
     sys.path.insert(0, str(ROOT))
     from gpusim.backends import cpu_description
-    from gpusim.study.fieldbench import parse_cases, summary
+    from gpusim.study.fieldbench import launch_overhead_us, parse_cases, summary
 
     refs = [r for r in a.ref.split(",") if r]
     versions = {"this": ROOT}
@@ -123,7 +124,9 @@ def main(argv=None) -> None:
                 step_speedup=round(other["step_seconds"] / this["step_seconds"], 3),
                 fields_speedup=round(other["fields_seconds"] / this["fields_seconds"], 3),
                 device_bytes_ratio=round(this["device_bytes_per_voxel_step"]
-                                         / other["device_bytes_per_voxel_step"], 3))
+                                         / other["device_bytes_per_voxel_step"], 3),
+                device_launches_ratio=round(this["device_launches_per_step"]
+                                            / other["device_launches_per_step"], 3))
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k.startswith("vs_")}), file=sys.stderr)
     record = dict(benchmark="bench_fields", device=cpu_description(), backend="numpy",
@@ -131,7 +134,7 @@ def main(argv=None) -> None:
                                                                   "gpusim", "kernels")),
                   ref_commits={ref: git("rev-parse", ref) for ref in refs},
                   date_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                  cases=rows)
+                  launch_overhead_us=launch_overhead_us(), cases=rows)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {a.out}", file=sys.stderr)

@@ -412,6 +412,38 @@ def test_launch_checks_names_types_and_sizes(emulated):
                             "pp": xp.zeros(3, xp.uint8)})
 
 
+def test_bind_checks_its_arguments_once_and_the_rest_at_each_call(emulated):
+    """A bound launch (the solver loops) runs the kernel as launch() does; its own arguments are
+    checked when it is bound, the others at each call, with launch()'s errors."""
+    xp = emulated.xp
+    mod = emulated.module("fields.cu")
+    a = xp.asarray(np.arange(8, dtype=np.float32))
+    fixed = dict(R=1, Z=1, Y=2, X=4, den0=2.0, a=a, s=a, fixed=None, fixed_value=0.0)
+    outs = []
+    for how in ("launch", "bind"):
+        c, den, s2 = (xp.zeros(8, xp.float32) for _ in range(3))
+        if how == "launch":
+            interface.launch(mod, "fields_prepare", 8, **fixed, c=c, den=den, s_split=s2,
+                             fixed_split=None)
+        else:
+            go = interface.bind(mod, "fields_prepare", 8, **fixed)
+            go(c=c, den=den, s_split=s2, fixed_split=None)
+        outs.append((den.get(), s2.get()))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    # colour-split: row y = 0 holds x = 0, 2 (colour 0) then x = 1, 3 (colour 1); y = 1 the reverse
+    np.testing.assert_array_equal(outs[1][1], [0, 2, 5, 7, 1, 3, 4, 6])
+    np.testing.assert_array_equal(outs[1][0], 2 + outs[1][1])
+    with pytest.raises(TypeError, match="unknown arguments \\['bogus'\\]"):
+        interface.bind(mod, "fields_prepare", 8, bogus=1)
+    with pytest.raises(TypeError, match="argument a must be a device array of float32"):
+        interface.bind(mod, "fields_prepare", 8, **{**fixed, "a": xp.zeros(8, xp.float64)})
+    with pytest.raises(TypeError, match="missing arguments \\['fixed_split'\\], unknown arguments \\['x'\\]"):
+        go(c=c, den=den, s_split=s2, x=1)
+    with pytest.raises(TypeError, match="argument den must be a device array of float32"):
+        go(c=c, den=xp.zeros(8, xp.int32), s_split=s2, fixed_split=None)
+
+
 def test_emulator_reads_arguments_as_the_driver_does(emulated):
     """Bypassing launch(): a Python int for an int parameter is 8 bytes, which a GPU would misread;
     the emulator refuses it, as it refuses host arrays."""

@@ -94,6 +94,12 @@ def test_field_bench_record_and_cli(tmp_path):
     assert row["device_bytes_per_voxel_step"] == pytest.approx(want, abs=0.05)
     assert device_bytes(sweeps, True, layout="natural") == pytest.approx(
         sum(43 + 30 * n for n in sweeps.values()))
+    # launches: 3 per solve, 3 per sweep in blocks of 8 sweeps (until the slowest replicate is
+    # done), a host read per block
+    blocks = [-(-v["sweeps_max"] // 8) for v in f.values()]
+    assert row["device_launches_per_step"] == sum(3 + 3 * 8 * b for b in blocks)
+    assert row["device_host_reads_per_step"] == sum(blocks)
+    assert rec["launch_overhead_us"]["bound"] > 0 and rec["launch_overhead_us"]["launch"] > 0
     # a multigrid solve: its set-up and cycles (levels 24, 12, 6, 3, 2, 1)
     shapes = [(1, 24, 24), (1, 12, 12), (1, 6, 6), (1, 3, 3), (1, 2, 2), (1, 1, 1)]
     setup, cycle = multigrid_bytes(shapes)
@@ -135,6 +141,22 @@ def test_multigrid_bytes_by_hand():
     # and solved by mg_coarsest (16 x 1/4)
     assert multigrid_bytes([(1, 2, 2), (1, 1, 1)]) == (5 + 2, 16 + 72 + 3 + 4)
     assert multigrid_bytes([(1, 2, 2), (1, 1, 1)], "natural") == (5 + 2, 16 + 90 + 3 + 4)
+
+
+def test_device_launches_by_hand():
+    """The launches and host reads of a step's solves, by hand."""
+    from gpusim.study.fieldbench import device_launches
+
+    two = [(1, 2, 2), (1, 1, 1)]
+    rows = {"o2": {"sweeps_max": 9}, "glucose": {"sweeps_max": 3}, "ifng": {"sweeps_max": 0}}
+    # o2: 3 + two blocks of 8 sweeps x 3 launches, 2 reads; glucose (SOR): 3 + 24, 1 read;
+    # ifng skipped
+    assert device_launches(rows) == (3 + 48 + 3 + 24, 3)
+    # glucose by multigrid on 2x2 -> 1: 3 + 1 (mg_coarsen) + 3 cycles x (7 + copy, coarsest,
+    # change, rule), a read per cycle; on one voxel: 5 a cycle (copy, two passes, change, rule)
+    assert device_launches(rows, {"glucose": two}) == (3 + 48 + 3 + 1 + 3 * 11, 2 + 3)
+    assert device_launches(rows, {"glucose": [(1, 1, 1)]}) == (3 + 48 + 3 + 3 * 5, 2 + 3)
+    assert device_launches(rows, poll=1) == (3 + 27 + 3 + 9, 9 + 3)
 
 
 def test_rounding_level_stop_needs_a_measured_ratio():

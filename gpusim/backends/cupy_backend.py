@@ -37,7 +37,7 @@ from ..model.lattice import Kind
 from ..model.multigrid import MultigridSolver
 from ..model.systemic import systemic_phase
 from . import nvrtc
-from .interface import (AMAP_BITS, CART_COUNTS, FIELD_IDS, MICRO_COUNTS, TABLE_FIELDS, TUMOUR_COUNTS, launch, pack,
+from .interface import (AMAP_BITS, CART_COUNTS, FIELD_IDS, MICRO_COUNTS, TABLE_FIELDS, TUMOUR_COUNTS, bind, launch, pack,
                         table_args)
 
 SWEEPS_PER_POLL = 8  #: field sweeps between two host reads of the convergence flags
@@ -365,14 +365,17 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
                floor=0.0 if fs.floor is None else fs.floor, c=c, s=s_split, den=den, fixed=fixed_split,
                active=active, maxchg=maxchg)
     nt = split_size(c.shape) // 2  # threads of a colour pass
+    colour0 = bind(mod, "fields_sor_colour", nt, colour=0, **geo)
+    colour1 = bind(mod, "fields_sor_colour", nt, colour=1, **geo)
+    rule = bind(mod, "fields_after_sweep", R, R=R, tol=fs._tol, rho_min=fs._rho_min,
+                scale=fs._scale, max_iter=fs.max_iter, active=active, iters=iters,
+                maxchg=maxchg, dprev=dprev, rprev=rprev, cmax=cmax)
     done = fs.max_iter == 0
     while not done:
         for _ in range(SWEEPS_PER_POLL):
-            launch(mod, "fields_sor_colour", nt, colour=0, **geo)
-            launch(mod, "fields_sor_colour", nt, colour=1, **geo)
-            launch(mod, "fields_after_sweep", R, R=R, tol=fs._tol, rho_min=fs._rho_min,
-                   scale=fs._scale, max_iter=fs.max_iter, active=active, iters=iters,
-                   maxchg=maxchg, dprev=dprev, rprev=rprev, cmax=cmax)
+            colour0()
+            colour1()
+            rule()
         done = not bool(active.any())  # one host read per SWEEPS_PER_POLL sweeps
     return iters.get()
 
@@ -428,35 +431,37 @@ def device_multigrid_solve(rt, ms, c, a, s, fixed=None, fixed_value=0.0) -> np.n
                     s=ss[l], den=den[l], fixed=fixed_split if l == 0 else None, active=active)
 
     def smooth(l):
-        g = level(l)
         nt = split_size(cs[l].shape) // 2
-        for colour in (0, 1):
-            launch(mf, "fields_sor_colour", nt, colour=colour, omega=1.0, floor_on=False,
-                   floor=0.0, maxchg=scratch, **g)
+        return [bind(mf, "fields_sor_colour", nt, colour=colour, omega=1.0, floor_on=False,
+                     floor=0.0, maxchg=scratch, **level(l)) for colour in (0, 1)]
 
-    def vcycle(l):
-        if L == 1:                     # a one-voxel lattice: Gauss-Seidel
-            return smooth(0)
-        smooth(l)
-        launch(mm, "mg_residual", cs[l].size, **level(l), res=res[l])
-        launch(mm, "mg_restrict", cs[l + 1].size, **_pair(R, ms.shapes, l), three_d=ms.three_d,
-               res=res[l], s_c=ss[l + 1], c_c=cs[l + 1], active=active)
-        if l + 1 == L - 1:
-            launch(mm, "mg_coarsest", R, R=R, dirichlet=ms.boundary == "dirichlet", s=ss[L - 1],
-                   a=sink[L - 1], den=den[L - 1], c=cs[L - 1], active=active)
-        else:
-            vcycle(l + 1)
-        launch(mm, "mg_prolong", cs[l].size, **_pair(R, ms.shapes, l), three_d=ms.three_d,
-               c_c=cs[l + 1], c=cs[l], fixed=fixed if l == 0 else None, active=active)
-        smooth(l)
-
+    # the V-cycle's launches in their order, bound once per solve
+    if L == 1:                         # a one-voxel lattice: Gauss-Seidel
+        cycle = smooth(0)
+    else:
+        down, up = [], []
+        for l in range(L - 1):
+            down += smooth(l) + [
+                bind(mm, "mg_residual", cs[l].size, **level(l), res=res[l]),
+                bind(mm, "mg_restrict", cs[l + 1].size, **_pair(R, ms.shapes, l),
+                     three_d=ms.three_d, res=res[l], s_c=ss[l + 1], c_c=cs[l + 1], active=active)]
+            up = [bind(mm, "mg_prolong", cs[l].size, **_pair(R, ms.shapes, l), three_d=ms.three_d,
+                       c_c=cs[l + 1], c=cs[l], fixed=fixed if l == 0 else None, active=active)
+                  ] + smooth(l) + up
+        cycle = down + [bind(mm, "mg_coarsest", R, R=R, dirichlet=ms.boundary == "dirichlet",
+                             s=ss[L - 1], a=sink[L - 1], den=den[L - 1], c=cs[L - 1],
+                             active=active)] + up
+    change = bind(mm, "mg_change", n, n=n, V=n // R, c=c, before=before, active=active,
+                  maxchg=maxchg)
+    rule = bind(mf, "fields_after_sweep", R, R=R, tol=ms._tol, rho_min=ms._rho_min,
+                scale=ms._scale, max_iter=ms.max_iter, active=active, iters=iters, maxchg=maxchg,
+                dprev=dprev, rprev=rprev, cmax=cmax)
     while ms.max_iter > 0:
         before[...] = c
-        vcycle(0)
-        launch(mm, "mg_change", n, n=n, V=n // R, c=c, before=before, active=active, maxchg=maxchg)
-        launch(mf, "fields_after_sweep", R, R=R, tol=ms._tol, rho_min=ms._rho_min, scale=ms._scale,
-               max_iter=ms.max_iter, active=active, iters=iters, maxchg=maxchg, dprev=dprev,
-               rprev=rprev, cmax=cmax)
+        for k in cycle:
+            k()
+        change()
+        rule()
         if not bool(active.any()):  # one host read per cycle
             break
     return iters.get()

@@ -254,6 +254,7 @@ def _tokens(spec: str) -> str:  # "a:const f32*" -> "a:const_f32*" so that split
 
 
 _SIGS = {k: _parse(_tokens(s)) for f in KERNELS.values() for k, s in f.items()}
+_NAMES = {k: {p.name for p in sig} for k, sig in _SIGS.items()}
 
 
 def table_args(arrays: dict, prefix: str = "t", table: dict | None = None) -> dict:
@@ -262,38 +263,69 @@ def table_args(arrays: dict, prefix: str = "t", table: dict | None = None) -> di
     return {f"{prefix}_{f}": src[f"t_{f}"] for f, _ in TABLE}
 
 
+def _arg(kernel: str, p: Param, v):
+    """The value passed for parameter ``p``: a device array of its element type (checked), None
+    (a null pointer), or a scalar cast to its C type."""
+    if not p.pointer:
+        return SCALARS[p.type][0](v)
+    if v is None:
+        return None
+    dt = getattr(v, "dtype", None)
+    want = np.uint8 if p.struct else SCALARS[p.type][0]
+    if dt is None or np.dtype(dt) != np.dtype(want) or isinstance(v, np.generic):
+        raise TypeError(f"{kernel}: argument {p.name} must be a device array of "
+                        f"{np.dtype(want).name}, got {type(v).__name__} {dt}")
+    if p.struct and v.size != struct_dtype(p.type).itemsize:
+        raise TypeError(f"{kernel}: argument {p.name} holds {v.size} bytes, "
+                        f"struct {p.type} has {struct_dtype(p.type).itemsize}")
+    return v
+
+
+def bind(module, kernel: str, threads: int, block: int = 256, **args):
+    """A launch of ``kernel`` of ``module`` over ``threads`` threads (1-D grid) with the
+    arguments ``args`` checked and cast once: the returned function launches it, taking the
+    kernel's other parameters by name (checked and cast at each call).  For the loops of the
+    field solves, which launch the same kernel with the same arrays hundreds of times a step:
+    there the checks would cost more host time than the launch itself."""
+    sig = _SIGS[kernel]
+    extra = [n for n in args if n not in _NAMES[kernel]]
+    free = [i for i, p in enumerate(sig) if p.name not in args]
+    if extra:
+        raise TypeError(f"{kernel}: unknown arguments {extra}")
+    free_names = {sig[i].name for i in free}
+    values = [None if i in free else _arg(kernel, p, args[p.name]) for i, p in enumerate(sig)]
+    fn = module.get_function(kernel)
+    grid = (max(1, (int(threads) + block - 1) // block),)
+    blk = (block,)
+
+    def go(**rest) -> None:
+        if rest.keys() != free_names:
+            raise TypeError(f"{kernel}: missing arguments {sorted(free_names - rest.keys())}, "
+                            f"unknown arguments {sorted(rest.keys() - free_names)}")
+        vals = values
+        if free:
+            vals = list(values)
+            for i in free:
+                vals[i] = _arg(kernel, sig[i], rest[sig[i].name])
+        fn(grid, blk, tuple(vals))
+
+    return go
+
+
 def launch(module, kernel: str, threads: int, block: int = 256, **args) -> None:
     """Launch ``kernel`` of ``module`` over ``threads`` threads (1-D grid), with its arguments by
     name.  Scalars are cast to the declared C type (CuPy would pass a Python int as 8 bytes and a
     float as a double); arrays must be device arrays of the declared element type (a struct: a
     uint8 array of its size, from :func:`pack`), or None for a null pointer.  A missing, unknown or
-    mistyped argument is a TypeError naming the kernel and the parameter."""
+    mistyped argument is a TypeError naming the kernel and the parameter.  :func:`bind` checks
+    them once for a launch repeated in a loop."""
     sig = _SIGS[kernel]
-    names = [p.name for p in sig]
-    missing = [n for n in names if n not in args]
-    extra = [n for n in args if n not in names]
+    missing = [p.name for p in sig if p.name not in args]
+    extra = [n for n in args if n not in _NAMES[kernel]]
     if missing or extra:
         raise TypeError(f"{kernel}: missing arguments {missing}, unknown arguments {extra}")
-    values = []
-    for p in sig:
-        v = args[p.name]
-        if p.pointer:
-            if v is None:
-                values.append(None)
-                continue
-            dt = getattr(v, "dtype", None)
-            want = np.uint8 if p.struct else SCALARS[p.type][0]
-            if dt is None or np.dtype(dt) != np.dtype(want) or isinstance(v, np.generic):
-                raise TypeError(f"{kernel}: argument {p.name} must be a device array of "
-                                f"{np.dtype(want).name}, got {type(v).__name__} {dt}")
-            if p.struct and v.size != struct_dtype(p.type).itemsize:
-                raise TypeError(f"{kernel}: argument {p.name} holds {v.size} bytes, "
-                                f"struct {p.type} has {struct_dtype(p.type).itemsize}")
-            values.append(v)
-        else:
-            values.append(SCALARS[p.type][0](v))
     grid = max(1, (int(threads) + block - 1) // block)
-    module.get_function(kernel)((grid,), (block,), tuple(values))
+    module.get_function(kernel)((grid,), (block,), tuple(_arg(kernel, p, args[p.name]) for p in sig))
 
 
 # ----------------------------------------------------------------------------- the C header

@@ -13,7 +13,10 @@ the last timed step it records, per field, the inputs of each solve (the previou
 * time per voxel-sweep of the fields phase (fields seconds / (voxels x all sweeps));
 * device bytes per voxel-step: the bytes a device step's field solves move per voxel, counted
   from the kernels of the version measured (:func:`device_bytes`, its coefficient layout
-  :func:`coeff_layout`) with the recorded sweeps.
+  :func:`coeff_layout`) with the recorded sweeps;
+* device kernel launches and host reads per step (:func:`device_launches`): what a device step
+  costs regardless of the lattice's size (each launch some microseconds of host and driver
+  time; :func:`launch_overhead_us` measures this code's part).
 
 Every ``gpusim`` import is inside a function and absolute, so that ``benchmarks/bench_fields.py``
 can load this file by path into a worker whose ``gpusim`` is an older commit (the comparison
@@ -127,6 +130,63 @@ def multigrid_bytes(shapes, layout: str = "colour-split") -> tuple[float, float]
     return setup, cycle
 
 
+def device_launches(fields: dict, multigrid: dict | None = None, poll: int = 8) -> tuple[int, int]:
+    """(kernel launches, host reads) of the field solves of one device step
+    (gpusim.backends.cupy_backend): per solve ``field_coeffs_kernel``, ``fields_prepare`` and
+    ``fields_cmax``; an SOR solve sweeps every replicate until the last one has converged, in
+    blocks of ``poll`` sweeps (``SWEEPS_PER_POLL``) with a host read after each, three launches a
+    sweep (two colour passes, ``fields_after_sweep``); a multigrid solve launches ``mg_coarsen``
+    per coarse level once, then per cycle (a host read after each) the copy of c, seven launches
+    per level above the coarsest (two smoothing passes before and after, ``mg_residual``,
+    ``mg_restrict``, ``mg_prolong``), ``mg_coarsest``, ``mg_change`` and ``fields_after_sweep``
+    (a one-voxel lattice: the copy, one sweep's two passes, the change and the rule).
+
+    ``fields``: field -> a row of :func:`analyse` (``sweeps_max``: the most sweeps or cycles of
+    any replicate, 0 for a skipped solve); ``multigrid``: field -> level shapes."""
+    launches = reads = 0
+    for name, row in fields.items():
+        n = int(row["sweeps_max"])
+        if n <= 0:
+            continue
+        launches += 3
+        if multigrid and name in multigrid:
+            L = len(multigrid[name])
+            launches += (L - 1) + n * (5 if L == 1 else 7 * (L - 1) + 4)
+            reads += n
+        else:
+            blocks = -(-n // poll)
+            launches += 3 * poll * blocks
+            reads += blocks
+    return launches, reads
+
+
+def launch_overhead_us(calls: int = 2000) -> dict:
+    """Microseconds of host time per launch that :mod:`gpusim.backends.interface` itself spends
+    (a field sweep's 18 arguments, a kernel that does nothing, on this machine): ``launch``
+    (every argument checked and cast at each call) and a launcher from ``bind`` (checked once;
+    the solver loops use it).  The CUDA driver's and CuPy's part comes on top of either."""
+    from gpusim.backends.interface import bind, launch
+
+    class _Module:
+        @staticmethod
+        def get_function(name):
+            return lambda grid, block, args: None
+
+    c = np.zeros(64, np.float32)
+    u8, u32 = np.zeros(64, np.uint8), np.zeros(4, np.uint32)
+    args = dict(colour=0, R=1, Z=1, Y=8, X=8, three_d=0, dirichlet=0, bv=0.0, dh=1.0, omega=1.7,
+                floor_on=0, floor=0.0, c=c, s=c, den=c, fixed=u8, active=u8, maxchg=u32)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        launch(_Module, "fields_sor_colour", 64, **args)
+    t1 = time.perf_counter()
+    go = bind(_Module, "fields_sor_colour", 64, **args)
+    for _ in range(calls):
+        go()
+    t2 = time.perf_counter()
+    return dict(launch=round((t1 - t0) / calls * 1e6, 2), bound=round((t2 - t1) / calls * 1e6, 2))
+
+
 def scenario_for(case: str, replicates: int, tolerance: float | None = None):
     """The scenario of a case (see the module docstring), ``replicates`` per batch."""
     from gpusim.scenario import load_scenario
@@ -233,13 +293,15 @@ def summary(res: dict) -> dict:
     cmax = any(r.get("scale", 0.0) > 0 for r in res["record"].values())
     mg = {k: r["multigrid"] for k, r in res["record"].items() if r.get("multigrid")}
     layout = res.get("layout", "natural")
+    launches, reads = device_launches(fields, mg)
     return dict(case=res["case"], replicates=res["replicates"], voxels=res["voxels"],
                 timed_steps=res["steps"], warmup_steps=res["warmup"],
                 step_seconds=round(res["step_seconds"], 4),
                 fields_seconds=round(res["fields_seconds"], 4),
                 ns_per_voxel_sweep=round(res["seconds_per_voxel_sweep"] * 1e9, 3),
                 device_bytes_per_voxel_step=round(device_bytes(sweeps, cmax, mg, layout), 1),
-                coeff_layout=layout, fields=fields)
+                coeff_layout=layout, device_launches_per_step=launches,
+                device_host_reads_per_step=reads, fields=fields)
 
 
 def run_field_bench(cases=DEFAULT_CASES, replicates: int | None = None, steps: int = 3,
@@ -261,6 +323,7 @@ def run_field_bench(cases=DEFAULT_CASES, replicates: int | None = None, steps: i
         rows.append(summary(record_case(case, R, warmup, steps)))
     return dict(benchmark="bench_fields", schema="gpusim-bench-fields/1", backend="numpy",
                 device=cpu_description(), commit=git_commit(),
+                launch_overhead_us=launch_overhead_us(),
                 date_utc=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 cases=rows)
 
@@ -277,5 +340,7 @@ def format_table(record: dict) -> str:
                          + (f"{e:8.3f}" if e is not None else f"{'-':>8}"))
         lines.append(f"{row['case']:<8} step {row['step_seconds']:.3f} s, fields "
                      f"{row['fields_seconds']:.3f} s, {row['ns_per_voxel_sweep']:.2f} ns/voxel-sweep, "
-                     f"{row['device_bytes_per_voxel_step']:.0f} device B/voxel-step")
+                     f"{row['device_bytes_per_voxel_step']:.0f} device B/voxel-step, "
+                     f"{row['device_launches_per_step']} launches and "
+                     f"{row['device_host_reads_per_step']} host reads a step")
     return "\n".join(lines)
