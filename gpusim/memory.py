@@ -76,8 +76,8 @@ MULTIGRID_WORK_PER_VOXEL = 16
 
 def _device_multigrid_floats(shape) -> float:
     """float32 values per voxel a device multigrid solve allocates (cupy_backend
-    ``device_multigrid_solve``): the residual and the copy of c on the finest level, and c,
-    sink and the residual, and the colour-split s and den, on every coarser one."""
+    ``device_multigrid_solve``): the residual and the cycle's saved c on the finest level, and
+    c, sink and the residual, and the colour-split s and den, on every coarser one."""
     from .model.multigrid import level_shapes
 
     shapes = level_shapes(shape)

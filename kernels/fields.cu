@@ -30,10 +30,11 @@ extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, in
                                              float bv, float dh, float omega, int floor_on,
                                              float floor, float* c, const float* s,
                                              const float* den, const unsigned char* fixed,
-                                             const unsigned char* active, unsigned int* maxchg) {
+                                             const unsigned char* active, unsigned int* maxchg,
+                                             float* save, const float* base) {
     FieldGeom g{R, Z, Y, X, dirichlet, bv, dh, omega, floor_on, floor, three_d};
     long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (t < sor_threads(g)) sor_voxel(t, colour, g, c, s, den, fixed, active, maxchg);
+    if (t < sor_threads(g)) sor_voxel(t, colour, g, c, s, den, fixed, active, maxchg, save, base);
 }
 
 extern "C" __global__ void fields_cmax(long long n, long long V, const float* c,

@@ -77,9 +77,13 @@ GPUSIM_HD T sor_neighbours(const FieldGeom& g, const float* c, i64 v, i32 z, i32
 // replicates that are not active (converged), fixed voxels and threads past the row end.
 // Writes c in place (a voxel of one colour reads only the other colour and itself) and raises
 // maxchg_bits[r] to |c_new - c| (bit pattern of a non-negative float32).  s, den, fixed (or
-// null): colour-split (split_index).
+// null): colour-split (split_index).  For a multigrid cycle's change (the max of
+// |c_after - c_before|, measured on the way by the finest level's smoothing): `save` (or null)
+// receives the old value c, `base` (or null) replaces it as the value the change is measured
+// from; both colour-split.
 GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const float* s,
-                         const float* den, const u8* fixed, const u8* active, u32* maxchg_bits) {
+                         const float* den, const u8* fixed, const u8* active, u32* maxchg_bits,
+                         float* save = nullptr, const float* base = nullptr) {
     const Idx4 i = unflatten(t, g.Z, g.Y, (g.X + 1) / 2);  // i.x: the pair of x
     const i32 y = i.y, z = i.z, r = i.r;
     if (!active[r]) return;
@@ -90,6 +94,7 @@ GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const 
     const i64 k = colour * sor_threads(g) + t;  // split_index(g, r, z, y, x)
     if (fixed && fixed[k]) return;
     const float own = c[v];
+    if (save) save[k] = own;
     const float nb = sor_neighbours(g, c, v, z, y, x, own);
     float tt = g.dh * nb;
     tt = tt + s[k];
@@ -98,7 +103,7 @@ GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const 
     tt = g.omega * tt;
     float cn = own + tt;
     if (g.floor_on && cn < g.floor) cn = g.floor;  // exactly this comparison (NaN, -0.0 kept)
-    float change = abs_f32(cn - own);
+    float change = abs_f32(cn - (base ? base[k] : own));
     c[v] = cn;
     max_nonneg_f32(&maxchg_bits[r], change);
 }

@@ -210,7 +210,7 @@ struct AgentTable {
 
 // fields.cu
 extern "C" __global__ void fields_prepare(int R, int Z, int Y, int X, float den0, const float* a, const float* s, const unsigned char* fixed, float fixed_value, float* c, float* den, float* s_split, unsigned char* fixed_split);
-extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int three_d, int dirichlet, float bv, float dh, float omega, int floor_on, float floor, float* c, const float* s, const float* den, const unsigned char* fixed, const unsigned char* active, unsigned int* maxchg);
+extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int three_d, int dirichlet, float bv, float dh, float omega, int floor_on, float floor, float* c, const float* s, const float* den, const unsigned char* fixed, const unsigned char* active, unsigned int* maxchg, float* save, const float* base);
 extern "C" __global__ void fields_cmax(long long n, long long V, const float* c, unsigned int* cmax);
 extern "C" __global__ void fields_after_sweep(int R, float tol, float rho_min, float scale, int max_iter, unsigned char* active, int* iters, unsigned int* maxchg, float* dprev, float* rprev, const unsigned int* cmax);
 
@@ -220,7 +220,6 @@ extern "C" __global__ void mg_residual(int R, int Z, int Y, int X, int three_d, 
 extern "C" __global__ void mg_restrict(int R, int Zf, int Yf, int Xf, int Zc, int Yc, int Xc, int three_d, const float* res, float* s_c, float* c_c, const unsigned char* active);
 extern "C" __global__ void mg_prolong(int R, int Zf, int Yf, int Xf, int Zc, int Yc, int Xc, int three_d, const float* c_c, float* c, const unsigned char* fixed, const unsigned char* active);
 extern "C" __global__ void mg_coarsest(int R, int dirichlet, const float* s, const float* a, const float* den, float* c, const unsigned char* active);
-extern "C" __global__ void mg_change(long long n, long long V, const float* c, const float* before, const unsigned char* active, unsigned int* maxchg);
 
 // field_coeffs.cu
 extern "C" __global__ void field_agent_map_kernel(int R, int Z, int Y, int X, int C, const int* t_count, const int* t_pos, const unsigned char* t_eng, const short* t_act, const unsigned char* t_state, unsigned int* amap);

@@ -9,7 +9,9 @@
 // Units: as the field; a, den 1/min; s unit/min.  RNG: none.
 // A solve (gpusim.backends.cupy_backend.device_multigrid_solve): fields_prepare and fields_cmax,
 // mg_coarsen per coarse level; then per cycle the V-cycle (down to one voxel, solved by
-// mg_coarsest), mg_change and fields_after_sweep.
+// mg_coarsest) and fields_after_sweep.  The cycle's change max |c_after - c_before| is measured
+// by the finest level's smoothing: its passes before the descent save c_before (colour-split),
+// those after the ascent measure the change from it (fields_logic.cuh sor_voxel save / base).
 #include "multigrid_logic.cuh"
 
 using namespace gpusim;
@@ -51,10 +53,4 @@ extern "C" __global__ void mg_coarsest(int R, int dirichlet, const float* s, con
                                        const float* den, float* c, const unsigned char* active) {
     int r = blockIdx.x * blockDim.x + threadIdx.x;
     if (r < R) mg_coarsest_voxel(r, dirichlet, s, a, den, c, active);
-}
-
-extern "C" __global__ void mg_change(long long n, long long V, const float* c, const float* before,
-                                     const unsigned char* active, unsigned int* maxchg) {
-    long long v = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (v < n) mg_change_voxel(v, V, c, before, active, maxchg);
 }

@@ -190,11 +190,4 @@ GPUSIM_HD void mg_coarsest_voxel(i32 r, i32 dirichlet, const float* s, const flo
     else c[r] = a[r] != 0.0f ? s[r] / a[r] : 0.0f;
 }
 
-// The change of a cycle: raise maxchg_bits[r] to |c - c_before| (an exact max).
-GPUSIM_HD void mg_change_voxel(i64 v, i64 V, const float* c, const float* before, const u8* active,
-                               u32* maxchg_bits) {
-    const i64 r = v / V;
-    if (active[r]) max_nonneg_f32(&maxchg_bits[r], abs_f32(c[v] - before[v]));
-}
-
 }  // namespace gpusim

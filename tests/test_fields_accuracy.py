@@ -132,14 +132,16 @@ def test_multigrid_bytes_by_hand():
     assert sweep_bytes("natural", False) == 28
     with pytest.raises(ValueError, match="allowed colour-split, natural"):
         sweep_bytes("diagonal", True)
-    # one voxel: a sweep and the copy and change of c (16 B) per cycle; no set-up
-    assert multigrid_bytes([(1, 1, 1)]) == (0.0, 16 + 21)
+    # one voxel: a sweep per cycle, which measures the cycle's change itself (natural: and
+    # the copy and change of c, 16 B); no set-up
+    assert multigrid_bytes([(1, 1, 1)]) == (0.0, 21)
     assert multigrid_bytes([(1, 1, 1)], "natural") == (0.0, 16 + 30)
     # 2x2 -> 1: set-up reads a and the mask (5 B) and writes a, den at 1/4 size (2 B);
-    # a cycle: 16 B, level 0 two sweeps (42; natural 60) + residual (17) + restrict read (4)
-    # + prolong (9), level 1 written by the restriction and read by the prolongation (12 x 1/4)
-    # and solved by mg_coarsest (16 x 1/4)
-    assert multigrid_bytes([(1, 2, 2), (1, 1, 1)]) == (5 + 2, 16 + 72 + 3 + 4)
+    # a cycle: the change (c saved by the first smoothing and read by the last: 8 B; natural:
+    # copied and compared, 16 B), level 0 two sweeps (42; natural 60) + residual (17) +
+    # restrict read (4) + prolong (9), level 1 written by the restriction and read by the
+    # prolongation (12 x 1/4) and solved by mg_coarsest (16 x 1/4)
+    assert multigrid_bytes([(1, 2, 2), (1, 1, 1)]) == (5 + 2, 8 + 72 + 3 + 4)
     assert multigrid_bytes([(1, 2, 2), (1, 1, 1)], "natural") == (5 + 2, 16 + 90 + 3 + 4)
 
 
@@ -152,10 +154,12 @@ def test_device_launches_by_hand():
     # o2: 3 + two blocks of 8 sweeps x 3 launches, 2 reads; glucose (SOR): 3 + 24, 1 read;
     # ifng skipped
     assert device_launches(rows) == (3 + 48 + 3 + 24, 3)
-    # glucose by multigrid on 2x2 -> 1: 3 + 1 (mg_coarsen) + 3 cycles x (7 + copy, coarsest,
-    # change, rule), a read per cycle; on one voxel: 5 a cycle (copy, two passes, change, rule)
-    assert device_launches(rows, {"glucose": two}) == (3 + 48 + 3 + 1 + 3 * 11, 2 + 3)
-    assert device_launches(rows, {"glucose": [(1, 1, 1)]}) == (3 + 48 + 3 + 3 * 5, 2 + 3)
+    # glucose by multigrid on 2x2 -> 1: 3 + 1 (mg_coarsen) + 3 cycles x (7 + coarsest, rule),
+    # a read per cycle; on one voxel: 3 a cycle (two passes, rule); the natural layout's
+    # kernels copied c and launched mg_change too
+    assert device_launches(rows, {"glucose": two}) == (3 + 48 + 3 + 1 + 3 * 9, 2 + 3)
+    assert device_launches(rows, {"glucose": two}, layout="natural") == (3 + 48 + 3 + 1 + 3 * 11, 2 + 3)
+    assert device_launches(rows, {"glucose": [(1, 1, 1)]}) == (3 + 48 + 3 + 3 * 3, 2 + 3)
     assert device_launches(rows, poll=1) == (3 + 27 + 3 + 9, 9 + 3)
 
 

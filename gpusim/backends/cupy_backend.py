@@ -363,7 +363,7 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
     geo = dict(R=R, Z=Z, Y=Y, X=X, three_d=fs.three_d, dirichlet=fs.boundary == "dirichlet", bv=fs.boundary_value,
                dh=fs._dh, omega=fs._omega, floor_on=fs.floor is not None,
                floor=0.0 if fs.floor is None else fs.floor, c=c, s=s_split, den=den, fixed=fixed_split,
-               active=active, maxchg=maxchg)
+               active=active, maxchg=maxchg, save=None, base=None)
     nt = split_size(c.shape) // 2  # threads of a colour pass
     colour0 = bind(mod, "fields_sor_colour", nt, colour=0, **geo)
     colour1 = bind(mod, "fields_sor_colour", nt, colour=1, **geo)
@@ -422,7 +422,8 @@ def device_multigrid_solve(rt, ms, c, a, s, fixed=None, fixed_value=0.0) -> np.n
     iters, maxchg, scratch = xp.zeros(R, xp.int32), xp.zeros(R, xp.uint32), xp.zeros(R, xp.uint32)
     dprev, rprev, cmax = xp.zeros(R, xp.float32), xp.zeros(R, xp.float32), xp.zeros(R, xp.uint32)
     launch(mf, "fields_cmax", n, n=n, V=n // R, c=c, cmax=cmax)
-    before = xp.empty_like(c)
+    before = xp.empty(split_size(c.shape), xp.float32)   # c at the start of a cycle (saved by
+                                                         # the finest level's first smoothing)
 
     def level(l):
         Z, Y, X = ms.shapes[l]
@@ -430,37 +431,39 @@ def device_multigrid_solve(rt, ms, c, a, s, fixed=None, fixed_value=0.0) -> np.n
                     bv=ms.boundary_value if l == 0 else 0.0, dh=ms.levels[l]._dh, c=cs[l],
                     s=ss[l], den=den[l], fixed=fixed_split if l == 0 else None, active=active)
 
-    def smooth(l):
+    def smooth(l, measure=None):
+        """The two colour passes of level l; the finest level's save c before the descent
+        (``measure`` "save") and measure the cycle's change from it after the ascent ("base")."""
         nt = split_size(cs[l].shape) // 2
+        mc = {"save": dict(maxchg=scratch, save=before, base=None),
+              "base": dict(maxchg=maxchg, save=None, base=before),
+              None: dict(maxchg=scratch, save=None, base=None),
+              "own": dict(maxchg=maxchg, save=None, base=None)}[measure]
         return [bind(mf, "fields_sor_colour", nt, colour=colour, omega=1.0, floor_on=False,
-                     floor=0.0, maxchg=scratch, **level(l)) for colour in (0, 1)]
+                     floor=0.0, **mc, **level(l)) for colour in (0, 1)]
 
     # the V-cycle's launches in their order, bound once per solve
-    if L == 1:                         # a one-voxel lattice: Gauss-Seidel
-        cycle = smooth(0)
+    if L == 1:                         # a one-voxel lattice: Gauss-Seidel, its own change
+        cycle = smooth(0, "own")
     else:
         down, up = [], []
         for l in range(L - 1):
-            down += smooth(l) + [
+            down += smooth(l, "save" if l == 0 else None) + [
                 bind(mm, "mg_residual", cs[l].size, **level(l), res=res[l]),
                 bind(mm, "mg_restrict", cs[l + 1].size, **_pair(R, ms.shapes, l),
                      three_d=ms.three_d, res=res[l], s_c=ss[l + 1], c_c=cs[l + 1], active=active)]
             up = [bind(mm, "mg_prolong", cs[l].size, **_pair(R, ms.shapes, l), three_d=ms.three_d,
                        c_c=cs[l + 1], c=cs[l], fixed=fixed if l == 0 else None, active=active)
-                  ] + smooth(l) + up
+                  ] + smooth(l, "base" if l == 0 else None) + up
         cycle = down + [bind(mm, "mg_coarsest", R, R=R, dirichlet=ms.boundary == "dirichlet",
                              s=ss[L - 1], a=sink[L - 1], den=den[L - 1], c=cs[L - 1],
                              active=active)] + up
-    change = bind(mm, "mg_change", n, n=n, V=n // R, c=c, before=before, active=active,
-                  maxchg=maxchg)
     rule = bind(mf, "fields_after_sweep", R, R=R, tol=ms._tol, rho_min=ms._rho_min,
                 scale=ms._scale, max_iter=ms.max_iter, active=active, iters=iters, maxchg=maxchg,
                 dprev=dprev, rprev=rprev, cmax=cmax)
     while ms.max_iter > 0:
-        before[...] = c
         for k in cycle:
             k()
-        change()
         rule()
         if not bool(active.any()):  # one host read per cycle
             break

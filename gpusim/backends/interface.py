@@ -124,7 +124,7 @@ KERNELS: dict[str, dict[str, str]] = {
                           "den:f32* s_split:f32* fixed_split:u8*",
         "fields_sor_colour": f"colour:i32 {_G} three_d:i32 dirichlet:i32 bv:f32 dh:f32 omega:f32 floor_on:i32 "
                              "floor:f32 c:f32* s:const f32* den:const f32* fixed:const u8* "
-                             "active:const u8* maxchg:u32*",
+                             "active:const u8* maxchg:u32* save:f32* base:const f32*",
         "fields_cmax": "n:i64 V:i64 c:const f32* cmax:u32*",
         "fields_after_sweep": "R:i32 tol:f32 rho_min:f32 scale:f32 max_iter:i32 active:u8* "
                               "iters:i32* maxchg:u32* dprev:f32* rprev:f32* cmax:const u32*",
@@ -140,7 +140,6 @@ KERNELS: dict[str, dict[str, str]] = {
                       "fixed:const u8* active:const u8*",
         "mg_coarsest": "R:i32 dirichlet:i32 s:const f32* a:const f32* den:const f32* c:f32* "
                        "active:const u8*",
-        "mg_change": "n:i64 V:i64 c:const f32* before:const f32* active:const u8* maxchg:u32*",
     },
     "field_coeffs.cu": {
         "field_agent_map_kernel": f"{_GC} t_count:const i32* t_pos:const i32* t_eng:const u8* "

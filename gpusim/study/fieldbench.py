@@ -110,7 +110,9 @@ def multigrid_bytes(shapes, layout: str = "colour-split") -> tuple[float, float]
 
     * set-up, per coarse level: ``mg_coarsen`` reads the finer sink (4 B, and the fixed mask
       (1) at level 1) and writes a and den (8 B);
-    * per cycle: the copy of c and ``mg_change`` (16 B); per level above the coarsest two
+    * per cycle: the cycle's change: colour-split, the finest level's first smoothing saves c
+      and its last measures the change from it (8 B), natural, a copy of c and ``mg_change``
+      (16 B); per level above the coarsest two
       smoothing sweeps (:func:`sweep_bytes`, the held mask at level 0 only: colour-split 21 B
       at level 0 and 20 B above, natural 30 and 28), ``mg_residual`` (c, s, den, fixed; writes
       res: 17 B at level 0, 16 above), ``mg_restrict`` (reads res 4 B; writes s and c of the
@@ -120,26 +122,28 @@ def multigrid_bytes(shapes, layout: str = "colour-split") -> tuple[float, float]
     V0 = float(np.prod(shapes[0]))
     f = [float(np.prod(s)) / V0 for s in shapes]
     L = len(shapes)
-    if L == 1:
-        return 0.0, 16.0 + sweep_bytes(layout, True)
+    if L == 1:   # colour-split: the sweep's own change is the cycle's
+        return 0.0, (0.0 if layout == "colour-split" else 16.0) + sweep_bytes(layout, True)
     setup = sum((4 + (1 if l == 1 else 0)) * f[l - 1] + 8 * f[l] for l in range(1, L))
-    cycle = 16.0 + 16 * f[-1]
+    cycle = (8.0 if layout == "colour-split" else 16.0) + 16 * f[-1]
     for l in range(L - 1):
         fixed = 1 if l == 0 else 0
         cycle += f[l] * (2 * sweep_bytes(layout, bool(fixed)) + 16 + fixed + 4 + 8 + fixed) + f[l + 1] * (8 + 4)
     return setup, cycle
 
 
-def device_launches(fields: dict, multigrid: dict | None = None, poll: int = 8) -> tuple[int, int]:
+def device_launches(fields: dict, multigrid: dict | None = None, poll: int = 8,
+                    layout: str = "colour-split") -> tuple[int, int]:
     """(kernel launches, host reads) of the field solves of one device step
     (gpusim.backends.cupy_backend): per solve ``field_coeffs_kernel``, ``fields_prepare`` and
     ``fields_cmax``; an SOR solve sweeps every replicate until the last one has converged, in
     blocks of ``poll`` sweeps (``SWEEPS_PER_POLL``) with a host read after each, three launches a
     sweep (two colour passes, ``fields_after_sweep``); a multigrid solve launches ``mg_coarsen``
-    per coarse level once, then per cycle (a host read after each) the copy of c, seven launches
-    per level above the coarsest (two smoothing passes before and after, ``mg_residual``,
-    ``mg_restrict``, ``mg_prolong``), ``mg_coarsest``, ``mg_change`` and ``fields_after_sweep``
-    (a one-voxel lattice: the copy, one sweep's two passes, the change and the rule).
+    per coarse level once, then per cycle (a host read after each) seven launches per level
+    above the coarsest (two smoothing passes before and after, ``mg_residual``,
+    ``mg_restrict``, ``mg_prolong``), ``mg_coarsest`` and ``fields_after_sweep`` (a one-voxel
+    lattice: one sweep's two passes and the rule); the kernels of the natural ``layout`` (before
+    issue 14's third round) also copied c and launched ``mg_change`` each cycle.
 
     ``fields``: field -> a row of :func:`analyse` (``sweeps_max``: the most sweeps or cycles of
     any replicate, 0 for a skipped solve); ``multigrid``: field -> level shapes."""
@@ -151,7 +155,8 @@ def device_launches(fields: dict, multigrid: dict | None = None, poll: int = 8) 
         launches += 3
         if multigrid and name in multigrid:
             L = len(multigrid[name])
-            launches += (L - 1) + n * (5 if L == 1 else 7 * (L - 1) + 4)
+            launches += (L - 1) + n * (3 if L == 1 else 7 * (L - 1) + 2)
+            launches += 2 * n if layout == "natural" else 0
             reads += n
         else:
             blocks = -(-n // poll)
@@ -162,7 +167,7 @@ def device_launches(fields: dict, multigrid: dict | None = None, poll: int = 8) 
 
 def launch_overhead_us(calls: int = 2000) -> dict:
     """Microseconds of host time per launch that :mod:`gpusim.backends.interface` itself spends
-    (a field sweep's 18 arguments, a kernel that does nothing, on this machine): ``launch``
+    (a field sweep's 20 arguments, a kernel that does nothing, on this machine): ``launch``
     (every argument checked and cast at each call) and a launcher from ``bind`` (checked once;
     the solver loops use it).  The CUDA driver's and CuPy's part comes on top of either."""
     from gpusim.backends.interface import bind, launch
@@ -175,7 +180,8 @@ def launch_overhead_us(calls: int = 2000) -> dict:
     c = np.zeros(64, np.float32)
     u8, u32 = np.zeros(64, np.uint8), np.zeros(4, np.uint32)
     args = dict(colour=0, R=1, Z=1, Y=8, X=8, three_d=0, dirichlet=0, bv=0.0, dh=1.0, omega=1.7,
-                floor_on=0, floor=0.0, c=c, s=c, den=c, fixed=u8, active=u8, maxchg=u32)
+                floor_on=0, floor=0.0, c=c, s=c, den=c, fixed=u8, active=u8, maxchg=u32,
+                save=None, base=None)
     t0 = time.perf_counter()
     for _ in range(calls):
         launch(_Module, "fields_sor_colour", 64, **args)
@@ -293,7 +299,7 @@ def summary(res: dict) -> dict:
     cmax = any(r.get("scale", 0.0) > 0 for r in res["record"].values())
     mg = {k: r["multigrid"] for k, r in res["record"].items() if r.get("multigrid")}
     layout = res.get("layout", "natural")
-    launches, reads = device_launches(fields, mg)
+    launches, reads = device_launches(fields, mg, layout=layout)
     return dict(case=res["case"], replicates=res["replicates"], voxels=res["voxels"],
                 timed_steps=res["steps"], warmup_steps=res["warmup"],
                 step_seconds=round(res["step_seconds"], 4),
