@@ -54,13 +54,14 @@ WORK_PER_SLOT = {"int64": 4, "uint64": 2, "float32": 2, "bool": 4}
 #: temporaries of the initial tissue per (replicate, voxel) pair of one work box
 #: (model/tissue.py CHUNK pairs at a time; about 103 bytes measured with tracemalloc)
 TISSUE_BYTES_PER_PAIR = 128
-#: device work buffers of a CuPy step per voxel: claims (uint64), a and s of the field solve
-#: (float32), vessel mask, tumour kind out, entry mask (uint8), occupancy and vessel weights
-#: (int32), agent map and ECM-degrading effectors per voxel (uint32)
-DEVICE_WORK_PER_VOXEL = {"uint64": 1, "float32": 2, "uint8": 3, "int32": 2, "uint32": 2}
-#: the solver's colour-split den and s (float32) and held mask (uint8), per entry of the layout
-#: (cupy_backend ``split_size``: a little over one entry per voxel where X is odd)
-DEVICE_SPLIT_PER_ENTRY = {"float32": 2, "uint8": 1}
+#: device work buffers of a CuPy step per voxel: claims (uint64), tumour kind out, entry mask
+#: (uint8), occupancy and vessel weights (int32), agent map and ECM-degrading effectors per voxel
+#: (uint32)
+DEVICE_WORK_PER_VOXEL = {"uint64": 1, "uint8": 2, "int32": 2, "uint32": 2}
+#: a field solve's problem (cupy_backend ``Problem``): den, s and a (multigrid) float32 and the
+#: held mask (uint8), per entry of the colour-split layout (``split_size``: a little over one
+#: entry per voxel where X is odd)
+DEVICE_SPLIT_PER_ENTRY = {"float32": 3, "uint8": 1}
 
 
 def _split_per_voxel(shape) -> float:
@@ -76,7 +77,7 @@ MULTIGRID_WORK_PER_VOXEL = 16
 
 def _device_multigrid_floats(shape) -> float:
     """float32 values per voxel a device multigrid solve allocates (cupy_backend
-    ``device_multigrid_solve``): the residual and the cycle's saved c on the finest level, and
+    ``_multigrid_solve``): the residual and the cycle's saved c on the finest level, and
     c, sink and the residual, and the colour-split s and den, on every coarser one."""
     from .model.multigrid import level_shapes
 

@@ -5,9 +5,10 @@
 // FieldsPhase's attributes.
 // Launch order per step: field_agent_map_kernel (R*C threads, amap zeroed first) once; then for
 // each field in the phase order (oxygen, glucose, chemokine, TGF-beta, IFN-gamma, IL-12)
-// field_coeffs_kernel(f) (R*V threads) right before that field's solve (fields.cu), so TGF-beta sees
-// the oxygen just solved and the chemokine the previous step's IFN-gamma.  c_old / ifng / o2 may be
-// null where the field f does not read them.
+// field_coeffs_kernel(f) (R*V threads) right before that field's solve (fields.cu: it poses the
+// solve's problem, so the solve starts at its sweeps), so TGF-beta sees the oxygen just solved and
+// the chemokine the previous step's IFN-gamma.  ifng / o2 may be null where the field f does not
+// read them; fixed_split null where nothing is held (every field but oxygen and glucose).
 #include "field_coeffs_logic.cuh"
 
 using namespace gpusim;
@@ -22,11 +23,16 @@ extern "C" __global__ void field_agent_map_kernel(int R, int Z, int Y, int X, in
     if (i < (long long)R * C) field_agent_map(i, geo, C, t_count, t_pos, t_eng, t_act, t_state, amap);
 }
 
-extern "C" __global__ void field_coeffs_kernel(long long n, int f, const FieldCoefK* pp,
+extern "C" __global__ void field_coeffs_kernel(int R, int Z, int Y, int X, int f, const FieldCoefK* pp,
                                                const unsigned char* kind,
-                                               const unsigned int* amap, const float* c_old,
-                                               const float* ifng, const float* o2, float* a,
-                                               float* s) {
+                                               const unsigned int* amap, float* c,
+                                               const float* ifng, const float* o2, float den0,
+                                               float fixed_value, float* den, float* s_split,
+                                               float* a_split, unsigned char* fixed_split,
+                                               unsigned int* cmax) {
+    FieldGeom geo{R, Z, Y, X, 0, 0.0f, 0.0f, 0.0f, 0, 0.0f, 0};  // the layout only
     long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (g < n) field_coeffs(g, f, *pp, kind, amap, c_old, ifng, o2, a, s);
+    if (g < (long long)R * Z * Y * X)
+        field_coeffs(g, f, *pp, geo, kind, amap, c, ifng, o2, den0, fixed_value, den, s_split,
+                     a_split, fixed_split, cmax);
 }

@@ -115,7 +115,7 @@ GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const 
 // noise = 0 when scale is 0),
 // freeze the replicate when it converged or reached max_iter, and reset its max change.
 // dprev, rprev: float32 (R), zero before the first sweep; cmax_bits: uint32 (R), the bits of
-// max |c| after sor_prepare (sor_cmax).
+// max |c| once the held voxels are set (sor_pose).
 GPUSIM_HD void sor_after_sweep(i32 r, float tol, float rho_min, float scale, i32 max_iter,
                                u8* active, i32* iters, u32* maxchg_bits, float* dprev,
                                float* rprev, const u32* cmax_bits) {
@@ -143,25 +143,30 @@ GPUSIM_HD void sor_after_sweep(i32 r, float tol, float rho_min, float scale, i32
     maxchg_bits[r] = 0;
 }
 
-// Per voxel v (natural index), once per solve: the solver's colour-split coefficients from the
-// natural a, s and fixed (or null): den = den0 + a (float32), s and the held mask copied; fixed
-// voxels of c set to their value.
-GPUSIM_HD void sor_prepare(i64 v, const FieldGeom& g, float den0, const float* a, const float* s,
-                           const u8* fixed, float fixed_value, float* c, float* den_split,
-                           float* s_split, u8* fixed_split) {
+// The solver's problem at voxel v = (r, z, y, x) (natural index), once per solve, written
+// colour-split (split_index): den = den0 + a (float32), s, a (or null: multigrid solves only,
+// whose coarse sinks come from it) and the held mask (or null: nothing held); a held voxel's c
+// set to fixed_value; then cmax_bits[r] raised to |c| (an exact max, the rounding-level scale).
+// Called by fields_prepare (from natural a, s, fixed) and field_coeffs_kernel (from the cells).
+GPUSIM_HD void sor_pose(i64 v, const FieldGeom& g, float den0, float a, float s, bool held,
+                        float fixed_value, float* c, float* den_split, float* s_split,
+                        float* a_split, u8* fixed_split, u32* cmax_bits) {
     const Idx4 i = unflatten(v, g.Z, g.Y, g.X);
     const i64 k = split_index(g, i.r, i.z, i.y, i.x);
-    den_split[k] = den0 + a[v];
-    s_split[k] = s[v];
-    if (fixed) {
-        fixed_split[k] = fixed[v];
-        if (fixed[v]) c[v] = fixed_value;
-    }
+    den_split[k] = den0 + a;
+    s_split[k] = s;
+    if (a_split) a_split[k] = a;
+    if (fixed_split) fixed_split[k] = held ? 1 : 0;
+    if (held) c[v] = fixed_value;
+    max_nonneg_f32(&cmax_bits[i.r], abs_f32(c[v]));
 }
 
-// Per voxel, once per solve after sor_prepare: raise cmax_bits[r] to |c| (an exact max).
-GPUSIM_HD void sor_cmax(i64 v, i64 V, const float* c, u32* cmax_bits) {
-    max_nonneg_f32(&cmax_bits[v / V], abs_f32(c[v]));
+// fields_prepare's voxel: sor_pose from natural a, s and fixed (or null).
+GPUSIM_HD void sor_prepare(i64 v, const FieldGeom& g, float den0, const float* a, const float* s,
+                           const u8* fixed, float fixed_value, float* c, float* den_split,
+                           float* s_split, float* a_split, u8* fixed_split, u32* cmax_bits) {
+    sor_pose(v, g, den0, a[v], s[v], fixed && fixed[v], fixed_value, c, den_split, s_split,
+             a_split, fixed_split, cmax_bits);
 }
 
 }  // namespace gpusim

@@ -209,9 +209,8 @@ struct AgentTable {
 }  // namespace gpusim
 
 // fields.cu
-extern "C" __global__ void fields_prepare(int R, int Z, int Y, int X, float den0, const float* a, const float* s, const unsigned char* fixed, float fixed_value, float* c, float* den, float* s_split, unsigned char* fixed_split);
+extern "C" __global__ void fields_prepare(int R, int Z, int Y, int X, float den0, const float* a, const float* s, const unsigned char* fixed, float fixed_value, float* c, float* den, float* s_split, float* a_split, unsigned char* fixed_split, unsigned int* cmax);
 extern "C" __global__ void fields_sor_colour(int colour, int R, int Z, int Y, int X, int three_d, int dirichlet, float bv, float dh, float omega, int floor_on, float floor, float* c, const float* s, const float* den, const unsigned char* fixed, const unsigned char* active, unsigned int* maxchg, float* save, const float* base);
-extern "C" __global__ void fields_cmax(long long n, long long V, const float* c, unsigned int* cmax);
 extern "C" __global__ void fields_after_sweep(int R, float tol, float rho_min, float scale, int max_iter, unsigned char* active, int* iters, unsigned int* maxchg, float* dprev, float* rprev, const unsigned int* cmax);
 
 // multigrid.cu
@@ -223,7 +222,7 @@ extern "C" __global__ void mg_coarsest(int R, int dirichlet, const float* s, con
 
 // field_coeffs.cu
 extern "C" __global__ void field_agent_map_kernel(int R, int Z, int Y, int X, int C, const int* t_count, const int* t_pos, const unsigned char* t_eng, const short* t_act, const unsigned char* t_state, unsigned int* amap);
-extern "C" __global__ void field_coeffs_kernel(long long n, int f, const gpusim::FieldCoefK* pp, const unsigned char* kind, const unsigned int* amap, const float* c_old, const float* ifng, const float* o2, float* a, float* s);
+extern "C" __global__ void field_coeffs_kernel(int R, int Z, int Y, int X, int f, const gpusim::FieldCoefK* pp, const unsigned char* kind, const unsigned int* amap, float* c, const float* ifng, const float* o2, float den0, float fixed_value, float* den, float* s_split, float* a_split, unsigned char* fixed_split, unsigned int* cmax);
 
 // tumour.cu
 extern "C" __global__ void tumour_decide_kernel(int R, int Z, int Y, int X, const gpusim::TumourK* pp, unsigned int seed, unsigned int step, const unsigned int* reps, const unsigned char* kind_in, unsigned char* kind_out, unsigned char* antigen_a, unsigned char* antigen_b, unsigned char* antigen_a_base, unsigned char* antigen_b_base, float* pdl1, const float* ecm, const float* o2, const float* glucose, unsigned long long* claims, unsigned long long* counts);

@@ -2,12 +2,11 @@
 // NumPy twin: gpusim.model.multigrid.MultigridSolver (arithmetic contract in its docstring);
 // per-voxel logic in multigrid_logic.cuh; the smoother is fields.cu's fields_sor_colour (omega 1).
 //
-// Arrays (device, C order): a level's c, a, res float32 (R, Z, Y, X) and its s, den float32
+// Arrays (device, C order): a level's c, res float32 (R, Z, Y, X) and its s, den, a float32
 // colour-split (2 R Z Y ((X + 1) / 2) entries, fields_logic.cuh split_index); the finest level's
-// fixed uint8, natural (R, Z, Y, X) for mg_coarsen and mg_prolong, colour-split for mg_residual
-// (as the smoother reads it), or null; active uint8 (R) (1 = still cycling); maxchg uint32 (R) (float32 bits).
+// fixed uint8 colour-split, or null; active uint8 (R) (1 = still cycling); maxchg uint32 (R) (float32 bits).
 // Units: as the field; a, den 1/min; s unit/min.  RNG: none.
-// A solve (gpusim.backends.cupy_backend.device_multigrid_solve): fields_prepare and fields_cmax,
+// A solve (gpusim.backends.cupy_backend._multigrid_solve): the problem posed (fields.cu),
 // mg_coarsen per coarse level; then per cycle the V-cycle (down to one voxel, solved by
 // mg_coarsest) and fields_after_sweep.  The cycle's change max |c_after - c_before| is measured
 // by the finest level's smoothing: its passes before the descent save c_before (colour-split),

@@ -3,9 +3,9 @@
 // followed here operation by operation).  The smoother is fields_logic.cuh's sor_voxel with
 // omega = 1.
 //
-// Shapes: a level's c, sink a and residual are float32 (R, Z, Y, X), flat r * V + (z * Y + y) * X
-// + x; its s and den (and the finest level's held mask, for the smoother and the residual) are
-// colour-split as the smoother reads them (fields_logic.cuh split_index); a fine
+// Shapes: a level's c and residual are float32 (R, Z, Y, X), flat r * V + (z * Y + y) * X + x;
+// its s, den and sink a (and the finest level's held mask) are colour-split as the smoother
+// reads them (fields_logic.cuh split_index); a fine
 // level (f) and the next coarser one (c) have extents Zc = (Zf + 1) / 2 where Zf > 1 (else 1),
 // likewise Y and X.  2D is Z == 1 on every level.  Units: c, r in the field's unit, den, a 1/min,
 // s unit/min.  No random numbers.
@@ -50,18 +50,20 @@ GPUSIM_HD i64 mg_at(i32 r, i32 z, i32 y, i32 x, i32 Z, i32 Y, i32 X) {
     return (((i64)r * Z + z) * Y + y) * X + x;
 }
 
-// The colour-split index (split_index) of coarse voxel (r, z, y, x).
-GPUSIM_HD i64 mg_split_coarse(const MgGeom& g, i32 r, i32 z, i32 y, i32 x) {
-    const FieldGeom c{g.R, g.Zc, g.Yc, g.Xc, 0, 0.0f, 0.0f, 0.0f, 0, 0.0f, 0};
-    return split_index(c, r, z, y, x);
+// The colour-split index (split_index) of voxel (r, z, y, x) of the coarse level (the fine one
+// with fine = true).
+GPUSIM_HD i64 mg_split(const MgGeom& g, i32 r, i32 z, i32 y, i32 x, bool fine = false) {
+    const FieldGeom l{g.R, fine ? g.Zf : g.Zc, fine ? g.Yf : g.Yc, fine ? g.Xf : g.Xc,
+                      0, 0.0f, 0.0f, 0.0f, 0, 0.0f, 0};
+    return split_index(l, r, z, y, x);
 }
 
 // Coarse sink and den of one coarse voxel t (0 .. R Zc Yc Xc - 1): the float32 sum of its
 // children's sink (a fixed child counts K), children in the order (dz, dy, dx), an absent child
 // (past the far edge of an odd extent) adding 0, over the count of its possible children (2 per
 // coarsened axis): a coarse cell half outside the lattice has half the sink, as its restricted
-// residual (mg_rscale), so a constant keeps its balance on every level.  a_f, fixed, a_c:
-// natural; den_c: colour-split.
+// residual (mg_rscale), so a constant keeps its balance on every level.  Every array
+// colour-split (a_f, fixed of the fine level; a_c, den_c of the coarse one).
 GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, const float* a_f,
                                 const u8* fixed, float* a_c, float* den_c) {
     const Idx4 i = unflatten(t, g.Zc, g.Yc, g.Xc);
@@ -75,15 +77,16 @@ GPUSIM_HD void mg_coarsen_voxel(i64 t, const MgGeom& g, float K, float den0, con
                 const bool in = (g.Zf > 1 ? zf < g.Zf : true) && yf < g.Yf && xf < g.Xf;
                 float v = 0.0f;
                 if (in) {
-                    const i64 f = mg_at(r, g.Zf > 1 ? zf : 0, yf, xf, g.Zf, g.Yf, g.Xf);
+                    const i64 f = mg_split(g, r, g.Zf > 1 ? zf : 0, yf, xf, true);
                     v = (fixed && fixed[f]) ? K : a_f[f];
                 }
                 if (first) { acc = v; cnt = 1.0f; first = false; }
                 else { acc = acc + v; cnt = cnt + 1.0f; }
             }
     const float ac = acc / cnt;
-    a_c[t] = ac;
-    den_c[mg_split_coarse(g, r, z, y, x)] = den0 + ac;
+    const i64 k = mg_split(g, r, z, y, x);
+    a_c[k] = ac;
+    den_c[k] = den0 + ac;
 }
 
 // Residual of voxel v of a level (0 at fixed voxels), in float64 and rounded once to float32:
@@ -147,12 +150,12 @@ GPUSIM_HD void mg_restrict_voxel(i64 t, const MgGeom& g, const float* res, float
         accz = kz == 0 ? term : accz + term;
     }
     if (three_d) accz = accz * mg_rscale(g.Zf);
-    s_c[mg_split_coarse(g, r, Zi, Y, X)] = accz;
+    s_c[mg_split(g, r, Zi, Y, X)] = accz;
     c_c[t] = 0.0f;
 }
 
 // Prolongation-add at fine voxel v (not fixed): axis by axis z, y, x, each wlo v[lo] + whi v[hi]
-// (v[J] exactly at an edge), then c = e + c.  fixed (or null): natural.
+// (v[J] exactly at an edge), then c = e + c.  fixed (or null): colour-split.
 GPUSIM_HD float mg_interp_z(const MgGeom& g, const float* cc, i32 r, i32 z, i32 jy, i32 jx) {
     if (!g.three_d) return cc[mg_at(r, 0, jy, jx, 1, g.Yc, g.Xc)];
     const MgAxis a = mg_axis(z, g.Zf);
@@ -172,7 +175,7 @@ GPUSIM_HD void mg_prolong_voxel(i64 v, const MgGeom& g, const float* cc, float* 
                                 const u8* fixed, const u8* active) {
     const Idx4 i = unflatten(v, g.Zf, g.Yf, g.Xf);
     const i32 x = i.x, y = i.y, z = i.z, r = i.r;
-    if (!active[r] || (fixed && fixed[v])) return;
+    if (!active[r] || (fixed && fixed[mg_split(g, r, z, y, x, true)])) return;
     const MgAxis a = mg_axis(x, g.Xf);
     float e = mg_interp_zy(g, cc, r, z, y, a.lo);
     if (!a.edge) e = a.wlo * e + a.whi * mg_interp_zy(g, cc, r, z, y, a.hi);

@@ -397,7 +397,8 @@ def test_launch_checks_names_types_and_sizes(emulated):
     mod = emulated.module("fields.cu")
     c = xp.zeros(8, xp.float32)
     ok = dict(R=1, Z=1, Y=2, X=4, den0=1.0, a=c, s=c, fixed=None, fixed_value=0.0, c=c,
-              den=xp.zeros(8, xp.float32), s_split=xp.zeros(8, xp.float32), fixed_split=None)
+              den=xp.zeros(8, xp.float32), s_split=xp.zeros(8, xp.float32), a_split=None,
+              fixed_split=None, cmax=xp.zeros(1, xp.uint32))
     interface.launch(mod, "fields_prepare", 8, **ok)
     with pytest.raises(TypeError, match="missing arguments \\['fixed_value'\\]"):
         interface.launch(mod, "fields_prepare", 8, **{k: v for k, v in ok.items() if k != "fixed_value"})
@@ -422,12 +423,13 @@ def test_bind_checks_its_arguments_once_and_the_rest_at_each_call(emulated):
     outs = []
     for how in ("launch", "bind"):
         c, den, s2 = (xp.zeros(8, xp.float32) for _ in range(3))
+        rest = dict(c=c, den=den, s_split=s2, a_split=None, fixed_split=None,
+                    cmax=xp.zeros(1, xp.uint32))
         if how == "launch":
-            interface.launch(mod, "fields_prepare", 8, **fixed, c=c, den=den, s_split=s2,
-                             fixed_split=None)
+            interface.launch(mod, "fields_prepare", 8, **fixed, **rest)
         else:
             go = interface.bind(mod, "fields_prepare", 8, **fixed)
-            go(c=c, den=den, s_split=s2, fixed_split=None)
+            go(**rest)
         outs.append((den.get(), s2.get()))
     np.testing.assert_array_equal(outs[0][0], outs[1][0])
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
@@ -438,10 +440,10 @@ def test_bind_checks_its_arguments_once_and_the_rest_at_each_call(emulated):
         interface.bind(mod, "fields_prepare", 8, bogus=1)
     with pytest.raises(TypeError, match="argument a must be a device array of float32"):
         interface.bind(mod, "fields_prepare", 8, **{**fixed, "a": xp.zeros(8, xp.float64)})
-    with pytest.raises(TypeError, match="missing arguments \\['fixed_split'\\], unknown arguments \\['x'\\]"):
-        go(c=c, den=den, s_split=s2, x=1)
+    with pytest.raises(TypeError, match="missing arguments \\['cmax'\\], unknown arguments \\['x'\\]"):
+        go(**{k: v for k, v in rest.items() if k != "cmax"}, x=1)
     with pytest.raises(TypeError, match="argument den must be a device array of float32"):
-        go(c=c, den=xp.zeros(8, xp.int32), s_split=s2, fixed_split=None)
+        go(**rest | {"den": xp.zeros(8, xp.int32)})
 
 
 def test_emulator_reads_arguments_as_the_driver_does(emulated):
@@ -450,11 +452,13 @@ def test_emulator_reads_arguments_as_the_driver_does(emulated):
     fn = emulated.module("fields.cu").get_function("fields_prepare")
     c = emulated.xp.zeros(8, np.float32)
     R, Z, Y, X = np.int32(1), np.int32(1), np.int32(2), np.int32(4)
+    cmax = emulated.xp.zeros(1, np.uint32)
     with pytest.raises(TypeError, match="passed as 8 bytes, the kernel reads 4"):
-        fn((1,), (8,), (1, Z, Y, X, np.float32(1), c, c, None, np.float32(0), c, c, c, None))
+        fn((1,), (8,), (1, Z, Y, X, np.float32(1), c, c, None, np.float32(0), c, c, c, None, None,
+                        cmax))
     with pytest.raises(TypeError, match="host array"):
         fn((1,), (8,), (R, Z, Y, X, np.float32(1), np.zeros(8, np.float32), c, None, np.float32(0),
-                        c, c, c, None))
+                        c, c, c, None, None, cmax))
 
 
 # ----------------------------------------------------------------------------- NVRTC and sources

@@ -86,26 +86,27 @@ def test_field_bench_record_and_cli(tmp_path):
         assert v["err_over_tol"] == pytest.approx(v["err"] / v["tol"])
     sweeps = {k: v["sweeps_mean"] for k, v in f.items()}
     assert all(v["solver"] == "sor" for v in f.values())   # 24^2: below auto's multigrid size
-    # 52 bytes per solve (coefficients 22, colour-split set-up 26, max |c| 4) and 21 per SOR
-    # sweep; with the natural layout of the kernels before it, 43 and 30
-    want = sum(52 + 21 * n for n in sweeps.values())
+    # 30 bytes per solve (the coefficients posed as the problem: reads 17, writes 13) and 21
+    # per SOR sweep; the natural layout's kernels before it: 25 + 17 (set-up) + 4 (max |c|)
+    # and 30
+    want = sum(30 + 21 * n for n in sweeps.values())
     assert row["coeff_layout"] == "colour-split"
     assert device_bytes(sweeps, True) == pytest.approx(want)
     assert row["device_bytes_per_voxel_step"] == pytest.approx(want, abs=0.05)
     assert device_bytes(sweeps, True, layout="natural") == pytest.approx(
-        sum(43 + 30 * n for n in sweeps.values()))
-    # launches: 3 per solve, 3 per sweep in blocks of 8 sweeps (until the slowest replicate is
+        sum(46 + 30 * n for n in sweeps.values()))
+    # launches: 1 per solve, 3 per sweep in blocks of 8 sweeps (until the slowest replicate is
     # done), a host read per block
     blocks = [-(-v["sweeps_max"] // 8) for v in f.values()]
-    assert row["device_launches_per_step"] == sum(3 + 3 * 8 * b for b in blocks)
+    assert row["device_launches_per_step"] == sum(1 + 3 * 8 * b for b in blocks)
     assert row["device_host_reads_per_step"] == sum(blocks)
     assert rec["launch_overhead_us"]["bound"] > 0 and rec["launch_overhead_us"]["launch"] > 0
     # a multigrid solve: its set-up and cycles (levels 24, 12, 6, 3, 2, 1)
     shapes = [(1, 24, 24), (1, 12, 12), (1, 6, 6), (1, 3, 3), (1, 2, 2), (1, 1, 1)]
     setup, cycle = multigrid_bytes(shapes)
     mg = {"glucose": shapes}
-    assert device_bytes(sweeps, True, mg) == pytest.approx(
-        want - 21 * sweeps["glucose"] + setup + cycle * sweeps["glucose"])
+    assert device_bytes(sweeps, True, mg) == pytest.approx(   # the problem also writes a: 4 B
+        want + 4 - 21 * sweeps["glucose"] + setup + cycle * sweeps["glucose"])
     assert row["fields_seconds"] <= row["step_seconds"]
 
     out = tmp_path / "f.json"
@@ -151,16 +152,19 @@ def test_device_launches_by_hand():
 
     two = [(1, 2, 2), (1, 1, 1)]
     rows = {"o2": {"sweeps_max": 9}, "glucose": {"sweeps_max": 3}, "ifng": {"sweeps_max": 0}}
-    # o2: 3 + two blocks of 8 sweeps x 3 launches, 2 reads; glucose (SOR): 3 + 24, 1 read;
-    # ifng skipped
-    assert device_launches(rows) == (3 + 48 + 3 + 24, 3)
-    # glucose by multigrid on 2x2 -> 1: 3 + 1 (mg_coarsen) + 3 cycles x (7 + coarsest, rule),
-    # a read per cycle; on one voxel: 3 a cycle (two passes, rule); the natural layout's
-    # kernels copied c and launched mg_change too
-    assert device_launches(rows, {"glucose": two}) == (3 + 48 + 3 + 1 + 3 * 9, 2 + 3)
+    # o2: 1 (the problem) + two blocks of 8 sweeps x 3 launches, 2 reads; glucose (SOR):
+    # 1 + 24, 1 read; ifng skipped
+    assert device_launches(rows) == (1 + 48 + 1 + 24, 3)
+    # glucose by multigrid on 2x2 -> 1: 1 + 1 (mg_coarsen) + 3 cycles x (7 + coarsest, rule),
+    # a read per cycle; on one voxel: 3 a cycle (two passes, rule)
+    assert device_launches(rows, {"glucose": two}) == (1 + 48 + 1 + 1 + 3 * 9, 2 + 3)
+    assert device_launches(rows, {"glucose": [(1, 1, 1)]}) == (1 + 48 + 1 + 3 * 3, 2 + 3)
+    assert device_launches(rows, poll=1) == (1 + 27 + 1 + 9, 9 + 3)
+    # the natural layout's kernels: coefficients, set-up and max |c| per solve (no max |c|
+    # before the rounding-level stop); a copy of c and mg_change per cycle
+    assert device_launches(rows, layout="natural") == (3 + 48 + 3 + 24, 3)
+    assert device_launches(rows, layout="natural", cmax=False) == (2 + 48 + 2 + 24, 3)
     assert device_launches(rows, {"glucose": two}, layout="natural") == (3 + 48 + 3 + 1 + 3 * 11, 2 + 3)
-    assert device_launches(rows, {"glucose": [(1, 1, 1)]}) == (3 + 48 + 3 + 3 * 3, 2 + 3)
-    assert device_launches(rows, poll=1) == (3 + 27 + 3 + 9, 9 + 3)
 
 
 def test_rounding_level_stop_needs_a_measured_ratio():

@@ -29,11 +29,12 @@ for output (``Simulation.state``).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..engine import DEVICE_ARRAYS, State
 from ..errors import BackendError, CapacityError
-from ..model.lattice import Kind
 from ..model.multigrid import MultigridSolver
 from ..model.systemic import systemic_phase
 from . import nvrtc
@@ -184,17 +185,19 @@ class DevicePhases:
         amap = xp.zeros(n, xp.uint32)
         launch(mod, "field_agent_map_kernel", R * C, **self._geo(st, True), t_count=st.t_count,
                t_pos=st.t_pos, t_eng=st.t_eng, t_act=st.t_act, t_state=st.t_state, amap=amap)
-        a, s = xp.empty(st.kind.shape, xp.float32), xp.empty(st.kind.shape, xp.float32)
-        vessel = (st.kind == int(Kind.VESSEL)).astype(xp.uint8)
+        geo = dict(zip("RZYX", st.kind.shape))
 
-        def solve(name: str, solver, fixed=None, fixed_value=0.0) -> None:
+        def solve(name: str, solver, fixed_value=None) -> None:
             c = getattr(st, name)
-            launch(mod, "field_coeffs_kernel", n, n=n, f=FIELD_IDS.index(name), pp=self.k_fields,
-                   kind=st.kind, amap=amap, c_old=c, ifng=st.ifng, o2=st.o2, a=a, s=s)
-            f.iterations[{"o2": "oxygen"}.get(name, name)] = self.solve(solver, c, a, s, fixed, fixed_value)
+            prob = Problem.alloc(xp, c.shape, solver, held=fixed_value is not None)
+            launch(mod, "field_coeffs_kernel", n, **geo, f=FIELD_IDS.index(name), pp=self.k_fields,
+                   kind=st.kind, amap=amap, c=c, ifng=st.ifng, o2=st.o2, den0=solver._den0,
+                   fixed_value=0.0 if fixed_value is None else fixed_value, den=prob.den,
+                   s_split=prob.s, a_split=prob.a, fixed_split=prob.fixed, cmax=prob.cmax)
+            f.iterations[{"o2": "oxygen"}.get(name, name)] = solve_posed(self.rt, solver, c, prob)
 
-        solve("o2", f.o2, vessel, f.o2_vessel)
-        solve("glucose", f.glucose, vessel, f.glucose_vessel)
+        solve("o2", f.o2, f.o2_vessel)      # the vessel voxels held (kind == VESSEL)
+        solve("glucose", f.glucose, f.glucose_vessel)
         solve("chemokine", f.chemokine)  # reads the previous step's IFN-gamma
         solve("tgfb", f.tgfb)  # reads the oxygen just solved
         for name, solver, sec, bit in (("ifng", f.ifng, f.ifng_sec, AMAP_BITS["AMAP_ENG"]),
@@ -344,32 +347,73 @@ def compaction_slots(xp, keep, born):
     return dst_keep, dst_born, n_keep + born.sum(axis=1)
 
 
+def split_size(shape) -> int:
+    """Entries of a colour-split solver array (kernels/fields_logic.cuh ``split_index``) of a
+    level of shape (R, Z, Y, X): two colours of R Z Y rows of (X + 1) // 2."""
+    R, Z, Y, X = shape
+    return 2 * R * Z * Y * ((X + 1) // 2)
+
+
+class Problem(NamedTuple):
+    """A solve's problem as the device solvers read it (kernels/fields_logic.cuh ``sor_pose``):
+    den = den0 + a, s, a (multigrid solves only, else None) float32 and the held mask uint8 (or
+    None), colour-split; cmax uint32 (R): max |c| at the start (float32 bits)."""
+
+    den: object
+    s: object
+    a: object
+    fixed: object
+    cmax: object
+
+    @classmethod
+    def alloc(cls, xp, shape, solver, held: bool) -> "Problem":
+        """Buffers for ``solver`` on a lattice of ``shape``, written by the kernel that poses it."""
+        m = split_size(shape)
+        return cls(xp.empty(m, xp.float32), xp.empty(m, xp.float32),
+                   xp.empty(m, xp.float32) if isinstance(solver, MultigridSolver) else None,
+                   xp.empty(m, xp.uint8) if held else None, xp.zeros(shape[0], xp.uint32))
+
+
+def prepare(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> Problem:
+    """``fields_prepare``: the problem of ``fs`` from natural ``a``, ``s`` and ``fixed`` (or
+    None); the held voxels of ``c`` set to ``fixed_value``."""
+    prob = Problem.alloc(rt.xp, c.shape, fs, held=fixed is not None)
+    R, Z, Y, X = c.shape
+    launch(rt.module("fields.cu"), "fields_prepare", c.size, R=R, Z=Z, Y=Y, X=X, den0=fs._den0,
+           a=a, s=s, fixed=fixed, fixed_value=fixed_value, c=c, den=prob.den, s_split=prob.s,
+           a_split=prob.a, fixed_split=prob.fixed, cmax=prob.cmax)
+    return prob
+
+
 def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
     """``fs.solve`` (a :class:`~gpusim.model.fields.FieldSolver` or a
     :class:`~gpusim.model.multigrid.MultigridSolver`) on a device runtime, in place on the device
-    array ``c``; returns the sweeps or cycles per replicate (host int32 (R,))."""
+    array ``c``, from natural coefficients; returns the sweeps or cycles per replicate (host int32
+    (R,))."""
+    return solve_posed(rt, fs, c, prepare(rt, fs, c, a, s, fixed, fixed_value))
+
+
+def solve_posed(rt, fs, c, prob: Problem) -> np.ndarray:
+    """``fs.solve`` of the problem ``prob`` (posed by :func:`prepare` or the field coefficient
+    kernel) in place on ``c``; the sweeps or cycles per replicate (host int32 (R,))."""
     if isinstance(fs, MultigridSolver):
-        return device_multigrid_solve(rt, fs, c, a, s, fixed, fixed_value)
+        return _multigrid_solve(rt, fs, c, prob)
     xp = rt.xp
     mod = rt.module("fields.cu")
     R, Z, Y, X = c.shape
-    n = c.size
-    den, s_split, fixed_split = prepare(rt, fs._den0, c, a, s, fixed, fixed_value)
     active = xp.full(R, 1 if fs.max_iter > 0 else 0, xp.uint8)
     iters, maxchg = xp.zeros(R, xp.int32), xp.zeros(R, xp.uint32)
     dprev, rprev = xp.zeros(R, xp.float32), xp.zeros(R, xp.float32)
-    cmax = xp.zeros(R, xp.uint32)
-    launch(mod, "fields_cmax", n, n=n, V=Z * Y * X, c=c, cmax=cmax)
     geo = dict(R=R, Z=Z, Y=Y, X=X, three_d=fs.three_d, dirichlet=fs.boundary == "dirichlet", bv=fs.boundary_value,
                dh=fs._dh, omega=fs._omega, floor_on=fs.floor is not None,
-               floor=0.0 if fs.floor is None else fs.floor, c=c, s=s_split, den=den, fixed=fixed_split,
-               active=active, maxchg=maxchg, save=None, base=None)
+               floor=0.0 if fs.floor is None else fs.floor, c=c, s=prob.s, den=prob.den,
+               fixed=prob.fixed, active=active, maxchg=maxchg, save=None, base=None)
     nt = split_size(c.shape) // 2  # threads of a colour pass
     colour0 = bind(mod, "fields_sor_colour", nt, colour=0, **geo)
     colour1 = bind(mod, "fields_sor_colour", nt, colour=1, **geo)
     rule = bind(mod, "fields_after_sweep", R, R=R, tol=fs._tol, rho_min=fs._rho_min,
                 scale=fs._scale, max_iter=fs.max_iter, active=active, iters=iters,
-                maxchg=maxchg, dprev=dprev, rprev=rprev, cmax=cmax)
+                maxchg=maxchg, dprev=dprev, rprev=rprev, cmax=prob.cmax)
     done = fs.max_iter == 0
     while not done:
         for _ in range(SWEEPS_PER_POLL):
@@ -380,48 +424,28 @@ def device_solve(rt, fs, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
     return iters.get()
 
 
-def split_size(shape) -> int:
-    """Entries of a colour-split solver array (kernels/fields_logic.cuh ``split_index``) of a
-    level of shape (R, Z, Y, X): two colours of R Z Y rows of (X + 1) // 2."""
-    R, Z, Y, X = shape
-    return 2 * R * Z * Y * ((X + 1) // 2)
-
-
-def prepare(rt, den0, c, a, s, fixed=None, fixed_value=0.0):
-    """``fields_prepare``: the solver's colour-split den, s and held mask (or None) from the
-    natural ``a``, ``s`` and ``fixed``; the held voxels of ``c`` set to ``fixed_value``."""
-    xp, m = rt.xp, split_size(c.shape)
-    R, Z, Y, X = c.shape
-    den, s_split = xp.empty(m, xp.float32), xp.empty(m, xp.float32)
-    fixed_split = None if fixed is None else xp.empty(m, xp.uint8)
-    launch(rt.module("fields.cu"), "fields_prepare", c.size, R=R, Z=Z, Y=Y, X=X, den0=den0, a=a,
-           s=s, fixed=fixed, fixed_value=fixed_value, c=c, den=den, s_split=s_split,
-           fixed_split=fixed_split)
-    return den, s_split, fixed_split
-
-
-def device_multigrid_solve(rt, ms, c, a, s, fixed=None, fixed_value=0.0) -> np.ndarray:
-    """:meth:`MultigridSolver.solve <gpusim.model.multigrid.MultigridSolver.solve>` on a device
-    runtime, in place on the device array ``c``; returns the cycles per replicate (host int32)."""
+def _multigrid_solve(rt, ms, c, prob: Problem) -> np.ndarray:
+    """:meth:`MultigridSolver.solve <gpusim.model.multigrid.MultigridSolver.solve>` of the problem
+    ``prob`` on a device runtime, in place on the device array ``c``; returns the cycles per
+    replicate (host int32)."""
     xp, mf, mm = rt.xp, rt.module("fields.cu"), rt.module("multigrid.cu")
-    R, n = c.shape[0], c.size
+    R = c.shape[0]
     L = len(ms.shapes)
-    den_0, s_0, fixed_split = prepare(rt, ms._den0, c, a, s, fixed, fixed_value)
-    cs, ss, sink, den = [c], [s_0], [a], [den_0]
+    fixed_split, cmax = prob.fixed, prob.cmax
+    cs, ss, sink, den = [c], [prob.s], [prob.a], [prob.den]
     for l in range(1, L):
         shape = (R,) + ms.shapes[l]
         cs.append(xp.empty(shape, xp.float32))   # written by mg_restrict before any read
         ss.append(xp.empty(split_size(shape), xp.float32))
-        sink.append(xp.empty(shape, xp.float32))
+        sink.append(xp.empty(split_size(shape), xp.float32))
         den.append(xp.empty(split_size(shape), xp.float32))
         launch(mm, "mg_coarsen", cs[l].size, **_pair(R, ms.shapes, l - 1), K=ms._sink_fixed,
-               den0=ms._den0s[l], a_f=sink[l - 1], fixed=fixed if l == 1 else None, a_c=sink[l],
-               den_c=den[l])
+               den0=ms._den0s[l], a_f=sink[l - 1], fixed=fixed_split if l == 1 else None,
+               a_c=sink[l], den_c=den[l])
     res = [xp.empty_like(cs[l]) for l in range(L - 1)]
     active = xp.full(R, 1 if ms.max_iter > 0 else 0, xp.uint8)
     iters, maxchg, scratch = xp.zeros(R, xp.int32), xp.zeros(R, xp.uint32), xp.zeros(R, xp.uint32)
-    dprev, rprev, cmax = xp.zeros(R, xp.float32), xp.zeros(R, xp.float32), xp.zeros(R, xp.uint32)
-    launch(mf, "fields_cmax", n, n=n, V=n // R, c=c, cmax=cmax)
+    dprev, rprev = xp.zeros(R, xp.float32), xp.zeros(R, xp.float32)
     before = xp.empty(split_size(c.shape), xp.float32)   # c at the start of a cycle (saved by
                                                          # the finest level's first smoothing)
 
@@ -453,7 +477,7 @@ def device_multigrid_solve(rt, ms, c, a, s, fixed=None, fixed_value=0.0) -> np.n
                 bind(mm, "mg_restrict", cs[l + 1].size, **_pair(R, ms.shapes, l),
                      three_d=ms.three_d, res=res[l], s_c=ss[l + 1], c_c=cs[l + 1], active=active)]
             up = [bind(mm, "mg_prolong", cs[l].size, **_pair(R, ms.shapes, l), three_d=ms.three_d,
-                       c_c=cs[l + 1], c=cs[l], fixed=fixed if l == 0 else None, active=active)
+                       c_c=cs[l + 1], c=cs[l], fixed=fixed_split if l == 0 else None, active=active)
                   ] + smooth(l, "base" if l == 0 else None) + up
         cycle = down + [bind(mm, "mg_coarsest", R, R=R, dirichlet=ms.boundary == "dirichlet",
                              s=ss[L - 1], a=sink[L - 1], den=den[L - 1], c=cs[L - 1],

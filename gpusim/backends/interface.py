@@ -121,11 +121,10 @@ _RNG = "seed:u32 step:u32 reps:const u32*"
 KERNELS: dict[str, dict[str, str]] = {
     "fields.cu": {
         "fields_prepare": f"{_G} den0:f32 a:const f32* s:const f32* fixed:const u8* fixed_value:f32 c:f32* "
-                          "den:f32* s_split:f32* fixed_split:u8*",
+                          "den:f32* s_split:f32* a_split:f32* fixed_split:u8* cmax:u32*",
         "fields_sor_colour": f"colour:i32 {_G} three_d:i32 dirichlet:i32 bv:f32 dh:f32 omega:f32 floor_on:i32 "
                              "floor:f32 c:f32* s:const f32* den:const f32* fixed:const u8* "
                              "active:const u8* maxchg:u32* save:f32* base:const f32*",
-        "fields_cmax": "n:i64 V:i64 c:const f32* cmax:u32*",
         "fields_after_sweep": "R:i32 tol:f32 rho_min:f32 scale:f32 max_iter:i32 active:u8* "
                               "iters:i32* maxchg:u32* dprev:f32* rprev:f32* cmax:const u32*",
     },
@@ -144,8 +143,9 @@ KERNELS: dict[str, dict[str, str]] = {
     "field_coeffs.cu": {
         "field_agent_map_kernel": f"{_GC} t_count:const i32* t_pos:const i32* t_eng:const u8* "
                                   "t_act:const i16* t_state:const u8* amap:u32*",
-        "field_coeffs_kernel": "n:i64 f:i32 pp:FieldCoefK kind:const u8* amap:const u32* "
-                               "c_old:const f32* ifng:const f32* o2:const f32* a:f32* s:f32*",
+        "field_coeffs_kernel": f"{_G} f:i32 pp:FieldCoefK kind:const u8* amap:const u32* c:f32* "
+                               "ifng:const f32* o2:const f32* den0:f32 fixed_value:f32 den:f32* "
+                               "s_split:f32* a_split:f32* fixed_split:u8* cmax:u32*",
     },
     "tumour.cu": {
         "tumour_decide_kernel": f"{_G} pp:TumourK {_RNG} kind_in:const u8* kind_out:u8* "

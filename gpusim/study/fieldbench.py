@@ -81,22 +81,27 @@ def device_bytes(sweeps: dict, cmax: bool, multigrid: dict | None = None,
     kernels/fields.cu, multigrid.cu and field_coeffs.cu (one thread per voxel, C order, 32-byte
     sectors) for the coefficient ``layout`` of the kernels (:data:`LAYOUTS`):
 
-    * per solve: ``field_coeffs_kernel`` reads kind (1), amap (1), c_old (4), ifng (4), o2 (4) and
-      writes a (4), s (4): 22 B; ``fields_prepare`` reads a (4), fixed (1), c (4) and writes
-      den (4), c (4): 17 B, colour-split also reads s (4) and writes the solver's s and mask
-      (4 + 1): 26 B; ``fields_cmax`` reads c: 4 B;
+    * per solve, colour-split: ``field_coeffs_kernel`` poses the problem: reads kind (1), the
+      agent map (4), c (4), IFN-γ (4) and O2 (4) and writes den (4), s (4), the held mask (1),
+      c at held voxels (4) and, for a multigrid solve, a (4): 30 B (34); natural (before issue
+      14's third round): ``field_coeffs_kernel`` read the same 17 B and wrote a, s (8 B),
+      ``fields_prepare`` read a (4), fixed (1), c (4) and wrote den (4), c (4): 17 B, and
+      ``fields_cmax`` read c (4 B, where ``cmax``: the rounding-level stop);
     * per sweep: :func:`sweep_bytes` with the held mask (21 B colour-split, 30 B natural);
     * a multigrid solve: :func:`multigrid_bytes` per cycle and for its set-up.
 
     ``sweeps``: field -> mean sweeps (or cycles) per replicate of a solve (0 for a skipped
     solve); ``multigrid``: field -> the level shapes of the fields solved by multigrid."""
-    prepare = 26 if layout == "colour-split" else 17
     total = 0.0
     for name, n in sweeps.items():
         if n <= 0:
             continue
-        total += 22 + prepare + (4 if cmax else 0)
-        if multigrid and name in multigrid:
+        mg = bool(multigrid and name in multigrid)
+        if layout == "colour-split":
+            total += 30 + (4 if mg else 0)
+        else:
+            total += 25 + 17 + (4 if cmax else 0)
+        if mg:
             setup, cycle = multigrid_bytes(multigrid[name], layout)
             total += setup + cycle * n
         else:
@@ -133,10 +138,10 @@ def multigrid_bytes(shapes, layout: str = "colour-split") -> tuple[float, float]
 
 
 def device_launches(fields: dict, multigrid: dict | None = None, poll: int = 8,
-                    layout: str = "colour-split") -> tuple[int, int]:
+                    layout: str = "colour-split", cmax: bool = True) -> tuple[int, int]:
     """(kernel launches, host reads) of the field solves of one device step
-    (gpusim.backends.cupy_backend): per solve ``field_coeffs_kernel``, ``fields_prepare`` and
-    ``fields_cmax``; an SOR solve sweeps every replicate until the last one has converged, in
+    (gpusim.backends.cupy_backend): per solve ``field_coeffs_kernel`` (natural ``layout``: and
+    ``fields_prepare``, and ``fields_cmax`` where ``cmax``); an SOR solve sweeps every replicate until the last one has converged, in
     blocks of ``poll`` sweeps (``SWEEPS_PER_POLL``) with a host read after each, three launches a
     sweep (two colour passes, ``fields_after_sweep``); a multigrid solve launches ``mg_coarsen``
     per coarse level once, then per cycle (a host read after each) seven launches per level
@@ -152,7 +157,7 @@ def device_launches(fields: dict, multigrid: dict | None = None, poll: int = 8,
         n = int(row["sweeps_max"])
         if n <= 0:
             continue
-        launches += 3
+        launches += 1 if layout == "colour-split" else 2 + (1 if cmax else 0)
         if multigrid and name in multigrid:
             L = len(multigrid[name])
             launches += (L - 1) + n * (3 if L == 1 else 7 * (L - 1) + 2)
@@ -299,7 +304,7 @@ def summary(res: dict) -> dict:
     cmax = any(r.get("scale", 0.0) > 0 for r in res["record"].values())
     mg = {k: r["multigrid"] for k, r in res["record"].items() if r.get("multigrid")}
     layout = res.get("layout", "natural")
-    launches, reads = device_launches(fields, mg, layout=layout)
+    launches, reads = device_launches(fields, mg, layout=layout, cmax=cmax)
     return dict(case=res["case"], replicates=res["replicates"], voxels=res["voxels"],
                 timed_steps=res["steps"], warmup_steps=res["warmup"],
                 step_seconds=round(res["step_seconds"], 4),
