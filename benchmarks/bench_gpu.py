@@ -10,10 +10,13 @@ What it records (JSON schema ``gpusim-bench-gpu/1``; device, commit and date on 
   (NumPy), the per-phase time split (NumPy: wall clock; CuPy: CUDA events around each phase),
   and the CuPy/NumPy ratio;
 * device copy bandwidth (host->device, device->host, device->device, CUDA events, 256 MiB);
-* per phase on the CuPy backend, an estimate of the bytes the phase must move at least (every
-  array it reads or writes once per voxel / sweep, listed in ``PHASE_BYTES``) and the bandwidth
-  that implies, next to the device-to-device copy bandwidth: how close each kernel is to the
-  memory roofline.
+* per phase on the CuPy backend, an estimate of the bytes the phase moves (the field solves:
+  counted from their kernels with the sweeps and cycles each step ran,
+  :func:`gpusim.study.fieldbench.step_cost`; the tumour phase: every array it reads or writes
+  once per voxel, ``PHASE_BYTES``) and the bandwidth that implies, next to the device-to-device
+  copy bandwidth: how close each kernel is to the memory roofline; and the field solves' kernel
+  launches, with the phase time per launch (an upper bound of what a launch costs: where it
+  is near the few microseconds of a launch, the solves are bound by launches, not bytes).
 
 Without CuPy or a GPU only the NumPy rows are measured (``--backend numpy`` asks for that
 explicitly); the script says so and still writes its JSON.
@@ -68,10 +71,9 @@ def copy_bandwidth(nbytes: int = 256 * MiB, repeat: int = 5) -> dict:
     }
 
 
-#: minimal bytes per voxel each device phase moves (reads + writes of every array once)
+#: minimal bytes per voxel the tumour phase moves (reads + writes of every array once; the field
+#: solves are counted from their kernels, fieldbench.step_cost)
 PHASE_BYTES = {
-    # per sweep: c read + c write (4 + 4), s, den (4 + 4), fixed (1); x3 fields (sweeps vary)
-    "fields_per_sweep": 17,
     # kind in/out (2), antigens read+write worst case (4), ecm/o2/glucose (12), claims r/w (16)
     "tumour": 34,
 }
@@ -83,12 +85,18 @@ PHASES = ("systemic", "fields", "tumour", "microenv", "car_t")
 
 @contextlib.contextmanager
 def cupy_phase_events(sim):
-    """CUDA-event timing of each phase of a device Simulation (seconds, accumulated), and the
-    field sweeps it ran (max over replicates, summed over fields and steps)."""
+    """CUDA-event timing of each phase of a device Simulation (seconds, accumulated), and what
+    the field solves did: sweeps (max over replicates, summed over fields and steps), device
+    bytes per voxel, kernel launches and host reads (fieldbench.step_cost, summed over steps)."""
     import cupy as cp
 
+    from gpusim.study.fieldbench import step_cost
+
     times: dict[str, float] = {}
-    sweeps = {"n": 0}
+    sweeps = {"n": 0, "bytes_per_voxel": 0.0, "launches": 0, "host_reads": 0}
+    f = sim.fields
+    solvers = {"oxygen": f.o2, "glucose": f.glucose, "chemokine": f.chemokine, "tgfb": f.tgfb,
+               "ifng": f.ifng, "il12": f.il12}
     pairs = []
     ph = sim.phases
     for name in PHASES:
@@ -101,7 +109,12 @@ def cupy_phase_events(sim):
             e1.record()
             pairs.append((_label, e0, e1))
             if _label == "fields":
-                sweeps["n"] += sum(int(np.max(v, initial=0)) for v in sim.fields.iterations.values())
+                it = sim.fields.iterations
+                sweeps["n"] += sum(int(np.max(v, initial=0)) for v in it.values())
+                b, n, r = step_cost(it, solvers)
+                sweeps["bytes_per_voxel"] += b
+                sweeps["launches"] += n
+                sweeps["host_reads"] += r
             return out
 
         setattr(ph, name, timed)
@@ -143,13 +156,16 @@ def cupy_row(sc, R: int, steps: int, warmup: int, time_limit: float = float("inf
     nvox = int(np.prod(sc.shape))
     cells = nvox * R
     moved = {"tumour": PHASE_BYTES["tumour"] * cells * done,
-             "fields": PHASE_BYTES["fields_per_sweep"] * cells * sweeps["n"]}
+             "fields": sweeps["bytes_per_voxel"] * cells}
     return {
         "scenario": sc.name, "backend": "cupy", "shape": list(sc.shape),
         "replicates": R, "voxels": nvox, "steps": done, "warmup_steps": max(1, warmup),
         "setup_s": setup_s, "step_s": step_s,
         "steps_per_s": done / step_s, "voxel_steps_per_s": done * cells / step_s,
         "car_t_steps_per_s": None, "phase_s": phases, "field_sweeps": sweeps["n"],
+        "field_launches": sweeps["launches"], "field_host_reads": sweeps["host_reads"],
+        "field_us_per_launch": (phases["fields"] / sweeps["launches"] * 1e6
+                                if sweeps["launches"] and phases.get("fields") else None),
         "bytes_moved_estimate": moved,
         "achieved_GBps_estimate": {k: moved[k] / phases[k] / 1e9 for k in moved if phases.get(k)},
     }

@@ -167,6 +167,23 @@ def test_device_launches_by_hand():
     assert device_launches(rows, {"glucose": two}, layout="natural") == (3 + 48 + 3 + 1 + 3 * 11, 2 + 3)
 
 
+def test_step_cost_from_a_phase_record():
+    """bench_gpu's count of a device step's field solves from the phase's iterations: the mean
+    sweeps for bytes (a converged replicate's later sweeps are no-ops), the max for launches."""
+    from types import SimpleNamespace
+
+    from gpusim.study.fieldbench import multigrid_bytes, step_cost
+
+    two = [(1, 2, 2), (1, 1, 1)]
+    iterations = {"oxygen": np.array([9, 3]), "glucose": np.array([2, 3]), "ifng": np.zeros(2, int)}
+    solvers = {"oxygen": SimpleNamespace(), "glucose": SimpleNamespace(shapes=two),
+               "ifng": SimpleNamespace()}
+    setup, cycle = multigrid_bytes(two)
+    b, n, r = step_cost(iterations, solvers)
+    assert b == pytest.approx(30 + 21 * 6 + 34 + setup + cycle * 2.5)
+    assert (n, r) == (1 + 48 + 1 + 1 + 3 * 9, 2 + 3)
+
+
 def test_rounding_level_stop_needs_a_measured_ratio():
     """The rounding-level stop (d <= noise with a change that did not shrink) needs a measured
     ratio: r = 1 on the first sweep is a definition, not evidence of stagnation.  A warm start

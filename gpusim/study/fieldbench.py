@@ -170,6 +170,19 @@ def device_launches(fields: dict, multigrid: dict | None = None, poll: int = 8,
     return launches, reads
 
 
+def step_cost(iterations: dict, solvers: dict) -> tuple[float, int, int]:
+    """(device bytes per voxel, kernel launches, host reads) of one device step's field solves
+    from what they did: ``iterations`` the phase's ``FieldsPhase.iterations`` (field -> sweeps or
+    cycles per replicate, all zero for a skipped solve), ``solvers`` field -> its solver (a
+    multigrid one has ``shapes``); the kernels of this checkout (:func:`device_bytes`,
+    :func:`device_launches`)."""
+    rows = {k: dict(sweeps_mean=float(np.mean(v)), sweeps_max=int(np.max(v, initial=0)))
+            for k, v in iterations.items()}
+    mg = {k: solvers[k].shapes for k in rows if hasattr(solvers[k], "shapes")}
+    return (device_bytes({k: r["sweeps_mean"] for k, r in rows.items()}, True, mg),
+            *device_launches(rows, mg))
+
+
 def launch_overhead_us(calls: int = 2000) -> dict:
     """Microseconds of host time per launch that :mod:`gpusim.backends.interface` itself spends
     (a field sweep's 20 arguments, a kernel that does nothing, on this machine): ``launch``
