@@ -76,14 +76,18 @@ MULTIGRID_WORK_PER_VOXEL = 16
 
 
 def _device_multigrid_floats(shape) -> float:
-    """float32 values per voxel a device multigrid solve allocates (cupy_backend
-    ``_multigrid_solve``): the residual and the cycle's saved c on the finest level, and
-    c, sink and the residual, and the colour-split s and den, on every coarser one."""
+    """float32 values per voxel a device multigrid solve allocates besides its problem
+    (cupy_backend ``_multigrid_solve``): on the finest level the residual and the cycle's saved c
+    (colour-split); on every coarser one c, the colour-split s, den and sink, and the residual
+    (not on the one-voxel level)."""
     from .model.multigrid import level_shapes
 
     shapes = level_shapes(shape)
     V = float(np.prod(shape))
-    return 2.0 + sum(float(np.prod(s)) * (3 + 2 * _split_per_voxel(s)) for s in shapes[1:]) / V
+    out = 1.0 + _split_per_voxel(shape)
+    for l, s in enumerate(shapes[1:], start=1):
+        out += float(np.prod(s)) * (1 + 3 * _split_per_voxel(s) + (l < len(shapes) - 1)) / V
+    return out
 
 
 #: device work buffers of a CuPy step per agent slot: target (int32), stimulated, killed, died,

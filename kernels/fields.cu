@@ -12,7 +12,8 @@
 // of the previous sweep.
 // Units: as the field (mmHg, mM, 1); a, den 1/min; s unit/min.  RNG: none.
 // floor_on / floor: projected SOR (FieldSolver(floor=...)): new values below floor are raised
-// to it; floor_on = 0 is plain SOR.
+// to it; floor_on = 0 is plain SOR.  save / base (or null), colour-split float32: a multigrid
+// cycle's change, measured by its finest level's smoothing (fields_logic.cuh sor_voxel).
 // A solve: the problem posed once (fields_prepare or field_coeffs_kernel), then per sweep
 // fields_sor_colour(0), fields_sor_colour(1), fields_after_sweep; the host polls `active` every
 // few sweeps (a frozen replicate is a no-op, so extra sweeps never change a result).

@@ -86,20 +86,25 @@ def test_field_bench_record_and_cli(tmp_path):
         assert v["err_over_tol"] == pytest.approx(v["err"] / v["tol"])
     sweeps = {k: v["sweeps_mean"] for k, v in f.items()}
     assert all(v["solver"] == "sor" for v in f.values())   # 24^2: below auto's multigrid size
-    # 30 bytes per solve (the coefficients posed as the problem: reads 17, writes 13) and 21
-    # per SOR sweep; the natural layout's kernels before it: 25 + 17 (set-up) + 4 (max |c|)
-    # and 30
-    want = sum(30 + 21 * n for n in sweeps.values())
+    # per solve, the coefficients posed as the problem: kind, agent map, c (1 + 4 + 4), the
+    # chemokine's IFN-γ / TGF-β's O2 (4), den and s (8), the vessels held (mask and c, 5);
+    # per SOR sweep 20 B, 21 with the held mask.  The natural layout's kernels before it:
+    # coefficients (c only for the backward-Euler fields), set-up, max |c|; 28 / 30 a sweep
+    pose = {"o2": 22, "glucose": 22, "chemokine": 21, "tgfb": 21, "ifng": 17, "il12": 17}
+    sweep = {"o2": 21, "glucose": 21}
+    want = sum(pose[k] + sweep.get(k, 20) * n for k, n in sweeps.items())
     assert row["coeff_layout"] == "colour-split"
     assert device_bytes(sweeps, True) == pytest.approx(want)
     assert row["device_bytes_per_voxel_step"] == pytest.approx(want, abs=0.05)
+    natural = {"o2": 34, "glucose": 34, "chemokine": 37, "tgfb": 37, "ifng": 33, "il12": 33}
     assert device_bytes(sweeps, True, layout="natural") == pytest.approx(
-        sum(46 + 30 * n for n in sweeps.values()))
-    # launches: 1 per solve, 3 per sweep in blocks of 8 sweeps (until the slowest replicate is
-    # done), a host read per block
+        sum(natural[k] + (30 if k in sweep else 28) * n for k, n in sweeps.items()))
+    # launches: the problem and 6 fills per solve, 3 per sweep in blocks of 8 sweeps (until the
+    # slowest replicate is done) and the flags' reduction per block; a host read per block and
+    # the counts at the end
     blocks = [-(-v["sweeps_max"] // 8) for v in f.values()]
-    assert row["device_launches_per_step"] == sum(1 + 3 * 8 * b for b in blocks)
-    assert row["device_host_reads_per_step"] == sum(blocks)
+    assert row["device_launches_per_step"] == sum(7 + 25 * b for b in blocks)
+    assert row["device_host_reads_per_step"] == sum(b + 1 for b in blocks)
     assert rec["launch_overhead_us"]["bound"] > 0 and rec["launch_overhead_us"]["launch"] > 0
     # a multigrid solve: its set-up and cycles (levels 24, 12, 6, 3, 2, 1)
     shapes = [(1, 24, 24), (1, 12, 12), (1, 6, 6), (1, 3, 3), (1, 2, 2), (1, 1, 1)]
@@ -144,6 +149,8 @@ def test_multigrid_bytes_by_hand():
     # prolongation (12 x 1/4) and solved by mg_coarsest (16 x 1/4)
     assert multigrid_bytes([(1, 2, 2), (1, 1, 1)]) == (5 + 2, 8 + 72 + 3 + 4)
     assert multigrid_bytes([(1, 2, 2), (1, 1, 1)], "natural") == (5 + 2, 16 + 90 + 3 + 4)
+    # without held voxels: no mask read by the coarsening, the sweeps, residual and prolongation
+    assert multigrid_bytes([(1, 2, 2), (1, 1, 1)], held=False) == (4 + 2, 8 + 40 + 16 + 4 + 8 + 3 + 4)
 
 
 def test_device_launches_by_hand():
@@ -152,19 +159,20 @@ def test_device_launches_by_hand():
 
     two = [(1, 2, 2), (1, 1, 1)]
     rows = {"o2": {"sweeps_max": 9}, "glucose": {"sweeps_max": 3}, "ifng": {"sweeps_max": 0}}
-    # o2: 1 (the problem) + two blocks of 8 sweeps x 3 launches, 2 reads; glucose (SOR):
-    # 1 + 24, 1 read; ifng skipped
-    assert device_launches(rows) == (1 + 48 + 1 + 24, 3)
-    # glucose by multigrid on 2x2 -> 1: 1 + 1 (mg_coarsen) + 3 cycles x (7 + coarsest, rule),
-    # a read per cycle; on one voxel: 3 a cycle (two passes, rule)
-    assert device_launches(rows, {"glucose": two}) == (1 + 48 + 1 + 1 + 3 * 9, 2 + 3)
-    assert device_launches(rows, {"glucose": [(1, 1, 1)]}) == (1 + 48 + 1 + 3 * 3, 2 + 3)
-    assert device_launches(rows, poll=1) == (1 + 27 + 1 + 9, 9 + 3)
-    # the natural layout's kernels: coefficients, set-up and max |c| per solve (no max |c|
-    # before the rounding-level stop); a copy of c and mg_change per cycle
-    assert device_launches(rows, layout="natural") == (3 + 48 + 3 + 24, 3)
-    assert device_launches(rows, layout="natural", cmax=False) == (2 + 48 + 2 + 24, 3)
-    assert device_launches(rows, {"glucose": two}, layout="natural") == (3 + 48 + 3 + 1 + 3 * 11, 2 + 3)
+    # o2: the problem + 6 fills, two blocks of (8 sweeps x 3 launches + the flags' reduction),
+    # 2 + 1 reads (the blocks, the counts); glucose (SOR): 7 + 25, 2 reads; ifng skipped
+    assert device_launches(rows) == (7 + 50 + 7 + 25, 3 + 2)
+    # glucose by multigrid on 2x2 -> 1: the problem + 7 fills, 1 mg_coarsen, 3 cycles x (7 +
+    # coarsest, rule, reduction), a read per cycle and the counts; on one voxel: 4 a cycle
+    # (two passes, rule, reduction)
+    assert device_launches(rows, {"glucose": two}) == (57 + 8 + 1 + 3 * 10, 3 + 4)
+    assert device_launches(rows, {"glucose": [(1, 1, 1)]}) == (57 + 8 + 3 * 4, 3 + 4)
+    assert device_launches(rows, poll=1) == (7 + 9 * 4 + 7 + 3 * 4, 10 + 4)
+    # the natural layout's kernels: coefficients, set-up and max |c| per solve (no max |c|,
+    # and one fill fewer, before the rounding-level stop); a copy of c and mg_change per cycle
+    assert device_launches(rows, layout="natural") == (9 + 50 + 9 + 25, 3 + 2)
+    assert device_launches(rows, layout="natural", cmax=False) == (7 + 50 + 7 + 25, 3 + 2)
+    assert device_launches(rows, {"glucose": two}, layout="natural") == (59 + 10 + 1 + 3 * 12, 3 + 4)
 
 
 def test_step_cost_from_a_phase_record():
@@ -180,8 +188,8 @@ def test_step_cost_from_a_phase_record():
                "ifng": SimpleNamespace()}
     setup, cycle = multigrid_bytes(two)
     b, n, r = step_cost(iterations, solvers)
-    assert b == pytest.approx(30 + 21 * 6 + 34 + setup + cycle * 2.5)
-    assert (n, r) == (1 + 48 + 1 + 1 + 3 * 9, 2 + 3)
+    assert b == pytest.approx(22 + 21 * 6 + 26 + setup + cycle * 2.5)
+    assert (n, r) == (7 + 50 + 8 + 1 + 3 * 10, 3 + 4)
 
 
 def test_rounding_level_stop_needs_a_measured_ratio():

@@ -75,64 +75,84 @@ def sweep_bytes(layout: str, fixed: bool) -> int:
     return int(2 * per_pass)
 
 
+#: fields whose solve holds voxels (the vessels, at their value) and so has a held mask
+HELD = frozenset({"o2", "oxygen", "glucose"})
+#: bytes per voxel the coefficients of a field read besides kind, agent map and c: the chemokine
+#: the previous step's IFN-γ, TGF-β the oxygen just solved
+EXTRA_READS = {"chemokine": 4, "tgfb": 4}
+
+
+def solve_bytes(name: str, layout: str, multigrid: bool, cmax: bool) -> int:
+    """Bytes per voxel of posing one solve's problem (before its sweeps or cycles), by its
+    kernels (C order, one thread per voxel):
+
+    * colour-split: ``field_coeffs_kernel`` reads kind (1), the agent map (4), c (4) and
+      :data:`EXTRA_READS`, and writes den and s (4 + 4), the held mask and the held voxels' c
+      (1 + 4, :data:`HELD` fields only) and a (4, a multigrid solve only);
+    * natural (the kernels before issue 14's third round): ``field_coeffs_kernel`` read kind,
+      the agent map, c (4, the backward-Euler fields only) and :data:`EXTRA_READS` and wrote a
+      and s (4 + 4); ``fields_prepare`` read a and c (4 + 4) and the mask (1, held) and wrote
+      den (4) and the held voxels' c (4); ``fields_cmax`` read c (4, where ``cmax``)."""
+    held = name in HELD
+    extra = EXTRA_READS.get(name, 0)
+    if layout == "colour-split":
+        return 1 + 4 + 4 + extra + 8 + (5 if held else 0) + (4 if multigrid else 0)
+    return (1 + 4 + (0 if held else 4) + extra + 8 + 8 + 4 + (5 if held else 0)
+            + (4 if cmax else 0))
+
+
 def device_bytes(sweeps: dict, cmax: bool, multigrid: dict | None = None,
                  layout: str = "colour-split") -> float:
     """Bytes per voxel-step that the field solves of one device step move, counted from
     kernels/fields.cu, multigrid.cu and field_coeffs.cu (one thread per voxel, C order, 32-byte
-    sectors) for the coefficient ``layout`` of the kernels (:data:`LAYOUTS`):
-
-    * per solve, colour-split: ``field_coeffs_kernel`` poses the problem: reads kind (1), the
-      agent map (4), c (4), IFN-γ (4) and O2 (4) and writes den (4), s (4), the held mask (1),
-      c at held voxels (4) and, for a multigrid solve, a (4): 30 B (34); natural (before issue
-      14's third round): ``field_coeffs_kernel`` read the same 17 B and wrote a, s (8 B),
-      ``fields_prepare`` read a (4), fixed (1), c (4) and wrote den (4), c (4): 17 B, and
-      ``fields_cmax`` read c (4 B, where ``cmax``: the rounding-level stop);
-    * per sweep: :func:`sweep_bytes` with the held mask (21 B colour-split, 30 B natural);
-    * a multigrid solve: :func:`multigrid_bytes` per cycle and for its set-up.
+    sectors) for the coefficient ``layout`` of the kernels (:data:`LAYOUTS`): per solve
+    :func:`solve_bytes`, then per sweep :func:`sweep_bytes` (the held mask for the
+    :data:`HELD` fields) or a multigrid solve's :func:`multigrid_bytes` per cycle and for its
+    set-up.
 
     ``sweeps``: field -> mean sweeps (or cycles) per replicate of a solve (0 for a skipped
-    solve); ``multigrid``: field -> the level shapes of the fields solved by multigrid."""
+    solve); ``multigrid``: field -> the level shapes of the fields solved by multigrid;
+    ``cmax``: the rounding-level stop's ``max |c|`` (a pass of its own in the natural layout)."""
     total = 0.0
     for name, n in sweeps.items():
         if n <= 0:
             continue
         mg = bool(multigrid and name in multigrid)
-        if layout == "colour-split":
-            total += 30 + (4 if mg else 0)
-        else:
-            total += 25 + 17 + (4 if cmax else 0)
+        total += solve_bytes(name, layout, mg, cmax)
         if mg:
-            setup, cycle = multigrid_bytes(multigrid[name], layout)
+            setup, cycle = multigrid_bytes(multigrid[name], layout, name in HELD)
             total += setup + cycle * n
         else:
-            total += sweep_bytes(layout, True) * n
+            total += sweep_bytes(layout, name in HELD) * n
     return total
 
 
-def multigrid_bytes(shapes, layout: str = "colour-split") -> tuple[float, float]:
+def multigrid_bytes(shapes, layout: str = "colour-split", held: bool = True) -> tuple[float, float]:
     """(set-up, per cycle) bytes per fine voxel of a multigrid solve on the level ``shapes``
-    (kernels/multigrid.cu; ``f_l`` the size of level l over the finest's):
+    (kernels/multigrid.cu; ``f_l`` the size of level l over the finest's; ``held``: the finest
+    level has a held mask, read where noted):
 
-    * set-up, per coarse level: ``mg_coarsen`` reads the finer sink (4 B, and the fixed mask
-      (1) at level 1) and writes a and den (8 B);
+    * set-up, per coarse level: ``mg_coarsen`` reads the finer sink (4 B, and the held mask (1)
+      at level 1) and writes a and den (8 B);
     * per cycle: the cycle's change: colour-split, the finest level's first smoothing saves c
       and its last measures the change from it (8 B), natural, a copy of c and ``mg_change``
-      (16 B); per level above the coarsest two
-      smoothing sweeps (:func:`sweep_bytes`, the held mask at level 0 only: colour-split 21 B
-      at level 0 and 20 B above, natural 30 and 28), ``mg_residual`` (c, s, den, fixed; writes
-      res: 17 B at level 0, 16 above), ``mg_restrict`` (reads res 4 B; writes s and c of the
-      coarser level, 8 B there), ``mg_prolong`` (c read and written 8 B, fixed 1 at level 0;
-      the coarse values 4 B there); ``mg_coarsest`` on the one-voxel level (s, a, den read, c
-      written: 16 B there).  A one-voxel lattice is a single sweep per cycle."""
+      (16 B); per level above the coarsest two smoothing sweeps (:func:`sweep_bytes`, the held
+      mask at level 0 only: colour-split 21 B at level 0 and 20 B above, natural 30 and 28),
+      ``mg_residual`` (c, s, den, the mask; writes res: 17 B at level 0, 16 above),
+      ``mg_restrict`` (reads res 4 B; writes s and c of the coarser level, 8 B there),
+      ``mg_prolong`` (c read and written 8 B, the mask 1 at level 0; the coarse values 4 B
+      there); ``mg_coarsest`` on the one-voxel level (s, a, den read, c written: 16 B there).
+      A one-voxel lattice is a single sweep per cycle."""
     V0 = float(np.prod(shapes[0]))
     f = [float(np.prod(s)) / V0 for s in shapes]
     L = len(shapes)
+    h = 1 if held else 0
     if L == 1:   # colour-split: the sweep's own change is the cycle's
-        return 0.0, (0.0 if layout == "colour-split" else 16.0) + sweep_bytes(layout, True)
-    setup = sum((4 + (1 if l == 1 else 0)) * f[l - 1] + 8 * f[l] for l in range(1, L))
+        return 0.0, (0.0 if layout == "colour-split" else 16.0) + sweep_bytes(layout, held)
+    setup = sum((4 + (h if l == 1 else 0)) * f[l - 1] + 8 * f[l] for l in range(1, L))
     cycle = (8.0 if layout == "colour-split" else 16.0) + 16 * f[-1]
     for l in range(L - 1):
-        fixed = 1 if l == 0 else 0
+        fixed = h if l == 0 else 0
         cycle += f[l] * (2 * sweep_bytes(layout, bool(fixed)) + 16 + fixed + 4 + 8 + fixed) + f[l + 1] * (8 + 4)
     return setup, cycle
 
@@ -140,32 +160,44 @@ def multigrid_bytes(shapes, layout: str = "colour-split") -> tuple[float, float]
 def device_launches(fields: dict, multigrid: dict | None = None, poll: int = 8,
                     layout: str = "colour-split", cmax: bool = True) -> tuple[int, int]:
     """(kernel launches, host reads) of the field solves of one device step
-    (gpusim.backends.cupy_backend): per solve ``field_coeffs_kernel`` (natural ``layout``: and
-    ``fields_prepare``, and ``fields_cmax`` where ``cmax``); an SOR solve sweeps every replicate until the last one has converged, in
-    blocks of ``poll`` sweeps (``SWEEPS_PER_POLL``) with a host read after each, three launches a
-    sweep (two colour passes, ``fields_after_sweep``); a multigrid solve launches ``mg_coarsen``
-    per coarse level once, then per cycle (a host read after each) seven launches per level
-    above the coarsest (two smoothing passes before and after, ``mg_residual``,
-    ``mg_restrict``, ``mg_prolong``), ``mg_coarsest`` and ``fields_after_sweep`` (a one-voxel
-    lattice: one sweep's two passes and the rule); the kernels of the natural ``layout`` (before
-    issue 14's third round) also copied c and launched ``mg_change`` each cycle.
+    (gpusim.backends.cupy_backend), CuPy's own fills and reductions included:
 
+    * per solve: posing the problem (``field_coeffs_kernel``; natural ``layout``: and
+      ``fields_prepare``, and ``fields_cmax`` where ``cmax``) and the fills of its per-replicate
+      arrays (the flags, counts, changes, the rule's state and ``max |c|``: six for an SOR solve,
+      seven for a multigrid one (the smoothing's scratch); without ``cmax`` one fewer); a host
+      read of the counts at the end;
+    * an SOR solve sweeps every replicate until the last one has converged, in blocks of
+      ``poll`` sweeps (``SWEEPS_PER_POLL``), three launches a sweep (two colour passes,
+      ``fields_after_sweep``), then a reduction of the flags and a host read per block;
+    * a multigrid solve launches ``mg_coarsen`` per coarse level once, then per cycle seven
+      launches per level above the coarsest (two smoothing passes before and after,
+      ``mg_residual``, ``mg_restrict``, ``mg_prolong``), ``mg_coarsest``,
+      ``fields_after_sweep`` and the reduction, and a host read (a one-voxel lattice: one
+      sweep's two passes, the rule, the reduction); the natural layout's kernels also copied c
+      and launched ``mg_change`` each cycle.
+
+    Not counted: the per-step checks whether IFN-γ and IL-12 are solved at all.
     ``fields``: field -> a row of :func:`analyse` (``sweeps_max``: the most sweeps or cycles of
     any replicate, 0 for a skipped solve); ``multigrid``: field -> level shapes."""
     launches = reads = 0
+    natural = layout == "natural"
     for name, row in fields.items():
         n = int(row["sweeps_max"])
         if n <= 0:
             continue
-        launches += 1 if layout == "colour-split" else 2 + (1 if cmax else 0)
-        if multigrid and name in multigrid:
+        mg = bool(multigrid and name in multigrid)
+        pose = (2 + (1 if cmax else 0)) if natural else 1
+        fills = (6 if mg else 5) + (1 if cmax else 0)
+        launches += pose + fills
+        reads += 1
+        if mg:
             L = len(multigrid[name])
-            launches += (L - 1) + n * (3 if L == 1 else 7 * (L - 1) + 2)
-            launches += 2 * n if layout == "natural" else 0
+            launches += (L - 1) + n * ((3 if L == 1 else 7 * (L - 1) + 2) + 1 + (2 if natural else 0))
             reads += n
         else:
             blocks = -(-n // poll)
-            launches += 3 * poll * blocks
+            launches += (3 * poll + 1) * blocks
             reads += blocks
     return launches, reads
 
