@@ -115,7 +115,7 @@ from itertools import product
 
 import numpy as np
 
-__all__ = ["FieldSolver", "check_problem", "compact_slots", "converged", "stopping_state"]
+__all__ = ["FieldSolver", "check_problem", "converged", "solve_slots", "stopping_state"]
 
 _F32 = np.float32
 
@@ -175,16 +175,38 @@ def check_problem(shape, c, a, s, fixed_mask, fixed_value):
     return a, s, None, None
 
 
-def compact_slots(done: np.ndarray, slot_of: np.ndarray, move) -> int:
-    """Compact the slots still solving (``~done``) to the front, in their order: ``move(src,
-    dst)`` moves a slot's data, ``slot_of`` (the replicate of each slot) follows; returns how many
-    slots are left solving."""
-    keep = np.flatnonzero(~done)
-    for dst, src in enumerate(keep):
-        if dst != src:
-            move(src, dst)
-            slot_of[dst] = slot_of[src]
-    return len(keep)
+def solve_slots(R: int, max_iter: int, step, done_of, gather, move, views) -> np.ndarray:
+    """The iteration every solver of the fields shares: replicates in slots, the active ones at
+    the front.  Per iteration ``step(n)`` advances the first n slots and returns their max change
+    (float32 (n,)), ``done_of(d)`` applies the stopping rule (bool (n,)); a converged slot is
+    copied out (``gather(slot, replicate)``) and the rest are compacted to the front, in their
+    order (``move(src, dst)``, then ``views(n, slot_of)`` rebuilds the views over the n active
+    slots; also called once at the start).  After ``max_iter`` iterations the slots still active
+    are copied out too.  Returns the iterations per replicate, int32 (R,)."""
+    iters = np.zeros(R, dtype=np.int32)
+    slot_of = np.arange(R)          # original replicate held by each active slot
+    n = R
+    views(n, slot_of)
+    for _ in range(max_iter):
+        d = step(n)
+        iters[slot_of[:n]] += 1
+        done = done_of(d)
+        if not done.any():
+            continue
+        for k in np.flatnonzero(done):
+            gather(k, slot_of[k])
+        keep = np.flatnonzero(~done)
+        for dst, src in enumerate(keep):
+            if dst != src:
+                move(src, dst)
+                slot_of[dst] = slot_of[src]
+        n = len(keep)
+        if n == 0:
+            break
+        views(n, slot_of)
+    for k in range(n):              # not converged within max_iter (or max_iter == 0)
+        gather(k, slot_of[k])
+    return iters
 
 
 def converged(d: np.ndarray, rule: np.ndarray, tol, rho_min) -> np.ndarray:
@@ -480,25 +502,10 @@ class FieldSolver:
         R = self.shape[0]
         self._scatter(c, a, s, fixed_mask, fv)
         rule = self._stopping_rule(R)
-        iters = np.zeros(R, dtype=np.int32)
-        slot_of = np.arange(R)          # original replicate held by each active slot
-        n = R
         self._held_per_replicate(R)
-        self._build_views(n, slot_of)
-        for _ in range(self.max_iter):
-            maxchg = self._sweep()
-            iters[slot_of[:n]] += 1
-            done = self._converged(maxchg, rule)
-            if not done.any():
-                continue
-            # copy converged replicates out, then compact the active ones to the front
-            for k in np.flatnonzero(done):
-                self._gather(c, k, slot_of[k])
-            n = compact_slots(done, slot_of, lambda src, dst: self._move(src, dst, rule))
-            if n == 0:
-                break
-            self._build_views(n, slot_of)
-        for k in range(n):              # not converged within max_iter (or max_iter == 0)
-            self._gather(c, k, slot_of[k])
+        iters = solve_slots(R, self.max_iter, lambda n: self._sweep(),
+                            lambda d: self._converged(d, rule),
+                            lambda k, r: self._gather(c, k, r),
+                            lambda src, dst: self._move(src, dst, rule), self._build_views)
         self._held_rep = None           # per-solve; the views keep only their own indices
         return iters

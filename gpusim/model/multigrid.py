@@ -66,7 +66,7 @@ from itertools import product
 
 import numpy as np
 
-from .fields import (FieldSolver, _check_arguments, check_problem, compact_slots, converged,
+from .fields import (FieldSolver, _check_arguments, check_problem, converged, solve_slots,
                      stopping_state)
 
 __all__ = ["MultigridSolver", "level_shapes", "prolong_axis", "restrict_weights"]
@@ -343,12 +343,9 @@ class MultigridSolver:
         cmax = (np.abs(start).reshape(R, -1).max(axis=1) if self._scale > 0
                 else np.zeros(R, _F32))
         rule = stopping_state(cmax, self._scale)
-        iters = np.zeros(R, dtype=np.int32)
-        slot_of = np.arange(R)
-        n = R
-        for lv in self.levels:
-            lv._build_views(n, slot_of)
-        for _ in range(self.max_iter):
+
+        def cycle(n: int) -> np.ndarray:
+            """One V-cycle of the first n slots; their max change."""
             subs = lv0._views[0]
             before = [sub[0].copy() for sub in subs]
             self._vcycle(0, n)
@@ -358,19 +355,16 @@ class MultigridSolver:
                 np.abs(b, out=b)
                 b[held] = 0
                 np.maximum(d, b.reshape(n, -1).max(axis=1), out=d)
-            iters[slot_of[:n]] += 1
-            done = converged(d, rule, self._tol, self._rho_min)
-            if not done.any():
-                continue
-            for k in np.flatnonzero(done):
-                lv0._gather(c, k, slot_of[k])
-            n = compact_slots(done, slot_of, lambda src, dst: self._move(src, dst, rule))
-            if n == 0:
-                break
+            return d
+
+        def views(n: int, slot_of) -> None:
             for lv in self.levels:
                 lv._build_views(n, slot_of)
-        for k in range(n):              # not converged within max_iter (or max_iter == 0)
-            lv0._gather(c, k, slot_of[k])
+
+        iters = solve_slots(R, self.max_iter, cycle,
+                            lambda d: converged(d, rule, self._tol, self._rho_min),
+                            lambda k, r: lv0._gather(c, k, r),
+                            lambda src, dst: self._move(src, dst, rule), views)
         for lv in self.levels:
             lv._held_rep = None
         return iters
