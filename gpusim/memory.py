@@ -65,10 +65,11 @@ DEVICE_SPLIT_PER_ENTRY = {"float32": 3, "uint8": 1}
 
 
 def _split_per_voxel(shape) -> float:
-    """Entries of a colour-split solver array per voxel of a level ``shape`` (Z, Y, X): two
-    colours of Z Y rows of (X + 1) // 2 (cupy_backend ``split_size``)."""
-    Z, Y, X = shape
-    return 2 * ((X + 1) // 2) / X
+    """Entries of a colour-split solver array (cupy_backend ``split_size``) per voxel of a level
+    ``shape`` (Z, Y, X)."""
+    from .backends.cupy_backend import split_size
+
+    return split_size((1,) + tuple(shape)) / float(np.prod(shape))
 #: host temporaries of a NumPy multigrid solve per voxel of the batch: the cycle's copy of c
 #: (float32), the residual (float32, and two float64 parity blocks at a time) and the transfers'
 #: intermediates (about two float32 arrays): an allowance checked against the measured peak

@@ -4,9 +4,10 @@
 //
 // Shapes: the field c is float32 (R, Z, Y, X), flat index r * V + (z * Y + y) * X + x,
 // V = Z * Y * X; 2D (three_d == 0) is Z == 1 (no z-neighbours).  The solver's own coefficients
-// (s, den and the held mask) are stored colour-split (split_index): a colour pass then reads
-// only its half of them, contiguously, where the natural layout would read every sector.  Units: c in the field's unit (mmHg, mM, 1),
-// den = den0 + a in 1/min, s in unit/min.  No random numbers.
+// (s, den, a and the held mask) are stored colour-split (split_index): a colour pass then reads
+// only its half of them, contiguously, where the natural layout would read every sector.
+// Units: c in the field's unit (mmHg, mM, 1), den = den0 + a in 1/min, s in unit/min.  No
+// random numbers.
 #pragma once
 #include "interface.cuh"
 

@@ -435,10 +435,6 @@ class FieldSolver:
             np.copyto(c, acc)
         return maxchg
 
-    def _converged(self, d: np.ndarray, rule: np.ndarray) -> np.ndarray:
-        """The stopping rule for the n active slots (:func:`converged`)."""
-        return converged(d, rule, self._tol, self._rho_min)
-
     def _move(self, src: int, dst: int, rule: np.ndarray) -> None:
         """Move the working data of replicate slot src to slot dst."""
         B, m = self._B, self._margin
@@ -453,9 +449,6 @@ class FieldSolver:
         for p in self._parities:
             blk = self._blocks(self._c[p], slot + 1, True)[slot]
             c[(replicate,) + self._dom[p]] = blk[self._real[p]]
-
-    def _check_problem(self, c, a, s, fixed_mask, fixed_value):
-        return check_problem(self.shape, c, a, s, fixed_mask, fixed_value)
 
     def _scatter(self, c, a, s, fixed_mask, fv) -> None:
         """Scatter the problem into the sub-lattice blocks (``fixed_mask`` None: nothing fixed)."""
@@ -498,13 +491,13 @@ class FieldSolver:
         broadcastable to c's shape. c is the initial guess (warm start). Returns the number of
         sweeps each replicate received, int32 (R,): ``max_iter`` for one that did not converge.
         """
-        a, s, fixed_mask, fv = self._check_problem(c, a, s, fixed_mask, fixed_value)
+        a, s, fixed_mask, fv = check_problem(self.shape, c, a, s, fixed_mask, fixed_value)
         R = self.shape[0]
         self._scatter(c, a, s, fixed_mask, fv)
         rule = self._stopping_rule(R)
         self._held_per_replicate(R)
         iters = solve_slots(R, self.max_iter, lambda n: self._sweep(),
-                            lambda d: self._converged(d, rule),
+                            lambda d: converged(d, rule, self._tol, self._rho_min),
                             lambda k, r: self._gather(c, k, r),
                             lambda src, dst: self._move(src, dst, rule), self._build_views)
         self._held_rep = None           # per-solve; the views keep only their own indices
