@@ -460,7 +460,9 @@ def car_t_tumour_count(xp, kind, t_count, t_pos):
     operations of ``xp`` (NumPy or CuPy): a live cell counts when its voxel or one of its Moore
     neighbours inside the domain holds a tumour cell, i.e. the tumour mask dilated by one voxel
     (Chebyshev radius 1, z left out in 2D) read at the live cells' positions."""
-    R, C = t_pos.shape
+    R = t_pos.shape[0]
+    C = int(t_count.max()) if R else 0  # live cells are a prefix of the slots: scan only those
+    t_pos = t_pos[:, :C]
     near = dilate(kind == int(Kind.TUMOUR), 1).reshape(R, -1)
     live = xp.arange(C)[None, :] < t_count[:, None]
     pos = xp.where(live, t_pos, 0)

@@ -86,9 +86,12 @@ class State:
         return out
 
 
-def live_slots(st) -> tuple[np.ndarray, np.ndarray]:
-    nmax = int(st.t_count.max(initial=0))
-    return np.nonzero(np.arange(nmax)[None, :] < st.t_count[:, None])
+def live_slots(st, xp=np) -> tuple[np.ndarray, np.ndarray]:
+    """(replicate, slot) of every live CAR-T cell, in table order, as arrays of ``xp`` (NumPy or
+    CuPy: the state's arrays').  The live cells are a prefix of each replicate's slots, so only
+    the slots below the largest count are scanned, not the table's capacity."""
+    nmax = int(st.t_count.max()) if st.t_count.size else 0
+    return xp.nonzero(xp.arange(nmax)[None, :] < st.t_count[:, None])
 
 
 #: state arrays a device backend keeps on the device (the per-replicate pools and counters stay on

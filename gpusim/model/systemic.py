@@ -58,6 +58,7 @@ from ..errors import CapacityError
 from ..rng import Stream
 from .lattice import Kind, TState, to_host
 from .systemic_params import SystemicParams
+from .state import live_slots
 
 F32 = np.float32
 
@@ -67,10 +68,8 @@ ROUTES = ("intravenous", "intratumoral", "regional")
 
 def occupied(xp, st):
     """bool (R, V): the voxels holding a CAR-T cell (array code for NumPy or CuPy)."""
-    R, C = st.t_state.shape
-    occ = xp.zeros((R, st.nvox), dtype=bool)
-    live = xp.arange(C)[None, :] < st.t_count[:, None]
-    rr, ss = xp.nonzero(live)
+    occ = xp.zeros((st.t_state.shape[0], st.nvox), dtype=bool)
+    rr, ss = live_slots(st, xp)
     occ[rr, st.t_pos[rr, ss]] = True
     return occ
 
