@@ -299,7 +299,7 @@ class FieldSolver:
 
         self._real = {}   # slices of the real voxels inside a padded block
         self._dom = {}    # the matching slices of the (Z, Y, X) lattice
-        self._ghost = {}  # bool (Zq, Yq, Xq): padding positions
+        self._ghost = {}  # per active sub-lattice, the block-local flat indices of its padding
         active = []
         for p in parities:
             real, dom, count = [], [], 1
@@ -313,10 +313,10 @@ class FieldSolver:
                     real.append(slice(0, 1))
                     dom.append(slice(None))
             self._real[p], self._dom[p] = tuple(real), tuple(dom)
-            g = np.ones(qshape, dtype=bool)
-            g[self._real[p]] = False
-            self._ghost[p] = g
             if count:
+                g = np.ones(qshape, dtype=bool)
+                g[self._real[p]] = False
+                self._ghost[p] = np.flatnonzero(g)
                 active.append(p)
         return lengths, split, strides, active
 
@@ -357,7 +357,6 @@ class FieldSolver:
         self._c = {p: np.full(2 * margin + R * B, bv, dtype=_F32) for p in parities}
         self._s = {p: np.zeros(R * B, dtype=_F32) for p in active}
         self._den = {p: np.ones(R * B, dtype=_F32) for p in active}
-        self._hold = {p: np.ones(R * B, dtype=bool) for p in active}
         self._acc = np.empty(R * B, dtype=_F32)
         self._chg = np.empty(R * B, dtype=_F32)
         self._below = np.empty(R * B if floor is not None else 0, dtype=bool)
@@ -370,16 +369,6 @@ class FieldSolver:
         """(n, Zq, Yq, Xq) view of the first n replicate blocks of a flat buffer."""
         m = self._margin if has_margin else 0
         return buf[m:m + n * self._B].reshape((n,) + self._qshape)
-
-    def _held_per_replicate(self, R: int) -> None:
-        """Per parity, the block-local flat indices of each replicate's held positions (ghosts
-        and fixed voxels), found once per solve (views over any set of slots concatenate them)."""
-        B = self._B
-        self._held_rep = {}
-        for p in self._sweep_order:
-            idx = np.flatnonzero(self._hold[p][:R * B])
-            cuts = np.searchsorted(idx, np.arange(1, R) * B)
-            self._held_rep[p] = [part - r * B for r, part in enumerate(np.split(idx, cuts))]
 
     def _build_views(self, n: int, slot_of) -> None:
         """Views over the first n (active) slots, rebuilt when n changes; ``slot_of[k]`` is the
@@ -451,26 +440,46 @@ class FieldSolver:
             c[(replicate,) + self._dom[p]] = blk[self._real[p]]
 
     def _scatter(self, c, a, s, fixed_mask, fv) -> None:
-        """Scatter the problem into the sub-lattice blocks (``fixed_mask`` None: nothing fixed)."""
-        R = self.shape[0]
+        """Scatter the problem into the sub-lattice blocks (``fixed_mask`` None: nothing fixed)
+        and find, per sub-lattice and replicate, the block-local flat indices of the held
+        positions (its padding and its fixed voxels, ascending) that the views keep."""
+        R, B, m = self.shape[0], self._B, self._margin
         al = (slice(None),)
         for p in self._parities:
             real, dom = al + self._real[p], al + self._dom[p]
-            cb = self._blocks(self._c[p], R, True)
-            cb[real] = c[dom]
-            if p not in self._s:
-                continue   # a sub-lattice without voxels (an extent of 1)
-            sb, db = self._blocks(self._s[p], R), self._blocks(self._den[p], R)
-            hb = self._blocks(self._hold[p], R)
-            sb[real] = s[dom]
-            np.add(self._den0, a[dom], out=db[real])
-            np.copyto(hb, self._ghost[p])
-            if fixed_mask is not None:
-                fm = fixed_mask[dom]
-                np.copyto(cb[real], fv[dom] if fv.ndim else fv, where=fm)
-                np.copyto(db[real], _F32(1), where=fm)   # keeps the (discarded) value finite
-                np.copyto(sb[real], _F32(0), where=fm)
-                np.logical_or(hb[real], fm, out=hb[real])
+            self._blocks(self._c[p], R, True)[real] = c[dom]
+            if p in self._s:   # not a sub-lattice without voxels (an extent of 1)
+                self._blocks(self._s[p], R)[real] = s[dom]
+                np.add(self._den0, a[dom], out=self._blocks(self._den[p], R)[real])
+        fixed = {p: np.empty(0, dtype=np.intp) for p in self._s}
+        if fixed_mask is not None:   # the fixed voxels are few: set them by index
+            flat = np.flatnonzero(fixed_mask)   # (np.nonzero of 4 axes is 7x slower)
+            coords = []
+            for n in reversed(self.shape[1:]):
+                flat, x = np.divmod(flat, n)
+                coords.insert(0, x)
+            r = flat
+            vals = fv[(r, *coords)] if fv.ndim else fv
+            code = np.zeros(len(r), dtype=np.intp)    # the sub-lattice: 4 pz + 2 py + px
+            local = np.zeros(len(r), dtype=np.intp)   # the position in its padded block
+            for ax, (x, n) in enumerate(zip(coords, self._qshape)):
+                split = ax > 0 or self.three_d
+                code = 2 * code + (x & 1 if split else 0)
+                local = local * n + (x // 2 + 1 if split else x)
+            local += r * B
+            for p in self._s:
+                sel = code == (p[0] * 4 + p[1] * 2 + p[2])
+                idx = local[sel]
+                self._c[p][m + idx] = vals[sel] if np.ndim(vals) else vals
+                self._den[p][idx] = _F32(1)   # keeps the (discarded) value finite
+                self._s[p][idx] = _F32(0)
+                fixed[p] = idx
+        self._held_rep = {}
+        for p, idx in fixed.items():
+            cuts = np.searchsorted(idx, np.arange(1, R) * B)
+            self._held_rep[p] = [np.sort(np.concatenate((self._ghost[p], part - k * B)))
+                                 if len(part) else self._ghost[p]
+                                 for k, part in enumerate(np.split(idx, cuts))]
 
     def _stopping_rule(self, R: int) -> np.ndarray:
         """float32 (3, R) per slot: d_prev, r_prev (0) and noise (:func:`stopping_state`)."""
@@ -495,7 +504,6 @@ class FieldSolver:
         R = self.shape[0]
         self._scatter(c, a, s, fixed_mask, fv)
         rule = self._stopping_rule(R)
-        self._held_per_replicate(R)
         iters = solve_slots(R, self.max_iter, lambda n: self._sweep(),
                             lambda d: converged(d, rule, self._tol, self._rho_min),
                             lambda k, r: self._gather(c, k, r),

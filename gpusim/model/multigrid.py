@@ -325,7 +325,6 @@ class MultigridSolver:
                 a = _child_mean(a, self.shapes[l])
                 zero = np.zeros((R,) + self.shapes[l], dtype=_F32)
                 lv._scatter(zero, a, zero, None, None)
-            lv._held_per_replicate(R)
         # the one-voxel level: its sink and den (slot order; moved with the slots)
         self._coarse_a = a.reshape(R).copy()
         self._coarse_den = (self.levels[-1]._den0 + a).reshape(R)
