@@ -1,5 +1,6 @@
 """The multigrid field solver against red-black SOR: the measurements behind its settings and
-behind ``run.field_solver = "auto"`` (docs/fields.md, "Multigrid" and "Choosing the solver").
+behind ``run.field_solver = "auto"`` (docs/fields.md, "Multigrid" and "Choosing the solver"), and
+what else could cut SOR's sweeps (docs/fields.md, "What else was measured").
 
 ``--part settings`` records one engine step's solves per case
 (:func:`gpusim.study.fieldbench.record_case`) and replays each field's system from the same warm
@@ -15,9 +16,17 @@ every field but the chemokine, every field) and reports step and fields time, de
 voxel-step (:func:`gpusim.study.fieldbench.device_bytes`), and per field the sweeps or cycles and
 the error.
 
+``--part sweeps`` measures what else could cut SOR's sweeps at the same stopping rule: each SOR
+field's recorded solve replayed with relaxation factors below the defaults (1.3-1.7; sweeps and
+error), and whole runs (``--warmup`` steps, then ``--steps`` more) in which every solve is also
+replayed from a warm start extrapolated linearly in time from the field's last two solutions
+(``max(2 c_n - c_{n-1}, 0)``) instead of from ``c_n`` (mean sweeps or cycles of each, per field).
+
     python benchmarks/bench_multigrid.py --part settings [--cases 16,100,400,12x3,75x3]
     python benchmarks/bench_multigrid.py --part choice [--cases 100,200,400,75x3]
                                           [--out benchmarks/results/multigrid_choice.json]
+    python benchmarks/bench_multigrid.py --part sweeps [--cases 100,400,75x3]
+                                          [--out benchmarks/results/field_sweeps.json]
 """
 
 from __future__ import annotations
@@ -118,9 +127,66 @@ def part_choice(cases, steps: int, warmup: int) -> dict:
     return res
 
 
+def part_sweeps(cases, steps: int, warmup: int) -> dict:
+    from gpusim.engine import Simulation
+    from gpusim.model.fields import FieldSolver
+    from gpusim.model.fields_exact import exact_solution
+    from gpusim.study.fieldbench import FIELDS, record_case, scenario_for
+
+    res = {}
+    for case in cases:
+        R = 1 if case.endswith("x3") else 8
+        for name, r in record_case(case, R, warmup, 1)["record"].items():
+            if r.get("multigrid"):
+                continue
+            k = min(2, R)
+            args = (r["a"][:k], r["s"][:k], None if r["fixed"] is None else r["fixed"][:k],
+                    r["fixed_value"])
+            kw = dict(diffusion_um2_per_min=r["D"], voxel_um=r["h"], boundary=r["boundary"],
+                      boundary_value=r["boundary_value"], tol=r["tol"], floor=r["floor"],
+                      scale=r["scale"])
+            exact, row = None, {}
+            for omega in (1.3, 1.4, 1.5, 1.6, 1.7):
+                fs = FieldSolver((k,) + r["c"].shape[1:], omega=omega, **kw)
+                c = r["c0"][:k].copy()
+                sweeps = float(fs.solve(c, *args).mean())
+                if r["floor"] is None and exact is None:
+                    exact = exact_solution(fs, *args, x0=r["c"][:k])
+                err = (None if exact is None
+                       else float(np.abs(c.astype(np.float64) - exact).max() / r["tol"]))
+                row[f"omega={omega}"] = dict(sweeps=sweeps, err_over_tol=err)
+            res[f"{case}/{name}/omega"] = row
+            print(f"{case:6} {name:10} default omega {r['omega']} | " + " ".join(
+                f"{k[6:]}: {v['sweeps']:.1f}" + ("" if v["err_over_tol"] is None
+                                                 else f" {v['err_over_tol']:.2f}")
+                for k, v in row.items()), flush=True)
+        sim = Simulation(scenario_for(case, R))
+        last, count = {}, {n: {"warm": [], "extrapolated": []} for n in FIELDS}
+        for name in FIELDS:
+            fs = getattr(sim.fields, name)
+
+            def solve(c, a, s, fixed_mask=None, fixed_value=0.0, _name=name, _inner=fs.solve):
+                prev = last.get(_name)
+                if prev is not None and sim.state.step >= warmup:
+                    for mode, g in (("warm", c.copy()),
+                                    ("extrapolated", np.maximum(c + (c - prev), 0).astype(c.dtype))):
+                        count[_name][mode].append(float(_inner(g, a, s, fixed_mask, fixed_value).mean()))
+                last[_name] = c.copy()
+                return _inner(c, a, s, fixed_mask, fixed_value)
+
+            fs.solve = solve
+        for _ in range(warmup + steps):
+            sim.step()
+        row = {n: {m: float(np.mean(v)) for m, v in d.items()} for n, d in count.items() if d["warm"]}
+        res[f"{case}/warm_start"] = row
+        print(f"{case:6} warm start c_n / extrapolated: " + " ".join(
+            f"{n}: {v['warm']:.1f} / {v['extrapolated']:.1f}" for n, v in row.items()), flush=True)
+    return res
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=("settings", "choice"), required=True)
+    ap.add_argument("--part", choices=("settings", "choice", "sweeps"), required=True)
     ap.add_argument("--cases", default=None)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=4)
@@ -132,8 +198,10 @@ def main(argv=None) -> None:
 
     if a.part == "settings":
         res = part_settings((a.cases or "16,100,400,12x3,75x3").split(","))
-    else:
+    elif a.part == "choice":
         res = part_choice((a.cases or "100,200,400,75x3").split(","), a.steps, a.warmup)
+    else:
+        res = part_sweeps((a.cases or "100,400,75x3").split(","), a.steps, a.warmup)
     if a.out:
         rec = dict(benchmark="bench_multigrid", part=a.part, backend="numpy",
                    device=cpu_description(), commit=git_commit(),
