@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from .memory import keep_freed_memory
 from .model.car_t import CarTParams, car_t_phase
 from .model.environment import FieldsPhase
 from .model.lattice import Kind, TState, dilate, to_host
@@ -102,6 +103,7 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, replicates: int | None = None,
                  first_replicate: int | None = None, *, state: State | None = None, phases=None):
+        keep_freed_memory()   # the step's temporaries: not faulted in again every step
         self.scenario = sc = scenario
         R = int(replicates if replicates is not None else sc["run.replicates"])
         first = int(first_replicate if first_replicate is not None else sc["run.first_replicate"])
