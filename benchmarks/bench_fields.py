@@ -10,8 +10,8 @@ error against the converged solution in units of ``tol``, time per voxel-sweep, 
 per voxel-step and device launches per step (:func:`gpusim.study.fieldbench.summary`), and per
 reference the step, fields, device-byte and launch ratios.  Workers of the versions alternate
 case by case, so that all see the same machine load, in ``--repeat`` passes, every other one in
-reverse order (the version run first in a case measured 5-9 % slower fields than the same code
-run after it), and each time reported is the fastest pass's.  The record also holds the host time per
+reverse order (no version always runs first), and each time reported is the fastest pass's: a
+shared machine's timings vary by 10-30 % from run to run.  The record also holds the host time per
 launch of this checkout's launch code (:func:`gpusim.study.fieldbench.launch_overhead_us`).
 
     python benchmarks/bench_fields.py [--cases 100,400,75x3] [--ref 88ac9d8,main] [--steps 3]
