@@ -13,8 +13,9 @@ The estimate is derived, not tabulated by hand where the code declares it:
   (float32, the state's field dtype) with a margin, and per non-empty sub-lattice the source and
   denominator (float32) and the block-local flat indices (intp) of its padding; one
   sub-lattice's worth of two float32 work buffers (and a bool one with a floor); after the first
-  solve the flat indices (intp) of its held positions (padding, and vessels for oxygen and glucose).  The layout mirrors the module's
-  "NumPy realisation"; tests/test_memory_estimate.py checks it byte for byte against real solvers.
+  solve the flat indices (intp) of its held positions (padding, and vessels for oxygen and
+  glucose).  The layout mirrors the module's "NumPy realisation"; tests/test_memory_estimate.py
+  checks it byte for byte against real solvers.
 * **outputs**: the snapshot of ``run.snapshot_replicates`` replicates (dtypes of engine.SNAPSHOTS)
   and one interval of metrics (float64 each), profiles and events; the observation helpers'
   radial shell index and one replicate's working set of the infiltration depth
@@ -219,7 +220,7 @@ def keep_freed_memory() -> bool:
     from its heap and keep up to twice that free there, instead of handing freed temporaries back
     to the system.  A NumPy step allocates and frees arrays of a few MB many times; each block
     handed back is faulted in and zeroed again when it is next allocated (about 10 000 page faults
-    and 20-28 ms of system time a step at 75^3, 10-13 % of the step; 27 faults with this).
+    and 20-28 ms of system time a step at 75^3, 10-13 % of the step; about 45 with this).
     Process-wide and once; leaves the allocator alone where the C library is not glibc or the
     user has set ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``.  Returns whether the
     settings are in force."""
