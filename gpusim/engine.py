@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from .memory import keep_freed_memory
+from .hostmem import keep_freed_memory
 from .model.car_t import CarTParams, car_t_phase
 from .model.environment import FieldsPhase
 from .model.lattice import Kind, TState, dilate, to_host

@@ -8,7 +8,7 @@
 * run, sweep and bench refuse an estimate above what is available with exit 2 and one line
   printing the estimate and the available memory, quickly and before any file or directory
   exists (no set-up is started); --force-memory overrides;
-* keep_freed_memory stops glibc from handing freed blocks back and faulting them in again.
+* hostmem.keep_freed_memory stops glibc from handing freed blocks back and faulting them in again.
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ _FAULTS = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "keep":
-    from gpusim.memory import keep_freed_memory
+    from gpusim.hostmem import keep_freed_memory
     assert keep_freed_memory()
 for k in range(21):
     if k == 1:  # the first blocks' pages are faulted in whatever the settings
@@ -266,6 +266,8 @@ def test_keep_freed_memory_stops_the_refaulting_of_freed_blocks():
 
 
 def test_keep_freed_memory_leaves_a_users_allocator_settings_alone(monkeypatch):
-    monkeypatch.setattr(memory, "_kept", None)
+    from gpusim import hostmem
+
+    monkeypatch.setattr(hostmem, "_kept", None)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
-    assert memory.keep_freed_memory() is False
+    assert hostmem.keep_freed_memory() is False
