@@ -11,10 +11,10 @@ The estimate is derived, not tabulated by hand where the code declares it:
 * **field solvers** (gpusim/model/fields.py ``FieldSolver``): one per field of the probe's
   ``FieldsPhase``; each holds, per parity sub-lattice, a padded block per replicate of the field
   (float32, the state's field dtype) with a margin, and per non-empty sub-lattice the source and
-  denominator (float32) and the block-local flat indices (intp) of its padding; one
-  sub-lattice's worth of two float32 work buffers (and a bool one with a floor); after the first
-  solve the flat indices (intp) of its held positions (padding, and vessels for oxygen and
-  glucose).  The layout mirrors the module's "NumPy realisation"; tests/test_memory_estimate.py
+  denominator (float32), the relaxation factors of a block's (y, x) plane and the
+  block-local flat indices (intp) of its padding; one sub-lattice's worth of two float32 work buffers (and a bool one with a floor);
+  after the first solve the flat indices (intp) of its fixed voxels (vessels for oxygen and
+  glucose) and, with a floor, of all its held positions (padding and fixed voxels).  The layout mirrors the module's "NumPy realisation"; tests/test_memory_estimate.py
   checks it byte for byte against real solvers.
 * **outputs**: the snapshot of ``run.snapshot_replicates`` replicates (dtypes of engine.SNAPSHOTS)
   and one interval of metrics (float64 each), profiles and events; the observation helpers'
@@ -200,12 +200,12 @@ def solver_bytes(shape, R: int, *, floor: bool, itemsize: int = 4, fixed_voxels:
         real.append(n)
     active = [n for n in real if n]
     b = itemsize * len(parities) * (2 * margin + R * B)  # c
-    b += len(active) * R * B * 2 * itemsize  # s, den
-    b += R * B * (2 * itemsize + (1 if floor else 0))  # acc, chg, below
-    b += 2 * R * itemsize  # per-replicate max change
+    b += len(active) * (R * B * 2 + qshape[1] * qshape[2]) * itemsize  # s, den; the factors
+    b += R * B * (itemsize + (itemsize + 1 if floor else 0))  # acc; with a floor chg, below
+    b += 3 * R * itemsize  # per-replicate max change, and its max and min
     pad = sum(B - n for n in active)  # padding positions of one block (intp indices, kept)
-    held = R * pad + fixed_voxels  # padding and fixed positions of the views
-    b += (pad + held) * np.dtype(np.intp).itemsize
+    held = fixed_voxels + (R * pad + fixed_voxels if floor else 0)  # the views' fixed positions,
+    b += (pad + held) * np.dtype(np.intp).itemsize                  # all held ones with a floor
     return int(b)
 
 

@@ -77,7 +77,8 @@ GPUSIM_HD T sor_neighbours(const FieldGeom& g, const float* c, i64 v, i32 z, i32
 // One voxel of one colour pass.  `t` is the thread index in 0 .. sor_threads(g) - 1.  Skips
 // replicates that are not active (converged), fixed voxels and threads past the row end.
 // Writes c in place (a voxel of one colour reads only the other colour and itself) and raises
-// maxchg_bits[r] to |c_new - c| (bit pattern of a non-negative float32).  s, den, fixed (or
+// maxchg_bits[r] to the voxel's change (bit pattern of a non-negative float32): |t| (the step
+// omega (gs - c)), or |c_new - c| with a floor.  s, den, fixed (or
 // null): colour-split (split_index).  For a multigrid cycle's change (the max of
 // |c_after - c_before|, measured on the way by the finest level's smoothing): `save` (or null)
 // receives the old value c, `base` (or null) replaces it as the value the change is measured
@@ -104,7 +105,9 @@ GPUSIM_HD void sor_voxel(i64 t, i32 colour, const FieldGeom& g, float* c, const 
     tt = g.omega * tt;
     float cn = own + tt;
     if (g.floor_on && cn < g.floor) cn = g.floor;  // exactly this comparison (NaN, -0.0 kept)
-    float change = abs_f32(cn - (base ? base[k] : own));
+    // the change: the step itself (|omega (gs - c)|: |c_new - c| up to c_new's rounding), the
+    // step actually taken where a floor may cut it, the change from `base` for a cycle's
+    float change = base ? abs_f32(cn - base[k]) : abs_f32(g.floor_on ? cn - own : tt);
     c[v] = cn;
     max_nonneg_f32(&maxchg_bits[r], change);
 }

@@ -47,7 +47,7 @@ def _owned_solver_bytes(s: FieldSolver) -> int:
     for v in vars(s).values():
         vals = v.values() if isinstance(v, dict) else [v]
         tot += sum(a.nbytes for a in vals if isinstance(a, np.ndarray))
-    return tot + sum(x[4].nbytes for x in s._views[0])
+    return tot + sum(x.fixed.nbytes + (0 if x.held is None else x.held.nbytes) for x in s._views[0])
 
 
 @pytest.mark.parametrize("sets,R", [([], 3), (["car_t.capacity_per_replicate=77"], 2),

@@ -462,12 +462,12 @@ def _multigrid_solve(rt, ms, c, prob: Problem) -> np.ndarray:
         mc = {"save": dict(maxchg=scratch, save=before, base=None),
               "base": dict(maxchg=maxchg, save=None, base=before),
               None: dict(maxchg=scratch, save=None, base=None),
-              "own": dict(maxchg=maxchg, save=None, base=None)}[measure]
+              "own": dict(maxchg=maxchg, save=before, base=before)}[measure]
         return [bind(mf, "fields_sor_colour", nt, colour=colour, omega=1.0, floor_on=False,
                      floor=0.0, **mc, **level(l)) for colour in (0, 1)]
 
     # the V-cycle's launches in their order, bound once per solve
-    if L == 1:                         # a one-voxel lattice: Gauss-Seidel, its own change
+    if L == 1:                         # a one-voxel lattice: Gauss-Seidel, |c_new - c|
         cycle = smooth(0, "own")
     else:
         down, up = [], []

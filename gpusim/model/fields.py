@@ -42,7 +42,7 @@ the colour-0 values just written. For each voxel of the colour that is not fixed
     t   = omega * t
     cn  = c + t                        # the new value (omega == 1 is plain Gauss-Seidel)
     if cn < floor: cn = floor          # only with a floor (projected SOR), see below
-    change = |cn - c|
+    change = |t|                       # the step; with a floor |cn - c|, the step taken
     c   = cn
 
 Floor (optional, ``floor=`` of the constructor; oxygen with zero-order consumption): the sweep is
@@ -51,8 +51,11 @@ new value is raised to ``float32(floor)`` if it lies below it: ``if cn < floor: 
 (exactly this comparison: a NaN stays NaN, and ``-0.0`` stays ``-0.0`` at a floor of 0). At
 convergence a voxel either satisfies the equation above or sits at the floor with
 ``gs <= floor`` (the sink and source there would drive it below the floor: zero-order
-consumption stops where the oxygen is exhausted). Without a floor (``floor=None``, the default) the operation is absent and results are
-bitwise those of plain SOR.
+consumption stops where the oxygen is exhausted), and the change is the step taken,
+``|cn - c|`` (a voxel held at the floor keeps a nonzero ``t``). Without a floor (``floor=None``,
+the default) the operation is absent and the change is the step ``|t|``, which differs from
+``|cn - c|`` only by the rounding of ``cn`` (until issue 14's fifth round it was ``|cn - c|``; the
+step needs no second pass over the new values in the NumPy realisation).
 
 Fixed voxels are never written (their change is 0). After every sweep ``k`` (1, 2, ...), per
 replicate, ``d = max over the replicate's voxels of change`` (a max is exact, so its order does
@@ -112,6 +115,7 @@ sweeps cost only the active ones.
 from __future__ import annotations
 
 from itertools import product
+from typing import NamedTuple
 
 import numpy as np
 
@@ -242,6 +246,33 @@ def stopping_state(cmax: np.ndarray, scale) -> np.ndarray:
     return rule
 
 
+class _Run(NamedTuple):
+    """A sub-lattice's views over the span a sweep computes (:meth:`FieldSolver._build_views`)."""
+    c: np.ndarray
+    nbs: list
+    s: np.ndarray
+    den: np.ndarray
+    acc: np.ndarray
+    rows: np.ndarray
+    gaps: np.ndarray | None
+    chg: np.ndarray
+    below: np.ndarray
+
+
+class _Sub(NamedTuple):
+    """A sub-lattice's views over the active slots' whole blocks: its values, neighbours, source,
+    denominator, relaxation factors (``(y, x) plane, z padding``), the flat indices of its fixed
+    voxels and (``_exact``) of all held positions, and the span a sweep computes."""
+    c: np.ndarray
+    nbs: list
+    s: np.ndarray
+    den: np.ndarray
+    w: tuple
+    fixed: np.ndarray
+    held: np.ndarray | None
+    run: _Run
+
+
 class FieldSolver:
     """Red-black SOR for one field on one lattice shape; preallocates its work buffers.
 
@@ -357,10 +388,19 @@ class FieldSolver:
         self._c = {p: np.full(2 * margin + R * B, bv, dtype=_F32) for p in parities}
         self._s = {p: np.zeros(R * B, dtype=_F32) for p in active}
         self._den = {p: np.ones(R * B, dtype=_F32) for p in active}
+        # the relaxation factor of each position of a block's (y, x) plane: omega, 0 in the
+        # padding; in 3D the padding planes of z are zeroed apart (``_relax``)
+        self._w, self._zpad = {}, {}
+        for p in active:
+            w = np.zeros(self._qshape[1:], dtype=_F32)
+            w[self._real[p][1:]] = self._omega
+            self._w[p] = w.reshape(-1)
+            z = self._real[p][0]
+            self._zpad[p] = (slice(0, z.start), slice(z.stop, None)) if self.three_d else ()
         self._acc = np.empty(R * B, dtype=_F32)
-        self._chg = np.empty(R * B, dtype=_F32)
-        self._below = np.empty(R * B if floor is not None else 0, dtype=bool)
-        self._red = np.empty(R, dtype=_F32)
+        self._chg = np.empty(R * B if floor is not None else 0, dtype=_F32)   # (projected SOR's
+        self._below = np.empty(R * B if floor is not None else 0, dtype=bool)  #  step and floor)
+        self._red = np.empty(2 * R, dtype=_F32)
         self._maxchg = np.empty(R, dtype=_F32)
         self._views = None
 
@@ -374,13 +414,33 @@ class FieldSolver:
         """Views over the first n (active) slots, rebuilt when n changes; ``slot_of[k]`` is the
         replicate held by slot k."""
         m, B, size = self._margin, self._B, n * self._B
+        acc = self._acc[:size]
         subs = []
         for p in self._sweep_order:
-            nbs = [self._c[q][m + off:m + off + size] for q, off in self._nbspec[p]]
-            rep = self._held_rep[p]   # ghosts and fixed voxels
-            held = np.concatenate([rep[slot_of[k]] + k * B for k in range(n)])
-            subs.append((self._c[p][m:m + size], nbs, self._s[p][:size], self._den[p][:size],
-                         held))
+            rep = self._fixed_rep[p]
+            fixed = np.concatenate([rep[slot_of[k]] + k * B for k in range(n)])
+            held = None
+            if self._exact:   # every held position, restored after the update
+                held = np.concatenate([self._ghost[p] + k * B for k in range(n)] + [fixed])
+            # a sweep computes from the first real plane of z of the first block to the last of
+            # the last (3D): the padding planes outside are never written; those between two
+            # blocks (``gaps``) are computed and their step zeroed
+            P = len(self._w[p])
+            lo, hi, gaps = 0, size, None
+            if self.three_d:
+                z = self._real[p][0]
+                lo, hi = z.start * P, (n - 1) * B + z.stop * P
+                if n > 1:
+                    gap = (self._qshape[0] - z.stop + z.start) * P
+                    gaps = acc[z.stop * P:z.stop * P + (n - 1) * B].reshape(n - 1, B)[:, :gap]
+            run = _Run(self._c[p][m + lo:m + hi],
+                       [self._c[q][m + off + lo:m + off + hi] for q, off in self._nbspec[p]],
+                       self._s[p][lo:hi], self._den[p][lo:hi], acc[lo:hi],
+                       acc[lo:hi].reshape(-1, P), gaps, self._chg[lo:hi], self._below[lo:hi])
+            subs.append(_Sub(self._c[p][m:m + size],
+                             [self._c[q][m + off:m + off + size] for q, off in self._nbspec[p]],
+                             self._s[p][:size], self._den[p][:size], (self._w[p], self._zpad[p]),
+                             fixed, held, run))
         ghosts = []
         if self.boundary == "neumann":
             for pd, ax, idst, ps, isrc in self._ghost_copies:
@@ -389,39 +449,65 @@ class FieldSolver:
                 dst[ax + 1], src[ax + 1] = idst, isrc
                 ghosts.append((self._blocks(self._c[pd], n, True)[tuple(dst)],
                                self._blocks(self._c[ps], n, True)[tuple(src)]))
-        self._views = (subs, ghosts, self._acc[:size], self._chg[:size],
-                       self._chg[:size].reshape(n, self._B), self._red[:n], self._maxchg[:n],
-                       self._below[:size])
+        red = self._red[:2 * n]
+        self._views = (subs, ghosts, acc, np.arange(n) * B, red[:n], red[n:], self._maxchg[:n])
+
+    def _relax(self, t, w) -> None:
+        """``t`` (flat, whole blocks) times the relaxation factors ``w`` of its sub-lattice (a
+        view's ``(plane, z padding)``) in place: 0 t in the padding."""
+        plane, zpad = w
+        rows = t.reshape(-1, len(plane))
+        np.multiply(plane, rows, out=rows)
+        blocks = t.reshape(-1, self._qshape[0], len(plane))
+        for z in zpad:
+            blocks[:, z] = 0
 
     def _sweep(self, measure: bool = True) -> np.ndarray:
         """One red-black sweep over the active replicates; returns their max change (not
         computed, and the returned values meaningless, with ``measure=False``)."""
-        subs, ghosts, acc, chg, chg2, red, maxchg, below = self._views
-        dh, omega, floor = self._dh, self._omega, self._floor
+        subs, ghosts, acc_full, seg, hi, lo, maxchg = self._views
+        dh, floor = self._dh, self._floor
+        add, mul, maxat, minat = np.add, np.multiply, np.maximum.reduceat, np.minimum.reduceat
         for dst, src in ghosts:
             np.copyto(dst, src)
         maxchg.fill(0)
-        for c, nbs, s, den, held in subs:
-            np.add(nbs[0], nbs[1], out=acc)
+        for sub in subs:
+            c, nbs, s, den, acc, rows, gaps, chg, below = sub.run
+            add(nbs[0], nbs[1], out=acc)
             for nb in nbs[2:]:
-                np.add(acc, nb, out=acc)
-            np.multiply(dh, acc, out=acc)
-            np.add(acc, s, out=acc)
+                add(acc, nb, out=acc)
+            mul(dh, acc, out=acc)
+            add(acc, s, out=acc)
             np.divide(acc, den, out=acc)        # gs
             np.subtract(acc, c, out=acc)
-            if omega != 1:                      # omega * t is t itself for omega 1
-                np.multiply(omega, acc, out=acc)
-            np.add(c, acc, out=acc)             # c_new
+            mul(sub.w[0], rows, out=rows)       # t = omega t, and 0 in the padding
+            if gaps is not None:
+                gaps.fill(0)
+            held, t = sub.held, acc
             if floor is not None:               # projected SOR: c_new < floor -> floor
+                add(c, acc, out=acc)            # c_new
                 np.less(acc, floor, out=below)
                 np.copyto(acc, floor, where=below)
-            acc[held] = c[held]                 # ghosts and fixed voxels keep their value
-            if measure:
-                np.subtract(acc, c, out=chg)
-                np.abs(chg, out=chg)
-                np.max(chg2, axis=1, out=red)
-                np.maximum(maxchg, red, out=maxchg)
-            np.copyto(c, acc)
+                acc_full[held] = sub.c[held]    # the padding and fixed voxels keep their value
+                t = chg
+                np.subtract(acc, c, out=t)      # the step taken, c_new - c
+            elif held is not None:              # see _weights_keep_held
+                keep = sub.c[held]
+                acc_full[held] = 0
+            else:
+                acc_full[sub.fixed] = 0
+            if measure:                         # max |t| = max(max(t), -min(t)) per slot (no
+                maxat(t, seg, out=hi)           #   |t| pass; a change of ±0 gives +0, as |t|
+                minat(t, seg, out=lo)           #   does: maxchg starts at +0)
+                np.negative(lo, out=lo)
+                np.maximum(maxchg, hi, out=maxchg)
+                np.maximum(maxchg, lo, out=maxchg)
+            if floor is not None:
+                np.copyto(c, acc)
+                continue
+            add(c, acc, out=c)                  # c + t in place: a voxel of a colour reads
+            if held is not None:                #   only the other colour
+                sub.c[held] = keep
         return maxchg
 
     def _move(self, src: int, dst: int, rule: np.ndarray) -> None:
@@ -439,10 +525,21 @@ class FieldSolver:
             blk = self._blocks(self._c[p], slot + 1, True)[slot]
             c[(replicate,) + self._dom[p]] = blk[self._real[p]]
 
+    def _pose_sink(self, a) -> None:
+        """Only the denominator ``den0 + a`` of a problem whose ``c`` and ``s`` are set apart
+        and start at +0.0 everywhere (a multigrid correction level: nothing fixed, boundary
+        value 0; ``_weights_keep_held`` holds)."""
+        R, al = self.shape[0], (slice(None),)
+        for p in self._s:
+            np.add(self._den0, a[al + self._dom[p]],
+                   out=self._blocks(self._den[p], R)[al + self._real[p]])
+        self._fixed_rep = {p: [np.empty(0, dtype=np.intp)] * R for p in self._s}
+        self._exact = False
+
     def _scatter(self, c, a, s, fixed_mask, fv) -> None:
-        """Scatter the problem into the sub-lattice blocks (``fixed_mask`` None: nothing fixed)
-        and find, per sub-lattice and replicate, the block-local flat indices of the held
-        positions (its padding and its fixed voxels, ascending) that the views keep."""
+        """Scatter the problem into the sub-lattice blocks (``fixed_mask`` None: nothing fixed),
+        find per sub-lattice and replicate the block-local flat indices of the fixed voxels, and
+        decide whether the padding must be restored after each update (``_exact``)."""
         R, B, m = self.shape[0], self._B, self._margin
         al = (slice(None),)
         for p in self._parities:
@@ -450,8 +547,9 @@ class FieldSolver:
             self._blocks(self._c[p], R, True)[real] = c[dom]
             if p in self._s:   # not a sub-lattice without voxels (an extent of 1)
                 self._blocks(self._s[p], R)[real] = s[dom]
-                np.add(self._den0, a[dom], out=self._blocks(self._den[p], R)[real])
+        self._pose_sink(a)
         fixed = {p: np.empty(0, dtype=np.intp) for p in self._s}
+        vals = ()
         if fixed_mask is not None:   # the fixed voxels are few: set them by index
             flat = np.flatnonzero(fixed_mask)   # (np.nonzero of 4 axes is 7x slower)
             coords = []
@@ -474,12 +572,39 @@ class FieldSolver:
                 self._den[p][idx] = _F32(1)   # keeps the (discarded) value finite
                 self._s[p][idx] = _F32(0)
                 fixed[p] = idx
-        self._held_rep = {}
-        for p, idx in fixed.items():
+        self._fixed_rep = {}
+        for p, idx in fixed.items():   # ascending: split at the replicates' blocks
             cuts = np.searchsorted(idx, np.arange(1, R) * B)
-            self._held_rep[p] = [np.sort(np.concatenate((self._ghost[p], part - k * B)))
-                                 if len(part) else self._ghost[p]
-                                 for k, part in enumerate(np.split(idx, cuts))]
+            self._fixed_rep[p] = [part - k * B for k, part in enumerate(np.split(idx, cuts))]
+        self._exact = self._floor is not None or not self._weights_keep_held(c, a, s, vals)
+
+    def _weights_keep_held(self, c, a, s, fixed_values) -> bool:
+        """Whether adding ``t = 0`` (the padding's relaxation factor is 0; an unmeasured sweep
+        also zeroes ``t`` at the fixed voxels and adds in place) leaves every held value as it
+        is, for the whole solve.
+
+        It does unless a held value is -0.0 (``-0.0 + 0.0`` is ``+0.0``) or ``t`` is not
+        finite (``0 t`` is NaN). The padding holds the dirichlet boundary value or (neumann)
+        copies of the voxels on the domain's faces; a swept voxel never becomes -0.0 (``c + t``
+        is -0.0 only for ``c = t = -0.0``, and ``t = omega (gs - c)`` is -0.0 with ``c = -0.0``
+        only if ``gs`` is, which makes ``gs - c`` +0.0), so the fixed values and the faces of
+        the initial ``c`` decide. ``t`` stays finite where every input is (a NaN shows in a
+        max, an infinity in a max or min)."""
+        def signed_zero(v):
+            v = np.asarray(v, dtype=_F32)
+            return bool(np.any(v.view(np.uint32) == np.uint32(0x80000000)))
+
+        for x in (c, a, s, fixed_values):
+            if np.size(x) and not (np.isfinite(np.max(x)) and np.isfinite(np.min(x))):
+                return False
+        if signed_zero(fixed_values):
+            return False
+        if self.boundary == "dirichlet":
+            return not signed_zero(self.boundary_value)
+        split = (self.three_d, True, True)
+        return not any(split[ax] and (signed_zero(np.take(c, 0, axis=ax + 1))
+                                      or signed_zero(np.take(c, -1, axis=ax + 1)))
+                       for ax in range(3))
 
     def _stopping_rule(self, R: int) -> np.ndarray:
         """float32 (3, R) per slot: d_prev, r_prev (0) and noise (:func:`stopping_state`)."""
@@ -508,5 +633,5 @@ class FieldSolver:
                             lambda d: converged(d, rule, self._tol, self._rho_min),
                             lambda k, r: self._gather(c, k, r),
                             lambda src, dst: self._move(src, dst, rule), self._build_views)
-        self._held_rep = None           # per-solve; the views keep only their own indices
+        self._fixed_rep = None          # per-solve; the views keep only their own indices
         return iters

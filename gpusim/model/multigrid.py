@@ -223,7 +223,8 @@ class MultigridSolver:
             np.copyto(dst, src)
         out = {}
         f64 = np.float64
-        for p, (c, nbs, s, den, held) in zip(lv._sweep_order, subs):
+        for p, sub in zip(lv._sweep_order, subs):
+            c, nbs, s, den = sub.c, sub.nbs, sub.s, sub.den
             t = nbs[0].astype(f64)
             for nb in nbs[1:]:
                 np.add(t, nb, out=t)                 # float32 operands widen exactly
@@ -233,7 +234,7 @@ class MultigridSolver:
             np.multiply(u, c, out=u)
             np.subtract(t, u, out=t)
             r = t.astype(_F32)
-            r[held] = 0
+            r[sub.fixed] = 0                     # (the padding is not restricted)
             out[p] = lv._blocks(r, n)[(slice(None),) + lv._real[p]]
         return out
 
@@ -284,11 +285,11 @@ class MultigridSolver:
         parts = dict(zip((0, 1), _prolong_pair(t, 1, Z))) if self.three_d else {0: t}
         parts = {(pz, py): v for pz, e in parts.items() for py, v in enumerate(_prolong_pair(e, 2, Y))}
         parts = {k + (px,): v for k, e in parts.items() for px, v in enumerate(_prolong_pair(e, 3, X))}
-        for (c, _, _, _, held), p in zip(lv._views[0], lv._sweep_order):
-            keep = c[held]
+        for sub, p in zip(lv._views[0], lv._sweep_order):
+            keep = sub.c[sub.fixed]                  # (the padding is not added to)
             real = self._real(lv, lv._c, p, n)
             np.add(parts[p], real, out=real)
-            c[held] = keep
+            sub.c[sub.fixed] = keep
 
     def _move(self, src: int, dst: int, rule: np.ndarray) -> None:
         """Move slot src's data to slot dst on every level (the stopping rule's with level 0)."""
@@ -316,15 +317,13 @@ class MultigridSolver:
     def _setup(self, start, a, s, fixed, fv) -> None:
         """Scatter the problem into every level (coarse sinks: the children's mean)."""
         R = self.shape[0]
-        zero = np.zeros(self.shape, dtype=_F32)
         for l, lv in enumerate(self.levels):
             if l == 0:
                 lv._scatter(start, a, s, fixed, fv)
                 a = a if fixed is None else np.where(fixed, self._sink_fixed, a)
-            else:
+            else:   # a correction level: its c and s are set by each cycle (_set_coarse)
                 a = _child_mean(a, self.shapes[l])
-                zero = np.zeros((R,) + self.shapes[l], dtype=_F32)
-                lv._scatter(zero, a, zero, None, None)
+                lv._pose_sink(a)
         # the one-voxel level: its sink and den (slot order; moved with the slots)
         self._coarse_a = a.reshape(R).copy()
         self._coarse_den = (self.levels[-1]._den0 + a).reshape(R)
@@ -346,13 +345,13 @@ class MultigridSolver:
         def cycle(n: int) -> np.ndarray:
             """One V-cycle of the first n slots; their max change."""
             subs = lv0._views[0]
-            before = [sub[0].copy() for sub in subs]
+            before = [sub.c.copy() for sub in subs]
             self._vcycle(0, n)
             d = np.zeros(n, dtype=_F32)
-            for b, (cv, _, _, _, held) in zip(before, subs):
-                np.subtract(cv, b, out=b)
-                np.abs(b, out=b)
-                b[held] = 0
+            for b, sub in zip(before, subs):
+                np.subtract(sub.c, b, out=b)          # (0 at the fixed voxels, which
+                np.abs(b, out=b)                      #   keep their value)
+                lv0._relax(b, sub.w)                  # 0 in the padding (factor 1 elsewhere)
                 np.maximum(d, b.reshape(n, -1).max(axis=1), out=d)
             return d
 
@@ -365,7 +364,7 @@ class MultigridSolver:
                             lambda k, r: lv0._gather(c, k, r),
                             lambda src, dst: self._move(src, dst, rule), views)
         for lv in self.levels:
-            lv._held_rep = None
+            lv._fixed_rep = None
         return iters
 
 
