@@ -107,9 +107,13 @@ NumPy call over all active replicates. A colour is 2 (2D) or 4 (3D) sub-lattices
 positions ("ghosts") hold ``boundary_value`` (dirichlet) or, refreshed at the start of every
 sweep, a copy of the boundary voxel they mirror (neumann: a voxel is written once per sweep, after
 it has been read through its ghost, so the start-of-sweep copy is exactly "its own current
-value"). Ghosts and fixed voxels are computed along with the rest and then reset to their held
-value, so they never change. Converged replicates are compacted out of the working set, so later
-sweeps cost only the active ones.
+value"). Ghosts are computed along with the rest with a relaxation factor of 0 (``t = 0`` there:
+``c + 0`` is ``c``) and fixed voxels get ``t = 0``, so neither changes and ``c`` is updated in
+place; where ``c + 0`` would not be exact (a held -0.0, or a non-finite input:
+``FieldSolver._weights_keep_held``) and with a floor, their values are restored instead. In 3D
+a sweep computes only from the first real z-plane of the first block to the last of the last.
+Converged replicates are compacted out of the working set, so later sweeps cost only the active
+ones.
 """
 
 from __future__ import annotations
