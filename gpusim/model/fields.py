@@ -593,7 +593,8 @@ class FieldSolver:
         is -0.0 only for ``c = t = -0.0``, and ``t = omega (gs - c)`` is -0.0 with ``c = -0.0``
         only if ``gs`` is, which makes ``gs - c`` +0.0), so the fixed values and the faces of
         the initial ``c`` decide. ``t`` stays finite where every input is (a NaN shows in a
-        max, an infinity in a max or min)."""
+        max, an infinity in a max or min), unless an intermediate overflows float32: values
+        near 1e37 (``|c| dh`` near 3e38) are not guarded against yet (docs/fields.md)."""
         def signed_zero(v):
             v = np.asarray(v, dtype=_F32)
             return bool(np.any(v.view(np.uint32) == np.uint32(0x80000000)))
