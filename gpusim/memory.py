@@ -11,11 +11,12 @@ The estimate is derived, not tabulated by hand where the code declares it:
 * **field solvers** (gpusim/model/fields.py ``FieldSolver``): one per field of the probe's
   ``FieldsPhase``; each holds, per parity sub-lattice, a padded block per replicate of the field
   (float32, the state's field dtype) with a margin, and per non-empty sub-lattice the source and
-  denominator (float32), the relaxation factors of a block's (y, x) plane and the
-  block-local flat indices (intp) of its padding; one sub-lattice's worth of two float32 work buffers (and a bool one with a floor);
-  after the first solve the flat indices (intp) of its fixed voxels (vessels for oxygen and
-  glucose) and, with a floor, of all its held positions (padding and fixed voxels).  The layout mirrors the module's "NumPy realisation"; tests/test_memory_estimate.py
-  checks it byte for byte against real solvers.
+  denominator (float32), the relaxation factors of a block's (y, x) plane and the block-local
+  flat indices (intp) of its padding; one sub-lattice's worth of a float32 work buffer (with a
+  floor another and a bool one); after the first solve the flat indices (intp) of its fixed
+  voxels (vessels for oxygen and glucose) and, with a floor, of all its held positions (padding
+  and fixed voxels).  The layout mirrors the module's "NumPy realisation";
+  tests/test_memory_estimate.py checks it byte for byte against real solvers.
 * **outputs**: the snapshot of ``run.snapshot_replicates`` replicates (dtypes of engine.SNAPSHOTS)
   and one interval of metrics (float64 each), profiles and events; the observation helpers'
   radial shell index and one replicate's working set of the infiltration depth

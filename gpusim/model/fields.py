@@ -393,7 +393,8 @@ class FieldSolver:
         self._s = {p: np.zeros(R * B, dtype=_F32) for p in active}
         self._den = {p: np.ones(R * B, dtype=_F32) for p in active}
         # the relaxation factor of each position of a block's (y, x) plane: omega, 0 in the
-        # padding; in 3D the padding planes of z are zeroed apart (``_relax``)
+        # padding; in 3D the padding planes of z are skipped or zeroed apart (``_sweep``,
+        # ``_relax``)
         self._w, self._zpad = {}, {}
         for p in active:
             w = np.zeros(self._qshape[1:], dtype=_F32)
@@ -583,9 +584,9 @@ class FieldSolver:
         self._exact = self._floor is not None or not self._weights_keep_held(c, a, s, vals)
 
     def _weights_keep_held(self, c, a, s, fixed_values) -> bool:
-        """Whether adding ``t = 0`` (the padding's relaxation factor is 0; an unmeasured sweep
-        also zeroes ``t`` at the fixed voxels and adds in place) leaves every held value as it
-        is, for the whole solve.
+        """Whether adding ``t = 0`` in place (the padding's relaxation factor is 0, and a sweep
+        without a floor zeroes ``t`` at the fixed voxels) leaves every held value as it is, for
+        the whole solve.
 
         It does unless a held value is -0.0 (``-0.0 + 0.0`` is ``+0.0``) or ``t`` is not
         finite (``0 t`` is NaN). The padding holds the dirichlet boundary value or (neumann)
